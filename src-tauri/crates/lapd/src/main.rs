@@ -1,0 +1,388 @@
+//! `lapd`: the reference LAP server's command line.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use lap_proto::{LicenseKey, LicenseKind, ServerPublicKeys, Uuid};
+use lapd::catalog::{Catalog, NewLicense, add_license};
+use lapd::ratelimit::RateLimiter;
+use lapd::server::{Server, bind, run, watch_catalog};
+use lapd::store::Store;
+use lapd::{bench, keys};
+use serde::Deserialize;
+
+/// The reference License Activation Protocol server.
+///
+/// Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "lapd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the server's X25519 and Ed25519 keys (secret files 0600, public `server.toml`).
+    Keygen {
+        /// Directory to write the keys into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing keys: products provisioned with the old ones stop activating.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve LAP on UDP. Prints the bound address as the first line on stdout.
+    Serve(ServeArgs),
+    /// Manage licenses in a catalog.
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Check a catalog file and print a summary.
+    CheckCatalog { catalog: PathBuf },
+    /// Load-test a running lapd with pre-built valid requests; prints responses/s and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML file with any of: listen, keys, catalog, db, threads, rate_limit, burst.
+    /// Flags given on the command line win; relative paths are relative to the file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:4711 or [::]:4711; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory written by `lapd keygen`.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Catalog TOML (SKUs and licenses); reloaded when it changes.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// SQLite file holding seat assignments (created if missing).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Worker threads, one socket each; 0 means one per core.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Requests per second allowed from one source address; 0 turns limiting off.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Requests one source may send at once before the rate applies.
+    #[arg(long)]
+    burst: Option<u32>,
+    /// Seconds added to this machine's clock (for tests and demos that play with time).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    time_offset: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    keys: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+    db: Option<PathBuf>,
+    threads: Option<usize>,
+    rate_limit: Option<u32>,
+    burst: Option<u32>,
+}
+
+const DEFAULT_RATE_LIMIT: u32 = 20;
+const DEFAULT_BURST: u32 = 40;
+
+#[derive(Debug, Subcommand)]
+enum LicenseCommand {
+    /// Add a license with a fresh key to the catalog and print the key.
+    New {
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        sku: Uuid,
+        /// perpetual, term or subscription (default: perpetual, or term when --days is given).
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seats: u32,
+        /// Term in days from the license's first activation.
+        #[arg(long)]
+        days: Option<u32>,
+        /// A feature to grant (repeatable).
+        #[arg(long = "feature")]
+        features: Vec<String>,
+        /// Text shown to the user (at most 200 bytes).
+        #[arg(long)]
+        notice: Option<String>,
+        /// Print a JSON object with `key` and `key_hex`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The lapd to load.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The server's public keys: its `server.toml` (or any file with that `[server]` table).
+    #[arg(long)]
+    public: PathBuf,
+    #[arg(long)]
+    sku: Uuid,
+    /// A license key for that SKU; without one, evaluation requests are sent.
+    #[arg(long)]
+    key: Option<String>,
+    /// Send add-on requests (the SKU must be an add-on).
+    #[arg(long)]
+    addon: bool,
+    /// Requests per second in total; 0 sends as fast as answers arrive.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Clients (sockets) sending in parallel, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Distinct requests built before the run.
+    #[arg(long, default_value_t = 512)]
+    requests: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Catalog(#[from] lapd::catalog::CatalogError),
+    #[error(transparent)]
+    Store(#[from] lapd::store::StoreError),
+    #[error(transparent)]
+    Bench(#[from] bench::BenchError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAPD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lapd: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Keygen { out, force } => {
+            let keys = keys::generate(&out, force)?;
+            print!("{}", keys::public_snippet(&keys));
+            eprintln!(
+                "lapd: keys written to {} (secret files are mode 0600)",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Serve(args) => serve(args),
+        Command::License(LicenseCommand::New {
+            catalog,
+            sku,
+            kind,
+            seats,
+            days,
+            features,
+            notice,
+            json,
+        }) => {
+            let kind = match kind.as_deref() {
+                None if days.is_some() => LicenseKind::Term,
+                None | Some("perpetual") => LicenseKind::Perpetual,
+                Some("term") => LicenseKind::Term,
+                Some("subscription") => LicenseKind::Subscription,
+                Some(other) => {
+                    return Err(CliError::Usage(format!(
+                        "--kind {other:?}: use perpetual, term or subscription"
+                    )));
+                }
+            };
+            let key = LicenseKey::generate(|| {
+                let mut bytes = [0u8; 16];
+                // A failing OS RNG is unrecoverable; all-zero would be refused as a license key.
+                getrandom::fill(&mut bytes).expect("the operating system's random source");
+                bytes
+            });
+            let new = NewLicense {
+                sku,
+                kind,
+                seats,
+                days,
+                features,
+                notice,
+            };
+            add_license(&catalog, &new, &key)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "key": key.to_display(),
+                        "key_hex": hex::encode(key.as_bytes()),
+                        "sku": sku,
+                        "kind": kind.as_str(),
+                        "seats": seats,
+                        "days": days,
+                    })
+                );
+            } else {
+                println!("{}", key.to_display());
+            }
+            Ok(())
+        }
+        Command::CheckCatalog { catalog } => {
+            let loaded = Catalog::load(&catalog)?;
+            println!(
+                "{}: {} SKUs, {} licenses: OK",
+                catalog.display(),
+                loaded.skus().count(),
+                loaded.licenses().count()
+            );
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let (x, ed) = keys::load_public(&args.public)?;
+            let public_keys = ServerPublicKeys::from_bytes(x, &ed)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", args.public.display())))?;
+            let key = args
+                .key
+                .as_deref()
+                .map(LicenseKey::parse)
+                .transpose()
+                .map_err(|e| CliError::Usage(format!("--key: {e}")))?;
+            let mut machine_hash = [0u8; 32];
+            getrandom::fill(&mut machine_hash).map_err(|e| CliError::Usage(e.to_string()))?;
+            let report = bench::run(bench::BenchConfig {
+                server: args.server,
+                public_keys,
+                sku: args.sku,
+                key,
+                addon: args.addon,
+                rate: args.rate,
+                seconds: args.seconds,
+                concurrency: args.concurrency,
+                distinct_requests: args.requests,
+                machine_hash,
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn resolve(base: Option<&Path>, path: PathBuf) -> PathBuf {
+    match base {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let (file, base) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?;
+            let file: ServeFile = toml::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {}", path.display(), e.message())))?;
+            (file, path.parent().map(Path::to_owned))
+        }
+        None => (ServeFile::default(), None),
+    };
+    let missing =
+        |what: &str| CliError::Usage(format!("serve needs --{what} (or `{what}` in --config)"));
+    let listen = args
+        .listen
+        .or(file.listen)
+        .ok_or_else(|| missing("listen"))?;
+    let keys_dir = args
+        .keys
+        .or_else(|| file.keys.map(|p| resolve(base.as_deref(), p)))
+        .ok_or_else(|| missing("keys"))?;
+    let catalog_path = args
+        .catalog
+        .or_else(|| file.catalog.map(|p| resolve(base.as_deref(), p)))
+        .ok_or_else(|| missing("catalog"))?;
+    let db_path = args
+        .db
+        .or_else(|| file.db.map(|p| resolve(base.as_deref(), p)))
+        .ok_or_else(|| missing("db"))?;
+    let threads = match args.threads.or(file.threads).unwrap_or(0) {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let rate = args
+        .rate_limit
+        .or(file.rate_limit)
+        .unwrap_or(DEFAULT_RATE_LIMIT);
+    let burst = args.burst.or(file.burst).unwrap_or(DEFAULT_BURST);
+
+    let keys = keys::load(&keys_dir)?;
+    let catalog = Catalog::load(&catalog_path)?;
+    let store = Store::open(&db_path)?;
+    let sockets = bind(listen, threads).map_err(|source| CliError::Io {
+        context: format!("binding {listen}"),
+        source,
+    })?;
+    let bound = sockets[0].local_addr().map_err(|source| CliError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
+    tracing::info!(
+        %bound, threads, skus = catalog.skus().count(), licenses = catalog.licenses().count(),
+        rate_limit = rate, burst, "lapd serving"
+    );
+    let server = Arc::new(Server::new(
+        keys,
+        catalog,
+        store,
+        RateLimiter::new(rate, burst),
+        args.time_offset,
+    ));
+    let stop = server.stop_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| CliError::Io {
+            context: "installing signal handlers".into(),
+            source,
+        })?;
+    }
+    // The first stdout line is the contract with scripts and tests: the bound address.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{bound}");
+    let _ = stdout.flush();
+    watch_catalog(&server, catalog_path, Duration::from_secs(1));
+    run(&server, sockets);
+    tracing::info!(stats = %server.stats.summary(), "lapd stopped");
+    Ok(())
+}
