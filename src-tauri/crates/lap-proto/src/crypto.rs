@@ -140,7 +140,8 @@ impl EphemeralSecret {
 }
 
 /// The two directional keys of one exchange.
-pub(crate) struct SessionKeys {
+#[derive(Debug)]
+pub struct SessionKeys {
     pub client_to_server: SymmetricKey,
     pub server_to_client: SymmetricKey,
 }
@@ -159,8 +160,9 @@ pub(crate) fn derive_session_keys(
     Ok(kdf(ephemeral_public, server, shared.as_bytes()))
 }
 
-/// The KDF of profile §1, exposed for known-answer tests.
-pub(crate) fn kdf(
+/// The KDF of profile §1 on an already computed shared secret (public for known-answer
+/// tests; the exchange functions call it after rejecting an all-zero secret).
+pub fn kdf(
     ephemeral_public: &[u8; 32],
     server: &ServerPublicKeys,
     shared_secret: &[u8; 32],

@@ -52,6 +52,38 @@ pub fn seal_request(
     Ok((datagram, pending))
 }
 
+/// Seals arbitrary request plaintext bytes, skipping every rule of [`Request::encode`].
+/// Only for hostile-client simulations and negative tests: a real client uses
+/// [`seal_request`]. The all-zero shared secret is still refused.
+pub fn seal_raw_request(
+    server: &ServerPublicKeys,
+    plaintext: &[u8],
+    ephemeral: &EphemeralSecret,
+    expected_client_id: Uuid,
+    expected_sku_id: Uuid,
+) -> Result<(Vec<u8>, PendingExchange)> {
+    let ephemeral_public = ephemeral.public_key();
+    let keys = derive_session_keys(
+        ephemeral.secret(),
+        &server.x25519,
+        &ephemeral_public,
+        server,
+    )?;
+    let mut datagram = Vec::with_capacity(EPHEMERAL_LEN + plaintext.len() + TAG_LEN);
+    datagram.extend_from_slice(&ephemeral_public);
+    datagram.extend_from_slice(plaintext);
+    let tag = seal_in_place(&keys.client_to_server, &mut datagram[EPHEMERAL_LEN..]);
+    datagram.extend_from_slice(&tag);
+    let pending = PendingExchange {
+        server: server.clone(),
+        server_to_client: keys.server_to_client,
+        client_id: expected_client_id,
+        sku_id: expected_sku_id,
+        request_datagram_len: datagram.len(),
+    };
+    Ok((datagram, pending))
+}
+
 /// One attempt in flight: what the client needs to recognise and open its answer.
 pub struct PendingExchange {
     server: ServerPublicKeys,

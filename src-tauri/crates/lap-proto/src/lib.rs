@@ -22,7 +22,7 @@ pub use crypto::{EphemeralSecret, HKDF_INFO, ServerPublicKeys, ServerSecretKeys}
 pub use error::{AuthStage, Field, ProtoError};
 pub use exchange::{
     Activation, PendingExchange, ResponseSealer, check_request_datagram_len, open_any,
-    open_request, seal_request,
+    open_request, seal_raw_request, seal_request,
 };
 pub use license_key::{LicenseKey, LicenseKeyError};
 pub use record::{ActivationRecord, VerifiedActivation};

@@ -400,8 +400,17 @@ mod tests {
     const BASE: &str = "6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11";
     const ADDON: &str = "0d3f4b43-4c39-4a43-9a3e-5f7a1c0e9b12";
 
+    fn key_from(n: u8) -> LicenseKey {
+        // A deterministic draw that moves on, as generate re-draws untypeable keys.
+        let mut draw = [n; 16];
+        LicenseKey::generate(move || {
+            draw[15] = draw[15].wrapping_add(1);
+            draw
+        })
+    }
+
     fn key() -> LicenseKey {
-        LicenseKey::generate(|| [0x42; 16])
+        key_from(0x42)
     }
 
     fn catalog_text(extra: &str) -> String {
@@ -521,7 +530,7 @@ mod tests {
             sku: Uuid::from_u128(7),
             ..new
         };
-        assert!(add_license(&path, &bad, &LicenseKey::generate(|| [7; 16])).is_err());
+        assert!(add_license(&path, &bad, &key_from(7)).is_err());
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             text,
