@@ -212,3 +212,36 @@ fn bad_configuration_is_a_clear_error() {
     assert!(!out.status.success(), "unknown SKU refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown SKU"));
 }
+
+#[test]
+fn lapd_probe_reports_grants_and_explains_silence() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "30", "--notice", "Demo licence"]);
+    let server = vendor.serve(&[]);
+    let addr = server.addr.to_string();
+    let public = vendor.path("keys/server.toml");
+    let sku = BASE_SKU.to_string();
+    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", &key, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(answer["kind"], "term");
+    assert_eq!(answer["notice"], "Demo licence");
+    assert_eq!(answer["sku"], sku);
+
+    let mut draw = [0x5a_u8; 16];
+    let wrong = lap_proto::LicenseKey::generate(|| {
+        draw[0] = draw[0].wrapping_add(1);
+        draw
+    })
+    .to_display();
+    let wrong = wrong.as_str();
+    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", wrong, "--attempts", "1", "--wait-ms", "200"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no answer") && stderr.contains("clock"), "{stderr}");
+    assert!(!stderr.contains(wrong), "the key is never echoed");
+
+    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", "ABCD"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"), "a malformed key is refused before sending");
+}

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod fsutil;
 pub mod keys;
 pub mod policy;
+pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

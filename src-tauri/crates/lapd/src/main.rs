@@ -44,8 +44,38 @@ enum Command {
     License(LicenseCommand),
     /// Check a catalog file and print a summary.
     CheckCatalog { catalog: PathBuf },
+    /// Send one activation request and print what the server grants (or why it may be silent).
+    Probe(ProbeArgs),
     /// Load-test a running lapd with pre-built valid requests; prints responses/s and latency.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// The server to ask, HOST:PORT.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The server's public keys: its `server.toml` (or any file with that `[server]` table).
+    #[arg(long)]
+    public: PathBuf,
+    #[arg(long)]
+    sku: Uuid,
+    /// A license key; without one, an evaluation is asked for.
+    #[arg(long)]
+    key: Option<String>,
+    /// Ask as an add-on installation (the SKU must be an add-on).
+    #[arg(long)]
+    addon: bool,
+    /// A 32-byte machine hash in hex (default: random, which takes a new seat).
+    #[arg(long)]
+    machine: Option<String>,
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
+    /// Milliseconds to wait for each attempt's answer.
+    #[arg(long, default_value_t = 1000)]
+    wait_ms: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +194,8 @@ enum CliError {
     Store(#[from] lapd::store::StoreError),
     #[error(transparent)]
     Bench(#[from] bench::BenchError),
+    #[error(transparent)]
+    Probe(#[from] lapd::probe::ProbeError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -266,18 +298,39 @@ fn execute(command: Command) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Probe(args) => {
+            let public_keys = read_public_keys(&args.public)?;
+            let key = parse_key(args.key.as_deref())?;
+            let machine_hash = match args.machine.as_deref() {
+                Some(text) => {
+                    let mut out = [0u8; 32];
+                    hex::decode_to_slice(text, &mut out)
+                        .map_err(|_| CliError::Usage("--machine takes 64 hex digits".into()))?;
+                    out
+                }
+                None => random_machine_hash()?,
+            };
+            let answer = lapd::probe::run(&lapd::probe::Probe {
+                server: args.server,
+                public_keys,
+                sku: args.sku,
+                key,
+                addon: args.addon,
+                machine_hash,
+                attempts: args.attempts.max(1),
+                wait: Duration::from_millis(args.wait_ms),
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string(&answer).unwrap_or_default());
+            } else {
+                println!("{answer}");
+            }
+            Ok(())
+        }
         Command::Bench(args) => {
-            let (x, ed) = keys::load_public(&args.public)?;
-            let public_keys = ServerPublicKeys::from_bytes(x, &ed)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", args.public.display())))?;
-            let key = args
-                .key
-                .as_deref()
-                .map(LicenseKey::parse)
-                .transpose()
-                .map_err(|e| CliError::Usage(format!("--key: {e}")))?;
-            let mut machine_hash = [0u8; 32];
-            getrandom::fill(&mut machine_hash).map_err(|e| CliError::Usage(e.to_string()))?;
+            let public_keys = read_public_keys(&args.public)?;
+            let key = parse_key(args.key.as_deref())?;
+            let machine_hash = random_machine_hash()?;
             let report = bench::run(bench::BenchConfig {
                 server: args.server,
                 public_keys,
@@ -298,6 +351,21 @@ fn execute(command: Command) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn read_public_keys(path: &Path) -> Result<ServerPublicKeys, CliError> {
+    let (x, ed) = keys::load_public(path)?;
+    ServerPublicKeys::from_bytes(x, &ed).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+fn parse_key(text: Option<&str>) -> Result<Option<LicenseKey>, CliError> {
+    text.map(LicenseKey::parse).transpose().map_err(|e| CliError::Usage(format!("--key: {e}")))
+}
+
+fn random_machine_hash() -> Result<[u8; 32], CliError> {
+    let mut machine_hash = [0u8; 32];
+    getrandom::fill(&mut machine_hash).map_err(|e| CliError::Usage(format!("no randomness: {e}")))?;
+    Ok(machine_hash)
 }
 
 fn resolve(base: Option<&Path>, path: PathBuf) -> PathBuf {
