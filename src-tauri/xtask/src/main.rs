@@ -1,1 +1,160 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's own entry points, so the README and CI run the same
+//! steps. Plain `std::process::Command` calls: every step is visible in the output.
+//!
+//! - `setup`: the tools the tests need beyond cargo (cargo-fuzz, a Python venv for the
+//!   independent vector generator);
+//! - `test`: format, lints, every test, the vector cross-check, a short fuzz run;
+//! - `demo`: a lapd on loopback with a demo catalog and one activation round trip;
+//! - `bench`: criterion costs of the protocol and lapd's throughput and latency.
+
+mod bench;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// A failed step: what was run and how it ended.
+#[derive(Debug)]
+pub struct StepError(String);
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, StepError>;
+
+pub fn fail(message: impl Into<String>) -> StepError {
+    StepError(message.into())
+}
+
+/// The repository root (xtask lives in `src-tauri/xtask`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Runs a command in the repository root, echoing it, failing on a non-zero exit.
+pub fn cmd(program: &str, args: &[&str]) -> Result {
+    run_in(&root(), program, args, &[])
+}
+
+pub fn run_in(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| fail(format!("cannot start {program}: {e}")))?;
+    if status.success() { Ok(()) } else { Err(fail(format!("`{program} {}` failed ({status})", args.join(" ")))) }
+}
+
+/// Runs a titled step and reports its duration.
+pub fn step(title: &str, body: impl FnOnce() -> Result) -> Result {
+    println!("\n=== {title}");
+    let started = Instant::now();
+    let result = body();
+    println!("=== {title}: {} in {:.1} s", if result.is_ok() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f64());
+    result
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    Command::new("cargo").args([name, "--version"]).output().is_ok_and(|o| o.status.success())
+}
+
+const CRYPTOGRAPHY_VERSION: &str = "48.0.0";
+
+fn python_venv() -> PathBuf {
+    target_dir().join("pyvenv")
+}
+
+fn setup() -> Result {
+    step("setup: cargo-fuzz", || {
+        if has_cargo_subcommand("fuzz") {
+            println!("cargo-fuzz is installed");
+            Ok(())
+        } else {
+            cmd("cargo", &["install", "cargo-fuzz", "--locked"])
+        }
+    })?;
+    step("setup: Python venv for the independent vector generator", || {
+        let venv = python_venv();
+        let python = venv.join("bin/python");
+        let pinned = Command::new(&python)
+            .args(["-c", &format!("import cryptography,sys; sys.exit(cryptography.__version__ != '{CRYPTOGRAPHY_VERSION}')")])
+            .status()
+            .is_ok_and(|s| s.success());
+        if pinned {
+            println!("cryptography {CRYPTOGRAPHY_VERSION} is installed in {}", venv.display());
+            return Ok(());
+        }
+        cmd("python3", &["-m", "venv", venv.to_str().expect("utf-8 path")])?;
+        cmd(
+            python.to_str().expect("utf-8 path"),
+            &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &format!("cryptography=={CRYPTOGRAPHY_VERSION}")],
+        )
+    })
+}
+
+fn test(fuzz_seconds: u32) -> Result {
+    let started = Instant::now();
+    setup()?;
+    step("format", || cmd("cargo", &["fmt", "--all", "--check"]))?;
+    step("lints (clippy, warnings are errors)", || {
+        cmd("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+    })?;
+    step("build every binary", || cmd("cargo", &["build", "--workspace", "--bins", "--locked"]))?;
+    step("tests", || cmd("cargo", &["test", "--workspace", "--locked"]))?;
+    step("vectors: the independent Python implementation still produces the committed files", || {
+        let python = python_venv().join("bin/python");
+        cmd(python.to_str().expect("utf-8 path"), &["tests/vectors/gen_vectors.py", "--check"])
+    })?;
+    step(&format!("fuzz smoke ({fuzz_seconds} s per target)"), || {
+        let dir = root().join("src-tauri/crates/lap-proto/fuzz");
+        run_in(&dir, "bash", &["smoke.sh", &fuzz_seconds.to_string()], &[])
+    })?;
+    println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn usage() -> Result {
+    Err(fail(
+        "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors>\n\
+         \n  setup    install the tools the tests need (cargo-fuzz, Python venv)\
+         \n  test     format, lints, all tests, vector cross-check, fuzz smoke\
+         \n  demo     run lapd with a demo catalog and activate once (--exit: stop after that)\
+         \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
+         \n  vectors  regenerate tests/vectors/*.json with the independent Python generator",
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["setup"] => setup(),
+        ["test"] => test(20),
+        ["test", "--fuzz-seconds", n] => n.parse().map_err(|_| fail("--fuzz-seconds takes a number")).and_then(test),
+        ["demo"] => demo::run(false),
+        ["demo", "--exit"] => demo::run(true),
+        ["bench"] => bench::run(),
+        ["vectors"] => setup().and_then(|()| {
+            let python = python_venv().join("bin/python");
+            cmd(python.to_str().expect("utf-8 path"), &["tests/vectors/gen_vectors.py"])
+        }),
+        _ => usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -255,10 +255,13 @@ fn bench_primitives(c: &mut Criterion) {
     group.finish();
 }
 
+/// Plots take longer than the measurements on a small machine, so they are off by default;
+/// `-- --plotting-backend plotters` brings the HTML report back.
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
+        .without_plots()
 }
 
 criterion_group! {
@@ -315,8 +318,38 @@ fn candidate_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// The mean of `group/bench` in ns, if criterion wrote it during this run.
-fn fresh_mean_ns(dir: &Path, group: &str, bench: &str, since: SystemTime) -> Option<f64> {
+/// Criterion's estimate of a mean, in µs: the point and its confidence interval.
+#[derive(Clone, Copy, Default)]
+struct Mean {
+    point: f64,
+    low: f64,
+    high: f64,
+}
+
+impl std::ops::Add for Mean {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            point: self.point + other.point,
+            low: self.low + other.low,
+            high: self.high + other.high,
+        }
+    }
+}
+
+impl Mean {
+    /// The ratio of two means, with the widest range their intervals allow.
+    fn ratio(self, sum: Self) -> Self {
+        Self {
+            point: self.point / sum.point,
+            low: self.low / sum.high,
+            high: self.high / sum.low,
+        }
+    }
+}
+
+/// The mean of `group/bench`, if criterion wrote it during this run.
+fn fresh_mean(dir: &Path, group: &str, bench: &str, since: SystemTime) -> Option<Mean> {
     let path = dir
         .join(group)
         .join(bench)
@@ -328,7 +361,21 @@ fn fresh_mean_ns(dir: &Path, group: &str, bench: &str, since: SystemTime) -> Opt
     }
     let text = std::fs::read_to_string(&path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    let mean = &json["mean"];
+    let interval = &mean["confidence_interval"];
+    Some(Mean {
+        point: mean["point_estimate"].as_f64()? / 1e3,
+        low: interval["lower_bound"].as_f64()? / 1e3,
+        high: interval["upper_bound"].as_f64()? / 1e3,
+    })
+}
+
+/// This run's means of both composites and of their primitives.
+struct Means {
+    client: Mean,
+    client_primitives: Mean,
+    server: Mean,
+    server_primitives: Mean,
 }
 
 /// The directory holding this run's estimates and every mean the summary needs, or why not.
@@ -336,7 +383,7 @@ fn collect_means(since: SystemTime) -> Result<(PathBuf, Means), String> {
     let dirs = candidate_dirs();
     let Some(dir) = dirs
         .iter()
-        .find(|dir| fresh_mean_ns(dir, "lap", "client_exchange", since).is_some())
+        .find(|dir| fresh_mean(dir, "lap", "client_exchange", since).is_some())
     else {
         let looked: Vec<String> = dirs
             .iter()
@@ -346,27 +393,26 @@ fn collect_means(since: SystemTime) -> Result<(PathBuf, Means), String> {
         return Err(format!(
             "criterion wrote no estimates in this run (quick `--test`/`--list` mode, a filter \
              that skipped lap/client_exchange, a discarded baseline or cargo-criterion); \
-             looked in {}",
+             looked in [{}]",
             looked.join(", ")
         ));
     };
     let mut missing = Vec::new();
     let mut get = |group: &str, bench: &str| {
-        fresh_mean_ns(dir, group, bench, since).unwrap_or_else(|| {
+        fresh_mean(dir, group, bench, since).unwrap_or_else(|| {
             missing.push(format!("{group}/{bench}"));
-            f64::NAN
+            Mean::default()
         })
     };
-    let client_ns = get("lap", "client_exchange");
-    let server_ns = get("lap", "server_turn");
-    let client_parts: Vec<f64> = CLIENT_PRIMITIVES
-        .iter()
-        .map(|(bench, _)| get("primitives", bench))
-        .collect();
-    let server_parts: Vec<f64> = SERVER_PRIMITIVES
-        .iter()
-        .map(|(bench, _)| get("primitives", bench))
-        .collect();
+    let client = get("lap", "client_exchange");
+    let server = get("lap", "server_turn");
+    let mut sum = |parts: &[(&str, &str)]| {
+        parts.iter().fold(Mean::default(), |sum, (bench, _)| {
+            sum + get("primitives", bench)
+        })
+    };
+    let client_primitives = sum(CLIENT_PRIMITIVES);
+    let server_primitives = sum(SERVER_PRIMITIVES);
     if !missing.is_empty() {
         return Err(format!(
             "no estimate from this run for {} in {}",
@@ -377,28 +423,31 @@ fn collect_means(since: SystemTime) -> Result<(PathBuf, Means), String> {
     Ok((
         dir.clone(),
         Means {
-            client: client_ns / 1e3,
-            client_primitives: client_parts.iter().sum::<f64>() / 1e3,
-            server: server_ns / 1e3,
-            server_primitives: server_parts.iter().sum::<f64>() / 1e3,
+            client,
+            client_primitives,
+            server,
+            server_primitives,
         },
     ))
 }
 
-/// Means in µs.
-struct Means {
-    client: f64,
-    client_primitives: f64,
-    server: f64,
-    server_primitives: f64,
+fn names(parts: &[(&str, &str)]) -> String {
+    let names: Vec<&str> = parts.iter().map(|(_, short)| *short).collect();
+    format!("({})", names.join(" + "))
 }
 
-fn names(parts: &[(&str, &str)]) -> String {
-    parts
-        .iter()
-        .map(|(_, short)| *short)
-        .collect::<Vec<_>>()
-        .join(" + ")
+/// A note when other processes competed for the CPU, which makes means and ratios noisy.
+fn load_note() -> Option<String> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let one_minute: f64 = loadavg.split_whitespace().next()?.parse().ok()?;
+    let cpus = std::thread::available_parallelism().ok()?.get();
+    let busy = one_minute > f64::from(u32::try_from(cpus).unwrap_or(u32::MAX)) - 0.5;
+    busy.then(|| {
+        format!(
+            "note: load average {one_minute:.1} on {cpus} CPUs: other processes competed for \
+             the CPU, so these means (and ratios) are noisy"
+        )
+    })
 }
 
 fn print_summary(since: SystemTime) {
@@ -409,19 +458,12 @@ fn print_summary(since: SystemTime) {
             return;
         }
     };
-    let client_ratio = m.client / m.client_primitives;
-    let server_ratio = m.server / m.server_primitives;
-    let rate = 1e6 / m.server_primitives;
-    let verdict = |ratio: f64| {
-        if ratio <= TARGET_RATIO {
-            "ok"
-        } else {
-            "ABOVE TARGET"
-        }
-    };
+    let client_ratio = m.client.ratio(m.client_primitives);
+    let server_ratio = m.server.ratio(m.server_primitives);
+    let rate = 1e6 / m.server_primitives.point;
     let mut out = String::from("\nLAP cost vs. the sum of its primitives (mean, µs)\n");
-    let client_names = format!("({})", names(CLIENT_PRIMITIVES));
-    let server_names = format!("({})", names(SERVER_PRIMITIVES));
+    let client_names = names(CLIENT_PRIMITIVES);
+    let server_names = names(SERVER_PRIMITIVES);
     let width = client_names.len().max(server_names.len());
     for (label, us, prim, what, ratio) in [
         (
@@ -439,26 +481,34 @@ fn print_summary(since: SystemTime) {
             server_ratio,
         ),
     ] {
+        let verdict = if ratio.point <= TARGET_RATIO {
+            "ok"
+        } else {
+            "ABOVE TARGET"
+        };
         let _ = writeln!(
             out,
-            "{label:<16} {us:>7.2}   primitives {prim:>7.2} {what:<width$}   ratio {ratio:.2}x  \
-             [target ≤ {TARGET_RATIO}: {}]",
-            verdict(ratio)
+            "{label:<16} {:>7.2}   primitives {:>7.2} {what:<width$}   ratio {:.2}x \
+             ({:.2}–{:.2} from the 95% intervals)  [target ≤ {TARGET_RATIO}: {verdict}]",
+            us.point, prim.point, ratio.point, ratio.low, ratio.high,
         );
     }
     let _ = writeln!(
         out,
         "primitive-limited server rate: {rate:.0} responses/s per core (1 / server-turn primitive sum)"
     );
+    if let Some(note) = load_note() {
+        let _ = writeln!(out, "{note}");
+    }
     print!("{out}");
 
     let json = serde_json::json!({
-        "client_exchange_us": m.client,
-        "client_primitives_us": m.client_primitives,
-        "client_ratio": client_ratio,
-        "server_turn_us": m.server,
-        "server_primitives_us": m.server_primitives,
-        "server_ratio": server_ratio,
+        "client_exchange_us": m.client.point,
+        "client_primitives_us": m.client_primitives.point,
+        "client_ratio": client_ratio.point,
+        "server_turn_us": m.server.point,
+        "server_primitives_us": m.server_primitives.point,
+        "server_ratio": server_ratio.point,
         "primitive_limited_rate_per_core": rate,
     });
     let path = dir.join("lap-summary.json");
@@ -470,8 +520,8 @@ fn print_summary(since: SystemTime) {
 }
 
 fn main() {
-    // Estimates older than this are from an earlier run and must not be mixed in. Criterion
-    // stores file times with at least second precision, so step back one second.
+    // Estimates older than this are from an earlier run and must not be mixed in. One second
+    // of slack covers file systems that store modification times in whole seconds.
     let started = SystemTime::now()
         .checked_sub(Duration::from_secs(1))
         .unwrap_or(SystemTime::UNIX_EPOCH);

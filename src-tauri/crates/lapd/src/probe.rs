@@ -133,11 +133,11 @@ impl std::fmt::Display for ProbeAnswer {
         writeln!(f, "activated: license {} for SKU {}", self.license_id, self.sku)?;
         writeln!(f, "  kind          {}", self.kind.unwrap_or("(not said)"))?;
         match self.not_after {
-            Some(t) => writeln!(f, "  not after     {t} (UNIX seconds)")?,
+            Some(t) => writeln!(f, "  not after     {}", utc(t))?,
             None => writeln!(f, "  not after     never")?,
         }
         if let Some(t) = self.renew_after {
-            writeln!(f, "  renew after   {t}")?;
+            writeln!(f, "  renew after   {}", utc(t))?;
         }
         if let Some(ok) = self.in_compliance {
             writeln!(f, "  compliance    {}", if ok { "in compliance" } else { "OUT of compliance" })?;
@@ -149,5 +149,33 @@ impl std::fmt::Display for ProbeAnswer {
             writeln!(f, "  notice        {n}")?;
         }
         write!(f, "  answered on attempt {}", self.attempts)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for UNIX seconds (proleptic Gregorian, days-from-civil inverse).
+pub fn utc(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(super::utc(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(super::utc(4_102_444_799), "2099-12-31 23:59 UTC");
     }
 }

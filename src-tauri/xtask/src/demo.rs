@@ -1,0 +1,97 @@
+//! The demo: a `lapd` on loopback with a demo catalog (a base product with an evaluation and
+//! an add-on), one license for each, and an activation round trip for both.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::{Result, cmd, fail, step, target_dir};
+
+pub const DEMO_BASE_SKU: &str = "5d1f2c4a-7b8e-4c3d-9a6f-1e2d3c4b5a69";
+pub const DEMO_ADDON_SKU: &str = "8a7b6c5d-4e3f-4a1b-8c9d-0e1f2a3b4c5d";
+/// One stand-in machine for every demo run, so reruns keep their seat instead of taking more.
+const DEMO_MACHINE: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
+
+fn demo_catalog() -> String {
+    format!(
+        "# The Lapwing demo catalog (written by `cargo xtask demo`).\n\
+         renew_after_days = 7\n\n\
+         [[sku]]\nid = \"{DEMO_BASE_SKU}\"\nname = \"Lapwing Demo Studio\"\nevaluation_days = 30\nevaluation_features = [\"basic\"]\n\n\
+         [[sku]]\nid = \"{DEMO_ADDON_SKU}\"\nname = \"Lapwing Demo Export (add-on)\"\nbase = \"{DEMO_BASE_SKU}\"\n"
+    )
+}
+
+fn lapd_output(lapd: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(lapd).args(args).output().map_err(|e| fail(format!("lapd: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!("lapd {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub fn run(exit_after: bool) -> Result {
+    step("build lapd", || cmd("cargo", &["build", "--package", "lapd", "--locked"]))?;
+    let lapd = target_dir().join("debug/lapd");
+    let dir = target_dir().join("demo");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    if !dir.join("keys/x25519.key").exists() {
+        lapd_output(&lapd, &["keygen", "--out", &path("keys")])?;
+    }
+    if !dir.join("catalog.toml").exists() {
+        std::fs::write(dir.join("catalog.toml"), demo_catalog()).map_err(|e| fail(e.to_string()))?;
+        let base = lapd_output(
+            &lapd,
+            &["license", "new", "--catalog", &path("catalog.toml"), "--sku", DEMO_BASE_SKU, "--days", "365",
+              "--seats", "3", "--feature", "pro", "--feature", "export", "--notice", "Licensed to the Lapwing demo"],
+        )?;
+        let addon = lapd_output(
+            &lapd,
+            &["license", "new", "--catalog", &path("catalog.toml"), "--sku", DEMO_ADDON_SKU, "--seats", "3"],
+        )?;
+        std::fs::write(dir.join("demo-keys.txt"), format!("{base}\n{addon}\n")).map_err(|e| fail(e.to_string()))?;
+    }
+    let keys = std::fs::read_to_string(dir.join("demo-keys.txt")).map_err(|e| fail(e.to_string()))?;
+    let mut keys = keys.lines();
+    let (base_key, addon_key) = (keys.next().unwrap_or_default().to_owned(), keys.next().unwrap_or_default().to_owned());
+
+    let mut server = Command::new(&lapd)
+        .args(["serve", "--listen", "127.0.0.1:0", "--keys", &path("keys"), "--catalog", &path("catalog.toml"),
+               "--db", &path("assignments.sqlite")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("starting lapd: {e}")))?;
+    let mut first = String::new();
+    let stdout = server.stdout.take().ok_or_else(|| fail("lapd stdout"))?;
+    BufReader::new(stdout).read_line(&mut first).map_err(|e| fail(e.to_string()))?;
+    let address = first.trim().to_owned();
+    if address.is_empty() {
+        let _ = server.kill();
+        return Err(fail("lapd did not print its address"));
+    }
+
+    let public = path("keys/server.toml");
+    let result = step("activation round trip: base product, then add-on", || {
+        println!("lapd is serving on {address}\n\nbase product \"Lapwing Demo Studio\" with key {base_key}:");
+        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_BASE_SKU, "--key", &base_key, "--machine", DEMO_MACHINE])?);
+        println!("\nadd-on \"Lapwing Demo Export\" with key {addon_key}:");
+        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_ADDON_SKU, "--key", &addon_key, "--addon", "--machine", DEMO_MACHINE])?);
+        println!("\nan evaluation (no key):");
+        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_BASE_SKU, "--machine", DEMO_MACHINE])?);
+        Ok(())
+    });
+    if exit_after || result.is_err() {
+        let _ = server.kill();
+        let _ = server.wait();
+        return result;
+    }
+    println!(
+        "\nThe demo server keeps running (Ctrl-C stops it). Try, in another terminal:\n  \
+         {} probe --server {address} --public {public} --sku {DEMO_BASE_SKU} --key {base_key}\n\
+         Demo files (keys, catalog, seat database): {}",
+        lapd.display(),
+        dir.display()
+    );
+    server.wait().map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
