@@ -221,8 +221,14 @@ fn lapd_probe_reports_grants_and_explains_silence() {
     let addr = server.addr.to_string();
     let public = vendor.path("keys/server.toml");
     let sku = BASE_SKU.to_string();
-    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", &key, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lapd(&[
+        "probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", &key, "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(answer["kind"], "term");
     assert_eq!(answer["notice"], "Demo licence");
@@ -235,13 +241,35 @@ fn lapd_probe_reports_grants_and_explains_silence() {
     })
     .to_display();
     let wrong = wrong.as_str();
-    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", wrong, "--attempts", "1", "--wait-ms", "200"]);
+    let out = lapd(&[
+        "probe",
+        "--server",
+        &addr,
+        "--public",
+        &public,
+        "--sku",
+        &sku,
+        "--key",
+        wrong,
+        "--attempts",
+        "1",
+        "--wait-ms",
+        "200",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no answer") && stderr.contains("clock"), "{stderr}");
+    assert!(
+        stderr.contains("no answer") && stderr.contains("clock"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(wrong), "the key is never echoed");
 
-    let out = lapd(&["probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", "ABCD"]);
+    let out = lapd(&[
+        "probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", "ABCD",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"), "a malformed key is refused before sending");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--key"),
+        "a malformed key is refused before sending"
+    );
 }

@@ -17,29 +17,58 @@ impl Drop for Killed {
 
 fn output(program: &str, args: &[&str]) -> Result<String> {
     println!("$ {program} {}", args.join(" "));
-    let out = Command::new(program).args(args).output().map_err(|e| fail(format!("{program}: {e}")))?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| fail(format!("{program}: {e}")))?;
     if !out.status.success() {
-        return Err(fail(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(fail(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn number(value: &serde_json::Value, field: &str) -> Result<f64> {
-    value[field].as_f64().ok_or_else(|| fail(format!("no {field} in {value}")))
+    value[field]
+        .as_f64()
+        .ok_or_else(|| fail(format!("no {field} in {value}")))
 }
 
+#[allow(clippy::too_many_lines, reason = "a linear script: the steps read in the order they run")]
 pub fn run() -> Result {
-    step("criterion: client exchange and server turn vs. their primitives", || {
-        cmd("cargo", &["bench", "--package", "lap-proto", "--bench", "exchange", "--locked"])
-    })?;
+    step(
+        "criterion: client exchange and server turn vs. their primitives",
+        || {
+            cmd(
+                "cargo",
+                &[
+                    "bench",
+                    "--package",
+                    "lap-proto",
+                    "--bench",
+                    "exchange",
+                    "--locked",
+                ],
+            )
+        },
+    )?;
     let summary_path = target_dir().join("criterion/lap-summary.json");
     let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&summary_path).map_err(|e| fail(format!("{}: {e}", summary_path.display())))?,
+        &std::fs::read_to_string(&summary_path)
+            .map_err(|e| fail(format!("{}: {e}", summary_path.display())))?,
     )
     .map_err(|e| fail(format!("{}: {e}", summary_path.display())))?;
     let primitive_rate = number(&summary, "primitive_limited_rate_per_core")?;
 
-    step("build lapd (release)", || cmd("cargo", &["build", "--release", "--package", "lapd", "--locked"]))?;
+    step("build lapd (release)", || {
+        cmd(
+            "cargo",
+            &["build", "--release", "--package", "lapd", "--locked"],
+        )
+    })?;
     let lapd = target_dir().join("release/lapd");
     let lapd = lapd.to_str().ok_or_else(|| fail("non-UTF-8 target dir"))?;
     let dir = target_dir().join("bench-lapd");
@@ -48,14 +77,50 @@ pub fn run() -> Result {
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let sku = crate::demo::DEMO_BASE_SKU;
     output(lapd, &["keygen", "--out", &path("keys")])?;
-    std::fs::write(dir.join("catalog.toml"), format!("[[sku]]\nid = \"{sku}\"\nname = \"Bench\"\n"))
-        .map_err(|e| fail(e.to_string()))?;
-    let key = output(lapd, &["license", "new", "--catalog", &path("catalog.toml"), "--sku", sku, "--days", "365",
-                             "--feature", "pro", "--feature", "export", "--notice", "Licensed to the benchmark"])?;
+    std::fs::write(
+        dir.join("catalog.toml"),
+        format!("[[sku]]\nid = \"{sku}\"\nname = \"Bench\"\n"),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let key = output(
+        lapd,
+        &[
+            "license",
+            "new",
+            "--catalog",
+            &path("catalog.toml"),
+            "--sku",
+            sku,
+            "--days",
+            "365",
+            "--feature",
+            "pro",
+            "--feature",
+            "export",
+            "--notice",
+            "Licensed to the benchmark",
+        ],
+    )?;
 
     let mut child = Command::new("taskset")
-        .args(["-c", "0", lapd, "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--rate-limit", "0",
-               "--keys", &path("keys"), "--catalog", &path("catalog.toml"), "--db", &path("a.sqlite")])
+        .args([
+            "-c",
+            "0",
+            lapd,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--rate-limit",
+            "0",
+            "--keys",
+            &path("keys"),
+            "--catalog",
+            &path("catalog.toml"),
+            "--db",
+            &path("a.sqlite"),
+        ])
         .env("LAPD_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -63,29 +128,58 @@ pub fn run() -> Result {
     let stdout = child.stdout.take().ok_or_else(|| fail("lapd stdout"))?;
     let server = Killed(child);
     let mut address = String::new();
-    BufReader::new(stdout).read_line(&mut address).map_err(|e| fail(e.to_string()))?;
+    BufReader::new(stdout)
+        .read_line(&mut address)
+        .map_err(|e| fail(e.to_string()))?;
     let address = address.trim().to_owned();
 
     let load = |rate: u32| -> Result<serde_json::Value> {
-        let text = output("taskset", &["-c", "1", lapd, "bench", "--server", &address, "--public", &path("keys/server.toml"),
-                                       "--sku", sku, "--key", &key, "--rate", &rate.to_string(), "--seconds", "8",
-                                       "--concurrency", "32", "--json"])?;
+        let text = output(
+            "taskset",
+            &[
+                "-c",
+                "1",
+                lapd,
+                "bench",
+                "--server",
+                &address,
+                "--public",
+                &path("keys/server.toml"),
+                "--sku",
+                sku,
+                "--key",
+                &key,
+                "--rate",
+                &rate.to_string(),
+                "--seconds",
+                "8",
+                "--concurrency",
+                "32",
+                "--json",
+            ],
+        )?;
         println!("{text}");
         serde_json::from_str(&text).map_err(|e| fail(format!("bench output: {e}")))
     };
     let mut max = serde_json::Value::Null;
-    step("lapd on core 0, load on core 1: as fast as it answers", || {
-        max = load(0)?;
-        Ok(())
-    })?;
+    step(
+        "lapd on core 0, load on core 1: as fast as it answers",
+        || {
+            max = load(0)?;
+            Ok(())
+        },
+    )?;
     let half = (primitive_rate / 2.0).round();
     let mut at_half = serde_json::Value::Null;
-    step(&format!("lapd at half the primitive-limited rate ({half:.0}/s)"), || {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rate = half as u32;
-        at_half = load(rate)?;
-        Ok(())
-    })?;
+    step(
+        &format!("lapd at half the primitive-limited rate ({half:.0}/s)"),
+        || {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let rate = half as u32;
+            at_half = load(rate)?;
+            Ok(())
+        },
+    )?;
     drop(server);
 
     let sustained = number(&max, "responses_per_second")?;
@@ -93,11 +187,22 @@ pub fn run() -> Result {
     let ratio_client = number(&summary, "client_ratio")?;
     let ratio_server = number(&summary, "server_ratio")?;
     println!("\n=== summary");
-    println!("client exchange {:.1} µs = {ratio_client:.2}× its primitives   [target ≤ 1.25]", number(&summary, "client_exchange_us")?);
-    println!("server turn     {:.1} µs = {ratio_server:.2}× its primitives   [target ≤ 1.25]", number(&summary, "server_turn_us")?);
-    println!("primitive-limited rate {primitive_rate:.0}/s per core; lapd sustained {sustained:.0}/s on one core = {:.0}%   [target ≥ 80%]",
-             100.0 * sustained / primitive_rate);
-    println!("p99 at {half:.0}/s: {p99_half_ms:.2} ms (p50 {:.2} ms)   [target < 2 ms]", number(&at_half, "p50_us")? / 1000.0);
+    println!(
+        "client exchange {:.1} µs = {ratio_client:.2}× its primitives   [target ≤ 1.25]",
+        number(&summary, "client_exchange_us")?
+    );
+    println!(
+        "server turn     {:.1} µs = {ratio_server:.2}× its primitives   [target ≤ 1.25]",
+        number(&summary, "server_turn_us")?
+    );
+    println!(
+        "primitive-limited rate {primitive_rate:.0}/s per core; lapd sustained {sustained:.0}/s on one core = {:.0}%   [target ≥ 80%]",
+        100.0 * sustained / primitive_rate
+    );
+    println!(
+        "p99 at {half:.0}/s: {p99_half_ms:.2} ms (p50 {:.2} ms)   [target < 2 ms]",
+        number(&at_half, "p50_us")? / 1000.0
+    );
     for (name, value) in [("timeouts at max", &max), ("timeouts at half", &at_half)] {
         println!("{name}: {}", value["timeouts"]);
     }

@@ -22,15 +22,25 @@ fn demo_catalog() -> String {
 }
 
 fn lapd_output(lapd: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(lapd).args(args).output().map_err(|e| fail(format!("lapd: {e}")))?;
+    let out = Command::new(lapd)
+        .args(args)
+        .output()
+        .map_err(|e| fail(format!("lapd: {e}")))?;
     if !out.status.success() {
-        return Err(fail(format!("lapd {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(fail(format!(
+            "lapd {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+#[allow(clippy::too_many_lines, reason = "a linear script: the steps read in the order they run")]
 pub fn run(exit_after: bool) -> Result {
-    step("build lapd", || cmd("cargo", &["build", "--package", "lapd", "--locked"]))?;
+    step("build lapd", || {
+        cmd("cargo", &["build", "--package", "lapd", "--locked"])
+    })?;
     let lapd = target_dir().join("debug/lapd");
     let dir = target_dir().join("demo");
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -39,31 +49,73 @@ pub fn run(exit_after: bool) -> Result {
         lapd_output(&lapd, &["keygen", "--out", &path("keys")])?;
     }
     if !dir.join("catalog.toml").exists() {
-        std::fs::write(dir.join("catalog.toml"), demo_catalog()).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(dir.join("catalog.toml"), demo_catalog())
+            .map_err(|e| fail(e.to_string()))?;
         let base = lapd_output(
             &lapd,
-            &["license", "new", "--catalog", &path("catalog.toml"), "--sku", DEMO_BASE_SKU, "--days", "365",
-              "--seats", "3", "--feature", "pro", "--feature", "export", "--notice", "Licensed to the Lapwing demo"],
+            &[
+                "license",
+                "new",
+                "--catalog",
+                &path("catalog.toml"),
+                "--sku",
+                DEMO_BASE_SKU,
+                "--days",
+                "365",
+                "--seats",
+                "3",
+                "--feature",
+                "pro",
+                "--feature",
+                "export",
+                "--notice",
+                "Licensed to the Lapwing demo",
+            ],
         )?;
         let addon = lapd_output(
             &lapd,
-            &["license", "new", "--catalog", &path("catalog.toml"), "--sku", DEMO_ADDON_SKU, "--seats", "3"],
+            &[
+                "license",
+                "new",
+                "--catalog",
+                &path("catalog.toml"),
+                "--sku",
+                DEMO_ADDON_SKU,
+                "--seats",
+                "3",
+            ],
         )?;
-        std::fs::write(dir.join("demo-keys.txt"), format!("{base}\n{addon}\n")).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(dir.join("demo-keys.txt"), format!("{base}\n{addon}\n"))
+            .map_err(|e| fail(e.to_string()))?;
     }
-    let keys = std::fs::read_to_string(dir.join("demo-keys.txt")).map_err(|e| fail(e.to_string()))?;
+    let keys =
+        std::fs::read_to_string(dir.join("demo-keys.txt")).map_err(|e| fail(e.to_string()))?;
     let mut keys = keys.lines();
-    let (base_key, addon_key) = (keys.next().unwrap_or_default().to_owned(), keys.next().unwrap_or_default().to_owned());
+    let (base_key, addon_key) = (
+        keys.next().unwrap_or_default().to_owned(),
+        keys.next().unwrap_or_default().to_owned(),
+    );
 
     let mut server = Command::new(&lapd)
-        .args(["serve", "--listen", "127.0.0.1:0", "--keys", &path("keys"), "--catalog", &path("catalog.toml"),
-               "--db", &path("assignments.sqlite")])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            &path("keys"),
+            "--catalog",
+            &path("catalog.toml"),
+            "--db",
+            &path("assignments.sqlite"),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("starting lapd: {e}")))?;
     let mut first = String::new();
     let stdout = server.stdout.take().ok_or_else(|| fail("lapd stdout"))?;
-    BufReader::new(stdout).read_line(&mut first).map_err(|e| fail(e.to_string()))?;
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| fail(e.to_string()))?;
     let address = first.trim().to_owned();
     if address.is_empty() {
         let _ = server.kill();
@@ -72,12 +124,67 @@ pub fn run(exit_after: bool) -> Result {
 
     let public = path("keys/server.toml");
     let result = step("activation round trip: base product, then add-on", || {
-        println!("lapd is serving on {address}\n\nbase product \"Lapwing Demo Studio\" with key {base_key}:");
-        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_BASE_SKU, "--key", &base_key, "--machine", DEMO_MACHINE])?);
+        println!(
+            "lapd is serving on {address}\n\nbase product \"Lapwing Demo Studio\" with key {base_key}:"
+        );
+        println!(
+            "{}",
+            lapd_output(
+                &lapd,
+                &[
+                    "probe",
+                    "--server",
+                    &address,
+                    "--public",
+                    &public,
+                    "--sku",
+                    DEMO_BASE_SKU,
+                    "--key",
+                    &base_key,
+                    "--machine",
+                    DEMO_MACHINE
+                ]
+            )?
+        );
         println!("\nadd-on \"Lapwing Demo Export\" with key {addon_key}:");
-        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_ADDON_SKU, "--key", &addon_key, "--addon", "--machine", DEMO_MACHINE])?);
+        println!(
+            "{}",
+            lapd_output(
+                &lapd,
+                &[
+                    "probe",
+                    "--server",
+                    &address,
+                    "--public",
+                    &public,
+                    "--sku",
+                    DEMO_ADDON_SKU,
+                    "--key",
+                    &addon_key,
+                    "--addon",
+                    "--machine",
+                    DEMO_MACHINE
+                ]
+            )?
+        );
         println!("\nan evaluation (no key):");
-        println!("{}", lapd_output(&lapd, &["probe", "--server", &address, "--public", &public, "--sku", DEMO_BASE_SKU, "--machine", DEMO_MACHINE])?);
+        println!(
+            "{}",
+            lapd_output(
+                &lapd,
+                &[
+                    "probe",
+                    "--server",
+                    &address,
+                    "--public",
+                    &public,
+                    "--sku",
+                    DEMO_BASE_SKU,
+                    "--machine",
+                    DEMO_MACHINE
+                ]
+            )?
+        );
         Ok(())
     });
     if exit_after || result.is_err() {

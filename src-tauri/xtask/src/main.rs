@@ -32,7 +32,10 @@ pub fn fail(message: impl Into<String>) -> StepError {
 
 /// The repository root (xtask lives in `src-tauri/xtask`).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 pub fn target_dir() -> PathBuf {
@@ -52,7 +55,14 @@ pub fn run_in(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) ->
         .envs(env.iter().copied())
         .status()
         .map_err(|e| fail(format!("cannot start {program}: {e}")))?;
-    if status.success() { Ok(()) } else { Err(fail(format!("`{program} {}` failed ({status})", args.join(" ")))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "`{program} {}` failed ({status})",
+            args.join(" ")
+        )))
+    }
 }
 
 /// Runs a titled step and reports its duration.
@@ -60,12 +70,19 @@ pub fn step(title: &str, body: impl FnOnce() -> Result) -> Result {
     println!("\n=== {title}");
     let started = Instant::now();
     let result = body();
-    println!("=== {title}: {} in {:.1} s", if result.is_ok() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f64());
+    println!(
+        "=== {title}: {} in {:.1} s",
+        if result.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
     result
 }
 
 fn has_cargo_subcommand(name: &str) -> bool {
-    Command::new("cargo").args([name, "--version"]).output().is_ok_and(|o| o.status.success())
+    Command::new("cargo")
+        .args([name, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 const CRYPTOGRAPHY_VERSION: &str = "48.0.0";
@@ -83,23 +100,39 @@ fn setup() -> Result {
             cmd("cargo", &["install", "cargo-fuzz", "--locked"])
         }
     })?;
-    step("setup: Python venv for the independent vector generator", || {
-        let venv = python_venv();
-        let python = venv.join("bin/python");
-        let pinned = Command::new(&python)
+    step(
+        "setup: Python venv for the independent vector generator",
+        || {
+            let venv = python_venv();
+            let python = venv.join("bin/python");
+            let pinned = Command::new(&python)
             .args(["-c", &format!("import cryptography,sys; sys.exit(cryptography.__version__ != '{CRYPTOGRAPHY_VERSION}')")])
             .status()
             .is_ok_and(|s| s.success());
-        if pinned {
-            println!("cryptography {CRYPTOGRAPHY_VERSION} is installed in {}", venv.display());
-            return Ok(());
-        }
-        cmd("python3", &["-m", "venv", venv.to_str().expect("utf-8 path")])?;
-        cmd(
-            python.to_str().expect("utf-8 path"),
-            &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &format!("cryptography=={CRYPTOGRAPHY_VERSION}")],
-        )
-    })
+            if pinned {
+                println!(
+                    "cryptography {CRYPTOGRAPHY_VERSION} is installed in {}",
+                    venv.display()
+                );
+                return Ok(());
+            }
+            cmd(
+                "python3",
+                &["-m", "venv", venv.to_str().expect("utf-8 path")],
+            )?;
+            cmd(
+                python.to_str().expect("utf-8 path"),
+                &[
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    &format!("cryptography=={CRYPTOGRAPHY_VERSION}"),
+                ],
+            )
+        },
+    )
 }
 
 fn test(fuzz_seconds: u32) -> Result {
@@ -107,19 +140,43 @@ fn test(fuzz_seconds: u32) -> Result {
     setup()?;
     step("format", || cmd("cargo", &["fmt", "--all", "--check"]))?;
     step("lints (clippy, warnings are errors)", || {
-        cmd("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+        cmd(
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
     })?;
-    step("build every binary", || cmd("cargo", &["build", "--workspace", "--bins", "--locked"]))?;
-    step("tests", || cmd("cargo", &["test", "--workspace", "--locked"]))?;
-    step("vectors: the independent Python implementation still produces the committed files", || {
-        let python = python_venv().join("bin/python");
-        cmd(python.to_str().expect("utf-8 path"), &["tests/vectors/gen_vectors.py", "--check"])
+    step("build every binary", || {
+        cmd("cargo", &["build", "--workspace", "--bins", "--locked"])
     })?;
+    step("tests", || {
+        cmd("cargo", &["test", "--workspace", "--locked"])
+    })?;
+    step(
+        "vectors: the independent Python implementation still produces the committed files",
+        || {
+            let python = python_venv().join("bin/python");
+            cmd(
+                python.to_str().expect("utf-8 path"),
+                &["tests/vectors/gen_vectors.py", "--check"],
+            )
+        },
+    )?;
     step(&format!("fuzz smoke ({fuzz_seconds} s per target)"), || {
         let dir = root().join("src-tauri/crates/lap-proto/fuzz");
         run_in(&dir, "bash", &["smoke.sh", &fuzz_seconds.to_string()], &[])
     })?;
-    println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "\nall checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -140,13 +197,19 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["setup"] => setup(),
         ["test"] => test(20),
-        ["test", "--fuzz-seconds", n] => n.parse().map_err(|_| fail("--fuzz-seconds takes a number")).and_then(test),
+        ["test", "--fuzz-seconds", n] => n
+            .parse()
+            .map_err(|_| fail("--fuzz-seconds takes a number"))
+            .and_then(test),
         ["demo"] => demo::run(false),
         ["demo", "--exit"] => demo::run(true),
         ["bench"] => bench::run(),
         ["vectors"] => setup().and_then(|()| {
             let python = python_venv().join("bin/python");
-            cmd(python.to_str().expect("utf-8 path"), &["tests/vectors/gen_vectors.py"])
+            cmd(
+                python.to_str().expect("utf-8 path"),
+                &["tests/vectors/gen_vectors.py"],
+            )
         }),
         _ => usage(),
     };

@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(a, machine_hash(&[1; 32], &digest));
         // Known answer from Python's hmac module (an independent implementation).
         let expected = "ea9f7f9aa052f00c61a621e93f3b8ec4d027fcf71a5b17f50929eeb9be3ce1c7";
-        let got: String = a.iter().map(|b| format!("{b:02x}")).collect();
+        let got = hex::encode(a);
         assert_eq!(got, expected);
     }
 }

@@ -264,7 +264,7 @@ fn truncation_at_every_length_is_rejected() {
             "response cut to {len}"
         );
     }
-    for len in 0..REQUEST_HEADER_LEN + 1 {
+    for len in 0..=REQUEST_HEADER_LEN {
         assert!(Request::decode(&request_plaintext()[..len]).is_err());
     }
     for len in 0..RESPONSE_HEADER_LEN {

@@ -4,6 +4,12 @@
 //! Requests are built before the clock starts (client crypto is not what is measured) and
 //! all carry one machine hash, so a run takes one seat. The server's 30-second clock window
 //! bounds a run's length.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "rates and percentiles over counts far below 2^52"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

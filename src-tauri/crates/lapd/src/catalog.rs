@@ -222,69 +222,7 @@ impl Catalog {
         let mut licenses = HashMap::new();
         for (index, raw) in raw.license.into_iter().enumerate() {
             let n = index + 1;
-            let key = LicenseKey::parse(&raw.key)
-                .map_err(|e| invalid(format!("license #{n}: key: {e}")))?;
-            if key.is_evaluation() {
-                return Err(invalid(format!(
-                    "license #{n}: the all-zero key is reserved for evaluations"
-                )));
-            }
-            if !skus.contains_key(&raw.sku) {
-                return Err(invalid(format!("license #{n}: unknown SKU {}", raw.sku)));
-            }
-            let kind = match raw.kind.as_str() {
-                "perpetual" => LicenseKind::Perpetual,
-                "term" => LicenseKind::Term,
-                "subscription" => LicenseKind::Subscription,
-                other => {
-                    return Err(invalid(format!(
-                        "license #{n}: kind {other:?} is not one of perpetual, term, subscription"
-                    )));
-                }
-            };
-            if raw.seats == 0 {
-                return Err(invalid(format!("license #{n}: seats must be at least 1")));
-            }
-            let term = match (raw.days, raw.not_after) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(format!(
-                        "license #{n}: give either days or not_after, not both"
-                    )));
-                }
-                (Some(0), None) => {
-                    return Err(invalid(format!("license #{n}: days must be at least 1")));
-                }
-                (Some(d), None) => Term::Days(d),
-                (None, Some(t)) => Term::Until(t),
-                (None, None) => Term::Unlimited,
-            };
-            if kind != LicenseKind::Perpetual && term == Term::Unlimited {
-                return Err(invalid(format!(
-                    "license #{n}: a {} license needs days or not_after",
-                    kind.as_str()
-                )));
-            }
-            check_features(&raw.features).map_err(|m| invalid(format!("license #{n}: {m}")))?;
-            if raw
-                .notice
-                .as_ref()
-                .is_some_and(|t| t.len() > MAX_NOTICE_LEN)
-            {
-                return Err(invalid(format!(
-                    "license #{n}: notice is longer than {MAX_NOTICE_LEN} bytes"
-                )));
-            }
-            let license = License {
-                reference: license_reference(&key),
-                sku: raw.sku,
-                kind,
-                seats: raw.seats,
-                term,
-                features: raw.features,
-                notice: raw.notice,
-                allow_overuse: raw.allow_overuse,
-                key,
-            };
+            let license = parse_license(raw, n, &skus).map_err(invalid)?;
             if licenses
                 .insert((license.sku, *license.key.as_bytes()), license)
                 .is_some()
@@ -316,6 +254,73 @@ impl Catalog {
     pub fn licenses(&self) -> impl Iterator<Item = &License> {
         self.licenses.values()
     }
+}
+
+/// Validates one `[[license]]` entry (`n` counts from 1, for messages).
+fn parse_license(raw: RawLicense, n: usize, skus: &HashMap<Uuid, Sku>) -> Result<License, String> {
+    let key = LicenseKey::parse(&raw.key).map_err(|e| format!("license #{n}: key: {e}"))?;
+    if key.is_evaluation() {
+        return Err(format!(
+            "license #{n}: the all-zero key is reserved for evaluations"
+        ));
+    }
+    if !skus.contains_key(&raw.sku) {
+        return Err(format!("license #{n}: unknown SKU {}", raw.sku));
+    }
+    let kind = match raw.kind.as_str() {
+        "perpetual" => LicenseKind::Perpetual,
+        "term" => LicenseKind::Term,
+        "subscription" => LicenseKind::Subscription,
+        other => {
+            return Err(format!(
+                "license #{n}: kind {other:?} is not one of perpetual, term, subscription"
+            ));
+        }
+    };
+    if raw.seats == 0 {
+        return Err(format!("license #{n}: seats must be at least 1"));
+    }
+    let term = match (raw.days, raw.not_after) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "license #{n}: give either days or not_after, not both"
+            ));
+        }
+        (Some(0), None) => {
+            return Err(format!("license #{n}: days must be at least 1"));
+        }
+        (Some(d), None) => Term::Days(d),
+        (None, Some(t)) => Term::Until(t),
+        (None, None) => Term::Unlimited,
+    };
+    if kind != LicenseKind::Perpetual && term == Term::Unlimited {
+        return Err(format!(
+            "license #{n}: a {} license needs days or not_after",
+            kind.as_str()
+        ));
+    }
+    check_features(&raw.features).map_err(|m| format!("license #{n}: {m}"))?;
+    if raw
+        .notice
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_NOTICE_LEN)
+    {
+        return Err(format!(
+            "license #{n}: notice is longer than {MAX_NOTICE_LEN} bytes"
+        ));
+    }
+    let license = License {
+        reference: license_reference(&key),
+        sku: raw.sku,
+        kind,
+        seats: raw.seats,
+        term,
+        features: raw.features,
+        notice: raw.notice,
+        allow_overuse: raw.allow_overuse,
+        key,
+    };
+    Ok(license)
 }
 
 fn check_features(features: &[String]) -> Result<(), String> {

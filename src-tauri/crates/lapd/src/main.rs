@@ -298,73 +298,81 @@ fn execute(command: Command) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Probe(args) => {
-            let public_keys = read_public_keys(&args.public)?;
-            let key = parse_key(args.key.as_deref())?;
-            let machine_hash = match args.machine.as_deref() {
-                Some(text) => {
-                    let mut out = [0u8; 32];
-                    hex::decode_to_slice(text, &mut out)
-                        .map_err(|_| CliError::Usage("--machine takes 64 hex digits".into()))?;
-                    out
-                }
-                None => random_machine_hash()?,
-            };
-            let answer = lapd::probe::run(&lapd::probe::Probe {
-                server: args.server,
-                public_keys,
-                sku: args.sku,
-                key,
-                addon: args.addon,
-                machine_hash,
-                attempts: args.attempts.max(1),
-                wait: Duration::from_millis(args.wait_ms),
-            })?;
-            if args.json {
-                println!("{}", serde_json::to_string(&answer).unwrap_or_default());
-            } else {
-                println!("{answer}");
-            }
-            Ok(())
-        }
-        Command::Bench(args) => {
-            let public_keys = read_public_keys(&args.public)?;
-            let key = parse_key(args.key.as_deref())?;
-            let machine_hash = random_machine_hash()?;
-            let report = bench::run(bench::BenchConfig {
-                server: args.server,
-                public_keys,
-                sku: args.sku,
-                key,
-                addon: args.addon,
-                rate: args.rate,
-                seconds: args.seconds,
-                concurrency: args.concurrency,
-                distinct_requests: args.requests,
-                machine_hash,
-            })?;
-            if args.json {
-                println!("{}", serde_json::to_string(&report).unwrap_or_default());
-            } else {
-                println!("{report}");
-            }
-            Ok(())
-        }
+        Command::Probe(args) => probe(&args),
+        Command::Bench(args) => bench(&args),
     }
+}
+
+fn probe(args: &ProbeArgs) -> Result<(), CliError> {
+    let public_keys = read_public_keys(&args.public)?;
+    let key = parse_key(args.key.as_deref())?;
+    let machine_hash = match args.machine.as_deref() {
+        Some(text) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(text, &mut out)
+                .map_err(|_| CliError::Usage("--machine takes 64 hex digits".into()))?;
+            out
+        }
+        None => random_machine_hash()?,
+    };
+    let answer = lapd::probe::run(&lapd::probe::Probe {
+        server: args.server,
+        public_keys,
+        sku: args.sku,
+        key,
+        addon: args.addon,
+        machine_hash,
+        attempts: args.attempts.max(1),
+        wait: Duration::from_millis(args.wait_ms),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&answer).unwrap_or_default());
+    } else {
+        println!("{answer}");
+    }
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<(), CliError> {
+    let public_keys = read_public_keys(&args.public)?;
+    let key = parse_key(args.key.as_deref())?;
+    let machine_hash = random_machine_hash()?;
+    let report = bench::run(bench::BenchConfig {
+        server: args.server,
+        public_keys,
+        sku: args.sku,
+        key,
+        addon: args.addon,
+        rate: args.rate,
+        seconds: args.seconds,
+        concurrency: args.concurrency,
+        distinct_requests: args.requests,
+        machine_hash,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }
 
 fn read_public_keys(path: &Path) -> Result<ServerPublicKeys, CliError> {
     let (x, ed) = keys::load_public(path)?;
-    ServerPublicKeys::from_bytes(x, &ed).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+    ServerPublicKeys::from_bytes(x, &ed)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
 }
 
 fn parse_key(text: Option<&str>) -> Result<Option<LicenseKey>, CliError> {
-    text.map(LicenseKey::parse).transpose().map_err(|e| CliError::Usage(format!("--key: {e}")))
+    text.map(LicenseKey::parse)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--key: {e}")))
 }
 
 fn random_machine_hash() -> Result<[u8; 32], CliError> {
     let mut machine_hash = [0u8; 32];
-    getrandom::fill(&mut machine_hash).map_err(|e| CliError::Usage(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut machine_hash)
+        .map_err(|e| CliError::Usage(format!("no randomness: {e}")))?;
     Ok(machine_hash)
 }
 

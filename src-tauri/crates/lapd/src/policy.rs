@@ -131,21 +131,20 @@ pub fn decide(
         let license = catalog
             .license(sku.id, &seed.decoded_key)
             .ok_or(DropReason::UnknownKey)?;
-        let assignment = match store.get(&license.reference, &seed.machine_hash) {
-            Some(a) => a,
-            None => {
-                if store.seats_used(&license.reference) >= license.seats && !license.allow_overuse {
-                    return Err(DropReason::NoSeat);
-                }
-                store
-                    .assign(
-                        &license.reference,
-                        &seed.machine_hash,
-                        new_license_id(),
-                        now,
-                    )
-                    .map_err(store_failed)?
+        let assignment = if let Some(a) = store.get(&license.reference, &seed.machine_hash) {
+            a
+        } else {
+            if store.seats_used(&license.reference) >= license.seats && !license.allow_overuse {
+                return Err(DropReason::NoSeat);
             }
+            store
+                .assign(
+                    &license.reference,
+                    &seed.machine_hash,
+                    new_license_id(),
+                    now,
+                )
+                .map_err(store_failed)?
         };
         let end = match license.term {
             Term::Unlimited => None,
@@ -183,6 +182,7 @@ pub fn decide(
     })
 }
 
+#[allow(clippy::needless_pass_by_value, reason = "used as a map_err adapter")]
 fn store_failed(error: StoreError) -> DropReason {
     tracing::error!(%error, "cannot record a seat assignment; request dropped");
     DropReason::Store
@@ -283,7 +283,7 @@ mod tests {
         now: u64,
     ) -> Result<Grant, DropReason> {
         let mut next = ids();
-        decide(catalog, store, request, now, ROOM, || next())
+        decide(catalog, store, request, now, ROOM, &mut next)
     }
 
     #[test]
@@ -519,7 +519,7 @@ mod tests {
         let full = run(&catalog, &mut store, &req, NOW).expect("fits");
         let without_notice = full.server_data_bytes.len() - 3 - "Licensed to Example".len();
         let mut next = ids();
-        let trimmed = decide(&catalog, &mut store, &req, NOW, without_notice, || next())
+        let trimmed = decide(&catalog, &mut store, &req, NOW, without_notice, &mut next)
             .expect("fits without notice");
         assert_eq!(trimmed.server_data.notice, None);
         assert_eq!(trimmed.server_data.features, vec!["pro".to_owned()]);
@@ -532,7 +532,7 @@ mod tests {
                 &req,
                 NOW,
                 without_notice - 1,
-                || next()
+                &mut next
             ),
             Err(DropReason::ResponseTooLarge)
         );

@@ -5,8 +5,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lap_proto::{
-    Activation, EphemeralSecret, LicenseKey, PendingExchange, Request, SeedV1, ServerData, ServerPublicKeys, Uuid,
-    open_any, seal_request,
+    Activation, EphemeralSecret, LicenseKey, PendingExchange, Request, SeedV1, ServerData,
+    ServerPublicKeys, Uuid, open_any, seal_request,
 };
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -67,7 +67,11 @@ fn random<const N: usize>() -> Result<[u8; N], ProbeError> {
 
 /// Sends fresh requests until one is answered, keeping every attempt's keys (profile §1).
 pub fn run(probe: &Probe) -> Result<ProbeAnswer, ProbeError> {
-    let bind = if probe.server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let bind = if probe.server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
     let socket = UdpSocket::bind(bind)?;
     socket.connect(probe.server)?;
     socket.set_read_timeout(Some(probe.wait))?;
@@ -79,33 +83,51 @@ pub fn run(probe: &Probe) -> Result<ProbeAnswer, ProbeError> {
         install_nonce: random()?,
     };
     let base_id = Uuid::from_bytes(random()?);
-    let addon_id = if probe.addon { Uuid::from_bytes(random()?) } else { Uuid::nil() };
+    let addon_id = if probe.addon {
+        Uuid::from_bytes(random()?)
+    } else {
+        Uuid::nil()
+    };
     let mut pending: Vec<PendingExchange> = Vec::new();
     let mut buffer = [0u8; 2048];
     for attempt in 1..=probe.attempts {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let request = Request {
             client_time: now,
             client_base_id: base_id,
             client_addon_id: addon_id,
             sku_id: probe.sku,
             current_license_id: Uuid::nil(),
-            client_seed: Zeroizing::new(seed.encode(lap_proto::seed::DEFAULT_RESPONSE_ROOM)?.to_vec()),
+            client_seed: Zeroizing::new(
+                seed.encode(lap_proto::seed::DEFAULT_RESPONSE_ROOM)?
+                    .to_vec(),
+            ),
         };
-        let (datagram, exchange) = seal_request(&probe.public_keys, &request, &EphemeralSecret::from_bytes(random()?))?;
+        let (datagram, exchange) = seal_request(
+            &probe.public_keys,
+            &request,
+            &EphemeralSecret::from_bytes(random()?),
+        )?;
         pending.push(exchange);
         socket.send(&datagram)?;
         let deadline = std::time::Instant::now() + probe.wait;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             socket.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            let Ok(len) = socket.recv(&mut buffer) else { break };
+            let Ok(len) = socket.recv(&mut buffer) else {
+                break;
+            };
             // Anything that does not open is ignored: a stray or forged datagram.
             if let Ok((_, activation)) = open_any(&pending, &buffer[..len]) {
-                return Ok(describe(&activation, attempt)?);
+                return describe(&activation, attempt);
             }
         }
     }
-    Err(ProbeError::Silence { server: probe.server, attempts: probe.attempts })
+    Err(ProbeError::Silence {
+        server: probe.server,
+        attempts: probe.attempts,
+    })
 }
 
 fn describe(activation: &Activation, attempts: u32) -> Result<ProbeAnswer, ProbeError> {
@@ -130,7 +152,11 @@ fn describe(activation: &Activation, attempts: u32) -> Result<ProbeAnswer, Probe
 
 impl std::fmt::Display for ProbeAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "activated: license {} for SKU {}", self.license_id, self.sku)?;
+        writeln!(
+            f,
+            "activated: license {} for SKU {}",
+            self.license_id, self.sku
+        )?;
         writeln!(f, "  kind          {}", self.kind.unwrap_or("(not said)"))?;
         match self.not_after {
             Some(t) => writeln!(f, "  not after     {}", utc(t))?,
@@ -140,7 +166,15 @@ impl std::fmt::Display for ProbeAnswer {
             writeln!(f, "  renew after   {}", utc(t))?;
         }
         if let Some(ok) = self.in_compliance {
-            writeln!(f, "  compliance    {}", if ok { "in compliance" } else { "OUT of compliance" })?;
+            writeln!(
+                f,
+                "  compliance    {}",
+                if ok {
+                    "in compliance"
+                } else {
+                    "OUT of compliance"
+                }
+            )?;
         }
         if !self.features.is_empty() {
             writeln!(f, "  features      {}", self.features.join(", "))?;
@@ -166,7 +200,11 @@ pub fn utc(unix: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ mod tests {
     fn table_stays_bounded_under_spoofed_sources() {
         let limiter = RateLimiter::new(1, 1);
         let now = Instant::now();
-        for i in 0..(MAX_SOURCES as u32 + 10) {
+        for i in 0..u32::try_from(MAX_SOURCES + 10).expect("fits") {
             limiter.allow(IpAddr::from(i.to_be_bytes()), now);
         }
         assert!(limiter.buckets.lock().expect("lock").len() <= MAX_SOURCES);

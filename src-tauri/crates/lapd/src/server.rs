@@ -1,5 +1,6 @@
 //! The UDP service: one socket and one thread per core (SO_REUSEPORT), cheap checks first.
 
+use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,7 +45,7 @@ impl Stats {
         for reason in DropReason::ALL {
             let n = self.dropped(reason);
             if n > 0 {
-                line.push_str(&format!(" dropped[{}]={n}", reason.as_str()));
+                let _ = write!(line, " dropped[{}]={n}", reason.as_str());
             }
         }
         line
