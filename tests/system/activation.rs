@@ -273,3 +273,19 @@ fn lapd_probe_reports_grants_and_explains_silence() {
         "a malformed key is refused before sending"
     );
 }
+
+#[test]
+fn a_flooding_source_is_rate_limited_before_any_crypto() {
+    let vendor = Vendor::new();
+    let (_, key) = vendor.new_license(BASE_SKU, &[]);
+    let server = vendor.serve(&["--rate-limit", "1", "--burst", "3", "--threads", "1"]);
+    let installation = Installation::new(BASE_SKU, key, 4);
+    // Ten single attempts in quick succession from one address: the burst is answered, the
+    // rest meet silence.
+    let answered = (0..10)
+        .filter(|_| activate(server.addr, &vendor.public, &installation, 1, Duration::from_millis(150)).is_some())
+        .count();
+    assert!((3..=5).contains(&answered), "{answered} of 10 answered with a burst of 3 at 1/s");
+    let status = server.stop();
+    assert!(status.success());
+}
