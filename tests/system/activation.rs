@@ -283,9 +283,21 @@ fn a_flooding_source_is_rate_limited_before_any_crypto() {
     // Ten single attempts in quick succession from one address: the burst is answered, the
     // rest meet silence.
     let answered = (0..10)
-        .filter(|_| activate(server.addr, &vendor.public, &installation, 1, Duration::from_millis(150)).is_some())
+        .filter(|_| {
+            activate(
+                server.addr,
+                &vendor.public,
+                &installation,
+                1,
+                Duration::from_millis(150),
+            )
+            .is_some()
+        })
         .count();
-    assert!((3..=5).contains(&answered), "{answered} of 10 answered with a burst of 3 at 1/s");
+    assert!(
+        (3..=5).contains(&answered),
+        "{answered} of 10 answered with a burst of 3 at 1/s"
+    );
     let status = server.stop();
     assert!(status.success());
 }

@@ -37,7 +37,10 @@ fn number(value: &serde_json::Value, field: &str) -> Result<f64> {
         .ok_or_else(|| fail(format!("no {field} in {value}")))
 }
 
-#[allow(clippy::too_many_lines, reason = "a linear script: the steps read in the order they run")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a linear script: the steps read in the order they run"
+)]
 pub fn run() -> Result {
     let summary_path = target_dir().join("criterion/lap-summary.json");
     // A stale summary from an earlier run must not pass for this one.

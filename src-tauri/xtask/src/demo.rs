@@ -36,7 +36,10 @@ fn lapd_output(lapd: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-#[allow(clippy::too_many_lines, reason = "a linear script: the steps read in the order they run")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a linear script: the steps read in the order they run"
+)]
 pub fn run(exit_after: bool) -> Result {
     step("build lapd", || {
         cmd("cargo", &["build", "--package", "lapd", "--locked"])
@@ -123,69 +126,32 @@ pub fn run(exit_after: bool) -> Result {
     }
 
     let public = path("keys/server.toml");
-    let result = step("activation round trip: base product, then add-on", || {
-        println!(
-            "lapd is serving on {address}\n\nbase product \"Lapwing Demo Studio\" with key {base_key}:"
-        );
-        println!(
-            "{}",
-            lapd_output(
-                &lapd,
-                &[
-                    "probe",
-                    "--server",
-                    &address,
-                    "--public",
-                    &public,
-                    "--sku",
-                    DEMO_BASE_SKU,
-                    "--key",
-                    &base_key,
-                    "--machine",
-                    DEMO_MACHINE
-                ]
-            )?
-        );
-        println!("\nadd-on \"Lapwing Demo Export\" with key {addon_key}:");
-        println!(
-            "{}",
-            lapd_output(
-                &lapd,
-                &[
-                    "probe",
-                    "--server",
-                    &address,
-                    "--public",
-                    &public,
-                    "--sku",
-                    DEMO_ADDON_SKU,
-                    "--key",
-                    &addon_key,
-                    "--addon",
-                    "--machine",
-                    DEMO_MACHINE
-                ]
-            )?
-        );
-        println!("\nan evaluation (no key):");
-        println!(
-            "{}",
-            lapd_output(
-                &lapd,
-                &[
-                    "probe",
-                    "--server",
-                    &address,
-                    "--public",
-                    &public,
-                    "--sku",
-                    DEMO_BASE_SKU,
-                    "--machine",
-                    DEMO_MACHINE
-                ]
-            )?
-        );
+    let probe = |what: &str, extra: &[&str]| -> Result {
+        println!("\n{what}:");
+        let mut args = vec![
+            "probe",
+            "--server",
+            &address,
+            "--public",
+            &public,
+            "--machine",
+            DEMO_MACHINE,
+        ];
+        args.extend_from_slice(extra);
+        println!("{}", lapd_output(&lapd, &args)?);
         Ok(())
+    };
+    let result = step("activation round trip: base product, then add-on", || {
+        println!("lapd is serving on {address}");
+        probe(
+            &format!("base product \"Lapwing Demo Studio\" with key {base_key}"),
+            &["--sku", DEMO_BASE_SKU, "--key", &base_key],
+        )?;
+        probe(
+            &format!("add-on \"Lapwing Demo Export\" with key {addon_key}"),
+            &["--sku", DEMO_ADDON_SKU, "--key", &addon_key, "--addon"],
+        )?;
+        probe("an evaluation (no key)", &["--sku", DEMO_BASE_SKU])
     });
     if exit_after || result.is_err() {
         let _ = server.kill();

@@ -28,28 +28,13 @@ pub fn seal_request(
     ephemeral: &EphemeralSecret,
 ) -> Result<(Vec<u8>, PendingExchange)> {
     let plaintext = request.encode()?;
-    let ephemeral_public = ephemeral.public_key();
-    let keys = derive_session_keys(
-        ephemeral.secret(),
-        &server.x25519,
-        &ephemeral_public,
+    seal_raw_request(
         server,
-    )?;
-
-    let mut datagram = Vec::with_capacity(EPHEMERAL_LEN + plaintext.len() + TAG_LEN);
-    datagram.extend_from_slice(&ephemeral_public);
-    datagram.extend_from_slice(&plaintext);
-    let tag = seal_in_place(&keys.client_to_server, &mut datagram[EPHEMERAL_LEN..]);
-    datagram.extend_from_slice(&tag);
-
-    let pending = PendingExchange {
-        server: server.clone(),
-        server_to_client: keys.server_to_client,
-        client_id: request.client_id(),
-        sku_id: request.sku_id,
-        request_datagram_len: datagram.len(),
-    };
-    Ok((datagram, pending))
+        &plaintext,
+        ephemeral,
+        request.client_id(),
+        request.sku_id,
+    )
 }
 
 /// Seals arbitrary request plaintext bytes, skipping every rule of [`Request::encode`].

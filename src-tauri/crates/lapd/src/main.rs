@@ -50,9 +50,10 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// Who to ask and what for: shared by `probe` and `bench`.
 #[derive(Debug, Args)]
-struct ProbeArgs {
-    /// The server to ask, HOST:PORT.
+struct Target {
+    /// The server, HOST:PORT.
     #[arg(long)]
     server: SocketAddr,
     /// The server's public keys: its `server.toml` (or any file with that `[server]` table).
@@ -60,12 +61,18 @@ struct ProbeArgs {
     public: PathBuf,
     #[arg(long)]
     sku: Uuid,
-    /// A license key; without one, an evaluation is asked for.
+    /// A license key for that SKU; without one, evaluations are asked for.
     #[arg(long)]
     key: Option<String>,
     /// Ask as an add-on installation (the SKU must be an add-on).
     #[arg(long)]
     addon: bool,
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    target: Target,
     /// A 32-byte machine hash in hex (default: random, which takes a new seat).
     #[arg(long)]
     machine: Option<String>,
@@ -155,20 +162,8 @@ enum LicenseCommand {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// The lapd to load.
-    #[arg(long)]
-    server: SocketAddr,
-    /// The server's public keys: its `server.toml` (or any file with that `[server]` table).
-    #[arg(long)]
-    public: PathBuf,
-    #[arg(long)]
-    sku: Uuid,
-    /// A license key for that SKU; without one, evaluation requests are sent.
-    #[arg(long)]
-    key: Option<String>,
-    /// Send add-on requests (the SKU must be an add-on).
-    #[arg(long)]
-    addon: bool,
+    #[command(flatten)]
+    target: Target,
     /// Requests per second in total; 0 sends as fast as answers arrive.
     #[arg(long, default_value_t = 0)]
     rate: u32,
@@ -304,8 +299,8 @@ fn execute(command: Command) -> Result<(), CliError> {
 }
 
 fn probe(args: &ProbeArgs) -> Result<(), CliError> {
-    let public_keys = read_public_keys(&args.public)?;
-    let key = parse_key(args.key.as_deref())?;
+    let public_keys = read_public_keys(&args.target.public)?;
+    let key = parse_key(args.target.key.as_deref())?;
     let machine_hash = match args.machine.as_deref() {
         Some(text) => {
             let mut out = [0u8; 32];
@@ -316,11 +311,11 @@ fn probe(args: &ProbeArgs) -> Result<(), CliError> {
         None => random_machine_hash()?,
     };
     let answer = lapd::probe::run(&lapd::probe::Probe {
-        server: args.server,
+        server: args.target.server,
         public_keys,
-        sku: args.sku,
+        sku: args.target.sku,
         key,
-        addon: args.addon,
+        addon: args.target.addon,
         machine_hash,
         attempts: args.attempts.max(1),
         wait: Duration::from_millis(args.wait_ms),
@@ -334,15 +329,15 @@ fn probe(args: &ProbeArgs) -> Result<(), CliError> {
 }
 
 fn bench(args: &BenchArgs) -> Result<(), CliError> {
-    let public_keys = read_public_keys(&args.public)?;
-    let key = parse_key(args.key.as_deref())?;
+    let public_keys = read_public_keys(&args.target.public)?;
+    let key = parse_key(args.target.key.as_deref())?;
     let machine_hash = random_machine_hash()?;
     let report = bench::run(bench::BenchConfig {
-        server: args.server,
+        server: args.target.server,
         public_keys,
-        sku: args.sku,
+        sku: args.target.sku,
         key,
-        addon: args.addon,
+        addon: args.target.addon,
         rate: args.rate,
         seconds: args.seconds,
         concurrency: args.concurrency,
