@@ -1,0 +1,10 @@
+//! `lapwing-core`: the engine. It turns "a product is installed" into "the product is
+//! activated, renewed on time, and the person knows where it stands". It knows nothing of
+//! Tauri or terminals: the tray and `lapctl` only read its status and ask it to act.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod manifest;
+pub mod schedule;
+pub mod state;
+pub mod status;
