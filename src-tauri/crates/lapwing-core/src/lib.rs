@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod schedule;
 pub mod state;
 pub mod status;
+pub mod transport;
