@@ -5,7 +5,9 @@
 
 pub mod clock;
 pub mod manifest;
+pub mod policy;
 pub mod schedule;
+pub mod sntp;
 pub mod state;
 pub mod status;
 pub mod transport;
