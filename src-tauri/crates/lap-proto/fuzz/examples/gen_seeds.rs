@@ -80,10 +80,11 @@ fn request_seeds(dir: &Path) {
     );
     let mut bad = base.to_vec();
     bad[0] = 1; // draft -03's version
-    write(dir, "p-version-1", &with_control(0, &bad));
+    // Control 2: invalid plaintexts also go through seal_raw_request and open_request.
+    write(dir, "p-version-1", &with_control(2, &bad));
     let mut bad = base.to_vec();
     bad[80] = 1; // Reserved
-    write(dir, "p-reserved", &with_control(0, &bad));
+    write(dir, "p-reserved", &with_control(2, &bad));
 
     let fx = exchanges();
     write(dir, "d-base", &with_control(1, &fx.base.request_datagram));

@@ -9,13 +9,18 @@
 //!   plaintext rules and the ClientId rule, and the sealer echoes that ClientId.
 //! - control bit 0 clear: the body is a request *plaintext*. `Request::decode` is Ok exactly
 //!   when the profile's rules (computed here independently) hold; on Ok `encode()` gives back
-//!   the input byte for byte, the fields are the bytes at their offsets, and the request sealed
-//!   by `seal_request` opens with `open_request` to the same request, and a response the
-//!   server seals opens on the client.
+//!   the input byte for byte and the fields are the bytes at their offsets. End to end (always
+//!   for a valid plaintext, and for an invalid one when control bit 1 is set, since the two
+//!   X25519 operations cost more than everything else): the plaintext sealed as a (possibly
+//!   hostile) client would (`seal_raw_request`) opens with `open_request` exactly when the
+//!   rules hold, never failing authentication otherwise; on Ok `seal_request` of the decoded
+//!   request makes the very same datagram, the server gets the same request back, and its
+//!   largest allowed answer opens on the client.
 #![no_main]
 
 use lap_proto::{
-    AuthStage, EphemeralSecret, ProtoError, Request, Uuid, open_request, seal_request,
+    AuthStage, EphemeralSecret, ProtoError, Request, Uuid, open_request, seal_raw_request,
+    seal_request,
 };
 use lap_proto_fuzz::{REQUEST_EPHEMERAL, hex, rules, server_keys};
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if control & 1 == 1 {
         raw_datagram(body);
     } else {
-        plaintext(body);
+        plaintext(body, control & 2 != 0);
     }
 });
 
@@ -83,7 +88,7 @@ fn raw_datagram(datagram: &[u8]) {
     }
 }
 
-fn plaintext(p: &[u8]) {
+fn plaintext(p: &[u8], end_to_end: bool) {
     let expected_ok = rules::request_plaintext_ok(p);
     let decoded = Request::decode(p);
     assert_eq!(
@@ -92,9 +97,39 @@ fn plaintext(p: &[u8]) {
         "rules say {expected_ok} for {}: {decoded:?}",
         hex(p)
     );
-    let Ok(request) = decoded else {
+    if !expected_ok && !end_to_end {
         return;
+    }
+
+    // End to end: the bytes sealed under a fixed ephemeral key, opened by the server.
+    let keys = server_keys();
+    let ephemeral = EphemeralSecret::from_bytes(REQUEST_EPHEMERAL);
+    let (datagram, _) = seal_raw_request(keys.public(), p, &ephemeral, Uuid::nil(), Uuid::nil())
+        .expect("the fixed ephemeral key is not of small order");
+    assert_eq!(datagram.len(), p.len() + rules::REQUEST_WRAP);
+    assert_eq!(datagram[..32], ephemeral.public_key());
+    let opened = open_request(keys, &datagram);
+    assert_eq!(
+        opened.is_ok(),
+        expected_ok,
+        "rules say {expected_ok} for sealed {}: {opened:?}",
+        hex(p)
+    );
+    let (opened, sealer) = match (decoded, opened) {
+        (Ok(request), Ok((opened, sealer))) => {
+            assert_eq!(opened, request);
+            (request, sealer)
+        }
+        (_, Err(e)) => {
+            assert!(
+                !matches!(e, ProtoError::Authentication(_)),
+                "a properly sealed request failed authentication: {e:?}"
+            );
+            return;
+        }
+        (Err(_), Ok(_)) => unreachable!("both agree with the rules"),
     };
+    let request = opened;
 
     // Exact codec: fields at their offsets, and encode gives the input back.
     assert_eq!(request.client_time, rules::le40(p, 3));
@@ -108,18 +143,13 @@ fn plaintext(p: &[u8]) {
     assert_eq!(&encoded[..], p, "encode(decode(p)) != p");
     let client_id = Uuid::from_bytes(rules::request_client_id(p));
     assert_eq!(request.client_id(), client_id);
-
-    // Sealed as a client would, it opens on the server to the same request.
-    let keys = server_keys();
-    let ephemeral = EphemeralSecret::from_bytes(REQUEST_EPHEMERAL);
-    let (datagram, pending) =
-        seal_request(keys.public(), &request, &ephemeral).expect("a valid request seals");
-    assert_eq!(datagram.len(), p.len() + rules::REQUEST_WRAP);
-    assert_eq!(datagram[..32], ephemeral.public_key());
-    assert_eq!(pending.request_datagram_len(), datagram.len());
-    let (opened, sealer) = open_request(keys, &datagram).expect("a sealed request opens");
-    assert_eq!(opened, request);
     assert_eq!(sealer.client_id(), client_id);
+
+    // A real client sealing the decoded request sends the very same datagram.
+    let (sealed, pending) =
+        seal_request(keys.public(), &request, &ephemeral).expect("a valid request seals");
+    assert_eq!(sealed, datagram);
+    assert_eq!(pending.request_datagram_len(), datagram.len());
     let room = sealer.max_server_data_len();
     assert_eq!(
         room,
