@@ -18,13 +18,17 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn with_offset(offset_secs: i64) -> Self {
-        Self { offset: AtomicI64::new(offset_secs) }
+        Self {
+            offset: AtomicI64::new(offset_secs),
+        }
     }
 }
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        let system = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         system.saturating_add_signed(self.offset.load(Ordering::Relaxed))
     }
 }

@@ -4,8 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod engine;
+pub mod identity;
 pub mod manifest;
 pub mod policy;
+pub mod records;
 pub mod schedule;
 pub mod sntp;
 pub mod state;

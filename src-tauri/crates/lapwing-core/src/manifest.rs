@@ -71,7 +71,9 @@ pub fn is_valid_id(id: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 fn decode_key(text: &str) -> Option<[u8; 32]> {
@@ -81,7 +83,11 @@ fn decode_key(text: &str) -> Option<[u8; 32]> {
         hex::decode_to_slice(text, &mut out).ok()?;
         return Some(out);
     }
-    base64::engine::general_purpose::STANDARD.decode(text).ok()?.try_into().ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 impl Manifest {
@@ -97,23 +103,42 @@ impl Manifest {
 
     /// Validates manifest text; `file` names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Self, ManifestError> {
-        let error = |field: &str, reason: String| ManifestError { file: file.to_owned(), field: field.to_owned(), reason };
+        let error = |field: &str, reason: String| ManifestError {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            reason,
+        };
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
             // serde names the field in its message; keep the message, which holds no secrets.
             error("-", e.message().to_owned())
         })?;
         if raw.schema != 1 {
-            return Err(error("schema", format!("schema {} is not supported (this Lapwing reads schema 1)", raw.schema)));
+            return Err(error(
+                "schema",
+                format!(
+                    "schema {} is not supported (this Lapwing reads schema 1)",
+                    raw.schema
+                ),
+            ));
         }
         if !is_valid_id(&raw.id) {
-            return Err(error("id", format!("{:?} is not a slug of lowercase letters, digits and dashes (at most 64)", raw.id)));
+            return Err(error(
+                "id",
+                format!(
+                    "{:?} is not a slug of lowercase letters, digits and dashes (at most 64)",
+                    raw.id
+                ),
+            ));
         }
         for (field, value) in [("name", &raw.name), ("vendor", &raw.vendor)] {
             if value.trim().is_empty() {
                 return Err(error(field, "must not be empty".into()));
             }
         }
-        let sku: Uuid = raw.sku.parse().map_err(|_| error("sku", format!("{:?} is not a UUID", raw.sku)))?;
+        let sku: Uuid = raw
+            .sku
+            .parse()
+            .map_err(|_| error("sku", format!("{:?} is not a UUID", raw.sku)))?;
         if sku.is_nil() {
             return Err(error("sku", "must not be the nil UUID".into()));
         }
@@ -122,24 +147,48 @@ impl Manifest {
                 return Err(error("addon_of", format!("{base:?} is not a product id")));
             }
             if *base == raw.id {
-                return Err(error("addon_of", "a product cannot be an add-on of itself".into()));
+                return Err(error(
+                    "addon_of",
+                    "a product cannot be an add-on of itself".into(),
+                ));
             }
         }
         let response_room = raw.response_room.unwrap_or(DEFAULT_RESPONSE_ROOM);
         if response_room > lap_proto::seed::MAX_RESPONSE_ROOM {
             return Err(error(
                 "response_room",
-                format!("{response_room} is more than {} (the request would not fit one datagram)", lap_proto::seed::MAX_RESPONSE_ROOM),
+                format!(
+                    "{response_room} is more than {} (the request would not fit one datagram)",
+                    lap_proto::seed::MAX_RESPONSE_ROOM
+                ),
             ));
         }
-        let x25519 = decode_key(&raw.server.x25519)
-            .ok_or_else(|| error("server.x25519", "must be 32 bytes in hex (64 digits) or base64".into()))?;
-        let ed25519 = decode_key(&raw.server.ed25519)
-            .ok_or_else(|| error("server.ed25519", "must be 32 bytes in hex (64 digits) or base64".into()))?;
-        let server_keys = ServerPublicKeys::from_bytes(x25519, &ed25519)
-            .map_err(|e| error("server.ed25519", format!("not a usable Ed25519 public key ({e})")))?;
-        let srv_domain = raw.server.srv_domain.map(|d| d.trim().trim_end_matches('.').to_owned());
-        if srv_domain.as_deref().is_some_and(|d| d.is_empty() || d.contains(char::is_whitespace)) {
+        let x25519 = decode_key(&raw.server.x25519).ok_or_else(|| {
+            error(
+                "server.x25519",
+                "must be 32 bytes in hex (64 digits) or base64".into(),
+            )
+        })?;
+        let ed25519 = decode_key(&raw.server.ed25519).ok_or_else(|| {
+            error(
+                "server.ed25519",
+                "must be 32 bytes in hex (64 digits) or base64".into(),
+            )
+        })?;
+        let server_keys = ServerPublicKeys::from_bytes(x25519, &ed25519).map_err(|e| {
+            error(
+                "server.ed25519",
+                format!("not a usable Ed25519 public key ({e})"),
+            )
+        })?;
+        let srv_domain = raw
+            .server
+            .srv_domain
+            .map(|d| d.trim().trim_end_matches('.').to_owned());
+        if srv_domain
+            .as_deref()
+            .is_some_and(|d| d.is_empty() || d.contains(char::is_whitespace))
+        {
             return Err(error("server.srv_domain", "is not a domain name".into()));
         }
         if srv_domain.is_none() && raw.server.address.is_none() {
@@ -225,7 +274,9 @@ pub struct Catalog {
 pub fn scan(dirs: &[PathBuf]) -> Catalog {
     let mut catalog = Catalog::default();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -241,7 +292,11 @@ pub fn scan(dirs: &[PathBuf]) -> Catalog {
                         catalog.errors.push(ManifestError {
                             file: manifest.file.clone(),
                             field: "id".into(),
-                            reason: format!("{:?} is already used by {}", manifest.id, previous.file.display()),
+                            reason: format!(
+                                "{:?} is already used by {}",
+                                manifest.id,
+                                previous.file.display()
+                            ),
                         });
                         continue;
                     }
@@ -255,7 +310,11 @@ pub fn scan(dirs: &[PathBuf]) -> Catalog {
     let orphans: Vec<String> = catalog
         .products
         .values()
-        .filter(|m| m.addon_of.as_ref().is_some_and(|b| !catalog.products.contains_key(b)))
+        .filter(|m| {
+            m.addon_of
+                .as_ref()
+                .is_some_and(|b| !catalog.products.contains_key(b))
+        })
         .map(|m| m.id.clone())
         .collect();
     for id in orphans {
@@ -263,7 +322,10 @@ pub fn scan(dirs: &[PathBuf]) -> Catalog {
             catalog.errors.push(ManifestError {
                 file: m.file,
                 field: "addon_of".into(),
-                reason: format!("base product {:?} is not installed", m.addon_of.unwrap_or_default()),
+                reason: format!(
+                    "base product {:?} is not installed",
+                    m.addon_of.unwrap_or_default()
+                ),
             });
         }
     }
@@ -300,7 +362,9 @@ mod tests {
 
     #[test]
     fn keys_may_be_base64() {
-        let b64 = |h: &str| base64::engine::general_purpose::STANDARD.encode(hex::decode(h).expect("hex"));
+        let b64 = |h: &str| {
+            base64::engine::general_purpose::STANDARD.encode(hex::decode(h).expect("hex"))
+        };
         let t = text("acme", "").replace(X, &b64(X)).replace(ED, &b64(ED));
         let m = parse(&t).expect("base64 keys");
         assert_eq!(hex::encode(m.server_keys.ed25519_bytes()), ED);
@@ -310,10 +374,19 @@ mod tests {
     fn each_mistake_names_its_field() {
         let cases = [
             (text("Acme Studio", ""), "id"),
-            (text("acme", "").replace("schema = 1", "schema = 2"), "schema"),
-            (text("acme", "").replace("6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11", "nope"), "sku"),
+            (
+                text("acme", "").replace("schema = 1", "schema = 2"),
+                "schema",
+            ),
+            (
+                text("acme", "").replace("6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11", "nope"),
+                "sku",
+            ),
             (text("acme", "").replace(X, "abcd"), "server.x25519"),
-            (text("acme", "").replace(ED, &"00".repeat(32)), "server.ed25519"),
+            (
+                text("acme", "").replace(ED, &"00".repeat(32)),
+                "server.ed25519",
+            ),
             (text("acme", "response_room = 5000"), "response_room"),
             (text("acme", "addon_of = \"acme\""), "addon_of"),
             (text("acme", "colour = \"blue\""), "-"),
@@ -331,16 +404,32 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.toml"), text("acme-studio", "")).expect("write");
         std::fs::write(dir.path().join("b.toml"), "schema = 1\nid = ").expect("write");
-        std::fs::write(dir.path().join("c.toml"), text("acme-export", "addon_of = \"acme-studio\"")).expect("write");
-        std::fs::write(dir.path().join("d.toml"), text("orphan", "addon_of = \"missing\"")).expect("write");
+        std::fs::write(
+            dir.path().join("c.toml"),
+            text("acme-export", "addon_of = \"acme-studio\""),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("d.toml"),
+            text("orphan", "addon_of = \"missing\""),
+        )
+        .expect("write");
         std::fs::write(dir.path().join("e.toml"), text("acme-studio", "")).expect("write");
         std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
         let catalog = scan(&[dir.path().to_owned(), dir.path().join("absent")]);
-        assert_eq!(catalog.products.keys().collect::<Vec<_>>(), ["acme-export", "acme-studio"]);
+        assert_eq!(
+            catalog.products.keys().collect::<Vec<_>>(),
+            ["acme-export", "acme-studio"]
+        );
         let fields: Vec<(&str, &str)> = catalog
             .errors
             .iter()
-            .map(|e| (e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""), e.field.as_str()))
+            .map(|e| {
+                (
+                    e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""),
+                    e.field.as_str(),
+                )
+            })
             .collect();
         assert!(fields.contains(&("b.toml", "-")), "{fields:?}");
         assert!(fields.contains(&("d.toml", "addon_of")), "{fields:?}");

@@ -18,7 +18,9 @@ pub fn policy_path() -> PathBuf {
     }
     #[cfg(windows)]
     {
-        std::env::var_os("ProgramData").map_or_else(|| PathBuf::from("C:\\ProgramData"), PathBuf::from).join("Lapwing\\policy.toml")
+        std::env::var_os("ProgramData")
+            .map_or_else(|| PathBuf::from("C:\\ProgramData"), PathBuf::from)
+            .join("Lapwing\\policy.toml")
     }
     #[cfg(target_os = "macos")]
     {
@@ -59,12 +61,22 @@ impl Policy {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(PolicyError { path: path.to_owned(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(PolicyError {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
         };
-        let policy: Self =
-            toml::from_str(&text).map_err(|e| PolicyError { path: path.to_owned(), reason: e.message().to_owned() })?;
+        let policy: Self = toml::from_str(&text).map_err(|e| PolicyError {
+            path: path.to_owned(),
+            reason: e.message().to_owned(),
+        })?;
         if policy.server.locked && policy.server.address.is_none() {
-            return Err(PolicyError { path: path.to_owned(), reason: "server.locked needs server.address".into() });
+            return Err(PolicyError {
+                path: path.to_owned(),
+                reason: "server.locked needs server.address".into(),
+            });
         }
         Ok(policy)
     }
@@ -79,13 +91,28 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("policy.toml");
         assert_eq!(Policy::load(&path).expect("absent"), Policy::default());
-        std::fs::write(&path, "[server]\naddress = \"lap.corp.example:4711\"\nlocked = true\n").expect("write");
+        std::fs::write(
+            &path,
+            "[server]\naddress = \"lap.corp.example:4711\"\nlocked = true\n",
+        )
+        .expect("write");
         let policy = Policy::load(&path).expect("valid");
-        assert_eq!(policy.server.address.as_deref(), Some("lap.corp.example:4711"));
+        assert_eq!(
+            policy.server.address.as_deref(),
+            Some("lap.corp.example:4711")
+        );
         assert!(policy.server.locked);
         std::fs::write(&path, "[server]\nlocked = true\n").expect("write");
-        assert!(Policy::load(&path).expect_err("locked without address").to_string().contains("needs server.address"));
+        assert!(
+            Policy::load(&path)
+                .expect_err("locked without address")
+                .to_string()
+                .contains("needs server.address")
+        );
         std::fs::write(&path, "[server]\nadress = \"x:1\"\n").expect("write");
-        assert!(Policy::load(&path).is_err(), "a misspelt key is not silently ignored");
+        assert!(
+            Policy::load(&path).is_err(),
+            "a misspelt key is not silently ignored"
+        );
     }
 }

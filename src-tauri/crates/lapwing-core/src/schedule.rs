@@ -32,7 +32,11 @@ pub fn next_retry(first_failure_at: u64, now: u64, not_after: Option<u64>) -> u6
     if not_after.is_some_and(|end| now >= end) {
         return now + RETRY_EXPIRED;
     }
-    let interval = if now < first_failure_at.saturating_add(FAST_WINDOW) { RETRY_FAST } else { RETRY_SLOW };
+    let interval = if now < first_failure_at.saturating_add(FAST_WINDOW) {
+        RETRY_FAST
+    } else {
+        RETRY_SLOW
+    };
     let next = now + interval;
     match not_after {
         Some(end) if end > now && end < next => end,
@@ -79,7 +83,11 @@ pub fn due_warning(what: &str, end: u64, now: u64, sent: &[String]) -> Option<Wa
     if sent.contains(&latest) {
         return None;
     }
-    Some(Warning { label: latest, end, covers: passed.into_iter().filter(|l| !sent.contains(l)).collect() })
+    Some(Warning {
+        label: latest,
+        end,
+        covers: passed.into_iter().filter(|l| !sent.contains(l)).collect(),
+    })
 }
 
 /// When the next warning point comes, if any is left.
@@ -124,22 +132,40 @@ mod tests {
     fn retries_back_off_then_go_hourly_after_the_end() {
         let start = 1_000_000;
         assert_eq!(next_retry(start, start, None), start + 15 * MINUTE);
-        assert_eq!(next_retry(start, start + 2 * HOUR - 1, None), start + 2 * HOUR - 1 + 15 * MINUTE);
+        assert_eq!(
+            next_retry(start, start + 2 * HOUR - 1, None),
+            start + 2 * HOUR - 1 + 15 * MINUTE
+        );
         assert_eq!(next_retry(start, start + 2 * HOUR, None), start + 6 * HOUR);
         let end = start + 3 * HOUR;
-        assert_eq!(next_retry(start, start + 2 * HOUR, Some(end)), end, "never sleep past NotAfter");
+        assert_eq!(
+            next_retry(start, start + 2 * HOUR, Some(end)),
+            end,
+            "never sleep past NotAfter"
+        );
         assert_eq!(next_retry(start, end, Some(end)), end + HOUR);
-        assert_eq!(next_retry(start, end + 10 * DAY, Some(end)), end + 10 * DAY + HOUR);
+        assert_eq!(
+            next_retry(start, end + 10 * DAY, Some(end)),
+            end + 10 * DAY + HOUR
+        );
     }
 
     #[test]
     fn warning_points_are_the_profiles() {
         let labels: Vec<String> = warning_offsets().into_iter().map(|(l, _)| l).collect();
-        assert_eq!(&labels[..11], ["60d", "30d", "21d", "14d", "7d", "6d", "5d", "4d", "3d", "2d", "1d"]);
+        assert_eq!(
+            &labels[..11],
+            [
+                "60d", "30d", "21d", "14d", "7d", "6d", "5d", "4d", "3d", "2d", "1d"
+            ]
+        );
         assert_eq!(labels[11], "23h");
         assert_eq!(labels.last().map(String::as_str), Some("1h"));
         let offsets: Vec<u64> = warning_offsets().into_iter().map(|(_, o)| o).collect();
-        assert!(offsets.windows(2).all(|w| w[0] > w[1]), "strictly approaching the end");
+        assert!(
+            offsets.windows(2).all(|w| w[0] > w[1]),
+            "strictly approaching the end"
+        );
     }
 
     #[test]
@@ -149,18 +175,36 @@ mod tests {
         let w = due_warning("not-after", end, end - 60 * DAY, &[]).expect("60 days before");
         assert_eq!(w.label, format!("not-after@{end}/60d"));
         let sent = w.covers.clone();
-        assert_eq!(due_warning("not-after", end, end - 45 * DAY, &sent), None, "at most once");
-        assert_eq!(next_warning_at("not-after", end, end - 45 * DAY, &sent), Some(end - 30 * DAY));
+        assert_eq!(
+            due_warning("not-after", end, end - 45 * DAY, &sent),
+            None,
+            "at most once"
+        );
+        assert_eq!(
+            next_warning_at("not-after", end, end - 45 * DAY, &sent),
+            Some(end - 30 * DAY)
+        );
         // Asleep from 45 days to 3 days before: one warning, for 3 days, covering 30d..3d.
         let w = due_warning("not-after", end, end - 3 * DAY, &sent).expect("3 days before");
         assert!(w.label.ends_with("/3d"));
-        assert_eq!(w.covers.len(), 8, "30d, 21d, 14d and 7d to 3d: {:?}", w.covers);
-        assert_eq!(due_warning("not-after", end, end, &[]), None, "no warning once it has ended");
+        assert_eq!(
+            w.covers.len(),
+            8,
+            "30d, 21d, 14d and 7d to 3d: {:?}",
+            w.covers
+        );
+        assert_eq!(
+            due_warning("not-after", end, end, &[]),
+            None,
+            "no warning once it has ended"
+        );
     }
 
     #[test]
     fn a_new_end_date_warns_afresh() {
-        let sent = due_warning("not-after", 100 * DAY, 40 * DAY, &[]).expect("due").covers;
+        let sent = due_warning("not-after", 100 * DAY, 40 * DAY, &[])
+            .expect("due")
+            .covers;
         assert!(due_warning("not-after", 200 * DAY, 140 * DAY, &sent).is_some());
     }
 }

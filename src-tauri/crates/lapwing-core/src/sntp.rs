@@ -13,18 +13,31 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 #[non_exhaustive]
 pub enum SntpError {
     #[error("cannot reach the time server {server}: {source}")]
-    Io { server: String, source: std::io::Error },
+    Io {
+        server: String,
+        source: std::io::Error,
+    },
     #[error("no answer from the time server {server} within {timeout_ms} ms")]
     Timeout { server: String, timeout_ms: u128 },
     #[error("the time server {server} sent an invalid answer ({reason})")]
-    Invalid { server: String, reason: &'static str },
+    Invalid {
+        server: String,
+        reason: &'static str,
+    },
 }
 
 /// The server's time in UNIX seconds (whole seconds: the 30-second window makes finer useless).
 pub async fn query(server: SocketAddr, timeout: Duration) -> Result<u64, SntpError> {
     let name = server.to_string();
-    let io = |source| SntpError::Io { server: name.clone(), source };
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let io = |source| SntpError::Io {
+        server: name.clone(),
+        source,
+    };
+    let bind: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
     let socket = UdpSocket::bind(bind).await.map_err(io)?;
     socket.connect(server).await.map_err(io)?;
     let mut request = [0u8; 48];
@@ -33,9 +46,15 @@ pub async fn query(server: SocketAddr, timeout: Duration) -> Result<u64, SntpErr
     let mut answer = [0u8; 68];
     let len = tokio::time::timeout(timeout, socket.recv(&mut answer))
         .await
-        .map_err(|_| SntpError::Timeout { server: name.clone(), timeout_ms: timeout.as_millis() })?
+        .map_err(|_| SntpError::Timeout {
+            server: name.clone(),
+            timeout_ms: timeout.as_millis(),
+        })?
         .map_err(io)?;
-    parse(&answer[..len]).map_err(|reason| SntpError::Invalid { server: name, reason })
+    parse(&answer[..len]).map_err(|reason| SntpError::Invalid {
+        server: name,
+        reason,
+    })
 }
 
 /// Reads the transmit timestamp of an SNTP answer.
@@ -50,12 +69,18 @@ pub fn parse(answer: &[u8]) -> Result<u64, &'static str> {
     if answer[0] >> 6 == 3 || answer[1] == 0 {
         return Err("server not synchronised (kiss-o'-death or alarm)");
     }
-    let seconds = u64::from(u32::from_be_bytes([answer[40], answer[41], answer[42], answer[43]]));
+    let seconds = u64::from(u32::from_be_bytes([
+        answer[40], answer[41], answer[42], answer[43],
+    ]));
     if seconds == 0 {
         return Err("no transmit time");
     }
     // Era 1 starts in 2036: a small value means the counter wrapped.
-    let seconds = if seconds < NTP_UNIX_OFFSET { seconds + (1 << 32) } else { seconds };
+    let seconds = if seconds < NTP_UNIX_OFFSET {
+        seconds + (1 << 32)
+    } else {
+        seconds
+    };
     Ok(seconds - NTP_UNIX_OFFSET)
 }
 
@@ -75,7 +100,11 @@ mod tests {
     #[test]
     fn parses_transmit_time_across_the_2036_wrap() {
         assert_eq!(parse(&answer(1_795_000_000)), Ok(1_795_000_000));
-        assert_eq!(parse(&answer(2_100_000_000)), Ok(2_100_000_000), "after 2036");
+        assert_eq!(
+            parse(&answer(2_100_000_000)),
+            Ok(2_100_000_000),
+            "after 2036"
+        );
     }
 
     #[test]
@@ -99,9 +128,17 @@ mod tests {
                 drop(server.send_to(&answer(1_800_000_000), from).await);
             }
         });
-        assert_eq!(query(addr, Duration::from_secs(2)).await.expect("answer"), 1_800_000_000);
+        assert_eq!(
+            query(addr, Duration::from_secs(2)).await.expect("answer"),
+            1_800_000_000
+        );
         let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let err = query(silent.local_addr().expect("addr"), Duration::from_millis(100)).await.expect_err("silence");
+        let err = query(
+            silent.local_addr().expect("addr"),
+            Duration::from_millis(100),
+        )
+        .await
+        .expect_err("silence");
         assert!(matches!(err, SntpError::Timeout { .. }), "{err}");
     }
 }

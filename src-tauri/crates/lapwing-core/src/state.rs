@@ -22,7 +22,10 @@ const LOCK_FILE: &str = "state.lock";
 #[non_exhaustive]
 pub enum StateError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{path} was written by a newer Lapwing (schema {found}, this one reads {STATE_SCHEMA}); \
          it was left untouched: update Lapwing"
@@ -30,16 +33,7 @@ pub enum StateError {
     NewerSchema { path: PathBuf, found: u32 },
 }
 
-/// Where a server came from, as `lapctl status --json` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServerSource {
-    Override,
-    Policy,
-    Srv,
-    DnsSd,
-    Manifest,
-}
+pub use lapwing_discovery::ServerSource;
 
 /// A server used for an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +130,10 @@ pub struct ProductState {
     #[serde(default)]
     pub warnings_sent: Vec<String>,
     pub server_override: Option<String>,
+    /// Whether a license key is stored (the key itself lives only in the keyring): lets the
+    /// status be read without a keyring round trip per product.
+    #[serde(default)]
+    pub has_key: bool,
 }
 
 impl ProductState {
@@ -149,6 +147,7 @@ impl ProductState {
             evaluation_started: None,
             warnings_sent: Vec::new(),
             server_override: None,
+            has_key: false,
         }
     }
 }
@@ -161,13 +160,21 @@ pub struct State {
     #[serde(default)]
     pub highest_time_seen: u64,
     pub global_override: Option<String>,
+    /// The machine anchor source chosen at first activation (profile §3: kept while present).
+    pub pinned_anchor: Option<String>,
     #[serde(default)]
     pub products: BTreeMap<String, ProductState>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        Self { schema: STATE_SCHEMA, highest_time_seen: 0, global_override: None, products: BTreeMap::new() }
+        Self {
+            schema: STATE_SCHEMA,
+            highest_time_seen: 0,
+            global_override: None,
+            pinned_anchor: None,
+            products: BTreeMap::new(),
+        }
     }
 }
 
@@ -213,7 +220,12 @@ impl StateStore {
     pub fn lock(&self) -> Result<StateLock, StateError> {
         std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(self.io(&path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(self.io(&path))?;
         file.lock().map_err(self.io(&path))?;
         Ok(StateLock { _file: file })
     }
@@ -225,17 +237,29 @@ impl StateStore {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((State::default(), LoadReport::default())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((State::default(), LoadReport::default()));
+            }
             Err(e) => return Err(self.io(&path)(e)),
         };
         match parse_state(&bytes) {
-            Ok(state) if state.schema > STATE_SCHEMA => Err(StateError::NewerSchema { path, found: state.schema }),
+            Ok(state) if state.schema > STATE_SCHEMA => Err(StateError::NewerSchema {
+                path,
+                found: state.schema,
+            }),
             Ok(state) => Ok((state, LoadReport::default())),
             Err(reason) => {
-                let aside = self.dir.join(format!("{STATE_FILE}.corrupt-{}", std::process::id()));
+                let aside = self
+                    .dir
+                    .join(format!("{STATE_FILE}.corrupt-{}", std::process::id()));
                 let aside = unique_path(aside);
                 std::fs::rename(&path, &aside).map_err(self.io(&path))?;
-                Ok((State::default(), LoadReport { set_aside: Some((aside, reason)) }))
+                Ok((
+                    State::default(),
+                    LoadReport {
+                        set_aside: Some((aside, reason)),
+                    },
+                ))
             }
         }
     }
@@ -248,7 +272,10 @@ impl StateStore {
     }
 
     /// Load, change, save, under one lock: the way every writer changes the state.
-    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<(T, LoadReport), StateError> {
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> T,
+    ) -> Result<(T, LoadReport), StateError> {
         let lock = self.lock()?;
         let (mut state, report) = self.load(&lock)?;
         let out = change(&mut state);
@@ -259,7 +286,14 @@ impl StateStore {
 
 fn parse_state(bytes: &[u8]) -> Result<State, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
-    serde_json::from_str(text).map_err(|e| format!("not a valid state file (line {}, column {}: {})", e.line(), e.column(), classify(&e)))
+    serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not a valid state file (line {}, column {}: {})",
+            e.line(),
+            e.column(),
+            classify(&e)
+        )
+    })
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
@@ -275,13 +309,22 @@ fn unique_path(path: PathBuf) -> PathBuf {
     if !path.exists() {
         return path;
     }
-    (1..).map(|n| PathBuf::from(format!("{}.{n}", path.display()))).find(|p| !p.exists()).unwrap_or(path)
+    (1..)
+        .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
+        .find(|p| !p.exists())
+        .unwrap_or(path)
 }
 
 /// Writes `bytes` so that a crash leaves the old or the new content, never a mix.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -312,7 +355,10 @@ mod tests {
     use super::*;
 
     fn sample() -> State {
-        let mut state = State { highest_time_seen: 1_795_000_000, ..State::default() };
+        let mut state = State {
+            highest_time_seen: 1_795_000_000,
+            ..State::default()
+        };
         let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
         product.grant = Some(Grant {
             license_id: Uuid::from_u128(2),
@@ -324,7 +370,10 @@ mod tests {
             in_compliance: Some(true),
             features: vec!["pro".into()],
             notice: None,
-            server: Some(ServerUsed { address: "127.0.0.1:4711".into(), source: ServerSource::Srv }),
+            server: Some(ServerUsed {
+                address: "127.0.0.1:4711".into(),
+                source: ServerSource::Srv,
+            }),
             without_key: false,
         });
         state.products.insert("acme".into(), product);
@@ -345,7 +394,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).expect("meta").permissions().mode() & 0o777;
+            let mode = std::fs::metadata(store.path())
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600);
         }
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -366,7 +419,10 @@ mod tests {
         assert_eq!(state, State::default());
         let (aside, reason) = report.set_aside.expect("reported");
         assert!(reason.contains("truncated"), "{reason}");
-        assert_eq!(std::fs::read(&aside).expect("kept"), b"{\"schema\": 1, \"products\": {\"acme\": ");
+        assert_eq!(
+            std::fs::read(&aside).expect("kept"),
+            b"{\"schema\": 1, \"products\": {\"acme\": "
+        );
         assert!(!store.path().exists());
     }
 
@@ -376,8 +432,14 @@ mod tests {
         let store = StateStore::new(dir.path());
         std::fs::write(store.path(), b"{\"schema\": 99}").expect("write");
         let lock = store.lock().expect("lock");
-        assert!(matches!(store.load(&lock), Err(StateError::NewerSchema { found: 99, .. })));
-        assert_eq!(std::fs::read(store.path()).expect("kept"), b"{\"schema\": 99}");
+        assert!(matches!(
+            store.load(&lock),
+            Err(StateError::NewerSchema { found: 99, .. })
+        ));
+        assert_eq!(
+            std::fs::read(store.path()).expect("kept"),
+            b"{\"schema\": 99}"
+        );
     }
 
     #[test]

@@ -48,8 +48,14 @@ pub fn evaluation_end(manifest: &Manifest, product: &ProductState) -> Option<u64
     if manifest.evaluation_days == 0 {
         return None;
     }
-    let local = product.evaluation_started.map(|start| start + u64::from(manifest.evaluation_days) * DAY);
-    let granted = product.grant.as_ref().filter(|g| g.without_key).and_then(|g| g.not_after);
+    let local = product
+        .evaluation_started
+        .map(|start| start + u64::from(manifest.evaluation_days) * DAY);
+    let granted = product
+        .grant
+        .as_ref()
+        .filter(|g| g.without_key)
+        .and_then(|g| g.not_after);
     match (local, granted) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -72,13 +78,25 @@ pub fn standing(manifest: &Manifest, product: &ProductState, has_key: bool, now:
             _ if now >= renew_at(grant) => Phase::RenewalDue,
             _ => Phase::Activated,
         };
-        return Standing { phase, ends_at: grant.not_after, days_left: grant.not_after.map(|e| days_until(e, now)) };
+        return Standing {
+            phase,
+            ends_at: grant.not_after,
+            days_left: grant.not_after.map(|e| days_until(e, now)),
+        };
     }
     if manifest.evaluation_days > 0 && (!has_key || product.grant.is_some()) {
         let end = evaluation_end(manifest, product);
         return match end {
-            Some(end) if now >= end => Standing { phase: Phase::EvaluationExpired, ends_at: Some(end), days_left: Some(0) },
-            Some(end) => Standing { phase: Phase::Evaluation, ends_at: Some(end), days_left: Some(days_until(end, now)) },
+            Some(end) if now >= end => Standing {
+                phase: Phase::EvaluationExpired,
+                ends_at: Some(end),
+                days_left: Some(0),
+            },
+            Some(end) => Standing {
+                phase: Phase::Evaluation,
+                ends_at: Some(end),
+                days_left: Some(days_until(end, now)),
+            },
             // Not started yet: it starts at first use, with all its days.
             None => Standing {
                 phase: Phase::Evaluation,
@@ -87,7 +105,11 @@ pub fn standing(manifest: &Manifest, product: &ProductState, has_key: bool, now:
             },
         };
     }
-    Standing { phase: Phase::Unlicensed, ends_at: None, days_left: None }
+    Standing {
+        phase: Phase::Unlicensed,
+        ends_at: None,
+        days_left: None,
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +135,11 @@ mod tests {
             received_at: NOW,
             not_after,
             renew_after: Some(NOW + 7 * DAY),
-            kind: Some(if without_key { GrantKind::Evaluation } else { GrantKind::Term }),
+            kind: Some(if without_key {
+                GrantKind::Evaluation
+            } else {
+                GrantKind::Term
+            }),
             in_compliance: Some(true),
             features: vec![],
             notice: None,
@@ -135,8 +161,14 @@ mod tests {
         let p = product(Some(grant(Some(NOW + 30 * DAY), false)), None);
         let s = standing(&m, &p, true, NOW);
         assert_eq!((s.phase, s.days_left), (Phase::Activated, Some(30)));
-        assert_eq!(standing(&m, &p, true, NOW + 7 * DAY).phase, Phase::RenewalDue);
-        assert_eq!(standing(&m, &p, true, NOW + 30 * DAY - 1).days_left, Some(1));
+        assert_eq!(
+            standing(&m, &p, true, NOW + 7 * DAY).phase,
+            Phase::RenewalDue
+        );
+        assert_eq!(
+            standing(&m, &p, true, NOW + 30 * DAY - 1).days_left,
+            Some(1)
+        );
         let s = standing(&m, &p, true, NOW + 30 * DAY);
         assert_eq!((s.phase, s.days_left), (Phase::Expired, Some(0)));
     }
@@ -152,10 +184,16 @@ mod tests {
     fn evaluations_count_down_and_end() {
         let m = manifest(30);
         let fresh = standing(&m, &product(None, None), false, NOW);
-        assert_eq!((fresh.phase, fresh.days_left), (Phase::Evaluation, Some(30)));
+        assert_eq!(
+            (fresh.phase, fresh.days_left),
+            (Phase::Evaluation, Some(30))
+        );
         let started = product(None, Some(NOW - 20 * DAY));
         assert_eq!(standing(&m, &started, false, NOW).days_left, Some(10));
-        assert_eq!(standing(&m, &started, false, NOW + 10 * DAY).phase, Phase::EvaluationExpired);
+        assert_eq!(
+            standing(&m, &started, false, NOW + 10 * DAY).phase,
+            Phase::EvaluationExpired
+        );
         // The server's end wins when it comes first.
         let granted = product(Some(grant(Some(NOW + 2 * DAY), true)), Some(NOW - 20 * DAY));
         assert_eq!(standing(&m, &granted, false, NOW).days_left, Some(2));
@@ -163,20 +201,49 @@ mod tests {
 
     #[test]
     fn a_key_without_an_activation_is_unlicensed_until_activated() {
-        assert_eq!(standing(&manifest(0), &product(None, None), true, NOW).phase, Phase::Unlicensed);
-        assert_eq!(standing(&manifest(0), &product(None, None), false, NOW).phase, Phase::Unlicensed);
-        assert_eq!(standing(&manifest(30), &product(None, None), true, NOW).phase, Phase::Unlicensed);
+        assert_eq!(
+            standing(&manifest(0), &product(None, None), true, NOW).phase,
+            Phase::Unlicensed
+        );
+        assert_eq!(
+            standing(&manifest(0), &product(None, None), false, NOW).phase,
+            Phase::Unlicensed
+        );
+        assert_eq!(
+            standing(&manifest(30), &product(None, None), true, NOW).phase,
+            Phase::Unlicensed
+        );
         // An evaluation keeps running while a newly entered key awaits its activation.
         let evaluating = product(Some(grant(Some(NOW + 5 * DAY), true)), Some(NOW));
-        assert_eq!(standing(&manifest(30), &evaluating, true, NOW).phase, Phase::Evaluation);
+        assert_eq!(
+            standing(&manifest(30), &evaluating, true, NOW).phase,
+            Phase::Evaluation
+        );
     }
 
     #[test]
     fn phases_have_the_documented_words() {
-        let words: Vec<String> = [Phase::Unlicensed, Phase::Evaluation, Phase::EvaluationExpired, Phase::Activated, Phase::RenewalDue, Phase::Expired]
-            .iter()
-            .map(|p| serde_json::to_string(p).expect("serializes"))
-            .collect();
-        assert_eq!(words, ["\"unlicensed\"", "\"evaluation\"", "\"evaluation-expired\"", "\"activated\"", "\"renewal-due\"", "\"expired\""]);
+        let words: Vec<String> = [
+            Phase::Unlicensed,
+            Phase::Evaluation,
+            Phase::EvaluationExpired,
+            Phase::Activated,
+            Phase::RenewalDue,
+            Phase::Expired,
+        ]
+        .iter()
+        .map(|p| serde_json::to_string(p).expect("serializes"))
+        .collect();
+        assert_eq!(
+            words,
+            [
+                "\"unlicensed\"",
+                "\"evaluation\"",
+                "\"evaluation-expired\"",
+                "\"activated\"",
+                "\"renewal-due\"",
+                "\"expired\""
+            ]
+        );
     }
 }

@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lap_proto::{Activation, EphemeralSecret, PendingExchange, ProtoError, Request, ServerPublicKeys, open_any, seal_request};
+use lap_proto::{
+    Activation, EphemeralSecret, PendingExchange, ProtoError, Request, ServerPublicKeys, open_any,
+    seal_request,
+};
 use tokio::net::UdpSocket;
 
 use crate::clock::Clock;
@@ -46,17 +49,30 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     /// Three attempts, waiting 1, 2 and 4 s: a lost datagram costs a second, a dead server 7.
     fn default() -> Self {
-        Self { waits: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)] }
+        Self {
+            waits: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(4),
+            ],
+        }
     }
 }
 
 /// What happened with one server.
 #[derive(Debug)]
 pub enum ServerOutcome {
-    Answered { activation: Box<Activation>, attempts: usize },
+    Answered {
+        activation: Box<Activation>,
+        attempts: usize,
+    },
     /// Nothing that opened came back. `rejected` counts datagrams that arrived but failed a
     /// check, with the last reason: a forged or broken answer, not silence.
-    Silent { attempts: usize, rejected: usize, last_rejection: Option<String> },
+    Silent {
+        attempts: usize,
+        rejected: usize,
+        last_rejection: Option<String>,
+    },
 }
 
 /// Sends up to `policy.waits.len()` fresh requests to `server`, returning the first answer
@@ -69,10 +85,19 @@ pub async fn exchange(
     entropy: &dyn Entropy,
     policy: &RetryPolicy,
 ) -> Result<ServerOutcome, TransportError> {
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = UdpSocket::bind(bind).await.map_err(TransportError::Socket)?;
+    let bind: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(bind)
+        .await
+        .map_err(TransportError::Socket)?;
     // Connected: the kernel drops datagrams from any other address or port.
-    socket.connect(server).await.map_err(TransportError::Socket)?;
+    socket
+        .connect(server)
+        .await
+        .map_err(TransportError::Socket)?;
     let mut pending: Vec<PendingExchange> = Vec::with_capacity(policy.waits.len());
     let mut buffer = [0u8; 2048];
     let (mut rejected, mut last_rejection) = (0, None);
@@ -81,7 +106,8 @@ pub async fn exchange(
         entropy.fill(&mut secret)?;
         let request = build_request(clock.now());
         let (datagram, exchange) =
-            seal_request(keys, &request, &EphemeralSecret::from_bytes(secret)).map_err(TransportError::Request)?;
+            seal_request(keys, &request, &EphemeralSecret::from_bytes(secret))
+                .map_err(TransportError::Request)?;
         pending.push(exchange);
         // A send error (no route, ICMP unreachable from an earlier attempt) is one more
         // unanswered attempt, not a reason to stop.
@@ -103,7 +129,10 @@ pub async fn exchange(
             };
             match open_any(&pending, &buffer[..len]) {
                 Ok((_, activation)) => {
-                    return Ok(ServerOutcome::Answered { activation: Box::new(activation), attempts: attempt + 1 });
+                    return Ok(ServerOutcome::Answered {
+                        activation: Box::new(activation),
+                        attempts: attempt + 1,
+                    });
                 }
                 Err(e) => {
                     rejected += 1;
@@ -113,5 +142,9 @@ pub async fn exchange(
             }
         }
     }
-    Ok(ServerOutcome::Silent { attempts: policy.waits.len(), rejected, last_rejection })
+    Ok(ServerOutcome::Silent {
+        attempts: policy.waits.len(),
+        rejected,
+        last_rejection,
+    })
 }

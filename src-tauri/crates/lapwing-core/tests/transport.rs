@@ -27,7 +27,13 @@ fn keys() -> Arc<ServerSecretKeys> {
 }
 
 fn request(now: u64) -> Request {
-    let seed = SeedV1 { decoded_key: [1; 16], machine_hash: [2; 32], num_cpus: 1, num_cores: 2, install_nonce: [3; 16] };
+    let seed = SeedV1 {
+        decoded_key: [1; 16],
+        machine_hash: [2; 32],
+        num_cpus: 1,
+        num_cores: 2,
+        install_nonce: [3; 16],
+    };
     Request {
         client_time: now,
         client_base_id: Uuid::from_u128(10),
@@ -39,7 +45,9 @@ fn request(now: u64) -> Request {
 }
 
 fn policy(attempts: usize, wait_ms: u64) -> RetryPolicy {
-    RetryPolicy { waits: vec![Duration::from_millis(wait_ms); attempts] }
+    RetryPolicy {
+        waits: vec![Duration::from_millis(wait_ms); attempts],
+    }
 }
 
 /// A scripted server: for the n-th request received (from 0), `script(n)` says what to do.
@@ -61,7 +69,9 @@ async fn scripted_server(script: fn(usize) -> Act) -> SocketAddr {
         let mut n = 0;
         while let Ok((len, from)) = socket.recv_from(&mut buffer).await {
             let (req, sealer) = open_request(&keys, &buffer[..len]).expect("valid request");
-            let answer = sealer.seal(&keys, req.client_time, Uuid::from_u128(0x77), &[]).expect("seal");
+            let answer = sealer
+                .seal(&keys, req.client_time, Uuid::from_u128(0x77), &[])
+                .expect("seal");
             let act = script(n);
             n += 1;
             let socket = Arc::clone(&socket);
@@ -94,14 +104,19 @@ async fn scripted_server(script: fn(usize) -> Act) -> SocketAddr {
 async fn run(server: SocketAddr, policy: &RetryPolicy) -> ServerOutcome {
     let clock = FakeClock::at(1_795_000_000);
     let entropy = CountingEntropy::default();
-    exchange(server, keys().public(), &request, &clock, &entropy, policy).await.expect("exchange runs")
+    exchange(server, keys().public(), &request, &clock, &entropy, policy)
+        .await
+        .expect("exchange runs")
 }
 
 #[tokio::test]
 async fn a_prompt_answer_activates_on_the_first_attempt() {
     let server = scripted_server(|_| Act::Answer).await;
     match run(server, &policy(3, 500)).await {
-        ServerOutcome::Answered { activation, attempts } => {
+        ServerOutcome::Answered {
+            activation,
+            attempts,
+        } => {
             assert_eq!(attempts, 1);
             assert_eq!(activation.response.license_id, Uuid::from_u128(0x77));
         }
@@ -121,9 +136,18 @@ async fn lost_requests_are_retried_with_fresh_requests() {
 #[tokio::test]
 async fn a_late_answer_to_an_earlier_attempt_is_accepted() {
     // Attempt 1 is answered 250 ms late (after attempt 2 went out); attempt 2 is ignored.
-    let server = scripted_server(|n| if n == 0 { Act::AnswerAfter(250) } else { Act::Ignore }).await;
+    let server = scripted_server(|n| {
+        if n == 0 {
+            Act::AnswerAfter(250)
+        } else {
+            Act::Ignore
+        }
+    })
+    .await;
     match run(server, &policy(3, 150)).await {
-        ServerOutcome::Answered { attempts, .. } => assert_eq!(attempts, 2, "accepted while waiting on attempt 2"),
+        ServerOutcome::Answered { attempts, .. } => {
+            assert_eq!(attempts, 2, "accepted while waiting on attempt 2")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -131,20 +155,32 @@ async fn a_late_answer_to_an_earlier_attempt_is_accepted() {
 #[tokio::test]
 async fn junk_and_duplicates_do_not_derail_an_exchange() {
     let server = scripted_server(|_| Act::JunkThenAnswer(200)).await;
-    assert!(matches!(run(server, &policy(2, 1000)).await, ServerOutcome::Answered { attempts: 1, .. }));
+    assert!(matches!(
+        run(server, &policy(2, 1000)).await,
+        ServerOutcome::Answered { attempts: 1, .. }
+    ));
     let server = scripted_server(|_| Act::AnswerTwice).await;
-    assert!(matches!(run(server, &policy(2, 1000)).await, ServerOutcome::Answered { attempts: 1, .. }));
+    assert!(matches!(
+        run(server, &policy(2, 1000)).await,
+        ServerOutcome::Answered { attempts: 1, .. }
+    ));
 }
 
 #[tokio::test]
 async fn silence_is_reported_after_every_attempt() {
     let server = scripted_server(|_| Act::Ignore).await;
     match run(server, &policy(3, 60)).await {
-        ServerOutcome::Silent { attempts, rejected, .. } => assert_eq!((attempts, rejected), (3, 0)),
+        ServerOutcome::Silent {
+            attempts, rejected, ..
+        } => assert_eq!((attempts, rejected), (3, 0)),
         other => panic!("{other:?}"),
     }
     // Nobody listening at all: ICMP port unreachable must not end the exchange early or err.
-    let closed = UdpSocket::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     match run(closed, &policy(2, 60)).await {
         ServerOutcome::Silent { attempts, .. } => assert_eq!(attempts, 2),
         other => panic!("{other:?}"),
@@ -163,12 +199,18 @@ async fn a_forged_answer_is_counted_as_rejected_not_accepted() {
             // The impostor read the request (say, it stole the X25519 key) but signs with a
             // key of its own.
             let (req, sealer) = open_request(&real, &buffer[..len]).expect("opens");
-            let forged = sealer.seal(&impostor, req.client_time, Uuid::from_u128(1), &[]).expect("seal");
+            let forged = sealer
+                .seal(&impostor, req.client_time, Uuid::from_u128(1), &[])
+                .expect("seal");
             drop(socket.send_to(&forged, from).await);
         }
     });
     match run(server, &policy(2, 100)).await {
-        ServerOutcome::Silent { rejected, last_rejection, .. } => {
+        ServerOutcome::Silent {
+            rejected,
+            last_rejection,
+            ..
+        } => {
             assert_eq!(rejected, 2);
             assert!(last_rejection.unwrap_or_default().contains("signature"));
         }

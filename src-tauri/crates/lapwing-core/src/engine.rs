@@ -1,0 +1,643 @@
+//! The engine: provisioning, activation, keys, server overrides and the status, over the
+//! manifests, the keyring, the machine identity, discovery and the UDP transport.
+//!
+//! Every change to durable state goes through `StateStore::update` (one lock, one atomic
+//! write), so the tray and `lapctl` can act at once without losing each other's updates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lap_proto::{ActivationRecord, LicenseKey, LicenseKeyError, Request, SeedV1, Uuid};
+use lapwing_discovery::{Discovery, DiscoveryConfig, ServerSettings};
+use lapwing_secrets::{SecretError, SecretStore};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::identity::{IdentityError, MachineIdentity};
+use crate::manifest::{Catalog, Manifest, scan};
+use crate::policy::{Policy, PolicyError};
+use crate::records::{grant_from, remove_record, write_record};
+use crate::schedule::{DAY, next_retry};
+use crate::state::{
+    Attempt, AttemptOutcome, Backoff, Grant, ProductState, ServerUsed, State, StateError,
+    StateStore,
+};
+use crate::status::{Phase, Standing, standing};
+use crate::transport::{Entropy, RetryPolicy, ServerOutcome, TransportError, exchange};
+
+/// A clock this far behind the latest time seen has been moved back.
+pub const CLOCK_BACK_TOLERANCE: u64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("no product {0:?} is installed (see `lapctl products`)")]
+    UnknownProduct(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("license key not accepted locally: {0}")]
+    Key(#[from] LicenseKeyError),
+    #[error("{0}")]
+    Server(String),
+    #[error("the machine policy locks the server to {0}: a user override is not allowed")]
+    PolicyLocked(String),
+}
+
+/// Everything the engine is built from. Time, randomness, the keyring and the machine are
+/// injected so every rule is tested with fakes and runs with the real parts.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub product_dirs: Vec<PathBuf>,
+    pub policy_path: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub identity: Arc<dyn MachineIdentity>,
+    pub discovery: DiscoveryConfig,
+    pub retry: RetryPolicy,
+}
+
+/// One product's status, as the tray and `lapctl status --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductStatus {
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    pub sku: Uuid,
+    pub addon_of: Option<String>,
+    pub state: Phase,
+    pub not_after: Option<u64>,
+    pub ends_at: Option<u64>,
+    pub days_left: Option<u64>,
+    pub license_id: Option<Uuid>,
+    pub kind: Option<crate::state::GrantKind>,
+    pub in_compliance: Option<bool>,
+    pub features: Vec<String>,
+    pub notice: Option<String>,
+    pub has_key: bool,
+    pub server: Option<ServerUsed>,
+    pub last_attempt: Option<Attempt>,
+    pub next_attempt_at: Option<u64>,
+    /// Set when this machine's clock is behind a time it has already seen.
+    pub clock_moved_back_by: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    store: StateStore,
+    discovery: Discovery,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        let store = StateStore::new(config.data_dir.clone());
+        let discovery = Discovery::new(config.discovery.clone());
+        Self {
+            config,
+            store,
+            discovery,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn state_store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// The installed products and the manifests refused.
+    pub fn catalog(&self) -> Catalog {
+        scan(&self.config.product_dirs)
+    }
+
+    fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
+        self.catalog()
+            .products
+            .remove(id)
+            .ok_or_else(|| EngineError::UnknownProduct(id.to_owned()))
+    }
+
+    fn policy(&self) -> Result<Policy, EngineError> {
+        Ok(Policy::load(&self.config.policy_path)?)
+    }
+
+    /// The status of every installed product. Reads the state file under its lock; never
+    /// asks the keyring.
+    pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
+        let catalog = self.catalog();
+        let now = self.config.clock.now();
+        let lock = self.store.lock()?;
+        let (state, _) = self.store.load(&lock)?;
+        drop(lock);
+        Ok(catalog
+            .products
+            .values()
+            .map(|m| product_status(m, &state, now))
+            .collect())
+    }
+
+    /// The status of one product.
+    pub fn product_status(&self, id: &str) -> Result<ProductStatus, EngineError> {
+        let manifest = self.manifest(id)?;
+        let lock = self.store.lock()?;
+        let (state, _) = self.store.load(&lock)?;
+        Ok(product_status(&manifest, &state, self.config.clock.now()))
+    }
+
+    fn random<const N: usize>(&self) -> Result<[u8; N], EngineError> {
+        let mut out = [0u8; N];
+        self.config.entropy.fill(&mut out)?;
+        Ok(out)
+    }
+
+    fn new_uuid(&self) -> Result<Uuid, EngineError> {
+        Ok(uuid::Builder::from_random_bytes(self.random()?).into_uuid())
+    }
+
+    /// Gives the product its ids (state) and install nonce (keyring) if it has none yet.
+    pub fn provision(&self, manifest: &Manifest) -> Result<(), EngineError> {
+        let base_id = self.new_uuid()?;
+        let addon_id = if manifest.is_addon() {
+            self.new_uuid()?
+        } else {
+            Uuid::nil()
+        };
+        self.store.update(|state| {
+            state
+                .products
+                .entry(manifest.id.clone())
+                .or_insert_with(|| ProductState::new(base_id, addon_id));
+        })?;
+        if self
+            .config
+            .secrets
+            .get_install_nonce(&manifest.id)?
+            .is_none()
+        {
+            let nonce: Zeroizing<[u8; 16]> = Zeroizing::new(self.random()?);
+            self.config
+                .secrets
+                .set_install_nonce(&manifest.id, &nonce)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a key locally (profile §4) and stores it; the caller activates next.
+    pub fn set_key(&self, id: &str, text: &str) -> Result<LicenseKey, EngineError> {
+        let manifest = self.manifest(id)?;
+        let key = LicenseKey::parse(text)?;
+        self.provision(&manifest)?;
+        self.config.secrets.set_license_key(id, key.as_bytes())?;
+        self.store.update(|state| {
+            if let Some(product) = state.products.get_mut(id) {
+                product.has_key = true;
+                // A new key deserves an attempt now, not at the end of a backoff.
+                product.backoff = None;
+            }
+        })?;
+        Ok(key)
+    }
+
+    /// The stored key, if any.
+    pub fn key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+        self.manifest(id)?;
+        Ok(self
+            .config
+            .secrets
+            .get_license_key(id)?
+            .map(|k| LicenseKey::from_bytes(*k)))
+    }
+
+    pub fn remove_key(&self, id: &str) -> Result<(), EngineError> {
+        self.manifest(id)?;
+        self.config
+            .secrets
+            .delete(id, lapwing_secrets::SecretItem::LicenseKey)?;
+        self.store.update(|state| {
+            if let Some(product) = state.products.get_mut(id) {
+                product.has_key = false;
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Sets or clears the user's server override, per product or global; refused when the
+    /// machine policy locks the server.
+    pub fn set_server_override(
+        &self,
+        product: Option<&str>,
+        server: Option<&str>,
+    ) -> Result<(), EngineError> {
+        if let Some(text) = server {
+            lapwing_discovery::parse_host_port(text)
+                .map_err(|e| EngineError::Server(e.to_string()))?;
+            let policy = self.policy()?;
+            if policy.server.locked {
+                return Err(EngineError::PolicyLocked(
+                    policy.server.address.unwrap_or_default(),
+                ));
+            }
+        }
+        if let Some(id) = product {
+            let manifest = self.manifest(id)?;
+            self.provision(&manifest)?;
+        }
+        self.store.update(|state| match product {
+            Some(id) => {
+                if let Some(p) = state.products.get_mut(id) {
+                    p.server_override = server.map(str::to_owned);
+                }
+            }
+            None => state.global_override = server.map(str::to_owned),
+        })?;
+        Ok(())
+    }
+
+    /// What discovery is given for a product.
+    pub fn server_settings(
+        &self,
+        manifest: &Manifest,
+        state: &State,
+    ) -> Result<ServerSettings, EngineError> {
+        let policy = self.policy()?;
+        Ok(ServerSettings {
+            product_override: state
+                .products
+                .get(&manifest.id)
+                .and_then(|p| p.server_override.clone()),
+            global_override: state.global_override.clone(),
+            policy_server: policy.server.address.clone(),
+            policy_locked: policy.server.locked,
+            srv_domain: manifest.srv_domain.clone(),
+            manifest_address: manifest.address.clone(),
+        })
+    }
+
+    /// Where this product's servers are, in the order they would be tried.
+    pub async fn discover(&self, id: &str) -> Result<lapwing_discovery::Discovered, EngineError> {
+        let manifest = self.manifest(id)?;
+        let lock = self.store.lock()?;
+        let (state, _) = self.store.load(&lock)?;
+        drop(lock);
+        let settings = self.server_settings(&manifest, &state)?;
+        Ok(self.discovery.candidates(&settings).await)
+    }
+
+    /// Activates (or renews) one product now, trying its servers in order; `server` forces
+    /// one address instead of discovery.
+    pub async fn activate(
+        &self,
+        id: &str,
+        server: Option<SocketAddr>,
+    ) -> Result<ProductStatus, EngineError> {
+        let manifest = self.manifest(id)?;
+        self.provision(&manifest)?;
+        let now = self.config.clock.now();
+        let key = self.config.secrets.get_license_key(id)?;
+        let nonce = self
+            .config
+            .secrets
+            .get_install_nonce(id)?
+            .map(|n| *n)
+            .unwrap_or_default();
+
+        let lock = self.store.lock()?;
+        let (state, _) = self.store.load(&lock)?;
+        drop(lock);
+        let product = state
+            .products
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
+
+        if key.is_none() {
+            if manifest.evaluation_days == 0 {
+                return self.record_not_sent(
+                    &manifest,
+                    now,
+                    "no license key: enter one with `lapctl key set` or from the tray",
+                );
+            }
+            let started = self.evaluation_start(&manifest, &product, now)?;
+            if now >= started + u64::from(manifest.evaluation_days) * DAY {
+                return self.record_not_sent(
+                    &manifest,
+                    now,
+                    "the evaluation has ended: enter a license key",
+                );
+            }
+        }
+
+        let facts = self.config.identity.read(state.pinned_anchor.as_deref())?;
+        let seed = SeedV1 {
+            decoded_key: key.as_ref().map_or([0; 16], |k| **k),
+            machine_hash: lap_proto::machine_hash(
+                manifest.server_keys.ed25519_bytes(),
+                &facts.anchor_digest,
+            ),
+            num_cpus: facts.num_cpus,
+            num_cores: facts.num_cores,
+            install_nonce: nonce,
+        };
+        let seed_bytes = seed
+            .encode(manifest.response_room)
+            .map_err(|e| EngineError::Server(e.to_string()))?;
+        let current_license_id = product.grant.as_ref().map_or(Uuid::nil(), |g| g.license_id);
+        let (base_id, addon_id, sku) = (
+            product.client_base_id,
+            product.client_addon_id,
+            manifest.sku,
+        );
+        let build = move |client_time: u64| Request {
+            client_time,
+            client_base_id: base_id,
+            client_addon_id: addon_id,
+            sku_id: sku,
+            current_license_id,
+            client_seed: Zeroizing::new(seed_bytes.to_vec()),
+        };
+
+        let candidates: Vec<(SocketAddr, ServerUsed)> = match server {
+            Some(address) => vec![(
+                address,
+                ServerUsed {
+                    address: address.to_string(),
+                    source: lapwing_discovery::ServerSource::Override,
+                },
+            )],
+            None => {
+                let settings = self.server_settings(&manifest, &state)?;
+                self.discovery
+                    .candidates(&settings)
+                    .await
+                    .candidates
+                    .into_iter()
+                    .map(|c| {
+                        (
+                            c.address,
+                            ServerUsed {
+                                address: c.address.to_string(),
+                                source: c.source,
+                            },
+                        )
+                    })
+                    .collect()
+            }
+        };
+        if candidates.is_empty() {
+            return self.record_not_sent(
+                &manifest,
+                now,
+                "no server found: set one with `lapctl server set HOST:PORT` (the manifest names no address and DNS found none)",
+            );
+        }
+
+        let mut rejections = Vec::new();
+        for (address, used) in &candidates {
+            let outcome = exchange(
+                *address,
+                &manifest.server_keys,
+                &build,
+                self.config.clock.as_ref(),
+                self.config.entropy.as_ref(),
+                &self.config.retry,
+            )
+            .await?;
+            match outcome {
+                ServerOutcome::Answered { activation, .. } => {
+                    let received = self.config.clock.now();
+                    match grant_from(&activation, received, Some(used.clone()), key.is_none()) {
+                        Ok(grant) => {
+                            write_record(&self.config.data_dir, &ActivationRecord::new(id, &activation)).map_err(|source| {
+                                StateError::Io { path: crate::records::records_dir(&self.config.data_dir), source }
+                            })?;
+                            let anchor = facts.anchor_source.clone();
+                            self.store.update(|state| {
+                                state.pinned_anchor.get_or_insert(anchor);
+                                state.highest_time_seen = state.highest_time_seen.max(received);
+                                if let Some(p) = state.products.get_mut(id) {
+                                    p.grant = Some(grant);
+                                    p.backoff = None;
+                                    p.last_attempt = Some(Attempt {
+                                        at: received,
+                                        outcome: AttemptOutcome::Activated,
+                                        diagnosis: Vec::new(),
+                                        server: Some(used.clone()),
+                                    });
+                                }
+                            })?;
+                            return self.product_status(id);
+                        }
+                        Err(e) => rejections.push(format!("{} sent a signed answer with invalid ServerData ({e}); the previous activation stands", used.address)),
+                    }
+                }
+                ServerOutcome::Silent {
+                    rejected,
+                    last_rejection,
+                    ..
+                } => {
+                    if rejected > 0 {
+                        rejections.push(format!(
+                            "{} datagram(s) from {} failed their checks ({}): not from this product's server, or damaged",
+                            rejected,
+                            used.address,
+                            last_rejection.unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        let tried: Vec<String> = candidates
+            .iter()
+            .map(|(_, u)| format!("{} ({})", u.address, u.source))
+            .collect();
+        let mut diagnosis = rejections;
+        diagnosis.extend(silence_diagnosis(key.is_some(), &tried));
+        self.record_failure(
+            &manifest,
+            now,
+            diagnosis,
+            candidates.first().map(|(_, u)| u.clone()),
+        )
+    }
+
+    /// The evaluation's start: the keyring's, else the state's, else now (stored in both).
+    fn evaluation_start(
+        &self,
+        manifest: &Manifest,
+        product: &ProductState,
+        now: u64,
+    ) -> Result<u64, EngineError> {
+        let stored = self.config.secrets.get_evaluation_start(&manifest.id)?;
+        let start = match (stored, product.evaluation_started) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => now,
+        };
+        if stored != Some(start) {
+            self.config
+                .secrets
+                .set_evaluation_start(&manifest.id, start)?;
+        }
+        if product.evaluation_started != Some(start) {
+            self.store.update(|state| {
+                if let Some(p) = state.products.get_mut(&manifest.id) {
+                    p.evaluation_started = Some(start);
+                }
+            })?;
+        }
+        Ok(start)
+    }
+
+    fn record_not_sent(
+        &self,
+        manifest: &Manifest,
+        now: u64,
+        why: &str,
+    ) -> Result<ProductStatus, EngineError> {
+        self.store.update(|state| {
+            if let Some(p) = state.products.get_mut(&manifest.id) {
+                p.last_attempt = Some(Attempt {
+                    at: now,
+                    outcome: AttemptOutcome::NotSent,
+                    diagnosis: vec![why.to_owned()],
+                    server: None,
+                });
+            }
+        })?;
+        self.product_status(&manifest.id)
+    }
+
+    fn record_failure(
+        &self,
+        manifest: &Manifest,
+        now: u64,
+        diagnosis: Vec<String>,
+        server: Option<ServerUsed>,
+    ) -> Result<ProductStatus, EngineError> {
+        let outcome = if diagnosis
+            .first()
+            .is_some_and(|d| d.contains("failed their checks") || d.contains("invalid ServerData"))
+        {
+            AttemptOutcome::RejectedAnswer
+        } else {
+            AttemptOutcome::NoAnswer
+        };
+        self.store.update(|state| {
+            if let Some(p) = state.products.get_mut(&manifest.id) {
+                let not_after = p.grant.as_ref().and_then(|g| g.not_after);
+                let first = p.backoff.map_or(now, |b| b.first_failure_at);
+                let failures = p.backoff.map_or(1, |b| b.failures + 1);
+                p.backoff = Some(Backoff {
+                    first_failure_at: first,
+                    failures,
+                    next_at: next_retry(first, now, not_after),
+                });
+                p.last_attempt = Some(Attempt {
+                    at: now,
+                    outcome,
+                    diagnosis,
+                    server,
+                });
+            }
+        })?;
+        self.product_status(&manifest.id)
+    }
+
+    /// Forgets a product: its state, its record and its secrets.
+    pub fn forget(&self, id: &str) -> Result<(), EngineError> {
+        self.config.secrets.forget_product(id)?;
+        self.store.update(|state| state.products.remove(id))?;
+        remove_record(&self.config.data_dir, id).map_err(|source| StateError::Io {
+            path: crate::records::records_dir(&self.config.data_dir),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// Waits for a time server's answer; `Some(offset)` is this clock minus the server's.
+    pub async fn clock_offset(
+        &self,
+        sntp: SocketAddr,
+        timeout: Duration,
+    ) -> Result<i64, crate::sntp::SntpError> {
+        let server_time = crate::sntp::query(sntp, timeout).await?;
+        let ours = self.config.clock.now();
+        Ok(
+            i64::try_from(ours).unwrap_or(i64::MAX)
+                - i64::try_from(server_time).unwrap_or(i64::MAX),
+        )
+    }
+}
+
+/// The likely causes of silence, most likely first (profile §1: never a bare "network error").
+fn silence_diagnosis(has_key: bool, tried: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push("this machine's clock may be off: the server ignores requests more than 30 s away from its time (`lapctl doctor` compares it with a time server)".to_owned());
+    if has_key {
+        out.push("the license key may not be accepted for this product, or has no free seat: check it with your vendor".to_owned());
+    } else {
+        out.push(
+            "the server may not offer an evaluation for this product: enter a license key"
+                .to_owned(),
+        );
+    }
+    out.push(format!(
+        "the server may be unreachable: no answer from {}",
+        tried.join(", ")
+    ));
+    out
+}
+
+fn product_status(manifest: &Manifest, state: &State, now: u64) -> ProductStatus {
+    let fresh = ProductState::new(Uuid::nil(), Uuid::nil());
+    let product = state.products.get(&manifest.id).unwrap_or(&fresh);
+    let Standing {
+        phase,
+        ends_at,
+        days_left,
+    } = standing(manifest, product, product.has_key, now);
+    let grant: Option<&Grant> = product.grant.as_ref();
+    ProductStatus {
+        id: manifest.id.clone(),
+        name: manifest.name.clone(),
+        vendor: manifest.vendor.clone(),
+        sku: manifest.sku,
+        addon_of: manifest.addon_of.clone(),
+        state: phase,
+        not_after: grant.and_then(|g| g.not_after),
+        ends_at,
+        days_left,
+        license_id: grant.map(|g| g.license_id),
+        kind: grant.and_then(|g| g.kind),
+        in_compliance: grant.and_then(|g| g.in_compliance),
+        features: grant.map(|g| g.features.clone()).unwrap_or_default(),
+        notice: grant.and_then(|g| g.notice.clone()),
+        has_key: product.has_key,
+        server: grant
+            .and_then(|g| g.server.clone())
+            .or_else(|| product.last_attempt.as_ref().and_then(|a| a.server.clone())),
+        last_attempt: product.last_attempt.clone(),
+        next_attempt_at: product
+            .backoff
+            .map(|b| b.next_at)
+            .or_else(|| grant.map(crate::schedule::renew_at)),
+        clock_moved_back_by: (state.highest_time_seen > now + CLOCK_BACK_TOLERANCE)
+            .then(|| state.highest_time_seen - now),
+    }
+}

@@ -1,0 +1,76 @@
+//! Where Lapwing keeps its files, and the activation records products read (profile §7).
+
+use std::path::{Path, PathBuf};
+
+use lap_proto::{Activation, ActivationRecord, ServerData, ServerDataError};
+
+use crate::state::{Grant, ServerUsed, write_atomically};
+
+/// The per-user data directory: `LAPWING_HOME`, else the platform's (XDG on Linux).
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LAPWING_HOME") {
+        return PathBuf::from(dir);
+    }
+    #[cfg(windows)]
+    let base = std::env::var_os("LOCALAPPDATA").map(PathBuf::from);
+    #[cfg(target_os = "macos")]
+    let base =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Library/Application Support"));
+    #[cfg(not(any(windows, target_os = "macos")))]
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    base.unwrap_or_else(std::env::temp_dir).join("lapwing")
+}
+
+/// `activations/` under the data directory.
+pub fn records_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("activations")
+}
+
+/// Writes `activations/<id>.json` atomically, readable by the product (same user).
+pub fn write_record(data_dir: &Path, record: &ActivationRecord) -> std::io::Result<PathBuf> {
+    let dir = records_dir(data_dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.json", record.id));
+    write_atomically(&path, record.to_json().as_bytes(), 0o644)?;
+    Ok(path)
+}
+
+/// Reads one product's record, if there is one that parses.
+pub fn read_record(data_dir: &Path, id: &str) -> Option<ActivationRecord> {
+    let text = std::fs::read_to_string(records_dir(data_dir).join(format!("{id}.json"))).ok()?;
+    ActivationRecord::from_json(&text).ok()
+}
+
+/// Removes a product's record (on uninstall).
+pub fn remove_record(data_dir: &Path, id: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(records_dir(data_dir).join(format!("{id}.json"))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What an accepted answer grants. A ServerData that is not valid TLV v1 makes the whole
+/// answer invalid (profile §5): the caller keeps the previous grant.
+pub fn grant_from(
+    activation: &Activation,
+    received_at: u64,
+    server: Option<ServerUsed>,
+    without_key: bool,
+) -> Result<Grant, ServerDataError> {
+    let data = ServerData::parse(&activation.response.server_data)?;
+    Ok(Grant {
+        license_id: activation.response.license_id,
+        server_time: activation.response.server_time,
+        received_at,
+        not_after: data.not_after,
+        renew_after: data.renew_after,
+        kind: data.kind.map(Into::into),
+        in_compliance: data.in_compliance,
+        features: data.features,
+        notice: data.notice,
+        server,
+        without_key,
+    })
+}

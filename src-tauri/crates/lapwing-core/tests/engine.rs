@@ -1,0 +1,251 @@
+//! The engine against a real `lapd` (in-process, on loopback UDP), with an in-memory
+//! keyring, a fixed machine and a fake clock.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
+use lapd::catalog::Catalog;
+use lapd::ratelimit::RateLimiter;
+use lapd::server::{Server, bind, run};
+use lapd::store::Store;
+use lapwing_core::clock::{Clock, FakeClock};
+use lapwing_core::engine::{Engine, EngineConfig, EngineError};
+use lapwing_core::identity::FixedIdentity;
+use lapwing_core::schedule::{DAY, HOUR, MINUTE};
+use lapwing_core::state::AttemptOutcome;
+use lapwing_core::status::Phase;
+use lapwing_core::transport::{OsEntropy, RetryPolicy};
+use lapwing_discovery::{DiscoveryConfig, ServerSource};
+use lapwing_secrets::{MemoryStore, SecretStore};
+
+const BASE_SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
+const ADDON_SKU: Uuid = Uuid::from_u128(0x0d3f_4b43_4c39_4a43_9a3e_5f7a_1c0e_9b12);
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn key(n: u8) -> LicenseKey {
+    let mut draw = [n; 16];
+    LicenseKey::generate(move || {
+        draw[15] = draw[15].wrapping_add(1);
+        draw
+    })
+}
+
+/// A lapd on 127.0.0.1 with a base SKU (30-day evaluation), an add-on, and licenses for keys 1 (base,
+/// term 365 days) and 2 (add-on, perpetual). Stops when dropped.
+struct TestServer {
+    addr: SocketAddr,
+    keys: ServerSecretKeys,
+    server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start() -> Self {
+        let catalog = format!(
+            "[[sku]]\nid = \"{BASE_SKU}\"\nname = \"Acme Studio\"\nevaluation_days = 30\n\
+             [[sku]]\nid = \"{ADDON_SKU}\"\nname = \"Acme Export\"\nbase = \"{BASE_SKU}\"\n\
+             [[license]]\nkey = \"{}\"\nsku = \"{BASE_SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\nfeatures = [\"pro\"]\n\
+             [[license]]\nkey = \"{}\"\nsku = \"{ADDON_SKU}\"\nkind = \"perpetual\"\nseats = 2\n",
+            key(1).to_display(),
+            key(2).to_display()
+        );
+        let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
+        let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
+        let server = Arc::new(Server::new(
+            ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
+            catalog,
+            Store::in_memory().expect("store"),
+            RateLimiter::new(0, 0),
+            0,
+        ));
+        let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
+        let addr = sockets[0].local_addr().expect("addr");
+        let running = Arc::clone(&server);
+        let thread = std::thread::spawn(move || run(&running, sockets));
+        Self { addr, keys, server, thread: Some(thread) }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    products: PathBuf,
+    policy: PathBuf,
+    clock: FakeClock,
+    secrets: Arc<MemoryStore>,
+    engine: Engine,
+}
+
+fn manifest(id: &str, sku: Uuid, keys: &ServerSecretKeys, address: &str, extra: &str) -> String {
+    format!(
+        "schema = 1\nid = \"{id}\"\nname = \"{id}\"\nvendor = \"Acme\"\nsku = \"{sku}\"\n{extra}\n[server]\nx25519 = \"{}\"\ned25519 = \"{}\"\naddress = \"{address}\"\n",
+        hex::encode(keys.public().x25519_bytes()),
+        hex::encode(keys.public().ed25519_bytes())
+    )
+}
+
+fn setup(server: &TestServer) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let products = dir.path().join("products.d");
+    std::fs::create_dir_all(&products).expect("mkdir");
+    let address = server.addr.to_string();
+    std::fs::write(products.join("acme-studio.toml"), manifest("acme-studio", BASE_SKU, &server.keys, &address, "evaluation_days = 30"))
+        .expect("write");
+    std::fs::write(
+        products.join("acme-export.toml"),
+        manifest("acme-export", ADDON_SKU, &server.keys, &address, "addon_of = \"acme-studio\""),
+    )
+    .expect("write");
+    let clock = FakeClock::at(unix_now());
+    let secrets = Arc::new(MemoryStore::new());
+    let policy = dir.path().join("policy.toml");
+    let engine = Engine::new(EngineConfig {
+        data_dir: dir.path().join("data"),
+        product_dirs: vec![products.clone()],
+        policy_path: policy.clone(),
+        clock: Arc::new(clock.clone()),
+        entropy: Arc::new(OsEntropy),
+        secrets: Arc::clone(&secrets) as Arc<dyn SecretStore>,
+        identity: Arc::new(FixedIdentity::new([7; 32])),
+        discovery: DiscoveryConfig { mdns: None, ..DiscoveryConfig::default() },
+        retry: RetryPolicy { waits: vec![Duration::from_millis(300); 2] },
+    });
+    Setup { _dir: dir, products, policy, clock, secrets, engine }
+}
+
+#[tokio::test]
+async fn base_and_add_on_activate_and_write_verifiable_records() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine.set_key("acme-studio", &key(1).to_display().to_lowercase().replace('-', " ")).expect("typed key accepted");
+    s.engine.set_key("acme-export", &key(2).to_display()).expect("key accepted");
+    let base = s.engine.activate("acme-studio", None).await.expect("activates");
+    assert_eq!(base.state, Phase::Activated, "{base:?}");
+    assert_eq!(base.features, ["pro"]);
+    assert_eq!(base.days_left, Some(365));
+    assert_eq!(base.server.as_ref().map(|s| s.source), Some(ServerSource::Manifest));
+    let addon = s.engine.activate("acme-export", None).await.expect("activates");
+    assert_eq!(addon.state, Phase::Activated);
+    assert_eq!(addon.not_after, None, "perpetual");
+
+    let record_path = s.engine.config().data_dir.join("activations/acme-studio.json");
+    let record = lap_proto::ActivationRecord::from_json(&std::fs::read_to_string(record_path).expect("record written"))
+        .expect("record parses");
+    let verified = record.verify(BASE_SKU, server.keys.public().ed25519_bytes()).expect("a product can verify it");
+    assert_eq!(Some(verified.response.license_id), base.license_id);
+
+    // Renewing keeps the LicenseId (same machine, same license).
+    let again = s.engine.activate("acme-studio", None).await.expect("renews");
+    assert_eq!(again.license_id, base.license_id);
+    let all = s.engine.status().expect("status");
+    assert_eq!(all.len(), 2);
+}
+
+#[tokio::test]
+async fn an_evaluation_needs_no_key_and_survives_a_lost_state_file() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let status = s.engine.activate("acme-studio", None).await.expect("evaluation");
+    assert_eq!(status.state, Phase::Evaluation);
+    assert_eq!(status.days_left, Some(30));
+    let started = s.secrets.get_evaluation_start("acme-studio").expect("keyring").expect("kept in the keyring");
+    // Deleting the state file does not restart the evaluation: the keyring remembers.
+    std::fs::remove_file(s.engine.state_store().path()).expect("remove state");
+    s.clock.advance(10 * DAY);
+    let status = s.engine.activate("acme-studio", None).await.expect("evaluation continues");
+    assert_eq!(status.state, Phase::Evaluation, "{status:?}");
+    assert_eq!(s.secrets.get_evaluation_start("acme-studio").expect("keyring"), Some(started));
+}
+
+#[tokio::test]
+async fn a_mistyped_key_is_refused_before_anything_is_sent() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let mut typo = key(1).to_display();
+    typo.replace_range(0..1, if typo.starts_with('A') { "B" } else { "A" });
+    let err = s.engine.set_key("acme-studio", &typo).expect_err("typo refused");
+    assert!(matches!(err, EngineError::Key(_)), "{err}");
+    assert!(lap_proto::license_key::suggestions(&typo).contains(&key(1)), "the right key is suggested");
+    assert!(s.secrets.get_license_key("acme-studio").expect("keyring").is_none(), "nothing stored");
+}
+
+#[tokio::test]
+async fn silence_is_diagnosed_in_order_and_backs_off() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine.set_key("acme-studio", &key(9).to_display()).expect("well-formed key");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Unlicensed);
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
+    assert!(attempt.diagnosis[0].contains("clock"), "{:?}", attempt.diagnosis);
+    assert!(attempt.diagnosis[1].contains("key may not be accepted"), "{:?}", attempt.diagnosis);
+    assert!(attempt.diagnosis[2].contains("unreachable"), "{:?}", attempt.diagnosis);
+    assert_eq!(status.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
+}
+
+#[tokio::test]
+async fn a_server_down_at_renewal_leaves_the_activation_until_its_end() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
+    let first = s.engine.activate("acme-studio", None).await.expect("activates");
+    let end = first.not_after.expect("term");
+    drop(server); // the server goes away
+    s.clock.advance(200 * DAY);
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::RenewalDue, "still licensed until NotAfter");
+    assert_eq!(status.license_id, first.license_id);
+    assert_eq!(status.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
+    s.clock.set(end);
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Expired);
+    assert_eq!(status.next_attempt_at, Some(end + HOUR), "hourly once NotAfter has passed");
+}
+
+#[tokio::test]
+async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    // The manifest points nowhere useful; the override points at the real server.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    for file in ["acme-studio.toml", "acme-export.toml"] {
+        let path = s.products.join(file);
+        let text = std::fs::read_to_string(&path).expect("read").replace(&server.addr.to_string(), &dead.to_string());
+        std::fs::write(&path, text).expect("write");
+    }
+    s.engine.set_server_override(Some("acme-studio"), Some(&server.addr.to_string())).expect("override set");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Evaluation);
+    assert_eq!(status.server.as_ref().map(|s| s.source), Some(ServerSource::Override));
+
+    std::fs::write(&s.policy, format!("[server]\naddress = \"{}\"\nlocked = true\n", server.addr)).expect("policy");
+    let err = s.engine.set_server_override(None, Some("127.0.0.1:9")).expect_err("locked");
+    assert!(matches!(err, EngineError::PolicyLocked(_)), "{err}");
+    assert!(s.engine.set_server_override(None, Some("no-port")).is_err());
+}
+
+#[tokio::test]
+async fn unknown_products_and_missing_keys_are_clear() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    assert!(matches!(s.engine.activate("nope", None).await, Err(EngineError::UnknownProduct(_))));
+    let status = s.engine.activate("acme-export", None).await.expect("runs");
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
+    assert!(attempt.diagnosis[0].contains("no license key"), "{:?}", attempt.diagnosis);
+}
