@@ -257,13 +257,21 @@ impl Engine {
             let manifest = self.manifest(id)?;
             self.provision(&manifest)?;
         }
-        self.store.update(|state| match product {
-            Some(id) => {
-                if let Some(p) = state.products.get_mut(id) {
-                    p.server_override = server.map(str::to_owned);
+        self.store.update(|state| {
+            match product {
+                Some(id) => {
+                    if let Some(p) = state.products.get_mut(id) {
+                        p.server_override = server.map(str::to_owned);
+                    }
+                }
+                None => state.global_override = server.map(str::to_owned),
+            }
+            // A server chosen by hand deserves an attempt now, not at the end of a backoff.
+            for (id, p) in &mut state.products {
+                if product.is_none_or(|wanted| wanted == id) {
+                    p.backoff = p.backoff.map(|b| crate::state::Backoff { next_at: 0, ..b });
                 }
             }
-            None => state.global_override = server.map(str::to_owned),
         })?;
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod policy;
 pub mod records;
 pub mod schedule;
+pub mod scheduler;
 pub mod sntp;
 pub mod state;
 pub mod status;

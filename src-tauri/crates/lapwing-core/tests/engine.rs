@@ -127,6 +127,15 @@ fn setup(server: &TestServer) -> Setup {
     Setup { _dir: dir, products, policy, clock, secrets, engine }
 }
 
+/// Rewrites the manifests' `address` from the real server to `to`.
+fn point_manifests_at(s: &Setup, server: &TestServer, to: SocketAddr) {
+    for file in ["acme-studio.toml", "acme-export.toml"] {
+        let path = s.products.join(file);
+        let text = std::fs::read_to_string(&path).expect("read").replace(&server.addr.to_string(), &to.to_string());
+        std::fs::write(&path, text).expect("write");
+    }
+}
+
 #[tokio::test]
 async fn base_and_add_on_activate_and_write_verifiable_records() {
     let server = TestServer::start();
@@ -223,11 +232,7 @@ async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
     let s = setup(&server);
     // The manifest points nowhere useful; the override points at the real server.
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
-    for file in ["acme-studio.toml", "acme-export.toml"] {
-        let path = s.products.join(file);
-        let text = std::fs::read_to_string(&path).expect("read").replace(&server.addr.to_string(), &dead.to_string());
-        std::fs::write(&path, text).expect("write");
-    }
+    point_manifests_at(&s, &server, dead);
     s.engine.set_server_override(Some("acme-studio"), Some(&server.addr.to_string())).expect("override set");
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Evaluation);
@@ -248,4 +253,54 @@ async fn unknown_products_and_missing_keys_are_clear() {
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
     assert!(attempt.diagnosis[0].contains("no license key"), "{:?}", attempt.diagnosis);
+}
+
+#[tokio::test]
+async fn the_scheduler_activates_what_is_due_and_warns_once_per_point() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
+    s.engine.set_key("acme-export", &key(2).to_display()).expect("key");
+    let now = s.clock.now();
+    assert_eq!(s.engine.next_deadline().expect("deadline"), Some(now), "both are due at once");
+    let events = s.engine.tick().await.expect("tick");
+    assert!(events.is_empty(), "{events:?}");
+    let statuses = s.engine.status().expect("status");
+    assert!(statuses.iter().all(|p| p.state == Phase::Activated), "{statuses:?}");
+    let end = statuses.iter().find(|p| p.id == "acme-studio").and_then(|p| p.not_after).expect("term");
+
+    // Next wake-up: the perpetual add-on's renewal, 30 days on (the profile's default when
+    // the server names no RenewAfter and no NotAfter); the term's is later, halfway to its end.
+    let deadline = s.engine.next_deadline().expect("deadline").expect("something is due");
+    assert!(deadline.abs_diff(now + 30 * DAY) <= 5, "{deadline} vs {now}");
+
+    // 60 days before the end: one warning, and only once.
+    s.clock.set(end - 60 * DAY);
+    let warnings = s.engine.take_warnings().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(s.engine.take_warnings().expect("warnings").is_empty(), "at most once");
+    // Asleep until 2 days before: the latest point only.
+    s.clock.set(end - 2 * DAY);
+    let warnings = s.engine.take_warnings().expect("warnings");
+    assert!(matches!(&warnings[..], [lapwing_core::scheduler::Event::Warning { label, .. }] if label.ends_with("/2d")), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn a_recovery_after_failures_is_announced() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    point_manifests_at(&s, &server, dead);
+    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
+    let events = s.engine.tick().await.expect("tick");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.last_attempt.map(|a| a.outcome), Some(AttemptOutcome::NoAnswer));
+    assert!(events.is_empty(), "silence is retried, not announced yet: {events:?}");
+    // Pointing it at the right server makes it due at once (no wait for the backoff).
+    s.engine.set_server_override(Some("acme-studio"), Some(&server.addr.to_string())).expect("override");
+    let events = s.engine.tick().await.expect("tick");
+    assert!(
+        events.iter().any(|e| matches!(e, lapwing_core::scheduler::Event::Recovered { product, .. } if product == "acme-studio")),
+        "{events:?}"
+    );
 }

@@ -1,0 +1,146 @@
+//! What is due when: renewals, retries and warnings, computed from the state and the clock.
+//! The engine sleeps until the earliest deadline (no polling) and wakes early when the state
+//! or the manifests change.
+
+use serde::Serialize;
+
+use crate::engine::{Engine, EngineError, ProductStatus};
+use crate::manifest::Manifest;
+use crate::schedule::{due_warning, next_warning_at, renew_at};
+use crate::state::{ProductState, State};
+use crate::status::{Phase, evaluation_end};
+
+/// Something the person should hear about (the tray turns these into notifications).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// An end is coming: NotAfter, or the end of an evaluation.
+    Warning { product: String, name: String, what: String, ends_at: u64, label: String },
+    /// Activated again after failed attempts.
+    Recovered { product: String, name: String },
+    /// An attempt failed in a way the person must act on (no key, evaluation over, …).
+    NeedsAttention { product: String, name: String, reason: String },
+}
+
+/// When the product next needs an activation attempt, if ever.
+pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) -> Option<u64> {
+    if let Some(backoff) = product.backoff {
+        return Some(backoff.next_at);
+    }
+    match &product.grant {
+        Some(grant) if !(grant.without_key && product.has_key) => Some(renew_at(grant)),
+        // Nothing granted yet, or an evaluation to replace with the newly entered key.
+        _ if product.has_key || manifest.evaluation_days > 0 => {
+            // An evaluation that has ended locally waits for a key; nothing to send.
+            let ended = !product.has_key && evaluation_end(manifest, product).is_some_and(|end| now >= end);
+            (!ended).then_some(now)
+        }
+        _ => None,
+    }
+}
+
+/// The end a product's warnings count towards, and what it is called.
+fn warning_end(manifest: &Manifest, product: &ProductState) -> Option<(&'static str, u64)> {
+    match &product.grant {
+        Some(grant) if !grant.without_key => grant.not_after.map(|end| ("not-after", end)),
+        _ => evaluation_end(manifest, product).map(|end| ("evaluation", end)),
+    }
+}
+
+/// The earliest moment anything is due for any product.
+pub fn next_deadline(products: &[(Manifest, ProductState)], now: u64) -> Option<u64> {
+    products
+        .iter()
+        .flat_map(|(m, p)| {
+            let warning = warning_end(m, p).and_then(|(what, end)| next_warning_at(what, end, now, &p.warnings_sent));
+            [activation_due_at(m, p, now), warning]
+        })
+        .flatten()
+        .min()
+}
+
+impl Engine {
+    fn installed_with_state(&self) -> Result<(Vec<(Manifest, ProductState)>, State), EngineError> {
+        let catalog = self.catalog();
+        let lock = self.state_store().lock()?;
+        let (state, _) = self.state_store().load(&lock)?;
+        drop(lock);
+        let fresh = ProductState::new(lap_proto::Uuid::nil(), lap_proto::Uuid::nil());
+        let pairs = catalog
+            .products
+            .into_values()
+            .map(|m| {
+                let p = state.products.get(&m.id).cloned().unwrap_or_else(|| fresh.clone());
+                (m, p)
+            })
+            .collect();
+        Ok((pairs, state))
+    }
+
+    /// When the engine must next wake up.
+    pub fn next_deadline(&self) -> Result<Option<u64>, EngineError> {
+        let (products, _) = self.installed_with_state()?;
+        Ok(next_deadline(&products, self.config().clock.now()))
+    }
+
+    /// Does everything due now: activations of every due product (concurrently), then the
+    /// warnings. Each warning is recorded before it is returned, so it is shown at most once.
+    pub async fn tick(&self) -> Result<Vec<Event>, EngineError> {
+        let now = self.config().clock.now();
+        let (products, _) = self.installed_with_state()?;
+        let due: Vec<&Manifest> =
+            products.iter().filter(|(m, p)| activation_due_at(m, p, now).is_some_and(|at| at <= now)).map(|(m, _)| m).collect();
+        let results = futures::future::join_all(due.iter().map(|m| self.activate(&m.id, None))).await;
+        let mut events = Vec::new();
+        for (manifest, result) in due.iter().zip(results) {
+            let before = products.iter().find(|(m, _)| m.id == manifest.id).map(|(_, p)| p);
+            match result {
+                Ok(status) => events.extend(attempt_events(manifest, before, &status)),
+                Err(e) => tracing::warn!(product = %manifest.id, error = %e, "activation could not run"),
+            }
+        }
+        events.extend(self.take_warnings()?);
+        Ok(events)
+    }
+
+    /// Warnings due now and not yet shown; marks them shown.
+    pub fn take_warnings(&self) -> Result<Vec<Event>, EngineError> {
+        let now = self.config().clock.now();
+        let catalog = self.catalog();
+        let (events, _) = self.state_store().update(|state| {
+            let mut events = Vec::new();
+            for manifest in catalog.products.values() {
+                let Some(product) = state.products.get_mut(&manifest.id) else { continue };
+                let Some((what, end)) = warning_end(manifest, product) else { continue };
+                if let Some(warning) = due_warning(what, end, now, &product.warnings_sent) {
+                    product.warnings_sent.extend(warning.covers.iter().cloned());
+                    events.push(Event::Warning {
+                        product: manifest.id.clone(),
+                        name: manifest.name.clone(),
+                        what: what.to_owned(),
+                        ends_at: end,
+                        label: warning.label,
+                    });
+                }
+            }
+            events
+        })?;
+        Ok(events)
+    }
+}
+
+fn attempt_events(manifest: &Manifest, before: Option<&ProductState>, status: &ProductStatus) -> Vec<Event> {
+    let failed_before = before.is_some_and(|p| p.backoff.is_some());
+    let succeeded = status.last_attempt.as_ref().is_some_and(|a| a.outcome == crate::state::AttemptOutcome::Activated);
+    if succeeded && failed_before {
+        return vec![Event::Recovered { product: manifest.id.clone(), name: manifest.name.clone() }];
+    }
+    let needs_person = matches!(status.state, Phase::Expired | Phase::EvaluationExpired)
+        || status.last_attempt.as_ref().is_some_and(|a| a.outcome == crate::state::AttemptOutcome::NotSent);
+    let newly = before.and_then(|p| p.last_attempt.as_ref()).map(|a| a.outcome) != status.last_attempt.as_ref().map(|a| a.outcome);
+    if needs_person && newly {
+        let reason = status.last_attempt.as_ref().and_then(|a| a.diagnosis.first().cloned()).unwrap_or_else(|| status.state.as_str().to_owned());
+        return vec![Event::NeedsAttention { product: manifest.id.clone(), name: manifest.name.clone(), reason }];
+    }
+    Vec::new()
+}
