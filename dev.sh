@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian/Ubuntu packages the build and the tests need.
-PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-certificates)
+PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-certificates dnsmasq-base dbus gnome-keyring libtss2-dev swtpm swtpm-tools systemd iproute2)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -69,6 +69,25 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
 }
 
+/// Why an answer was not kept.
+#[derive(Debug)]
+enum AcceptError {
+    Engine(EngineError),
+    Invalid(String),
+}
+
+impl From<EngineError> for AcceptError {
+    fn from(e: EngineError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+impl From<StateError> for AcceptError {
+    fn from(e: StateError) -> Self {
+        Self::Engine(e.into())
+    }
+}
+
 /// One product's status, as the tray and `lapctl status --json` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProductStatus {
@@ -380,33 +399,7 @@ impl Engine {
             client_seed: Zeroizing::new(seed_bytes.to_vec()),
         };
 
-        let candidates: Vec<(SocketAddr, ServerUsed)> = match server {
-            Some(address) => vec![(
-                address,
-                ServerUsed {
-                    address: address.to_string(),
-                    source: lapwing_discovery::ServerSource::Override,
-                },
-            )],
-            None => {
-                let settings = self.server_settings(&manifest, &state)?;
-                self.discovery
-                    .candidates(&settings)
-                    .await
-                    .candidates
-                    .into_iter()
-                    .map(|c| {
-                        (
-                            c.address,
-                            ServerUsed {
-                                address: c.address.to_string(),
-                                source: c.source,
-                            },
-                        )
-                    })
-                    .collect()
-            }
-        };
+        let candidates = self.servers_to_try(&manifest, &state, server).await?;
         if candidates.is_empty() {
             return self.record_not_sent(
                 &manifest,
@@ -428,30 +421,10 @@ impl Engine {
             .await?;
             match outcome {
                 ServerOutcome::Answered { activation, .. } => {
-                    let received = self.config.clock.now();
-                    match grant_from(&activation, received, Some(used.clone()), key.is_none()) {
-                        Ok(grant) => {
-                            write_record(&self.config.data_dir, &ActivationRecord::new(id, &activation)).map_err(|source| {
-                                StateError::Io { path: crate::records::records_dir(&self.config.data_dir), source }
-                            })?;
-                            let anchor = facts.anchor_source.clone();
-                            self.store.update(|state| {
-                                state.pinned_anchor.get_or_insert(anchor);
-                                state.highest_time_seen = state.highest_time_seen.max(received);
-                                if let Some(p) = state.products.get_mut(id) {
-                                    p.grant = Some(grant);
-                                    p.backoff = None;
-                                    p.last_attempt = Some(Attempt {
-                                        at: received,
-                                        outcome: AttemptOutcome::Activated,
-                                        diagnosis: Vec::new(),
-                                        server: Some(used.clone()),
-                                    });
-                                }
-                            })?;
-                            return self.product_status(id);
-                        }
-                        Err(e) => rejections.push(format!("{} sent a signed answer with invalid ServerData ({e}); the previous activation stands", used.address)),
+                    match self.accept(id, &activation, used, key.is_none(), &facts.anchor_source) {
+                        Ok(status) => return Ok(status),
+                        Err(AcceptError::Engine(e)) => return Err(e),
+                        Err(AcceptError::Invalid(reason)) => rejections.push(reason),
                     }
                 }
                 ServerOutcome::Silent {
@@ -482,6 +455,83 @@ impl Engine {
             diagnosis,
             candidates.first().map(|(_, u)| u.clone()),
         )
+    }
+
+    /// Keeps an answer that passed the protocol checks, unless its ServerData is invalid (then
+    /// the previous activation stands and the reason is returned).
+    fn accept(
+        &self,
+        id: &str,
+        activation: &lap_proto::Activation,
+        used: &ServerUsed,
+        without_key: bool,
+        anchor_source: &str,
+    ) -> Result<ProductStatus, AcceptError> {
+        let received = self.config.clock.now();
+        let grant = grant_from(activation, received, Some(used.clone()), without_key).map_err(|e| {
+            AcceptError::Invalid(format!(
+                "{} sent a signed answer with invalid ServerData ({e}); the previous activation stands",
+                used.address
+            ))
+        })?;
+        write_record(
+            &self.config.data_dir,
+            &ActivationRecord::new(id, activation),
+        )
+        .map_err(|source| {
+            EngineError::State(StateError::Io {
+                path: crate::records::records_dir(&self.config.data_dir),
+                source,
+            })
+        })?;
+        self.store.update(|state| {
+            state
+                .pinned_anchor
+                .get_or_insert_with(|| anchor_source.to_owned());
+            state.highest_time_seen = state.highest_time_seen.max(received);
+            if let Some(p) = state.products.get_mut(id) {
+                p.grant = Some(grant);
+                p.backoff = None;
+                p.last_attempt = Some(Attempt {
+                    at: received,
+                    outcome: AttemptOutcome::Activated,
+                    diagnosis: Vec::new(),
+                    server: Some(used.clone()),
+                });
+            }
+        })?;
+        Ok(self.product_status(id)?)
+    }
+
+    /// The servers to try, in order: the one forced by the caller, else discovery's.
+    async fn servers_to_try(
+        &self,
+        manifest: &Manifest,
+        state: &State,
+        server: Option<SocketAddr>,
+    ) -> Result<Vec<(SocketAddr, ServerUsed)>, EngineError> {
+        if let Some(address) = server {
+            let used = ServerUsed {
+                address: address.to_string(),
+                source: lapwing_discovery::ServerSource::Override,
+            };
+            return Ok(vec![(address, used)]);
+        }
+        let settings = self.server_settings(manifest, state)?;
+        let found = self.discovery.candidates(&settings).await;
+        Ok(found
+            .candidates
+            .into_iter()
+            .map(|c| {
+                (
+                    c.address,
+                    ServerUsed {
+                        address: c.address.to_string(),
+                        source: c.source,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// The evaluation's start: the keyring's, else the state's, else now (stored in both).

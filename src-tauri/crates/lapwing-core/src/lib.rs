@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod doctor;
 pub mod engine;
 pub mod identity;
 pub mod manifest;

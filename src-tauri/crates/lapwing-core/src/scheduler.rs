@@ -15,11 +15,21 @@ use crate::status::{Phase, evaluation_end};
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// An end is coming: NotAfter, or the end of an evaluation.
-    Warning { product: String, name: String, what: String, ends_at: u64, label: String },
+    Warning {
+        product: String,
+        name: String,
+        what: String,
+        ends_at: u64,
+        label: String,
+    },
     /// Activated again after failed attempts.
     Recovered { product: String, name: String },
     /// An attempt failed in a way the person must act on (no key, evaluation over, …).
-    NeedsAttention { product: String, name: String, reason: String },
+    NeedsAttention {
+        product: String,
+        name: String,
+        reason: String,
+    },
 }
 
 /// When the product next needs an activation attempt, if ever.
@@ -32,7 +42,8 @@ pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) 
         // Nothing granted yet, or an evaluation to replace with the newly entered key.
         _ if product.has_key || manifest.evaluation_days > 0 => {
             // An evaluation that has ended locally waits for a key; nothing to send.
-            let ended = !product.has_key && evaluation_end(manifest, product).is_some_and(|end| now >= end);
+            let ended =
+                !product.has_key && evaluation_end(manifest, product).is_some_and(|end| now >= end);
             (!ended).then_some(now)
         }
         _ => None,
@@ -52,7 +63,8 @@ pub fn next_deadline(products: &[(Manifest, ProductState)], now: u64) -> Option<
     products
         .iter()
         .flat_map(|(m, p)| {
-            let warning = warning_end(m, p).and_then(|(what, end)| next_warning_at(what, end, now, &p.warnings_sent));
+            let warning = warning_end(m, p)
+                .and_then(|(what, end)| next_warning_at(what, end, now, &p.warnings_sent));
             [activation_due_at(m, p, now), warning]
         })
         .flatten()
@@ -70,7 +82,11 @@ impl Engine {
             .products
             .into_values()
             .map(|m| {
-                let p = state.products.get(&m.id).cloned().unwrap_or_else(|| fresh.clone());
+                let p = state
+                    .products
+                    .get(&m.id)
+                    .cloned()
+                    .unwrap_or_else(|| fresh.clone());
                 (m, p)
             })
             .collect();
@@ -88,15 +104,24 @@ impl Engine {
     pub async fn tick(&self) -> Result<Vec<Event>, EngineError> {
         let now = self.config().clock.now();
         let (products, _) = self.installed_with_state()?;
-        let due: Vec<&Manifest> =
-            products.iter().filter(|(m, p)| activation_due_at(m, p, now).is_some_and(|at| at <= now)).map(|(m, _)| m).collect();
-        let results = futures::future::join_all(due.iter().map(|m| self.activate(&m.id, None))).await;
+        let due: Vec<&Manifest> = products
+            .iter()
+            .filter(|(m, p)| activation_due_at(m, p, now).is_some_and(|at| at <= now))
+            .map(|(m, _)| m)
+            .collect();
+        let results =
+            futures::future::join_all(due.iter().map(|m| self.activate(&m.id, None))).await;
         let mut events = Vec::new();
         for (manifest, result) in due.iter().zip(results) {
-            let before = products.iter().find(|(m, _)| m.id == manifest.id).map(|(_, p)| p);
+            let before = products
+                .iter()
+                .find(|(m, _)| m.id == manifest.id)
+                .map(|(_, p)| p);
             match result {
                 Ok(status) => events.extend(attempt_events(manifest, before, &status)),
-                Err(e) => tracing::warn!(product = %manifest.id, error = %e, "activation could not run"),
+                Err(e) => {
+                    tracing::warn!(product = %manifest.id, error = %e, "activation could not run");
+                }
             }
         }
         events.extend(self.take_warnings()?);
@@ -110,8 +135,12 @@ impl Engine {
         let (events, _) = self.state_store().update(|state| {
             let mut events = Vec::new();
             for manifest in catalog.products.values() {
-                let Some(product) = state.products.get_mut(&manifest.id) else { continue };
-                let Some((what, end)) = warning_end(manifest, product) else { continue };
+                let Some(product) = state.products.get_mut(&manifest.id) else {
+                    continue;
+                };
+                let Some((what, end)) = warning_end(manifest, product) else {
+                    continue;
+                };
                 if let Some(warning) = due_warning(what, end, now, &product.warnings_sent) {
                     product.warnings_sent.extend(warning.covers.iter().cloned());
                     events.push(Event::Warning {
@@ -129,18 +158,42 @@ impl Engine {
     }
 }
 
-fn attempt_events(manifest: &Manifest, before: Option<&ProductState>, status: &ProductStatus) -> Vec<Event> {
+fn attempt_events(
+    manifest: &Manifest,
+    before: Option<&ProductState>,
+    status: &ProductStatus,
+) -> Vec<Event> {
     let failed_before = before.is_some_and(|p| p.backoff.is_some());
-    let succeeded = status.last_attempt.as_ref().is_some_and(|a| a.outcome == crate::state::AttemptOutcome::Activated);
+    let succeeded = status
+        .last_attempt
+        .as_ref()
+        .is_some_and(|a| a.outcome == crate::state::AttemptOutcome::Activated);
     if succeeded && failed_before {
-        return vec![Event::Recovered { product: manifest.id.clone(), name: manifest.name.clone() }];
+        return vec![Event::Recovered {
+            product: manifest.id.clone(),
+            name: manifest.name.clone(),
+        }];
     }
     let needs_person = matches!(status.state, Phase::Expired | Phase::EvaluationExpired)
-        || status.last_attempt.as_ref().is_some_and(|a| a.outcome == crate::state::AttemptOutcome::NotSent);
-    let newly = before.and_then(|p| p.last_attempt.as_ref()).map(|a| a.outcome) != status.last_attempt.as_ref().map(|a| a.outcome);
+        || status
+            .last_attempt
+            .as_ref()
+            .is_some_and(|a| a.outcome == crate::state::AttemptOutcome::NotSent);
+    let newly = before
+        .and_then(|p| p.last_attempt.as_ref())
+        .map(|a| a.outcome)
+        != status.last_attempt.as_ref().map(|a| a.outcome);
     if needs_person && newly {
-        let reason = status.last_attempt.as_ref().and_then(|a| a.diagnosis.first().cloned()).unwrap_or_else(|| status.state.as_str().to_owned());
-        return vec![Event::NeedsAttention { product: manifest.id.clone(), name: manifest.name.clone(), reason }];
+        let reason = status
+            .last_attempt
+            .as_ref()
+            .and_then(|a| a.diagnosis.first().cloned())
+            .unwrap_or_else(|| status.state.as_str().to_owned());
+        return vec![Event::NeedsAttention {
+            product: manifest.id.clone(),
+            name: manifest.name.clone(),
+            reason,
+        }];
     }
     Vec::new()
 }

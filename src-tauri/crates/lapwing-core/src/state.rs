@@ -210,7 +210,7 @@ impl StateStore {
         self.dir.join(STATE_FILE)
     }
 
-    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
         let path = path.to_owned();
         move |source| StateError::Io { path, source }
     }
@@ -218,15 +218,15 @@ impl StateStore {
     /// Takes the exclusive lock, creating the directory if needed. Blocks while another
     /// process holds it (writes take milliseconds).
     pub fn lock(&self) -> Result<StateLock, StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
         let path = self.dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(self.io(&path))?;
-        file.lock().map_err(self.io(&path))?;
+            .map_err(Self::io(&path))?;
+        file.lock().map_err(Self::io(&path))?;
         Ok(StateLock { _file: file })
     }
 
@@ -240,7 +240,7 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok((State::default(), LoadReport::default()));
             }
-            Err(e) => return Err(self.io(&path)(e)),
+            Err(e) => return Err(Self::io(&path)(e)),
         };
         match parse_state(&bytes) {
             Ok(state) if state.schema > STATE_SCHEMA => Err(StateError::NewerSchema {
@@ -253,7 +253,7 @@ impl StateStore {
                     .dir
                     .join(format!("{STATE_FILE}.corrupt-{}", std::process::id()));
                 let aside = unique_path(aside);
-                std::fs::rename(&path, &aside).map_err(self.io(&path))?;
+                std::fs::rename(&path, &aside).map_err(Self::io(&path))?;
                 Ok((
                     State::default(),
                     LoadReport {
@@ -268,7 +268,7 @@ impl StateStore {
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StateError> {
         let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
         text.push('\n');
-        write_atomically(&self.path(), text.as_bytes(), 0o600).map_err(self.io(&self.path()))
+        write_atomically(&self.path(), text.as_bytes(), 0o600).map_err(Self::io(&self.path()))
     }
 
     /// Load, change, save, under one lock: the way every writer changes the state.
@@ -309,7 +309,7 @@ fn unique_path(path: PathBuf) -> PathBuf {
     if !path.exists() {
         return path;
     }
-    (1..)
+    (1..10_000)
         .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
         .find(|p| !p.exists())
         .unwrap_or(path)

@@ -25,7 +25,9 @@ const BASE_SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11
 const ADDON_SKU: Uuid = Uuid::from_u128(0x0d3f_4b43_4c39_4a43_9a3e_5f7a_1c0e_9b12);
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn key(n: u8) -> LicenseKey {
@@ -68,13 +70,20 @@ impl TestServer {
         let addr = sockets[0].local_addr().expect("addr");
         let running = Arc::clone(&server);
         let thread = std::thread::spawn(move || run(&running, sockets));
-        Self { addr, keys, server, thread: Some(thread) }
+        Self {
+            addr,
+            keys,
+            server,
+            thread: Some(thread),
+        }
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.server.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+        self.server
+            .stop_flag()
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -103,11 +112,26 @@ fn setup(server: &TestServer) -> Setup {
     let products = dir.path().join("products.d");
     std::fs::create_dir_all(&products).expect("mkdir");
     let address = server.addr.to_string();
-    std::fs::write(products.join("acme-studio.toml"), manifest("acme-studio", BASE_SKU, &server.keys, &address, "evaluation_days = 30"))
-        .expect("write");
+    std::fs::write(
+        products.join("acme-studio.toml"),
+        manifest(
+            "acme-studio",
+            BASE_SKU,
+            &server.keys,
+            &address,
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("write");
     std::fs::write(
         products.join("acme-export.toml"),
-        manifest("acme-export", ADDON_SKU, &server.keys, &address, "addon_of = \"acme-studio\""),
+        manifest(
+            "acme-export",
+            ADDON_SKU,
+            &server.keys,
+            &address,
+            "addon_of = \"acme-studio\"",
+        ),
     )
     .expect("write");
     let clock = FakeClock::at(unix_now());
@@ -121,17 +145,31 @@ fn setup(server: &TestServer) -> Setup {
         entropy: Arc::new(OsEntropy),
         secrets: Arc::clone(&secrets) as Arc<dyn SecretStore>,
         identity: Arc::new(FixedIdentity::new([7; 32])),
-        discovery: DiscoveryConfig { mdns: None, ..DiscoveryConfig::default() },
-        retry: RetryPolicy { waits: vec![Duration::from_millis(300); 2] },
+        discovery: DiscoveryConfig {
+            mdns: None,
+            ..DiscoveryConfig::default()
+        },
+        retry: RetryPolicy {
+            waits: vec![Duration::from_millis(300); 2],
+        },
     });
-    Setup { _dir: dir, products, policy, clock, secrets, engine }
+    Setup {
+        _dir: dir,
+        products,
+        policy,
+        clock,
+        secrets,
+        engine,
+    }
 }
 
 /// Rewrites the manifests' `address` from the real server to `to`.
 fn point_manifests_at(s: &Setup, server: &TestServer, to: SocketAddr) {
     for file in ["acme-studio.toml", "acme-export.toml"] {
         let path = s.products.join(file);
-        let text = std::fs::read_to_string(&path).expect("read").replace(&server.addr.to_string(), &to.to_string());
+        let text = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace(&server.addr.to_string(), &to.to_string());
         std::fs::write(&path, text).expect("write");
     }
 }
@@ -140,25 +178,58 @@ fn point_manifests_at(s: &Setup, server: &TestServer, to: SocketAddr) {
 async fn base_and_add_on_activate_and_write_verifiable_records() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine.set_key("acme-studio", &key(1).to_display().to_lowercase().replace('-', " ")).expect("typed key accepted");
-    s.engine.set_key("acme-export", &key(2).to_display()).expect("key accepted");
-    let base = s.engine.activate("acme-studio", None).await.expect("activates");
+    s.engine
+        .set_key(
+            "acme-studio",
+            &key(1).to_display().to_lowercase().replace('-', " "),
+        )
+        .expect("typed key accepted");
+    s.engine
+        .set_key("acme-export", &key(2).to_display())
+        .expect("key accepted");
+    let base = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("activates");
     assert_eq!(base.state, Phase::Activated, "{base:?}");
     assert_eq!(base.features, ["pro"]);
-    assert_eq!(base.days_left, Some(365));
-    assert_eq!(base.server.as_ref().map(|s| s.source), Some(ServerSource::Manifest));
-    let addon = s.engine.activate("acme-export", None).await.expect("activates");
+    // The fake clock stands still while lapd's real clock moves on: compare with NotAfter.
+    let end = base.not_after.expect("a term has an end");
+    assert!(end.abs_diff(s.clock.now() + 365 * DAY) <= 5, "{end}");
+    assert_eq!(base.days_left, Some((end - s.clock.now()).div_ceil(DAY)));
+    assert_eq!(
+        base.server.as_ref().map(|s| s.source),
+        Some(ServerSource::Manifest)
+    );
+    let addon = s
+        .engine
+        .activate("acme-export", None)
+        .await
+        .expect("activates");
     assert_eq!(addon.state, Phase::Activated);
     assert_eq!(addon.not_after, None, "perpetual");
 
-    let record_path = s.engine.config().data_dir.join("activations/acme-studio.json");
-    let record = lap_proto::ActivationRecord::from_json(&std::fs::read_to_string(record_path).expect("record written"))
-        .expect("record parses");
-    let verified = record.verify(BASE_SKU, server.keys.public().ed25519_bytes()).expect("a product can verify it");
+    let record_path = s
+        .engine
+        .config()
+        .data_dir
+        .join("activations/acme-studio.json");
+    let record = lap_proto::ActivationRecord::from_json(
+        &std::fs::read_to_string(record_path).expect("record written"),
+    )
+    .expect("record parses");
+    let verified = record
+        .verify(BASE_SKU, server.keys.public().ed25519_bytes())
+        .expect("a product can verify it");
     assert_eq!(Some(verified.response.license_id), base.license_id);
 
     // Renewing keeps the LicenseId (same machine, same license).
-    let again = s.engine.activate("acme-studio", None).await.expect("renews");
+    let again = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("renews");
     assert_eq!(again.license_id, base.license_id);
     let all = s.engine.status().expect("status");
     assert_eq!(all.len(), 2);
@@ -168,16 +239,33 @@ async fn base_and_add_on_activate_and_write_verifiable_records() {
 async fn an_evaluation_needs_no_key_and_survives_a_lost_state_file() {
     let server = TestServer::start();
     let s = setup(&server);
-    let status = s.engine.activate("acme-studio", None).await.expect("evaluation");
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("evaluation");
     assert_eq!(status.state, Phase::Evaluation);
     assert_eq!(status.days_left, Some(30));
-    let started = s.secrets.get_evaluation_start("acme-studio").expect("keyring").expect("kept in the keyring");
+    let started = s
+        .secrets
+        .get_evaluation_start("acme-studio")
+        .expect("keyring")
+        .expect("kept in the keyring");
     // Deleting the state file does not restart the evaluation: the keyring remembers.
     std::fs::remove_file(s.engine.state_store().path()).expect("remove state");
     s.clock.advance(10 * DAY);
-    let status = s.engine.activate("acme-studio", None).await.expect("evaluation continues");
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("evaluation continues");
     assert_eq!(status.state, Phase::Evaluation, "{status:?}");
-    assert_eq!(s.secrets.get_evaluation_start("acme-studio").expect("keyring"), Some(started));
+    assert_eq!(
+        s.secrets
+            .get_evaluation_start("acme-studio")
+            .expect("keyring"),
+        Some(started)
+    );
 }
 
 #[tokio::test]
@@ -186,24 +274,50 @@ async fn a_mistyped_key_is_refused_before_anything_is_sent() {
     let s = setup(&server);
     let mut typo = key(1).to_display();
     typo.replace_range(0..1, if typo.starts_with('A') { "B" } else { "A" });
-    let err = s.engine.set_key("acme-studio", &typo).expect_err("typo refused");
+    let err = s
+        .engine
+        .set_key("acme-studio", &typo)
+        .expect_err("typo refused");
     assert!(matches!(err, EngineError::Key(_)), "{err}");
-    assert!(lap_proto::license_key::suggestions(&typo).contains(&key(1)), "the right key is suggested");
-    assert!(s.secrets.get_license_key("acme-studio").expect("keyring").is_none(), "nothing stored");
+    assert!(
+        lap_proto::license_key::suggestions(&typo).contains(&key(1)),
+        "the right key is suggested"
+    );
+    assert!(
+        s.secrets
+            .get_license_key("acme-studio")
+            .expect("keyring")
+            .is_none(),
+        "nothing stored"
+    );
 }
 
 #[tokio::test]
 async fn silence_is_diagnosed_in_order_and_backs_off() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine.set_key("acme-studio", &key(9).to_display()).expect("well-formed key");
+    s.engine
+        .set_key("acme-studio", &key(9).to_display())
+        .expect("well-formed key");
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Unlicensed);
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
-    assert!(attempt.diagnosis[0].contains("clock"), "{:?}", attempt.diagnosis);
-    assert!(attempt.diagnosis[1].contains("key may not be accepted"), "{:?}", attempt.diagnosis);
-    assert!(attempt.diagnosis[2].contains("unreachable"), "{:?}", attempt.diagnosis);
+    assert!(
+        attempt.diagnosis[0].contains("clock"),
+        "{:?}",
+        attempt.diagnosis
+    );
+    assert!(
+        attempt.diagnosis[1].contains("key may not be accepted"),
+        "{:?}",
+        attempt.diagnosis
+    );
+    assert!(
+        attempt.diagnosis[2].contains("unreachable"),
+        "{:?}",
+        attempt.diagnosis
+    );
     assert_eq!(status.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
 }
 
@@ -211,19 +325,33 @@ async fn silence_is_diagnosed_in_order_and_backs_off() {
 async fn a_server_down_at_renewal_leaves_the_activation_until_its_end() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
-    let first = s.engine.activate("acme-studio", None).await.expect("activates");
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    let first = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("activates");
     let end = first.not_after.expect("term");
     drop(server); // the server goes away
     s.clock.advance(200 * DAY);
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
-    assert_eq!(status.state, Phase::RenewalDue, "still licensed until NotAfter");
+    assert_eq!(
+        status.state,
+        Phase::RenewalDue,
+        "still licensed until NotAfter"
+    );
     assert_eq!(status.license_id, first.license_id);
     assert_eq!(status.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
     s.clock.set(end);
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Expired);
-    assert_eq!(status.next_attempt_at, Some(end + HOUR), "hourly once NotAfter has passed");
+    assert_eq!(
+        status.next_attempt_at,
+        Some(end + HOUR),
+        "hourly once NotAfter has passed"
+    );
 }
 
 #[tokio::test]
@@ -231,15 +359,30 @@ async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
     let server = TestServer::start();
     let s = setup(&server);
     // The manifest points nowhere useful; the override points at the real server.
-    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     point_manifests_at(&s, &server, dead);
-    s.engine.set_server_override(Some("acme-studio"), Some(&server.addr.to_string())).expect("override set");
+    s.engine
+        .set_server_override(Some("acme-studio"), Some(&server.addr.to_string()))
+        .expect("override set");
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Evaluation);
-    assert_eq!(status.server.as_ref().map(|s| s.source), Some(ServerSource::Override));
+    assert_eq!(
+        status.server.as_ref().map(|s| s.source),
+        Some(ServerSource::Override)
+    );
 
-    std::fs::write(&s.policy, format!("[server]\naddress = \"{}\"\nlocked = true\n", server.addr)).expect("policy");
-    let err = s.engine.set_server_override(None, Some("127.0.0.1:9")).expect_err("locked");
+    std::fs::write(
+        &s.policy,
+        format!("[server]\naddress = \"{}\"\nlocked = true\n", server.addr),
+    )
+    .expect("policy");
+    let err = s
+        .engine
+        .set_server_override(None, Some("127.0.0.1:9"))
+        .expect_err("locked");
     assert!(matches!(err, EngineError::PolicyLocked(_)), "{err}");
     assert!(s.engine.set_server_override(None, Some("no-port")).is_err());
 }
@@ -248,56 +391,104 @@ async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
 async fn unknown_products_and_missing_keys_are_clear() {
     let server = TestServer::start();
     let s = setup(&server);
-    assert!(matches!(s.engine.activate("nope", None).await, Err(EngineError::UnknownProduct(_))));
+    assert!(matches!(
+        s.engine.activate("nope", None).await,
+        Err(EngineError::UnknownProduct(_))
+    ));
     let status = s.engine.activate("acme-export", None).await.expect("runs");
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
-    assert!(attempt.diagnosis[0].contains("no license key"), "{:?}", attempt.diagnosis);
+    assert!(
+        attempt.diagnosis[0].contains("no license key"),
+        "{:?}",
+        attempt.diagnosis
+    );
 }
 
 #[tokio::test]
 async fn the_scheduler_activates_what_is_due_and_warns_once_per_point() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
-    s.engine.set_key("acme-export", &key(2).to_display()).expect("key");
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    s.engine
+        .set_key("acme-export", &key(2).to_display())
+        .expect("key");
     let now = s.clock.now();
-    assert_eq!(s.engine.next_deadline().expect("deadline"), Some(now), "both are due at once");
+    assert_eq!(
+        s.engine.next_deadline().expect("deadline"),
+        Some(now),
+        "both are due at once"
+    );
     let events = s.engine.tick().await.expect("tick");
     assert!(events.is_empty(), "{events:?}");
     let statuses = s.engine.status().expect("status");
-    assert!(statuses.iter().all(|p| p.state == Phase::Activated), "{statuses:?}");
-    let end = statuses.iter().find(|p| p.id == "acme-studio").and_then(|p| p.not_after).expect("term");
+    assert!(
+        statuses.iter().all(|p| p.state == Phase::Activated),
+        "{statuses:?}"
+    );
+    let end = statuses
+        .iter()
+        .find(|p| p.id == "acme-studio")
+        .and_then(|p| p.not_after)
+        .expect("term");
 
     // Next wake-up: the perpetual add-on's renewal, 30 days on (the profile's default when
     // the server names no RenewAfter and no NotAfter); the term's is later, halfway to its end.
-    let deadline = s.engine.next_deadline().expect("deadline").expect("something is due");
-    assert!(deadline.abs_diff(now + 30 * DAY) <= 5, "{deadline} vs {now}");
+    let deadline = s
+        .engine
+        .next_deadline()
+        .expect("deadline")
+        .expect("something is due");
+    assert!(
+        deadline.abs_diff(now + 30 * DAY) <= 5,
+        "{deadline} vs {now}"
+    );
 
     // 60 days before the end: one warning, and only once.
     s.clock.set(end - 60 * DAY);
     let warnings = s.engine.take_warnings().expect("warnings");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(s.engine.take_warnings().expect("warnings").is_empty(), "at most once");
+    assert!(
+        s.engine.take_warnings().expect("warnings").is_empty(),
+        "at most once"
+    );
     // Asleep until 2 days before: the latest point only.
     s.clock.set(end - 2 * DAY);
     let warnings = s.engine.take_warnings().expect("warnings");
-    assert!(matches!(&warnings[..], [lapwing_core::scheduler::Event::Warning { label, .. }] if label.ends_with("/2d")), "{warnings:?}");
+    assert!(
+        matches!(&warnings[..], [lapwing_core::scheduler::Event::Warning { label, .. }] if label.ends_with("/2d")),
+        "{warnings:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_recovery_after_failures_is_announced() {
     let server = TestServer::start();
     let s = setup(&server);
-    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     point_manifests_at(&s, &server, dead);
-    s.engine.set_key("acme-studio", &key(1).to_display()).expect("key");
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
     let events = s.engine.tick().await.expect("tick");
     let status = s.engine.product_status("acme-studio").expect("status");
-    assert_eq!(status.last_attempt.map(|a| a.outcome), Some(AttemptOutcome::NoAnswer));
-    assert!(events.is_empty(), "silence is retried, not announced yet: {events:?}");
+    assert_eq!(
+        status.last_attempt.map(|a| a.outcome),
+        Some(AttemptOutcome::NoAnswer)
+    );
+    assert!(
+        events.is_empty(),
+        "silence is retried, not announced yet: {events:?}"
+    );
     // Pointing it at the right server makes it due at once (no wait for the backoff).
-    s.engine.set_server_override(Some("acme-studio"), Some(&server.addr.to_string())).expect("override");
+    s.engine
+        .set_server_override(Some("acme-studio"), Some(&server.addr.to_string()))
+        .expect("override");
     let events = s.engine.tick().await.expect("tick");
     assert!(
         events.iter().any(|e| matches!(e, lapwing_core::scheduler::Event::Recovered { product, .. } if product == "acme-studio")),
