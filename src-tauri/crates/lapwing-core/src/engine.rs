@@ -399,12 +399,19 @@ impl Engine {
             client_seed: Zeroizing::new(seed_bytes.to_vec()),
         };
 
-        let candidates = self.servers_to_try(&manifest, &state, server).await?;
+        let (candidates, skipped) = self.servers_to_try(&manifest, &state, server).await?;
         if candidates.is_empty() {
             return self.record_not_sent(
                 &manifest,
                 now,
-                "no server found: set one with `lapctl server set HOST:PORT` (the manifest names no address and DNS found none)",
+                &format!(
+                    "no server found: set one with `lapctl server set HOST:PORT`{}",
+                    if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", skipped.join("; "))
+                    }
+                ),
             );
         }
 
@@ -509,17 +516,24 @@ impl Engine {
         manifest: &Manifest,
         state: &State,
         server: Option<SocketAddr>,
-    ) -> Result<Vec<(SocketAddr, ServerUsed)>, EngineError> {
+    ) -> Result<(Vec<(SocketAddr, ServerUsed)>, Vec<String>), EngineError> {
+        let settings = self.server_settings(manifest, state)?;
         if let Some(address) = server {
+            // A server forced for one run is still a user's choice: a locked policy refuses it.
+            if settings.policy_locked {
+                return Err(EngineError::PolicyLocked(
+                    settings.policy_server.unwrap_or_default(),
+                ));
+            }
             let used = ServerUsed {
                 address: address.to_string(),
                 source: lapwing_discovery::ServerSource::Override,
             };
-            return Ok(vec![(address, used)]);
+            return Ok((vec![(address, used)], Vec::new()));
         }
-        let settings = self.server_settings(manifest, state)?;
         let found = self.discovery.candidates(&settings).await;
-        Ok(found
+        let skipped = found.skipped.iter().map(ToString::to_string).collect();
+        let candidates = found
             .candidates
             .into_iter()
             .map(|c| {
@@ -531,7 +545,8 @@ impl Engine {
                     },
                 )
             })
-            .collect())
+            .collect();
+        Ok((candidates, skipped))
     }
 
     /// The evaluation's start: the keyring's, else the state's, else now (stored in both).

@@ -1,5 +1,8 @@
 //! The UDP exchange against servers that answer late, twice, with junk, or not at all.
-#![allow(clippy::match_wildcard_for_single_variants, reason = "a failing test prints whatever outcome came")]
+#![allow(
+    clippy::match_wildcard_for_single_variants,
+    reason = "a failing test prints whatever outcome came"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
