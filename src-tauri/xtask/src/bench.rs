@@ -98,6 +98,9 @@ pub fn run() -> Result {
             sku,
             "--days",
             "365",
+            // Each load run is one more machine (a fresh machine hash): leave seats for all.
+            "--seats",
+            "10",
             "--feature",
             "pro",
             "--feature",
@@ -159,7 +162,7 @@ pub fn run() -> Result {
                 "--seconds",
                 "8",
                 "--concurrency",
-                "32",
+                "16",
                 "--json",
             ],
         )?;

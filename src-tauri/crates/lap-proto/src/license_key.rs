@@ -350,9 +350,10 @@ pub fn suggestions(input: &str) -> Vec<LicenseKey> {
 
 fn keep_if_valid(found: &mut Vec<LicenseKey>, chars: &[char]) {
     if let Ok(key) = LicenseKey::from_normalized(chars)
-        && !found.contains(&key) {
-            found.push(key);
-        }
+        && !found.contains(&key)
+    {
+        found.push(key);
+    }
 }
 
 /// The check value (0 to 1270) that makes `data ‖ check` sum to 1 modulo 1271 in the pure

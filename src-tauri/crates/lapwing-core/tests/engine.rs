@@ -386,10 +386,17 @@ async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
     assert!(matches!(err, EngineError::PolicyLocked(_)), "{err}");
     assert!(s.engine.set_server_override(None, Some("no-port")).is_err());
     let forced = s.engine.activate("acme-studio", Some(dead)).await;
-    assert!(matches!(forced, Err(EngineError::PolicyLocked(_))), "a forced server obeys the lock too");
+    assert!(
+        matches!(forced, Err(EngineError::PolicyLocked(_))),
+        "a forced server obeys the lock too"
+    );
     // The locked policy's server is the one used, whatever the user set before.
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
-    assert_eq!(status.server.as_ref().map(|s| s.source), Some(ServerSource::Policy), "{status:?}");
+    assert_eq!(
+        status.server.as_ref().map(|s| s.source),
+        Some(ServerSource::Policy),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
