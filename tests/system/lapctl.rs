@@ -1,0 +1,476 @@
+//! `lapctl` end to end: the real binary, a real gnome-keyring on a private session bus, and a
+//! real `lapd` on loopback.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use lap_proto::LicenseKey;
+use lapwing_secrets::test_util::{PrivateSession, Setup};
+use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Vendor, bin, unix_now};
+
+/// One desktop user: a private keyring, a home for Lapwing, a products directory, a policy
+/// path, and a machine with a fixed OS id and no SMBIOS or TPM.
+struct Desk {
+    session: PrivateSession,
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["home", "products", "smbios"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        std::fs::write(
+            dir.path().join("machine-id"),
+            "5f3b2c9d8e7a41b6a0c1d2e3f4a5b6c7\n",
+        )
+        .expect("machine id");
+        Self {
+            session: PrivateSession::start(setup),
+            dir,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin("lapctl"));
+        command
+            .args(args)
+            .env("LAPWING_HOME", self.path("home"))
+            .env("LAPWING_PRODUCTS_DIR", self.path("products"))
+            .env("LAPWING_POLICY", self.path("policy.toml"))
+            .env("LAPWING_NO_MDNS", "1")
+            .env("LAPWING_SMBIOS_DIR", self.path("smbios"))
+            .env("LAPWING_MACHINE_ID_FILE", self.path("machine-id"))
+            .env("LAPWING_TPM_DEVICE", self.path("no-tpm"))
+            .env("LAPWING_ANCHOR_FILE", self.path("no-anchor"))
+            .env_remove("LAPWING_TCTI")
+            .env_remove("TPM2TOOLS_TCTI")
+            .env_remove("TCTI");
+        self.session.apply(&mut command);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("lapctl runs")
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+}
+
+fn manifest(vendor: &Vendor, id: &str, sku: lap_proto::Uuid, address: &str, extra: &str) -> String {
+    let keys = std::fs::read_to_string(vendor.path("keys/server.toml")).expect("public snippet");
+    let server = keys
+        .lines()
+        .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "schema = 1\nid = \"{id}\"\nname = \"{id}\"\nvendor = \"Acme\"\nsku = \"{sku}\"\n{extra}\n[server]\n{server}\naddress = \"{address}\"\n"
+    )
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn install_activate_show_and_uninstall_a_base_and_an_add_on() {
+    let vendor = Vendor::new();
+    let (base_key, _) = vendor.new_license(BASE_SKU, &["--days", "365", "--feature", "pro"]);
+    let (addon_key, _) = vendor.new_license(ADDON_SKU, &[]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    let address = server.addr.to_string();
+    std::fs::write(
+        desk.path("studio.toml"),
+        manifest(
+            &vendor,
+            "acme-studio",
+            BASE_SKU,
+            &address,
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        desk.path("export.toml"),
+        manifest(
+            &vendor,
+            "acme-export",
+            ADDON_SKU,
+            &address,
+            "addon_of = \"acme-studio\"",
+        ),
+    )
+    .expect("write");
+
+    let out = desk.run(&[
+        "install",
+        "--manifest",
+        desk.path("studio.toml").to_str().expect("utf-8"),
+        "--key",
+        &base_key,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = desk.run(&[
+        "install",
+        "--manifest",
+        desk.path("export.toml").to_str().expect("utf-8"),
+        "--key",
+        &addon_key,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+
+    let status = desk.json(&["status", "--json"]);
+    let products = status.as_array().expect("array");
+    assert_eq!(products.len(), 2);
+    for p in products {
+        assert_eq!(p["state"], "activated", "{p}");
+        assert_eq!(p["server"]["source"], "manifest", "{p}");
+        assert_eq!(p["server"]["address"], address.as_str());
+        assert!(p["license_id"].is_string());
+        for field in [
+            "id",
+            "name",
+            "sku",
+            "not_after",
+            "days_left",
+            "last_attempt",
+        ] {
+            assert!(p.get(field).is_some(), "{field} missing in {p}");
+        }
+    }
+    let studio = products
+        .iter()
+        .find(|p| p["id"] == "acme-studio")
+        .expect("studio");
+    assert!(
+        studio["not_after"]
+            .as_u64()
+            .expect("term")
+            .abs_diff(unix_now() + 365 * 86_400)
+            < 60
+    );
+    assert!(
+        studio["days_left"]
+            .as_u64()
+            .is_some_and(|d| (365..=366).contains(&d))
+    );
+    let export = products
+        .iter()
+        .find(|p| p["id"] == "acme-export")
+        .expect("export");
+    assert!(export["not_after"].is_null(), "perpetual");
+
+    // The record a product reads verifies with the vendor's key.
+    let record =
+        std::fs::read_to_string(desk.path("home/activations/acme-studio.json")).expect("record");
+    let record = lap_proto::ActivationRecord::from_json(&record).expect("record parses");
+    record
+        .verify(BASE_SKU, vendor.public.ed25519_bytes())
+        .expect("record verifies");
+
+    let masked = desk.json(&["key", "show", "acme-studio", "--json"]);
+    assert_ne!(masked["key"], base_key.as_str());
+    assert!(
+        masked["key"]
+            .as_str()
+            .expect("text")
+            .ends_with(&base_key[base_key.len() - 4..])
+    );
+    let revealed = desk.json(&["key", "show", "acme-studio", "--reveal", "--json"]);
+    assert_eq!(revealed["key"], base_key.as_str());
+    // No secret in the state file.
+    let state = std::fs::read_to_string(desk.path("home/state.json")).expect("state");
+    assert!(
+        !state.contains(&base_key) && !state.contains(&base_key.replace('-', "")),
+        "the key never reaches the state file"
+    );
+
+    let out = desk.run(&["uninstall", "acme-export"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status.as_array().map(Vec::len), Some(1));
+    assert!(!desk.path("home/activations/acme-export.json").exists());
+}
+
+#[test]
+fn a_typo_is_refused_locally_with_the_right_suggestion() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &[]);
+    let desk = Desk::new(Setup::Unlocked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
+    )
+    .expect("write");
+    let mut typo: Vec<char> = key.chars().collect();
+    typo.swap(5, 6);
+    let typo: String = typo.into_iter().collect();
+    assert_ne!(
+        typo, key,
+        "the sample key must have two different characters there"
+    );
+    let out = desk.run(&["key", "set", "acme-studio", &typo]);
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("check characters") && text.contains(&key),
+        "{text}"
+    );
+    let shown = desk.json(&["key", "show", "acme-studio", "--json"]);
+    assert!(shown["key"].is_null(), "nothing stored");
+}
+
+#[test]
+fn silence_is_explained_clock_first_then_key_then_reachability() {
+    let vendor = Vendor::new();
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(
+            &vendor,
+            "acme-studio",
+            BASE_SKU,
+            &server.addr.to_string(),
+            "",
+        ),
+    )
+    .expect("write");
+    let mut draw = [0x33_u8; 16];
+    let wrong = LicenseKey::generate(|| {
+        draw[0] = draw[0].wrapping_add(1);
+        draw
+    });
+    let out = desk.run(&["key", "set", "acme-studio", &wrong.to_display()]);
+    assert_eq!(
+        code(&out),
+        Some(3),
+        "stored, but not activated: {}",
+        stderr(&out)
+    );
+    let status = desk.json(&["status", "--json"]);
+    let diagnosis = status[0]["last_attempt"]["diagnosis"]
+        .as_array()
+        .expect("diagnosis");
+    let text: Vec<&str> = diagnosis.iter().filter_map(|d| d.as_str()).collect();
+    assert!(
+        text[0].contains("clock") && text[1].contains("key") && text[2].contains("unreachable"),
+        "{text:?}"
+    );
+    assert_eq!(status[0]["state"], "unlicensed");
+
+    let out = desk.run(&["doctor"]);
+    assert_eq!(code(&out), Some(6), "doctor reports a problem");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("keyring: Secret Service"), "{report}");
+    assert!(
+        report.contains("last attempt: no-answer") || report.contains("last attempt: noanswer"),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&wrong.to_display()),
+        "no secret in the report"
+    );
+}
+
+/// Answers SNTP requests with the real time, on loopback.
+fn sntp_server() -> std::net::SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        while let Ok((_, from)) = socket.recv_from(&mut buffer) {
+            let mut answer = [0u8; 48];
+            answer[0] = 0b00_100_100;
+            answer[1] = 2;
+            let ntp = u32::try_from((unix_now() + 2_208_988_800) % (1 << 32)).expect("fits");
+            answer[40..44].copy_from_slice(&ntp.to_be_bytes());
+            let _ = socket.send_to(&answer, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn doctor_names_a_clock_two_minutes_off() {
+    let vendor = Vendor::new();
+    let desk = Desk::new(Setup::Unlocked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(
+            &vendor,
+            "acme-studio",
+            BASE_SKU,
+            "127.0.0.1:9",
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("write");
+    let sntp = sntp_server().to_string();
+    let out = desk
+        .command(&["doctor", "--sntp", &sntp, "--json"])
+        .env("LAPWING_CLOCK_OFFSET", "120")
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), Some(6));
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let clock = checks
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["subject"] == "clock")
+        .expect("clock checked");
+    assert_eq!(clock["level"], "problem");
+    let message = clock["message"].as_str().expect("text");
+    assert!(
+        message.contains("ahead of")
+            && (message.contains("120 s")
+                || message.contains("119 s")
+                || message.contains("121 s")),
+        "{message}"
+    );
+    // With the clock right, the same check passes.
+    let out = desk.run(&["doctor", "--sntp", &sntp, "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let clock = checks
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["subject"] == "clock")
+        .expect("clock");
+    assert_eq!(clock["level"], "ok", "{clock}");
+}
+
+#[test]
+fn a_locked_policy_refuses_a_user_override_and_wins() {
+    let vendor = Vendor::new();
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(
+            &vendor,
+            "acme-studio",
+            BASE_SKU,
+            "127.0.0.1:9",
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("write");
+    let out = desk.run(&["server", "set", "--product", "acme-studio", "127.0.0.1:1"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    std::fs::write(
+        desk.path("policy.toml"),
+        format!("[server]\naddress = \"{}\"\nlocked = true\n", server.addr),
+    )
+    .expect("policy");
+    let out = desk.run(&["server", "set", "127.0.0.1:2"]);
+    assert_eq!(code(&out), Some(1));
+    assert!(
+        stderr(&out).contains("policy locks the server"),
+        "{}",
+        stderr(&out)
+    );
+    let out = desk.run(&["activate", "acme-studio", "--json"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status[0]["server"]["source"], "policy");
+    assert_eq!(status[0]["state"], "evaluation");
+}
+
+#[test]
+fn a_locked_keyring_is_named_with_its_fix() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &[]);
+    let desk = Desk::new(Setup::Locked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
+    )
+    .expect("write");
+    let out = desk.run(&["key", "set", "acme-studio", &key]);
+    assert_eq!(code(&out), Some(5), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("locked") && text.contains("--insecure-file-store"),
+        "{text}"
+    );
+    assert!(!text.contains(&key));
+    // Asked for explicitly, the file store works instead.
+    let out = desk.run(&["--insecure-file-store", "key", "set", "acme-studio", &key]);
+    assert_eq!(
+        code(&out),
+        Some(3),
+        "stored; nobody answers at 127.0.0.1:9: {}",
+        stderr(&out)
+    );
+    let secrets = desk.path("home/secrets.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secrets)
+                .expect("file store")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn parallel_writers_lose_no_update() {
+    let vendor = Vendor::new();
+    let desk = Desk::new(Setup::Unlocked);
+    for n in 0..100 {
+        std::fs::write(
+            desk.path(&format!("products/p{n}.toml")),
+            manifest(&vendor, &format!("p{n}"), BASE_SKU, "127.0.0.1:9", ""),
+        )
+        .expect("write");
+    }
+    let children: Vec<_> = (0..100)
+        .map(|n| {
+            let server = format!("127.0.0.1:{}", 10_000 + n);
+            desk.command(&["server", "set", "--product", &format!("p{n}"), &server])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(desk.path("home/state.json")).expect("state"),
+    )
+    .expect("JSON");
+    for n in 0..100 {
+        assert_eq!(
+            state["products"][format!("p{n}")]["server_override"],
+            format!("127.0.0.1:{}", 10_000 + n),
+            "p{n}"
+        );
+    }
+}
