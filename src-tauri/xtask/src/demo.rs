@@ -41,8 +41,18 @@ fn lapd_output(lapd: &Path, args: &[&str]) -> Result<String> {
     reason = "a linear script: the steps read in the order they run"
 )]
 pub fn run(exit_after: bool) -> Result {
-    step("build lapd", || {
-        cmd("cargo", &["build", "--package", "lapd", "--locked"])
+    step("build lapd and lapctl", || {
+        cmd(
+            "cargo",
+            &[
+                "build",
+                "--package",
+                "lapd",
+                "--package",
+                "lapctl",
+                "--locked",
+            ],
+        )
     })?;
     let lapd = target_dir().join("debug/lapd");
     let dir = target_dir().join("demo");
@@ -141,17 +151,18 @@ pub fn run(exit_after: bool) -> Result {
         println!("{}", lapd_output(&lapd, &args)?);
         Ok(())
     };
-    let result = step("activation round trip: base product, then add-on", || {
+    let result = step("the vendor's check: one request with lapd probe", || {
         println!("lapd is serving on {address}");
         probe(
             &format!("base product \"Lapwing Demo Studio\" with key {base_key}"),
             &["--sku", DEMO_BASE_SKU, "--key", &base_key],
-        )?;
-        probe(
-            &format!("add-on \"Lapwing Demo Export\" with key {addon_key}"),
-            &["--sku", DEMO_ADDON_SKU, "--key", &addon_key, "--addon"],
-        )?;
-        probe("an evaluation (no key)", &["--sku", DEMO_BASE_SKU])
+        )
+    })
+    .and_then(|()| {
+        step(
+            "the client: lapctl installs and activates both demo products",
+            || client_round_trip(&dir, &address, &base_key, &addon_key),
+        )
     });
     if exit_after || result.is_err() {
         let _ = server.kill();
@@ -167,4 +178,65 @@ pub fn run(exit_after: bool) -> Result {
     );
     server.wait().map_err(|e| fail(e.to_string()))?;
     Ok(())
+}
+
+/// Installs the demo products with `lapctl` as a product installer would, and prints the
+/// status. The demo keeps its secrets in a file under target/demo (`--insecure-file-store`):
+/// they are demo keys, and a headless machine has no keyring.
+fn client_round_trip(dir: &Path, address: &str, base_key: &str, addon_key: &str) -> Result {
+    let lapctl = target_dir().join("debug/lapctl");
+    let public =
+        std::fs::read_to_string(dir.join("keys/server.toml")).map_err(|e| fail(e.to_string()))?;
+    let server_keys: String = public
+        .lines()
+        .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).map_err(|e| fail(e.to_string()))?;
+    let write = |file: &str, id: &str, name: &str, sku: &str, extra: &str| -> Result<String> {
+        let path = manifests.join(file);
+        let text = format!(
+            "schema = 1\nid = \"{id}\"\nname = \"{name}\"\nvendor = \"Lapwing demo\"\nsku = \"{sku}\"\n{extra}\n[server]\n{server_keys}\naddress = \"{address}\"\n"
+        );
+        std::fs::write(&path, text).map_err(|e| fail(e.to_string()))?;
+        Ok(path.to_string_lossy().into_owned())
+    };
+    let studio = write(
+        "studio.toml",
+        "demo-studio",
+        "Lapwing Demo Studio",
+        DEMO_BASE_SKU,
+        "evaluation_days = 30",
+    )?;
+    let export = write(
+        "export.toml",
+        "demo-export",
+        "Lapwing Demo Export",
+        DEMO_ADDON_SKU,
+        "addon_of = \"demo-studio\"",
+    )?;
+    let env = [
+        ("LAPWING_HOME", dir.join("home")),
+        ("LAPWING_PRODUCTS_DIR", dir.join("products")),
+        ("LAPWING_POLICY", dir.join("no-policy.toml")),
+        ("LAPWING_NO_MDNS", "1".into()),
+    ];
+    let lapctl_run = |args: &[&str]| -> Result {
+        println!("$ lapctl {}", args.join(" "));
+        let status = Command::new(&lapctl)
+            .arg("--insecure-file-store")
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .status()
+            .map_err(|e| fail(format!("lapctl: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(fail(format!("lapctl {} failed ({status})", args.join(" "))))
+        }
+    };
+    lapctl_run(&["install", "--manifest", &studio, "--key", base_key])?;
+    lapctl_run(&["install", "--manifest", &export, "--key", addon_key])?;
+    lapctl_run(&["status"])
 }
