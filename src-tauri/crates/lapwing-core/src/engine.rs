@@ -454,11 +454,18 @@ impl Engine {
             .iter()
             .map(|(_, u)| format!("{} ({})", u.address, u.source))
             .collect();
+        // Answers that came but failed their checks are named first: they are not silence.
+        let outcome = if rejections.is_empty() {
+            AttemptOutcome::NoAnswer
+        } else {
+            AttemptOutcome::RejectedAnswer
+        };
         let mut diagnosis = rejections;
         diagnosis.extend(silence_diagnosis(key.is_some(), &tried));
         self.record_failure(
             &manifest,
             now,
+            outcome,
             diagnosis,
             candidates.first().map(|(_, u)| u.clone()),
         )
@@ -600,17 +607,10 @@ impl Engine {
         &self,
         manifest: &Manifest,
         now: u64,
+        outcome: AttemptOutcome,
         diagnosis: Vec<String>,
         server: Option<ServerUsed>,
     ) -> Result<ProductStatus, EngineError> {
-        let outcome = if diagnosis
-            .first()
-            .is_some_and(|d| d.contains("failed their checks") || d.contains("invalid ServerData"))
-        {
-            AttemptOutcome::RejectedAnswer
-        } else {
-            AttemptOutcome::NoAnswer
-        };
         self.store.update(|state| {
             if let Some(p) = state.products.get_mut(&manifest.id) {
                 let not_after = p.grant.as_ref().and_then(|g| g.not_after);

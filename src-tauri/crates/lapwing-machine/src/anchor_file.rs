@@ -11,7 +11,6 @@
 //! {"schema":1,"source":"smbios-uuid","digest":"<64 hex digits>","written":1795000000}
 //! ```
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -168,40 +167,7 @@ pub fn write(path: &Path, record: &AnchorRecord) -> Result<(), MachineError> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
         builder.create(dir).map_err(io(dir))?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| MachineError::AnchorFile {
-            path: path.to_owned(),
-            reason: "names no file".to_owned(),
-        })?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-    let result = (|| {
-        let mut file = options.open(&tmp).map_err(io(&tmp))?;
-        // The umask may have narrowed the mode; users must be able to read the file.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io(&tmp))?;
-        }
-        file.write_all(&record.to_file_bytes()).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        #[cfg(unix)]
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    lapwing_fs::write_atomically(path, &record.to_file_bytes(), 0o644).map_err(io(path))
 }
 
 #[cfg(test)]

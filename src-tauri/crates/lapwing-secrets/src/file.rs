@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -219,26 +218,8 @@ impl InsecureFileStore {
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> Result<(), SecretError> {
-        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        let tmp = self.sibling(&format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut file = private_options().write(true).create_new(true).open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself is durable only once the directory is flushed.
-            #[cfg(unix)]
-            File::open(self.directory())?.sync_all()?;
-            Ok(())
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            SecretError::io(&self.path, e)
-        })
+        lapwing_fs::write_atomically(&self.path, bytes, 0o600)
+            .map_err(|e| SecretError::io(&self.path, e))
     }
 }
 
