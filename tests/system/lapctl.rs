@@ -4,6 +4,7 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use lap_proto::LicenseKey;
 use lapwing_secrets::test_util::{PrivateSession, Setup};
@@ -473,4 +474,80 @@ fn parallel_writers_lose_no_update() {
             "p{n}"
         );
     }
+}
+
+#[test]
+fn kill_9_during_state_writes_never_leaves_an_unreadable_state() {
+    let vendor = Vendor::new();
+    let desk = Desk::new(Setup::Unlocked);
+    std::fs::write(
+        desk.path("products/acme-studio.toml"),
+        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
+    )
+    .expect("write");
+    let state_path = desk.path("home/state.json");
+    let out = desk.run(&[
+        "--insecure-file-store",
+        "server",
+        "set",
+        "--product",
+        "acme-studio",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // A fixed pseudo-random sequence of kill delays from 0 to 12 ms: repeatable.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut killed_mid_run = 0;
+    for n in 0..1000u32 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_micros((seed >> 33) % 12_000);
+        let port = format!("127.0.0.1:{}", 2 + n % 60_000);
+        let mut child = desk
+            .command(&[
+                "--insecure-file-store",
+                "server",
+                "set",
+                "--product",
+                "acme-studio",
+                &port,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(delay);
+        if child.try_wait().expect("poll").is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&state_path).expect("the state file is always there");
+        let state: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("run {n}: unreadable state after kill -9: {e}"));
+        let saved = state["products"]["acme-studio"]["server_override"]
+            .as_str()
+            .expect("an override is always set");
+        assert!(saved.starts_with("127.0.0.1:"), "run {n}: {saved}");
+    }
+    assert!(
+        killed_mid_run > 100,
+        "the kills must land during runs to prove anything ({killed_mid_run})"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(desk.path("home"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    // A writer killed between write and rename leaves its temporary file; the next writer,
+    // holding the lock, clears them: at most the last run's can remain.
+    println!(
+        "killed mid-run: {killed_mid_run} of 1000; temporary files left: {}",
+        leftovers.len()
+    );
+    assert!(leftovers.len() <= 1, "{leftovers:?}");
+    let out = desk.run(&["--insecure-file-store", "status", "--json"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
 }

@@ -122,7 +122,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
-        let store = StateStore::new(config.data_dir.clone());
+        let store = StateStore::with_rebuild(config.data_dir.clone(), rebuilder(&config));
         let discovery = Discovery::new(config.discovery.clone());
         Self {
             config,
@@ -713,4 +713,64 @@ fn product_status(manifest: &Manifest, state: &State, now: u64) -> ProductStatus
         clock_moved_back_by: (state.highest_time_seen > now + CLOCK_BACK_TOLERANCE)
             .then(|| state.highest_time_seen - now),
     }
+}
+
+/// What survives a lost or corrupt state file: the keyring (key, evaluation start) and the
+/// signed activation records, re-verified with each manifest's server key.
+fn rebuilder(config: &EngineConfig) -> crate::state::Rebuild {
+    let (dirs, data, secrets, entropy) = (
+        config.product_dirs.clone(),
+        config.data_dir.clone(),
+        Arc::clone(&config.secrets),
+        Arc::clone(&config.entropy),
+    );
+    Arc::new(move |state: &mut State| {
+        let random_id = || {
+            let mut bytes = [0u8; 16];
+            entropy
+                .fill(&mut bytes)
+                .ok()
+                .map(|()| uuid::Builder::from_random_bytes(bytes).into_uuid())
+        };
+        for manifest in scan(&dirs).products.into_values() {
+            let verified = crate::records::read_record(&data, &manifest.id).and_then(|record| {
+                let checked = record
+                    .verify(manifest.sku, manifest.server_keys.ed25519_bytes())
+                    .ok()?;
+                Some((record, checked.server_data))
+            });
+            let Some(fresh_id) = random_id() else {
+                continue;
+            };
+            let addon_id = if manifest.is_addon() {
+                random_id().unwrap_or(fresh_id)
+            } else {
+                Uuid::nil()
+            };
+            let mut product = ProductState::new(fresh_id, addon_id);
+            if let Some((record, data)) = verified {
+                if manifest.is_addon() {
+                    product.client_addon_id = record.client_id;
+                } else {
+                    product.client_base_id = record.client_id;
+                }
+                product.grant = Some(Grant {
+                    license_id: record.license_id,
+                    server_time: record.server_time,
+                    received_at: record.server_time,
+                    not_after: data.not_after,
+                    renew_after: data.renew_after,
+                    kind: data.kind.map(Into::into),
+                    in_compliance: data.in_compliance,
+                    without_key: data.kind == Some(lap_proto::LicenseKind::Evaluation),
+                    features: data.features,
+                    notice: data.notice,
+                    server: None,
+                });
+            }
+            product.has_key = matches!(secrets.get_license_key(&manifest.id), Ok(Some(_)));
+            product.evaluation_started = secrets.get_evaluation_start(&manifest.id).ok().flatten();
+            state.products.insert(manifest.id.clone(), product);
+        }
+    })
 }

@@ -161,6 +161,9 @@ pub struct State {
     pub global_override: Option<String>,
     /// The machine anchor source chosen at first activation (profile §3: kept while present).
     pub pinned_anchor: Option<String>,
+    /// Where an unreadable state file was set aside when this one was rebuilt.
+    #[serde(default)]
+    pub recovered_from: Option<String>,
     #[serde(default)]
     pub products: BTreeMap<String, ProductState>,
 }
@@ -172,6 +175,7 @@ impl Default for State {
             highest_time_seen: 0,
             global_override: None,
             pinned_anchor: None,
+            recovered_from: None,
             products: BTreeMap::new(),
         }
     }
@@ -185,9 +189,23 @@ pub struct LoadReport {
 }
 
 /// The state directory and its lock.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    rebuild: Option<Rebuild>,
+}
+
+/// Fills an empty state from what survives elsewhere (keyring, activation records) after an
+/// unreadable state file was set aside.
+pub type Rebuild = std::sync::Arc<dyn Fn(&mut State) + Send + Sync>;
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("dir", &self.dir)
+            .field("rebuild", &self.rebuild.is_some())
+            .finish()
+    }
 }
 
 /// An exclusive hold on the state; released on drop.
@@ -198,7 +216,18 @@ pub struct StateLock {
 
 impl StateStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            rebuild: None,
+        }
+    }
+
+    /// A store that rebuilds (and saves at once) a state whose file had to be set aside.
+    pub fn with_rebuild(dir: impl Into<PathBuf>, rebuild: Rebuild) -> Self {
+        Self {
+            dir: dir.into(),
+            rebuild: Some(rebuild),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -232,7 +261,7 @@ impl StateStore {
     /// Reads the state. Call with the lock held. A missing file is an empty state; an
     /// unreadable one is moved aside and reported, and an empty state is returned for the
     /// caller to rebuild.
-    pub fn load(&self, _lock: &StateLock) -> Result<(State, LoadReport), StateError> {
+    pub fn load(&self, lock: &StateLock) -> Result<(State, LoadReport), StateError> {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -253,8 +282,18 @@ impl StateStore {
                     .join(format!("{STATE_FILE}.corrupt-{}", std::process::id()));
                 let aside = unique_path(aside);
                 std::fs::rename(&path, &aside).map_err(Self::io(&path))?;
+                tracing::warn!(file = %aside.display(), %reason, "the state file could not be read: set aside and rebuilt");
+                let mut state = State {
+                    recovered_from: Some(aside.display().to_string()),
+                    ..State::default()
+                };
+                if let Some(rebuild) = &self.rebuild {
+                    rebuild(&mut state);
+                    // Saved at once, so that no reader rebuilds it a second time.
+                    self.save(lock, &state)?;
+                }
                 Ok((
-                    State::default(),
+                    state,
                     LoadReport {
                         set_aside: Some((aside, reason)),
                     },
@@ -267,7 +306,22 @@ impl StateStore {
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StateError> {
         let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
         text.push('\n');
+        self.remove_stale_temporaries();
         write_atomically(&self.path(), text.as_bytes(), 0o600).map_err(Self::io(&self.path()))
+    }
+
+    /// A writer killed between writing and renaming leaves its temporary file. Under the
+    /// lock no other writer of this file is at work, so every such file is stale.
+    fn remove_stale_temporaries(&self) {
+        let prefix = format!(".{STATE_FILE}.tmp-");
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Load, change, save, under one lock: the way every writer changes the state.

@@ -507,3 +507,73 @@ async fn a_recovery_after_failures_is_announced() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_set_aside_and_rebuilt_from_keyring_and_records() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    s.engine
+        .set_key("acme-export", &key(2).to_display())
+        .expect("key");
+    let base = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("activates");
+    let addon = s
+        .engine
+        .activate("acme-export", None)
+        .await
+        .expect("activates");
+    let path = s.engine.state_store().path();
+    std::fs::write(&path, b"{\"schema\": 1, \"products\": {\"acme-stu").expect("corrupt it");
+
+    let statuses = s.engine.status().expect("status still reads");
+    let studio = statuses
+        .iter()
+        .find(|p| p.id == "acme-studio")
+        .expect("studio");
+    let export = statuses
+        .iter()
+        .find(|p| p.id == "acme-export")
+        .expect("export");
+    assert_eq!(
+        (studio.state, studio.license_id),
+        (Phase::Activated, base.license_id)
+    );
+    assert_eq!(
+        (export.state, export.license_id),
+        (Phase::Activated, addon.license_id)
+    );
+    assert!(studio.has_key && export.has_key, "from the keyring");
+    assert_eq!(studio.not_after, base.not_after, "from the signed record");
+
+    let kept: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the unreadable file is kept aside");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("rebuilt")).expect("JSON");
+    assert!(
+        state["recovered_from"]
+            .as_str()
+            .is_some_and(|p| p.contains("corrupt")),
+        "{state}"
+    );
+    // And the rebuilt installation renews with its original ids: same LicenseId.
+    let again = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("renews");
+    assert_eq!(again.license_id, base.license_id);
+}
