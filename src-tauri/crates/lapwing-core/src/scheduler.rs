@@ -197,3 +197,82 @@ fn attempt_events(
     }
     Vec::new()
 }
+
+/// Each sleep is cut at this length: the monotonic clock that timers use stands still while
+/// a laptop is suspended, so a long sleep could oversleep a renewal by the length of the
+/// suspend. Waking every 15 minutes at most bounds that, at no measurable cost.
+pub const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Engine {
+    /// Runs until `shutdown` completes: does what is due, then sleeps until the next
+    /// deadline, waking early when a products directory or the state file changes (a
+    /// product installed, `lapctl` at work). Events go to `events`.
+    pub async fn run(
+        &self,
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), EngineError> {
+        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        // Kept alive for the loop's lifetime; dropping it stops the watching.
+        let _watcher = self.watch(changed_tx);
+        tokio::pin!(shutdown);
+        loop {
+            for event in self.tick().await? {
+                let _ = events.send(event);
+            }
+            let now = self.config().clock.now();
+            let wait = match self.next_deadline()? {
+                // Still due after a tick: the attempt could not run (a locked keyring, say).
+                // Try again after the first retry interval, or sooner on any change.
+                Some(at) if at <= now => {
+                    std::time::Duration::from_secs(crate::schedule::RETRY_FAST)
+                }
+                Some(at) => std::time::Duration::from_secs(at - now).min(MAX_SLEEP),
+                None => MAX_SLEEP,
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+                Some(()) = changed.recv() => {
+                    // A burst of file events (an installer writing several files) is one change.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    while changed.try_recv().is_ok() {}
+                }
+            }
+        }
+    }
+
+    /// Watches the products directories and the state directory. A directory that does not
+    /// exist yet is watched through its parent where possible; a watcher that cannot start is
+    /// logged and the engine falls back on its timed wake-ups.
+    fn watch(
+        &self,
+        changed: tokio::sync::mpsc::UnboundedSender<()>,
+    ) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher as _;
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = changed.send(());
+            }
+        })
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch for new products; changes are noticed on the next wake-up"))
+        .ok()?;
+        let mut dirs = self.config().product_dirs.clone();
+        dirs.push(self.config().data_dir.clone());
+        for dir in dirs {
+            let target = if dir.exists() {
+                Some(dir.clone())
+            } else {
+                dir.parent()
+                    .filter(|p| p.exists())
+                    .map(std::path::Path::to_owned)
+            };
+            if let Some(target) = target
+                && let Err(e) = watcher.watch(&target, notify::RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %target.display(), error = %e, "cannot watch directory");
+            }
+        }
+        Some(watcher)
+    }
+}

@@ -331,8 +331,13 @@ impl StateStore {
     ) -> Result<(T, LoadReport), StateError> {
         let lock = self.lock()?;
         let (mut state, report) = self.load(&lock)?;
+        let before = state.clone();
         let out = change(&mut state);
-        self.save(&lock, &state)?;
+        // An unchanged state is not written: no needless disk writes, and watchers of the
+        // file are not woken for nothing.
+        if state != before {
+            self.save(&lock, &state)?;
+        }
         Ok((out, report))
     }
 }

@@ -577,3 +577,48 @@ async fn a_corrupt_state_file_is_set_aside_and_rebuilt_from_keyring_and_records(
         .expect("renews");
     assert_eq!(again.license_id, base.license_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_engine_picks_up_a_product_installed_meanwhile() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    std::fs::remove_file(s.products.join("acme-export.toml")).expect("remove");
+    let (events, _received) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = Arc::new(s.engine);
+    let running = Arc::clone(&engine);
+    let task =
+        tokio::spawn(async move { running.run(events, async { drop(stopped.await) }).await });
+    // The evaluation of the installed product starts at once.
+    wait_for(&engine, "acme-studio", Phase::Evaluation).await;
+    // A product installed while the engine runs is activated without a restart.
+    std::fs::write(
+        s.products.join("acme-solo.toml"),
+        manifest(
+            "acme-solo",
+            BASE_SKU,
+            &server.keys,
+            &server.addr.to_string(),
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("install");
+    wait_for(&engine, "acme-solo", Phase::Evaluation).await;
+    let _ = stop.send(());
+    task.await.expect("joins").expect("runs cleanly");
+}
+
+async fn wait_for(engine: &Engine, id: &str, phase: Phase) {
+    for _ in 0..100 {
+        if let Ok(status) = engine.product_status(id)
+            && status.state == phase
+            && status
+                .last_attempt
+                .is_some_and(|a| a.outcome == AttemptOutcome::Activated)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} did not reach {phase:?} within 10 s");
+}
