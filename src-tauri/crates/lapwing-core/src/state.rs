@@ -441,8 +441,8 @@ mod tests {
         std::fs::write(store.path(), b"{\"schema\": 1, \"products\": {\"acme\": ").expect("write");
         let lock = store.lock().expect("lock");
         let (state, report) = store.load(&lock).expect("load");
-        assert_eq!(state, State::default());
         let (aside, reason) = report.set_aside.expect("reported");
+        assert_eq!(state, State { recovered_from: Some(aside.display().to_string()), ..State::default() });
         assert!(reason.contains("truncated"), "{reason}");
         assert_eq!(
             std::fs::read(&aside).expect("kept"),
