@@ -189,6 +189,43 @@ pub fn run() -> Result {
         },
     )?;
     drop(server);
+    step(
+        "the engine: activation latency, 100 products at once, lapctl status",
+        || {
+            cmd(
+                "cargo",
+                &["build", "--release", "--package", "lapctl", "--locked"],
+            )?;
+            cmd(
+                "cargo",
+                &[
+                    "bench",
+                    "--package",
+                    "lapwing-core",
+                    "--bench",
+                    "engine",
+                    "--locked",
+                ],
+            )
+        },
+    )?;
+    step("machine identity, cold and warm (no TPM)", || {
+        cmd(
+            "cargo",
+            &[
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "lapctl",
+                "--locked",
+                "--",
+                "machine",
+                "--bench",
+                "--no-tpm",
+            ],
+        )
+    })?;
 
     let sustained = number(&max, "responses_per_second")?;
     let p99_half_ms = number(&at_half, "p99_us")? / 1000.0;

@@ -118,6 +118,7 @@ pub struct Engine {
     config: EngineConfig,
     store: StateStore,
     discovery: Discovery,
+    manifests: crate::manifest::ScanCache,
 }
 
 impl Engine {
@@ -128,6 +129,7 @@ impl Engine {
             config,
             store,
             discovery,
+            manifests: crate::manifest::ScanCache::default(),
         }
     }
 
@@ -141,7 +143,7 @@ impl Engine {
 
     /// The installed products and the manifests refused.
     pub fn catalog(&self) -> Catalog {
-        scan(&self.config.product_dirs)
+        self.manifests.scan(&self.config.product_dirs)
     }
 
     fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {

@@ -333,7 +333,7 @@ pub fn scan(dirs: &[PathBuf]) -> Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const X: &str = "4954728102f02d2917df9aabf24634d4a3a3b83312273e818e40da0cf2755623";
@@ -445,5 +445,85 @@ mod tests {
         for bad in ["", "-a", "Acme", "a_b", "a b", "a/b", &"a".repeat(65), "é"] {
             assert!(!is_valid_id(bad), "{bad}");
         }
+    }
+}
+
+/// What identifies the manifests on disk: each file's path, modification time and length.
+type Fingerprint = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let meta = entry.metadata().ok();
+                out.push((
+                    path,
+                    meta.as_ref().and_then(|m| m.modified().ok()),
+                    meta.map_or(0, |m| m.len()),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Scans once and again only when a manifest file appears, goes, or changes: parsing every
+/// manifest (and checking its keys) on each call would dominate an activation's cost.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    cached: std::sync::Mutex<Option<(Fingerprint, Catalog)>>,
+}
+
+impl ScanCache {
+    pub fn scan(&self, dirs: &[PathBuf]) -> Catalog {
+        let now = fingerprint(dirs);
+        let mut cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, catalog)) = cached.as_ref()
+            && *seen == now
+        {
+            return catalog.clone();
+        }
+        let catalog = scan(dirs);
+        *cached = Some((now, catalog.clone()));
+        catalog
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_notices_added_changed_and_removed_manifests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![dir.path().to_owned()];
+        let text = |id: &str, name: &str| {
+            format!(
+                "schema = 1\nid = \"{id}\"\nname = \"{name}\"\nvendor = \"V\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\n[server]\nx25519 = \"{}\"\ned25519 = \"{}\"\n",
+                tests::X,
+                tests::ED
+            )
+        };
+        let cache = ScanCache::default();
+        assert!(cache.scan(&dirs).products.is_empty());
+        std::fs::write(dir.path().join("a.toml"), text("a", "First")).expect("write");
+        assert_eq!(cache.scan(&dirs).products["a"].name, "First");
+        std::fs::write(dir.path().join("a.toml"), text("a", "Second name")).expect("write");
+        assert_eq!(
+            cache.scan(&dirs).products["a"].name,
+            "Second name",
+            "a changed length is noticed"
+        );
+        std::fs::remove_file(dir.path().join("a.toml")).expect("remove");
+        assert!(cache.scan(&dirs).products.is_empty());
     }
 }

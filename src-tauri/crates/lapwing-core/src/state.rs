@@ -442,7 +442,13 @@ mod tests {
         let lock = store.lock().expect("lock");
         let (state, report) = store.load(&lock).expect("load");
         let (aside, reason) = report.set_aside.expect("reported");
-        assert_eq!(state, State { recovered_from: Some(aside.display().to_string()), ..State::default() });
+        assert_eq!(
+            state,
+            State {
+                recovered_from: Some(aside.display().to_string()),
+                ..State::default()
+            }
+        );
         assert!(reason.contains("truncated"), "{reason}");
         assert_eq!(
             std::fs::read(&aside).expect("kept"),

@@ -1,0 +1,187 @@
+//! The engine's figures (issue targets in brackets): one activation on loopback [p50 ≤ 1 ms],
+//! 100 products activated at once [≤ 50 ms], `lapctl status --json` with 100 products
+//! [≤ 20 ms, ≤ 15 MB peak RSS]. Run with `cargo bench -p lapwing-core --bench engine`
+//! (`cargo xtask bench` runs it too); the lapctl figure needs a release `lapctl` built first.
+#![allow(clippy::cast_precision_loss, reason = "figures for people")]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lap_proto::{ServerSecretKeys, Uuid};
+use lapd::catalog::Catalog;
+use lapd::ratelimit::RateLimiter;
+use lapd::server::{Server, bind, run};
+use lapd::store::Store;
+use lapwing_core::clock::SystemClock;
+use lapwing_core::engine::{Engine, EngineConfig};
+use lapwing_core::identity::FixedIdentity;
+use lapwing_core::transport::{OsEntropy, RetryPolicy};
+use lapwing_discovery::{DiscoveryConfig, DnsConfig};
+use lapwing_secrets::MemoryStore;
+
+const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
+const PRODUCTS: usize = 100;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        println!("engine bench: nothing to check in test mode");
+        return;
+    }
+    let keys = ServerSecretKeys::from_bytes([0x51; 32], &[0x52; 32]);
+    let catalog = Catalog::parse(
+        &format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench\"\nevaluation_days = 30\n"),
+        Path::new("bench.toml"),
+    )
+    .expect("catalog");
+    let server = Arc::new(Server::new(
+        ServerSecretKeys::from_bytes([0x51; 32], &[0x52; 32]),
+        catalog,
+        Store::in_memory().expect("store"),
+        RateLimiter::new(0, 0),
+        0,
+    ));
+    let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
+    let addr = sockets[0].local_addr().expect("addr");
+    let serving = Arc::clone(&server);
+    std::thread::spawn(move || run(&serving, sockets));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let products = dir.path().join("products");
+    std::fs::create_dir_all(&products).expect("mkdir");
+    for n in 0..PRODUCTS {
+        std::fs::write(
+            products.join(format!("p{n}.toml")),
+            format!(
+                "schema = 1\nid = \"p{n}\"\nname = \"Product {n}\"\nvendor = \"Bench\"\nsku = \"{SKU}\"\nevaluation_days = 30\n[server]\nx25519 = \"{}\"\ned25519 = \"{}\"\naddress = \"{addr}\"\n",
+                hex::encode(keys.public().x25519_bytes()),
+                hex::encode(keys.public().ed25519_bytes())
+            ),
+        )
+        .expect("manifest");
+    }
+    let engine = Engine::new(EngineConfig {
+        data_dir: dir.path().join("home"),
+        product_dirs: vec![products.clone()],
+        policy_path: dir.path().join("policy.toml"),
+        clock: Arc::new(SystemClock::default()),
+        entropy: Arc::new(OsEntropy),
+        secrets: Arc::new(MemoryStore::new()),
+        identity: Arc::new(FixedIdentity::new([9; 32])),
+        // No DNS server and no search domains: the manifests name literal addresses.
+        discovery: DiscoveryConfig {
+            dns: DnsConfig::Nameserver {
+                address: "127.0.0.1:9".parse().expect("addr"),
+                search: Vec::new(),
+            },
+            mdns: None,
+            ..DiscoveryConfig::default()
+        },
+        retry: RetryPolicy::default(),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // One activation, repeated.
+    runtime
+        .block_on(engine.activate("p0", None))
+        .expect("warm-up");
+    let mut single: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            runtime
+                .block_on(engine.activate("p0", None))
+                .expect("activates");
+            t.elapsed()
+        })
+        .collect();
+    single.sort();
+    println!(
+        "one activation on loopback: p50 {:.2} ms, p99 {:.2} ms over {} runs   [target p50 ≤ 1 ms]",
+        ms(percentile(&single, 0.5)),
+        ms(percentile(&single, 0.99)),
+        single.len()
+    );
+
+    // Every product at once.
+    let ids: Vec<String> = (0..PRODUCTS).map(|n| format!("p{n}")).collect();
+    let mut concurrent: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let results = runtime.block_on(futures::future::join_all(
+                ids.iter().map(|id| engine.activate(id, None)),
+            ));
+            assert!(results.iter().all(Result::is_ok));
+            t.elapsed()
+        })
+        .collect();
+    concurrent.sort();
+    println!(
+        "{PRODUCTS} products activated concurrently: median {:.1} ms (min {:.1}, max {:.1}) over {} rounds   [target ≤ 50 ms]",
+        ms(concurrent[concurrent.len() / 2]),
+        ms(concurrent[0]),
+        ms(concurrent[concurrent.len() - 1]),
+        concurrent.len()
+    );
+
+    // `lapctl status --json` as a process, wall time and peak RSS from GNU time.
+    let lapctl = std::env::var_os("LAPCTL").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target/release/lapctl"),
+        std::path::PathBuf::from,
+    );
+    if !lapctl.exists() {
+        println!(
+            "lapctl status --json: skipped measuring: build it first (cargo build --release -p lapctl)"
+        );
+        return;
+    }
+    let mut runs: Vec<(Duration, u64)> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new("/usr/bin/time")
+                .args(["-f", "%M"])
+                .arg(&lapctl)
+                .args(["--insecure-file-store", "status", "--json"])
+                .env("LAPWING_HOME", dir.path().join("home"))
+                .env("LAPWING_PRODUCTS_DIR", &products)
+                .env("LAPWING_POLICY", dir.path().join("policy.toml"))
+                .output()
+                .expect("GNU time runs lapctl");
+            let elapsed = t.elapsed();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let statuses: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(statuses.as_array().map(Vec::len), Some(PRODUCTS));
+            let rss_kb = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(0);
+            (elapsed, rss_kb)
+        })
+        .collect();
+    runs.sort();
+    let peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    println!(
+        "lapctl status --json, {PRODUCTS} products: median {:.1} ms wall (process start to exit), peak RSS {:.1} MB   [targets ≤ 20 ms, ≤ 15 MB]",
+        ms(runs[runs.len() / 2].0),
+        peak as f64 / 1024.0
+    );
+    server
+        .stop_flag()
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+}
