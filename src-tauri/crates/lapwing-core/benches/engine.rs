@@ -2,7 +2,12 @@
 //! 100 products activated at once [≤ 50 ms], `lapctl status --json` with 100 products
 //! [≤ 20 ms, ≤ 15 MB peak RSS]. Run with `cargo bench -p lapwing-core --bench engine`
 //! (`cargo xtask bench` runs it too); the lapctl figure needs a release `lapctl` built first.
-#![allow(clippy::cast_precision_loss, reason = "figures for people")]
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "figures for people"
+)]
 
 use std::path::Path;
 use std::sync::Arc;
