@@ -551,3 +551,62 @@ fn kill_9_during_state_writes_never_leaves_an_unreadable_state() {
     let out = desk.run(&["--insecure-file-store", "status", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn srv_fails_over_past_a_dead_target_and_an_override_beats_srv() {
+    let vendor = Vendor::new();
+    let server = vendor.serve(&[]);
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let live = server.addr.port();
+    let dns = lapwing_discovery::test_util::Dnsmasq::start(&[
+        format!("--srv-host=_lap._udp.acme.test,dead.acme.test,{dead},10,0"),
+        format!("--srv-host=_lap._udp.acme.test,live.acme.test,{live},20,0"),
+        "--host-record=dead.acme.test,127.0.0.1".to_owned(),
+        "--host-record=live.acme.test,127.0.0.1".to_owned(),
+    ]);
+    let desk = Desk::new(Setup::Unlocked);
+    let text = manifest(
+        &vendor,
+        "acme-studio",
+        BASE_SKU,
+        "unused",
+        "evaluation_days = 30",
+    )
+    .replace("address = \"unused\"", "srv_domain = \"acme.test\"");
+    std::fs::write(desk.path("products/acme-studio.toml"), text).expect("write");
+    let dns_server = dns.address().to_string();
+    let activate = |desk: &Desk| {
+        desk.command(&["activate", "acme-studio", "--json"])
+            .env("LAPWING_DNS_SERVER", &dns_server)
+            .output()
+            .expect("runs")
+    };
+    let out = activate(&desk);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status[0]["server"]["source"], "srv", "{status}");
+    assert_eq!(
+        status[0]["server"]["address"],
+        server.addr.to_string(),
+        "the priority-20 target, after the dead priority-10 one"
+    );
+
+    // An override is tried before SRV.
+    let other = vendor.serve(&[]);
+    let out = desk.run(&[
+        "server",
+        "set",
+        "--product",
+        "acme-studio",
+        &other.addr.to_string(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = activate(&desk);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status[0]["server"]["source"], "override", "{status}");
+    assert_eq!(status[0]["server"]["address"], other.addr.to_string());
+}

@@ -622,3 +622,26 @@ async fn wait_for(engine: &Engine, id: &str, phase: Phase) {
     }
     panic!("{id} did not reach {phase:?} within 10 s");
 }
+
+#[tokio::test]
+async fn a_clock_moved_back_is_reported() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("activates");
+    assert_eq!(status.clock_moved_back_by, None);
+    // The latest time seen is recorded at each activation: a clock set an hour before it
+    // has been moved back.
+    s.clock.set(s.clock.now() - HOUR);
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert!(
+        status.clock_moved_back_by.is_some_and(|back| back >= HOUR),
+        "{status:?}"
+    );
+}
