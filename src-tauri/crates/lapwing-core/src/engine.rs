@@ -736,10 +736,9 @@ fn rebuilder(config: &EngineConfig) -> crate::state::Rebuild {
         };
         for manifest in scan(&dirs).products.into_values() {
             let verified = crate::records::read_record(&data, &manifest.id).and_then(|record| {
-                let checked = record
+                record
                     .verify(manifest.sku, manifest.server_keys.ed25519_bytes())
-                    .ok()?;
-                Some((record, checked.server_data))
+                    .ok()
             });
             let Some(fresh_id) = random_id() else {
                 continue;
@@ -750,25 +749,23 @@ fn rebuilder(config: &EngineConfig) -> crate::state::Rebuild {
                 Uuid::nil()
             };
             let mut product = ProductState::new(fresh_id, addon_id);
-            if let Some((record, data)) = verified {
+            if let Some(verified) = verified {
+                let response = &verified.response;
                 if manifest.is_addon() {
-                    product.client_addon_id = record.client_id;
+                    product.client_addon_id = response.client_id;
                 } else {
-                    product.client_base_id = record.client_id;
+                    product.client_base_id = response.client_id;
                 }
-                product.grant = Some(Grant {
-                    license_id: record.license_id,
-                    server_time: record.server_time,
-                    received_at: record.server_time,
-                    not_after: data.not_after,
-                    renew_after: data.renew_after,
-                    kind: data.kind.map(Into::into),
-                    in_compliance: data.in_compliance,
-                    without_key: data.kind == Some(lap_proto::LicenseKind::Evaluation),
-                    features: data.features,
-                    notice: data.notice,
-                    server: None,
-                });
+                let evaluation =
+                    verified.server_data.kind == Some(lap_proto::LicenseKind::Evaluation);
+                let received_at = response.server_time;
+                product.grant = Some(Grant::from_server_data(
+                    response,
+                    verified.server_data,
+                    received_at,
+                    None,
+                    evaluation,
+                ));
             }
             product.has_key = matches!(secrets.get_license_key(&manifest.id), Ok(Some(_)));
             product.evaluation_started = secrets.get_evaluation_start(&manifest.id).ok().flatten();

@@ -60,17 +60,11 @@ pub fn grant_from(
     without_key: bool,
 ) -> Result<Grant, ServerDataError> {
     let data = ServerData::parse(&activation.response.server_data)?;
-    Ok(Grant {
-        license_id: activation.response.license_id,
-        server_time: activation.response.server_time,
+    Ok(Grant::from_server_data(
+        &activation.response,
+        data,
         received_at,
-        not_after: data.not_after,
-        renew_after: data.renew_after,
-        kind: data.kind.map(Into::into),
-        in_compliance: data.in_compliance,
-        features: data.features,
-        notice: data.notice,
         server,
         without_key,
-    })
+    ))
 }

@@ -61,6 +61,31 @@ pub struct Grant {
     pub without_key: bool,
 }
 
+impl Grant {
+    /// The grant a verified answer's ServerData describes.
+    pub fn from_server_data(
+        response: &lap_proto::Response,
+        data: lap_proto::ServerData,
+        received_at: u64,
+        server: Option<ServerUsed>,
+        without_key: bool,
+    ) -> Self {
+        Self {
+            license_id: response.license_id,
+            server_time: response.server_time,
+            received_at,
+            not_after: data.not_after,
+            renew_after: data.renew_after,
+            kind: data.kind.map(Into::into),
+            in_compliance: data.in_compliance,
+            features: data.features,
+            notice: data.notice,
+            server,
+            without_key,
+        }
+    }
+}
+
 /// The license kinds, as words in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
