@@ -163,6 +163,14 @@ fn setup(server: &TestServer) -> Setup {
     }
 }
 
+/// Stores license `n`'s key for `id` and activates it.
+async fn licensed(s: &Setup, id: &str, n: u8) -> lapwing_core::engine::ProductStatus {
+    s.engine
+        .set_key(id, &key(n).to_display())
+        .expect("key accepted");
+    s.engine.activate(id, None).await.expect("activation runs")
+}
+
 /// Rewrites the manifests' `address` from the real server to `to`.
 fn point_manifests_at(s: &Setup, server: &TestServer, to: SocketAddr) {
     for file in ["acme-studio.toml", "acme-export.toml"] {
@@ -184,9 +192,6 @@ async fn base_and_add_on_activate_and_write_verifiable_records() {
             &key(1).to_display().to_lowercase().replace('-', " "),
         )
         .expect("typed key accepted");
-    s.engine
-        .set_key("acme-export", &key(2).to_display())
-        .expect("key accepted");
     let base = s
         .engine
         .activate("acme-studio", None)
@@ -202,11 +207,7 @@ async fn base_and_add_on_activate_and_write_verifiable_records() {
         base.server.as_ref().map(|s| s.source),
         Some(ServerSource::Manifest)
     );
-    let addon = s
-        .engine
-        .activate("acme-export", None)
-        .await
-        .expect("activates");
+    let addon = licensed(&s, "acme-export", 2).await;
     assert_eq!(addon.state, Phase::Activated);
     assert_eq!(addon.not_after, None, "perpetual");
 
@@ -325,14 +326,7 @@ async fn silence_is_diagnosed_in_order_and_backs_off() {
 async fn a_server_down_at_renewal_leaves_the_activation_until_its_end() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine
-        .set_key("acme-studio", &key(1).to_display())
-        .expect("key");
-    let first = s
-        .engine
-        .activate("acme-studio", None)
-        .await
-        .expect("activates");
+    let first = licensed(&s, "acme-studio", 1).await;
     let end = first.not_after.expect("term");
     drop(server); // the server goes away
     s.clock.advance(200 * DAY);
@@ -512,22 +506,8 @@ async fn a_recovery_after_failures_is_announced() {
 async fn a_corrupt_state_file_is_set_aside_and_rebuilt_from_keyring_and_records() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine
-        .set_key("acme-studio", &key(1).to_display())
-        .expect("key");
-    s.engine
-        .set_key("acme-export", &key(2).to_display())
-        .expect("key");
-    let base = s
-        .engine
-        .activate("acme-studio", None)
-        .await
-        .expect("activates");
-    let addon = s
-        .engine
-        .activate("acme-export", None)
-        .await
-        .expect("activates");
+    let base = licensed(&s, "acme-studio", 1).await;
+    let addon = licensed(&s, "acme-export", 2).await;
     let path = s.engine.state_store().path();
     std::fs::write(&path, b"{\"schema\": 1, \"products\": {\"acme-stu").expect("corrupt it");
 
@@ -627,14 +607,7 @@ async fn wait_for(engine: &Engine, id: &str, phase: Phase) {
 async fn a_clock_moved_back_is_reported() {
     let server = TestServer::start();
     let s = setup(&server);
-    s.engine
-        .set_key("acme-studio", &key(1).to_display())
-        .expect("key");
-    let status = s
-        .engine
-        .activate("acme-studio", None)
-        .await
-        .expect("activates");
+    let status = licensed(&s, "acme-studio", 1).await;
     assert_eq!(status.clock_moved_back_by, None);
     // The latest time seen is recorded at each activation: a clock set an hour before it
     // has been moved back.
