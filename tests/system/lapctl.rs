@@ -57,6 +57,12 @@ impl Desk {
         command
     }
 
+    /// Installs the "acme-studio" manifest (base SKU) pointing at `address`.
+    fn place_studio(&self, vendor: &Vendor, address: &str, extra: &str) {
+        let text = manifest(vendor, "acme-studio", BASE_SKU, address, extra);
+        std::fs::write(self.path("products/acme-studio.toml"), text).expect("manifest written");
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("lapctl runs")
     }
@@ -218,11 +224,7 @@ fn a_typo_is_refused_locally_with_the_right_suggestion() {
     let vendor = Vendor::new();
     let (key, _) = vendor.new_license(BASE_SKU, &[]);
     let desk = Desk::new(Setup::Unlocked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, "127.0.0.1:9", "");
     // Swap the first two neighbouring key characters that differ (the dashes do not count).
     let mut typo: Vec<char> = key.chars().collect();
     let positions: Vec<usize> = (0..typo.len()).filter(|&i| typo[i] != '-').collect();
@@ -249,17 +251,7 @@ fn silence_is_explained_clock_first_then_key_then_reachability() {
     let vendor = Vendor::new();
     let server = vendor.serve(&[]);
     let desk = Desk::new(Setup::Unlocked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(
-            &vendor,
-            "acme-studio",
-            BASE_SKU,
-            &server.addr.to_string(),
-            "",
-        ),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
     let mut draw = [0x33_u8; 16];
     let wrong = LicenseKey::generate(|| {
         draw[0] = draw[0].wrapping_add(1);
@@ -319,17 +311,7 @@ fn sntp_server() -> std::net::SocketAddr {
 fn doctor_names_a_clock_two_minutes_off() {
     let vendor = Vendor::new();
     let desk = Desk::new(Setup::Unlocked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(
-            &vendor,
-            "acme-studio",
-            BASE_SKU,
-            "127.0.0.1:9",
-            "evaluation_days = 30",
-        ),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, "127.0.0.1:9", "evaluation_days = 30");
     let sntp = sntp_server().to_string();
     let out = desk
         .command(&["doctor", "--sntp", &sntp, "--json"])
@@ -370,17 +352,7 @@ fn a_locked_policy_refuses_a_user_override_and_wins() {
     let vendor = Vendor::new();
     let server = vendor.serve(&[]);
     let desk = Desk::new(Setup::Unlocked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(
-            &vendor,
-            "acme-studio",
-            BASE_SKU,
-            "127.0.0.1:9",
-            "evaluation_days = 30",
-        ),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, "127.0.0.1:9", "evaluation_days = 30");
     let out = desk.run(&["server", "set", "--product", "acme-studio", "127.0.0.1:1"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     std::fs::write(
@@ -407,11 +379,7 @@ fn a_locked_keyring_is_named_with_its_fix() {
     let vendor = Vendor::new();
     let (key, _) = vendor.new_license(BASE_SKU, &[]);
     let desk = Desk::new(Setup::Locked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, "127.0.0.1:9", "");
     let out = desk.run(&["key", "set", "acme-studio", &key]);
     assert_eq!(code(&out), Some(5), "{}", stderr(&out));
     let text = stderr(&out);
@@ -483,11 +451,7 @@ fn parallel_writers_lose_no_update() {
 fn kill_9_during_state_writes_never_leaves_an_unreadable_state() {
     let vendor = Vendor::new();
     let desk = Desk::new(Setup::Unlocked);
-    std::fs::write(
-        desk.path("products/acme-studio.toml"),
-        manifest(&vendor, "acme-studio", BASE_SKU, "127.0.0.1:9", ""),
-    )
-    .expect("write");
+    desk.place_studio(&vendor, "127.0.0.1:9", "");
     let state_path = desk.path("home/state.json");
     let out = desk.run(&[
         "--insecure-file-store",
