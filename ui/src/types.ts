@@ -1,0 +1,122 @@
+// The JSON shapes of src-tauri/COMMANDS.md. Keep in step with that file.
+
+export type State =
+  | 'unlicensed'
+  | 'evaluation'
+  | 'evaluation-expired'
+  | 'activated'
+  | 'renewal-due'
+  | 'expired';
+
+export type Source = 'override' | 'policy' | 'srv' | 'dns-sd' | 'manifest';
+
+export type Kind = 'perpetual' | 'term' | 'subscription' | 'evaluation';
+
+export type Outcome = 'activated' | 'no-answer' | 'rejected-answer' | 'not-sent';
+
+export interface ServerRef {
+  address: string;
+  source: Source;
+}
+
+export interface Attempt {
+  at: number;
+  outcome: Outcome;
+  diagnosis: string[];
+  server: ServerRef | null;
+}
+
+export interface ProductStatus {
+  id: string;
+  name: string;
+  vendor: string;
+  sku: string;
+  addon_of: string | null;
+  state: State;
+  not_after: number | null;
+  ends_at: number | null;
+  days_left: number | null;
+  license_id: string | null;
+  kind: Kind | null;
+  in_compliance: boolean | null;
+  features: string[];
+  notice: string | null;
+  has_key: boolean;
+  server: ServerRef | null;
+  last_attempt: Attempt | null;
+  next_attempt_at: number | null;
+  clock_moved_back_by: number | null;
+  line: string;
+}
+
+export type KeyErrorCode = 'empty' | 'length' | 'character' | 'padding' | 'check';
+
+export interface KeyCheck {
+  valid: boolean;
+  normalized: string;
+  display: string | null;
+  evaluation: boolean;
+  error: null | {
+    code: KeyErrorCode;
+    message: string;
+    position: number | null;
+    found: number | null;
+  };
+  suggestions: string[];
+}
+
+export interface Candidate {
+  address: string;
+  host: string;
+  source: Source;
+  detail: string;
+}
+
+export interface Skipped {
+  source: Source;
+  subject: string;
+  reason: string;
+}
+
+export interface ServerInfo {
+  product: string | null;
+  product_override: string | null;
+  global_override: string | null;
+  policy_server: string | null;
+  policy_locked: boolean;
+  candidates: Candidate[];
+  skipped: Skipped[];
+}
+
+export type Level = 'ok' | 'info' | 'warning' | 'problem';
+
+export interface Check {
+  subject: string;
+  level: Level;
+  message: string;
+}
+
+export interface About {
+  version: string;
+  data_dir: string;
+  state_file: string;
+  policy_file: string;
+  products_dirs: string[];
+  log: string;
+  licenses: { name: string; version: string; license: string }[];
+}
+
+export interface Settings {
+  autostart: boolean;
+}
+
+export type ErrorKind =
+  | 'unknown-product'
+  | 'bad-key'
+  | 'bad-server'
+  | 'policy-locked'
+  | 'keyring'
+  | 'invalid-input'
+  | 'engine';
+
+export type ViewName = 'products' | 'key' | 'server' | 'diagnostics' | 'about' | 'settings';

@@ -1,0 +1,197 @@
+import type { ViewContext } from '../main';
+import { ipc } from '../ipc';
+import { button, busy, clear, h, Messages } from '../dom';
+import {
+  complianceWords,
+  daysLeftWords,
+  durationWords,
+  formatDate,
+  formatDateTime,
+  isoDateTime,
+  kindWords,
+  outcomeTone,
+  outcomeWords,
+  sourceWords,
+  stateBadge,
+} from '../format';
+import type { ProductStatus } from '../types';
+import { header, row } from './common';
+
+export function badge(state: string): HTMLElement {
+  const b = stateBadge(state);
+  return h('span', { class: `badge tone-${b.tone}`, 'data-state': state }, b.label);
+}
+
+function time(unix: number, text: string): HTMLElement {
+  return h('time', { datetime: isoDateTime(unix) }, text);
+}
+
+function endsValue(p: ProductStatus): Node | null {
+  const end = p.ends_at ?? p.not_after;
+  const days = daysLeftWords(p.days_left);
+  if (end === null && days === null) return null;
+  const span = h('span');
+  if (end !== null) span.appendChild(time(end, formatDate(end)));
+  if (days !== null) span.appendChild(h('span', { class: 'muted' }, end !== null ? ` (${days})` : days));
+  return span;
+}
+
+function serverValue(p: ProductStatus): Node | null {
+  if (!p.server) return null;
+  return h(
+    'span',
+    {},
+    h('code', {}, p.server.address),
+    h('span', { class: 'muted' }, ` — ${sourceWords(p.server.source)}`),
+  );
+}
+
+function attemptBlock(p: ProductStatus): Node | null {
+  const a = p.last_attempt;
+  if (!a) return null;
+  const tone = outcomeTone(a.outcome);
+  return h(
+    'div',
+    { class: 'attempt' },
+    h(
+      'span',
+      {},
+      time(a.at, formatDateTime(a.at)),
+      ' — ',
+      h('span', { class: `outcome tone-${tone}` }, outcomeWords(a.outcome)),
+      a.server ? h('span', { class: 'muted' }, ` via ${a.server.address} (${sourceWords(a.server.source)})`) : null,
+    ),
+    a.diagnosis.length
+      ? h('ul', { class: 'diagnosis', 'aria-label': 'Likely causes' }, a.diagnosis.map((d) => h('li', {}, d)))
+      : null,
+  );
+}
+
+/** One product's card. Every outside string goes in through textContent. */
+export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => void): HTMLElement {
+  const messages = new Messages(`${p.name} messages`);
+  const titleId = `product-${p.id}-title`;
+  const activate = button('Activate now', () => {
+    void busy(activate, 'Activating…', async () => {
+      messages.clear();
+      try {
+        const next = await ipc.activate(p.id);
+        onUpdate(next);
+      } catch (e) {
+        messages.error(e);
+      }
+    });
+  }, { class: 'primary', 'data-focus': `${p.id}:activate` });
+  const key = button(p.has_key ? 'Correct key…' : 'Enter key…', () => {
+    ipc.openWindow('key', p.id).catch((e) => messages.error(e));
+  }, { 'data-focus': `${p.id}:key`, title: 'Enter or correct the license key' });
+  key.textContent = 'Enter or correct key…';
+  const server = button('Server…', () => {
+    ipc.openWindow('server', p.id).catch((e) => messages.error(e));
+  }, { 'data-focus': `${p.id}:server` });
+
+  const details = h(
+    'dl',
+    { class: 'facts' },
+    row('Ends', endsValue(p)),
+    row('Kind', kindWords(p.kind)),
+    row('Compliance', complianceWords(p.in_compliance)),
+    row('Features', p.features.length ? p.features.join(', ') : null),
+    row('Notice', p.notice),
+    row('Server', serverValue(p)),
+    row('Last attempt', attemptBlock(p)),
+    row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
+    row('License key', p.has_key ? 'entered' : 'none (evaluation)'),
+  );
+
+  return h(
+    'article',
+    { class: `product state-${p.state}`, 'aria-labelledby': titleId, 'data-product': p.id },
+    h(
+      'div',
+      { class: 'product-head' },
+      h(
+        'div',
+        { class: 'product-title' },
+        h('h2', { id: titleId }, p.name),
+        h('p', { class: 'vendor muted' }, p.addon_of ? `${p.vendor} · add-on` : p.vendor),
+      ),
+      badge(p.state),
+    ),
+    h('p', { class: 'line' }, p.line),
+    p.clock_moved_back_by !== null
+      ? h(
+          'p',
+          { class: 'message message-warning' },
+          `This computer’s clock moved back by ${durationWords(p.clock_moved_back_by)}. Check the date and time settings.`,
+        )
+      : null,
+    details,
+    h('div', { class: 'actions' }, activate, key, server),
+    messages.el,
+  );
+}
+
+export async function productsView({ root }: ViewContext): Promise<void> {
+  const messages = new Messages('Products messages');
+  const list = h('div', { class: 'product-list', role: 'list', 'aria-label': 'Products' });
+  const summary = h('p', { class: 'subtitle', id: 'summary' });
+  let products: ProductStatus[] = [];
+
+  const activateAll = button('Activate all', () => {
+    void busy(activateAll, 'Activating…', async () => {
+      messages.clear();
+      try {
+        render(await ipc.activateAll());
+        const done = products.filter((p) => p.state === 'activated').length;
+        messages.ok(`${done} of ${products.length} ${products.length === 1 ? 'product is' : 'products are'} activated.`);
+      } catch (e) {
+        messages.error(e);
+      }
+    });
+  }, { class: 'primary' });
+
+  const head = header('Products', null, activateAll);
+  head.querySelector('.titles')?.appendChild(summary);
+
+  function render(next: ProductStatus[]): void {
+    products = next;
+    const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focus;
+    clear(list);
+    if (products.length === 0) {
+      summary.textContent = '';
+      list.appendChild(
+        h(
+          'div',
+          { class: 'empty', role: 'listitem' },
+          h('p', { class: 'empty-title' }, 'No licensed products are installed.'),
+          h('p', { class: 'muted' }, 'When you install a product that uses Lapwing, it appears here and is activated automatically.'),
+        ),
+      );
+      activateAll.hidden = true;
+      return;
+    }
+    activateAll.hidden = false;
+    const attention = products.filter((p) => p.state !== 'activated' && p.state !== 'evaluation').length;
+    summary.textContent =
+      `${products.length} ${products.length === 1 ? 'product' : 'products'}` +
+      (attention ? ` · ${attention} ${attention === 1 ? 'needs' : 'need'} attention` : ' · all in order');
+    for (const p of products) {
+      const card = productCard(p, (updated) => render(products.map((x) => (x.id === updated.id ? updated : x))));
+      card.setAttribute('role', 'listitem');
+      list.appendChild(card);
+    }
+    if (focusKey) {
+      const again = list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`);
+      again?.focus();
+    }
+  }
+
+  root.append(head, messages.el, list);
+  try {
+    render(await ipc.status());
+  } catch (e) {
+    messages.error(e);
+  }
+  ipc.onStatusChanged((next) => render(next)).catch((e) => messages.error(e));
+}
