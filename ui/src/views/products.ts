@@ -59,7 +59,9 @@ function attemptBlock(p: ProductStatus): Node | null {
       time(a.at, formatDateTime(a.at)),
       ' — ',
       h('span', { class: `outcome tone-${tone}` }, outcomeWords(a.outcome)),
-      a.server ? h('span', { class: 'muted' }, ` via ${a.server.address} (${sourceWords(a.server.source)})`) : null,
+      a.server && a.server.address !== p.server?.address
+        ? h('span', { class: 'muted' }, ` via ${a.server.address} (${sourceWords(a.server.source)})`)
+        : null,
     ),
     a.diagnosis.length
       ? h('ul', { class: 'diagnosis', 'aria-label': 'Likely causes' }, a.diagnosis.map((d) => h('li', {}, d)))
@@ -81,11 +83,10 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
         messages.error(e);
       }
     });
-  }, { class: 'primary', 'data-focus': `${p.id}:activate` });
-  const key = button(p.has_key ? 'Correct key…' : 'Enter key…', () => {
+  }, { 'data-focus': `${p.id}:activate` });
+  const key = button('Enter or correct key…', () => {
     ipc.openWindow('key', p.id).catch((e) => messages.error(e));
-  }, { 'data-focus': `${p.id}:key`, title: 'Enter or correct the license key' });
-  key.textContent = 'Enter or correct key…';
+  }, { 'data-focus': `${p.id}:key` });
   const server = button('Server…', () => {
     ipc.openWindow('server', p.id).catch((e) => messages.error(e));
   }, { 'data-focus': `${p.id}:server` });
@@ -101,7 +102,7 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
     row('Server', serverValue(p)),
     row('Last attempt', attemptBlock(p)),
     row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
-    row('License key', p.has_key ? 'entered' : 'none (evaluation)'),
+    row('License key', p.has_key ? 'entered' : p.state === 'evaluation' ? 'none (evaluation)' : 'none'),
   );
 
   return h(
@@ -137,6 +138,15 @@ export async function productsView({ root }: ViewContext): Promise<void> {
   const list = h('div', { class: 'product-list', role: 'list', 'aria-label': 'Products' });
   const summary = h('p', { class: 'subtitle', id: 'summary' });
   let products: ProductStatus[] = [];
+  // The last focused control, so a redraw (a disabled busy button loses focus) puts it back.
+  let lastFocus: string | undefined;
+  list.addEventListener('focusin', (ev) => {
+    lastFocus = (ev.target as HTMLElement).dataset?.focus ?? lastFocus;
+  });
+  list.addEventListener('focusout', (ev) => {
+    const to = ev.relatedTarget as Node | null;
+    if (to && !list.contains(to)) lastFocus = undefined;
+  });
 
   const activateAll = button('Activate all', () => {
     void busy(activateAll, 'Activating…', async () => {
@@ -156,7 +166,9 @@ export async function productsView({ root }: ViewContext): Promise<void> {
 
   function render(next: ProductStatus[]): void {
     products = next;
-    const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focus;
+    const active = document.activeElement as HTMLElement | null;
+    const focusKey =
+      active && active !== document.body && !list.contains(active) ? undefined : active?.dataset?.focus ?? lastFocus;
     clear(list);
     if (products.length === 0) {
       summary.textContent = '';
