@@ -163,7 +163,7 @@ export async function keyView({ root, product }: ViewContext): Promise<void> {
       for (let ci = 0; ci < GROUP_CHARS; ci++) {
         const ch = chars[ci];
         const pos = gi * GROUP_CHARS + ci;
-        const span = h('span', { class: ch === undefined ? 'slot empty' : 'slot' }, ch ?? '·');
+        const span = h('span', { class: ch === undefined ? 'slot blank' : 'slot' }, ch ?? '·');
         if (markSet.has(pos)) {
           span.classList.add('bad');
           cell.classList.add('bad');
