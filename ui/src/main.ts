@@ -27,15 +27,13 @@ async function start(): Promise<void> {
   const route = parseRoute(window.location.search);
   document.documentElement.dataset.view = route.view;
   clear(root);
-  if (route.problem) {
-    root.appendChild(h('p', { class: 'message message-error', role: 'status' }, route.problem));
-    if (route.view === 'key') {
-      root.removeAttribute('aria-busy');
-      return;
-    }
-  }
   try {
-    await VIEWS[route.view]({ root, product: route.product });
+    if (route.problem) {
+      root.appendChild(h('p', { class: 'message message-error', role: 'status' }, route.problem));
+    }
+    if (!(route.view === 'key' && route.product === null)) {
+      await VIEWS[route.view]({ root, product: route.product });
+    }
   } finally {
     root.removeAttribute('aria-busy');
     document.documentElement.dataset.ready = 'true';
