@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian/Ubuntu packages the build and the tests need.
-PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-certificates dnsmasq-base dbus gnome-keyring libtss2-dev swtpm swtpm-tools systemd iproute2)
+PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-certificates dnsmasq-base dbus gnome-keyring libtss2-dev swtpm swtpm-tools systemd iproute2
+    # The tray app (Tauri 2 on WebKitGTK) and its tests: a virtual display, the WebDriver
+    # for the real window, Chromium for the UI's browser tests.
+    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
+    xvfb xauth webkit2gtk-driver chromium at-spi2-core)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -31,6 +35,12 @@ install_packages() {
     fi
 }
 
+install_node() {
+    command -v npm >/dev/null && return 0
+    echo "dev.sh: installing Node.js and npm (the UI's build and tests)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+}
+
 install_rust() {
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
     if command -v cargo >/dev/null; then return 0; fi
@@ -45,6 +55,7 @@ install_rust() {
 }
 
 install_packages
+install_node
 install_rust
 cmd="${1:-demo}"
 shift || true

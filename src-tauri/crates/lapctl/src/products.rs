@@ -4,21 +4,15 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use lapwing_core::clock::SystemClock;
 use lapwing_core::doctor::{DoctorOptions, Level};
-use lapwing_core::engine::{Engine, EngineConfig, EngineError, ProductStatus};
-use lapwing_core::identity::HardwareIdentity;
+use lapwing_core::engine::{Engine, EngineError, ProductStatus};
+use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
-use lapwing_core::policy::policy_path;
-use lapwing_core::records::data_dir;
 use lapwing_core::status::Phase;
-use lapwing_core::transport::{OsEntropy, RetryPolicy};
-use lapwing_discovery::{DiscoveryConfig, DnsConfig};
-use lapwing_secrets::{InsecureFileStore, KeyringStore, SecretError, SecretStore};
+use lapwing_secrets::SecretError;
 
 /// Exit codes, stable for scripts (listed in `lapctl --help` and the README).
 pub mod exit {
@@ -106,48 +100,14 @@ impl CommandError {
     }
 }
 
-fn secrets(args: &EngineArgs, data: &Path) -> Result<Arc<dyn SecretStore>, CommandError> {
-    if args.insecure_file_store {
-        return Ok(Arc::new(InsecureFileStore::new(data.join("secrets.json"))));
-    }
-    KeyringStore::new()
-        .map(|s| Arc::new(s) as Arc<dyn SecretStore>)
-        .map_err(|e| CommandError::Engine(EngineError::Secrets(e)))
-}
-
-/// The engine as configured by the environment: `LAPWING_HOME`, `LAPWING_PRODUCTS_DIR`,
-/// `LAPWING_POLICY`, `LAPWING_CLOCK_OFFSET` (seconds), `LAPWING_DNS_SERVER` (HOST:PORT of
-/// the DNS server to ask instead of the system's).
+/// The engine as configured by the environment (see `lapwing_core::environment`).
 pub fn engine(args: &EngineArgs) -> Result<Engine, CommandError> {
-    let data = data_dir();
-    let offset = std::env::var("LAPWING_CLOCK_OFFSET")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut discovery = DiscoveryConfig::default();
-    if let Some(address) = std::env::var("LAPWING_DNS_SERVER")
-        .ok()
-        .and_then(|v| v.parse::<SocketAddr>().ok())
-    {
-        let search = std::env::var("LAPWING_DNS_SEARCH")
-            .map(|s| s.split(',').map(str::to_owned).collect())
-            .unwrap_or_default();
-        discovery.dns = DnsConfig::Nameserver { address, search };
-    }
-    if std::env::var_os("LAPWING_NO_MDNS").is_some() {
-        discovery.mdns = None;
-    }
-    Ok(Engine::new(EngineConfig {
-        secrets: secrets(args, &data)?,
-        data_dir: data,
-        product_dirs: product_dirs(),
-        policy_path: policy_path(),
-        clock: Arc::new(SystemClock::with_offset(offset)),
-        entropy: Arc::new(OsEntropy),
-        identity: Arc::new(HardwareIdentity),
-        discovery,
-        retry: RetryPolicy::default(),
-    }))
+    let choice = if args.insecure_file_store {
+        SecretsChoice::InsecureFile
+    } else {
+        SecretsChoice::Keyring
+    };
+    Ok(engine_from_environment(choice)?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod doctor;
 pub mod engine;
+pub mod environment;
 pub mod identity;
 pub mod manifest;
 pub mod policy;
