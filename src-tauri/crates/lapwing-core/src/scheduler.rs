@@ -244,8 +244,9 @@ impl Engine {
 
     /// Watches the products directories and the state directory. A directory that does not
     /// exist yet is watched through its parent where possible; a watcher that cannot start is
-    /// logged and the engine falls back on its timed wake-ups.
-    fn watch(
+    /// logged and the engine falls back on its timed wake-ups. Public so the tray refreshes
+    /// its menu on exactly the changes the run loop wakes on (`lapctl` at work included).
+    pub fn watch(
         &self,
         changed: tokio::sync::mpsc::UnboundedSender<()>,
     ) -> Option<notify::RecommendedWatcher> {

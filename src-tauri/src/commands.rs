@@ -1,0 +1,529 @@
+//! The commands the windows may call (COMMANDS.md, exactly). Each checks its input, asks
+//! `lapwing-core`, and publishes a changed status; none decides anything of its own.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lap_proto::license_key::{self, LicenseKey, LicenseKeyError};
+use lapwing_core::doctor::{Check, DoctorOptions, Level};
+use lapwing_core::engine::Engine;
+use serde::Serialize;
+use tauri::{AppHandle, Manager as _, Runtime, State};
+
+use crate::error::CommandError;
+use crate::state::{Lapwing, StatusView, activate as run_activation, refresh};
+use crate::validate::{VIEWS, is_product_id};
+use crate::windows::View;
+
+/// Suggestions offered for a mistyped key, at most.
+const MAX_SUGGESTIONS: usize = 8;
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+/// A product id that is well formed and installed.
+fn product(engine: &Engine, id: &str) -> Result<String> {
+    if !is_product_id(id) {
+        return Err(CommandError::InvalidInput(
+            "a product id is 1 to 64 characters of a-z, 0-9 and '-'".into(),
+        ));
+    }
+    if !engine.catalog().products.contains_key(id) {
+        return Err(CommandError::UnknownProduct(id.to_owned()));
+    }
+    Ok(id.to_owned())
+}
+
+fn engine(state: &State<'_, Lapwing>) -> Arc<Engine> {
+    Arc::clone(&state.engine)
+}
+
+#[tauri::command]
+pub async fn status<R: Runtime>(app: AppHandle<R>) -> Result<Vec<StatusView>> {
+    Ok(refresh(&app)?.into_iter().map(StatusView::from).collect())
+}
+
+#[tauri::command]
+pub async fn activate<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+) -> Result<StatusView> {
+    let id = product(&state.engine, &id)?;
+    Ok(run_activation(&app, &id).await?.into())
+}
+
+#[tauri::command]
+pub async fn activate_all<R: Runtime>(app: AppHandle<R>) -> Result<Vec<StatusView>> {
+    Ok(crate::state::activate_all(&app)
+        .await?
+        .into_iter()
+        .map(StatusView::from)
+        .collect())
+}
+
+/// The local check of a typed or pasted key (profile §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyCheck {
+    pub valid: bool,
+    pub normalized: String,
+    pub display: Option<String>,
+    pub evaluation: bool,
+    pub error: Option<KeyProblem>,
+    pub suggestions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyProblem {
+    pub code: &'static str,
+    pub message: String,
+    pub position: Option<usize>,
+    pub found: Option<usize>,
+}
+
+/// Checks a key without storing it: a pure function of the text.
+pub fn key_check(text: &str) -> KeyCheck {
+    let normalized = license_key::normalize(text);
+    let parsed = if normalized.is_empty() {
+        Err(None)
+    } else {
+        LicenseKey::parse(text).map_err(Some)
+    };
+    match parsed {
+        Ok(key) => KeyCheck {
+            valid: true,
+            normalized,
+            display: Some(key.to_display()),
+            evaluation: key.is_evaluation(),
+            error: None,
+            suggestions: Vec::new(),
+        },
+        Err(error) => {
+            let problem = match error {
+                None => KeyProblem {
+                    code: "empty",
+                    message: "type or paste the license key".into(),
+                    position: None,
+                    found: None,
+                },
+                Some(e) => problem(&e),
+            };
+            KeyCheck {
+                valid: false,
+                normalized,
+                display: None,
+                evaluation: false,
+                error: Some(problem),
+                suggestions: license_key::suggestions(text)
+                    .iter()
+                    .take(MAX_SUGGESTIONS)
+                    .map(LicenseKey::to_display)
+                    .collect(),
+            }
+        }
+    }
+}
+
+fn problem(e: &LicenseKeyError) -> KeyProblem {
+    let (code, position, found) = match e {
+        LicenseKeyError::Length { found } => ("length", None, Some(*found)),
+        LicenseKeyError::InvalidCharacter { position, .. } => ("character", Some(*position), None),
+        LicenseKeyError::PaddingBits => ("padding", None, None),
+        // The check characters, and any reason a later lap-proto adds: all "mistyped".
+        _ => ("check", None, None),
+    };
+    KeyProblem {
+        code,
+        message: e.to_string(),
+        position,
+        found,
+    }
+}
+
+#[tauri::command]
+pub async fn check_key(text: String) -> Result<KeyCheck> {
+    Ok(key_check(&text))
+}
+
+#[tauri::command]
+pub async fn set_key<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+    key: String,
+) -> Result<StatusView> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    engine.set_key(&id, &key)?;
+    // Stored: publish (has_key changed) even if the activation below cannot run.
+    refresh(&app)?;
+    Ok(run_activation(&app, &id).await?.into())
+}
+
+#[tauri::command]
+pub async fn key_masked(state: State<'_, Lapwing>, id: String) -> Result<Option<String>> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    Ok(engine.key(&id)?.map(|k| k.masked()))
+}
+
+#[tauri::command]
+pub async fn reveal_key(state: State<'_, Lapwing>, id: String) -> Result<Option<String>> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    Ok(engine.key(&id)?.map(|k| k.to_display()))
+}
+
+#[tauri::command]
+pub async fn remove_key<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+) -> Result<StatusView> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    engine.remove_key(&id)?;
+    refresh(&app)?;
+    Ok(engine.product_status(&id)?.into())
+}
+
+/// Where a product's (or, without one, any product's) servers come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    pub product: Option<String>,
+    pub product_override: Option<String>,
+    pub global_override: Option<String>,
+    pub policy_server: Option<String>,
+    pub policy_locked: bool,
+    pub candidates: Vec<lapwing_discovery::Candidate>,
+    pub skipped: Vec<lapwing_discovery::Skipped>,
+}
+
+async fn server_info_for(engine: &Engine, product_id: Option<String>) -> Result<ServerInfo> {
+    let state = {
+        let lock = engine
+            .state_store()
+            .lock()
+            .map_err(lapwing_core::engine::EngineError::from)?;
+        let (state, _) = engine
+            .state_store()
+            .load(&lock)
+            .map_err(lapwing_core::engine::EngineError::from)?;
+        state
+    };
+    let policy = lapwing_core::policy::Policy::load(&engine.config().policy_path)
+        .map_err(lapwing_core::engine::EngineError::from)?;
+    let found = if let Some(id) = &product_id {
+        engine.discover(id).await?
+    } else {
+        // Without a product there is no manifest to search from: what every product would
+        // try first (the override, the policy's server) is all there is to show.
+        let settings = lapwing_discovery::ServerSettings {
+            product_override: None,
+            global_override: state.global_override.clone(),
+            policy_server: policy.server.address.clone(),
+            policy_locked: policy.server.locked,
+            srv_domain: None,
+            manifest_address: None,
+        };
+        let mut config = engine.config().discovery.clone();
+        // No manifest: browsing the local link would name servers of unknown products.
+        config.mdns = None;
+        lapwing_discovery::Discovery::new(config)
+            .candidates(&settings)
+            .await
+    };
+    Ok(ServerInfo {
+        product_override: product_id
+            .as_ref()
+            .and_then(|id| state.products.get(id))
+            .and_then(|p| p.server_override.clone()),
+        product: product_id,
+        global_override: state.global_override,
+        policy_server: policy.server.address,
+        policy_locked: policy.server.locked,
+        candidates: found.candidates,
+        skipped: found.skipped,
+    })
+}
+
+#[tauri::command]
+pub async fn server_info(state: State<'_, Lapwing>, product: Option<String>) -> Result<ServerInfo> {
+    let engine = engine(&state);
+    let product = product.map(|p| self::product(&engine, &p)).transpose()?;
+    server_info_for(&engine, product).await
+}
+
+/// `HOST:PORT` as the person typed it, checked.
+fn host_port(text: &str) -> Result<String> {
+    lapwing_discovery::parse_host_port(text)
+        .map(|hp| hp.to_string())
+        .map_err(|e| CommandError::BadServer(e.to_string()))
+}
+
+#[tauri::command]
+pub async fn check_server(text: String) -> Result<()> {
+    host_port(&text).map(drop)
+}
+
+#[tauri::command]
+pub async fn set_server<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    product: Option<String>,
+    server: Option<String>,
+) -> Result<ServerInfo> {
+    let engine = engine(&state);
+    let product = product.map(|p| self::product(&engine, &p)).transpose()?;
+    let server = server.as_deref().map(host_port).transpose()?;
+    engine.set_server_override(product.as_deref(), server.as_deref())?;
+    refresh(&app)?;
+    server_info_for(&engine, product).await
+}
+
+/// How long the doctor waits for anything on the network.
+const DOCTOR_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn checks(engine: &Engine, product: Option<&str>) -> Result<Vec<Check>> {
+    Ok(engine
+        .doctor(
+            product,
+            &DoctorOptions {
+                // No time server is configured for the tray; the doctor says the clock check
+                // was skipped (`lapctl doctor --sntp` runs it).
+                sntp: None,
+                timeout: DOCTOR_TIMEOUT,
+            },
+        )
+        .await?)
+}
+
+#[tauri::command]
+pub async fn doctor(state: State<'_, Lapwing>, product: Option<String>) -> Result<Vec<Check>> {
+    let engine = engine(&state);
+    let product = product.map(|p| self::product(&engine, &p)).transpose()?;
+    checks(&engine, product.as_deref()).await
+}
+
+#[tauri::command]
+pub async fn doctor_report(state: State<'_, Lapwing>, product: Option<String>) -> Result<String> {
+    let engine = engine(&state);
+    let product = product.map(|p| self::product(&engine, &p)).transpose()?;
+    let checks = checks(&engine, product.as_deref()).await?;
+    let statuses = engine.status()?;
+    Ok(report(&statuses, &checks, engine.config().clock.now()))
+}
+
+/// The diagnostics as plain text to paste into a support request: the status lines and
+/// every check, nothing secret (no key, no install nonce, no machine identifier).
+pub fn report(
+    statuses: &[lapwing_core::engine::ProductStatus],
+    checks: &[Check],
+    now: u64,
+) -> String {
+    let mut out = format!(
+        "Lapwing {} diagnostics, {}\n\nProducts:\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::menu::date(now)
+    );
+    if statuses.is_empty() {
+        out.push_str("  (none installed)\n");
+    }
+    for s in statuses {
+        let _ = writeln!(
+            out,
+            "  {} ({}): {}",
+            s.id,
+            s.state.as_str(),
+            crate::menu::line(s)
+        );
+        if let Some(server) = &s.server {
+            let _ = writeln!(out, "    server {} (by {})", server.address, server.source);
+        }
+        for cause in s.last_attempt.iter().flat_map(|a| &a.diagnosis) {
+            let _ = writeln!(out, "    - {cause}");
+        }
+    }
+    out.push_str("\nChecks:\n");
+    for c in checks {
+        let mark = match c.level {
+            Level::Ok => "ok",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Problem => "PROBLEM",
+        };
+        let _ = writeln!(out, "  {mark:8} {}: {}", c.subject, c.message);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct About {
+    pub version: String,
+    pub data_dir: String,
+    pub state_file: String,
+    pub policy_file: String,
+    pub products_dirs: Vec<String>,
+    pub log: String,
+    pub licenses: Vec<License>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct License {
+    pub name: &'static str,
+    pub version: String,
+    pub license: &'static str,
+}
+
+#[tauri::command]
+pub async fn about(state: State<'_, Lapwing>) -> Result<About> {
+    let config = state.engine.config();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let ours = env!("CARGO_PKG_VERSION");
+    Ok(About {
+        version: ours.to_owned(),
+        data_dir: path(&config.data_dir),
+        state_file: path(&state.engine.state_store().path()),
+        policy_file: path(&config.policy_path),
+        products_dirs: config.product_dirs.iter().map(|p| path(p)).collect(),
+        log: "standard error; set LAPWING_LOG=debug for more".into(),
+        licenses: vec![
+            License {
+                name: "Lapwing",
+                version: ours.to_owned(),
+                license: env!("CARGO_PKG_LICENSE"),
+            },
+            License {
+                name: "Tauri",
+                version: tauri::VERSION.to_owned(),
+                license: "Apache-2.0 OR MIT",
+            },
+            License {
+                name: "notify-rust",
+                version: "4".into(),
+                license: "MIT OR Apache-2.0",
+            },
+        ],
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    pub autostart: bool,
+}
+
+#[tauri::command]
+pub async fn settings<R: Runtime>(app: AppHandle<R>) -> Result<Settings> {
+    Ok(Settings {
+        autostart: crate::autostart::is_enabled(&app)?,
+    })
+}
+
+#[tauri::command]
+pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Result<Settings> {
+    crate::autostart::set(&app, enabled)?;
+    Ok(Settings {
+        autostart: crate::autostart::is_enabled(&app)?,
+    })
+}
+
+#[tauri::command]
+pub async fn open_window<R: Runtime>(
+    app: AppHandle<R>,
+    view: String,
+    product: Option<String>,
+) -> Result<()> {
+    if !VIEWS.contains(&view.as_str()) {
+        return Err(CommandError::InvalidInput(format!(
+            "there is no window called {view:?}"
+        )));
+    }
+    let product = {
+        let state = app.state::<Lapwing>();
+        product
+            .map(|p| self::product(&state.engine, &p))
+            .transpose()?
+    };
+    let view = View::from_parts(&view, product).ok_or_else(|| {
+        CommandError::InvalidInput("that window needs a product, or takes none".into())
+    })?;
+    crate::windows::open(&app, &view)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> LicenseKey {
+        let mut draw = [n; 16];
+        LicenseKey::generate(move || {
+            draw[15] = draw[15].wrapping_add(1);
+            draw
+        })
+    }
+
+    #[test]
+    fn a_pasted_key_with_spaces_and_line_breaks_is_valid() {
+        let display = key(3).to_display();
+        let pasted = format!("  {}\n", display.to_lowercase().replace('-', " \r\n"));
+        let check = key_check(&pasted);
+        assert!(check.valid, "{check:?}");
+        assert_eq!(check.display.as_deref(), Some(display.as_str()));
+        assert_eq!(check.normalized, display.replace('-', ""));
+        assert!(!check.evaluation);
+        assert!(check.error.is_none() && check.suggestions.is_empty());
+    }
+
+    #[test]
+    fn problems_have_their_codes() {
+        assert_eq!(key_check(" \n").error.map(|e| e.code), Some("empty"));
+        let short = key_check("ABCD-EFGH");
+        let error = short.error.expect("an error");
+        assert_eq!((error.code, error.found), ("length", Some(8)));
+        let good = key(4).to_display().replace('-', "");
+        let bad = format!("{}U{}", &good[..4], &good[5..]);
+        let error = key_check(&bad).error.expect("an error");
+        assert_eq!((error.code, error.position), ("character", Some(5)));
+    }
+
+    #[test]
+    fn a_typo_suggests_the_right_key() {
+        let right = key(5).to_display();
+        let mut chars: Vec<char> = right.chars().collect();
+        chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+        let typo: String = chars.into_iter().collect();
+        let check = key_check(&typo);
+        assert!(!check.valid);
+        assert_eq!(check.error.as_ref().map(|e| e.code), Some("check"));
+        assert!(check.suggestions.contains(&right), "{check:?}");
+        assert!(check.suggestions.len() <= MAX_SUGGESTIONS);
+    }
+
+    #[test]
+    fn errors_never_echo_the_key() {
+        let right = key(6).to_display();
+        let typo = right.replacen(
+            &right[..1],
+            if right.starts_with('A') { "B" } else { "A" },
+            1,
+        );
+        let message = key_check(&typo).error.expect("an error").message;
+        assert!(!message.contains(&typo[5..]), "{message}");
+    }
+
+    #[test]
+    fn host_port_is_checked() {
+        assert_eq!(
+            host_port(" 127.0.0.1:4711\n").ok().as_deref(),
+            Some("127.0.0.1:4711")
+        );
+        for bad in ["", "no-port", "host:99999", "[::1", "a b:1"] {
+            assert_eq!(
+                host_port(bad).map_err(|e| e.kind()),
+                Err("bad-server"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Lapwing's tray app: tray icon and menu, windows, notifications, autostart and single
+//! instance, over the engine in `lapwing-core` (in-process, on Tauri's tokio runtime). It
+//! decides nothing itself: status, activation, keys, servers and diagnostics are the engine's.
+//!
+//! [`run_app`] builds the app on any Tauri runtime, so the command layer is tested with
+//! `tauri::test::mock_builder()` and a real engine; [`run`] adds what only a desktop has
+//! (plugins, tray, the engine's run loop, notifications) and runs it.
+
+pub mod autostart;
+pub mod commands;
+pub mod error;
+pub mod menu;
+pub mod notifications;
+pub mod state;
+pub mod tray;
+pub mod validate;
+pub mod windows;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapwing_core::engine::Engine;
+use lapwing_core::environment::{SecretsChoice, engine_from_environment};
+use tauri::{App, AppHandle, Builder, Context, Manager as _, RunEvent, Runtime};
+
+use crate::state::{Lapwing, refresh};
+use crate::windows::View;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    /// `--insecure-file-store` (or `LAPWING_INSECURE_FILE_STORE=1`): secrets in a plain file.
+    pub insecure_file_store: bool,
+    /// `--open VIEW [--product ID]`: a window to open at start (or, in a second launch, in
+    /// the running app).
+    pub open: Option<View>,
+    /// Arguments not understood, reported once.
+    pub unknown: Vec<String>,
+}
+
+/// Reads the arguments (without the program name). Pure, so a second launch's arguments
+/// are read the same way as the first's.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Args {
+    let mut out = Args::default();
+    let mut view: Option<String> = None;
+    let mut product: Option<String> = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        match name.as_str() {
+            "--insecure-file-store" => out.insecure_file_store = true,
+            "--open" => view = inline.or_else(|| args.next()),
+            "--product" => product = inline.or_else(|| args.next()),
+            _ => out.unknown.push(arg),
+        }
+    }
+    if let Some(view) = view {
+        let product = product.filter(|p| validate::is_product_id(p));
+        out.open = validate::VIEWS
+            .contains(&view.as_str())
+            .then(|| View::from_parts(&view, product))
+            .flatten();
+        if out.open.is_none() {
+            out.unknown.push(format!("--open {view}"));
+        }
+    }
+    out
+}
+
+/// Builds the app on any runtime with the engine given: state, commands. Nothing runs yet
+/// and nothing desktop-only is touched (tests build it on the mock runtime).
+pub fn run_app<R: Runtime>(
+    builder: Builder<R>,
+    context: Context<R>,
+    engine: Arc<Engine>,
+) -> tauri::Result<App<R>> {
+    builder
+        .manage(Lapwing::new(engine))
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::activate,
+            commands::activate_all,
+            commands::check_key,
+            commands::set_key,
+            commands::key_masked,
+            commands::reveal_key,
+            commands::remove_key,
+            commands::server_info,
+            commands::check_server,
+            commands::set_server,
+            commands::doctor,
+            commands::doctor_report,
+            commands::about,
+            commands::settings,
+            commands::set_autostart,
+            commands::open_window,
+        ])
+        .build(context)
+}
+
+/// The engine's run loop is restarted after this long when it stops on an error (a state
+/// file that cannot be written, say): the tray keeps showing what it can meanwhile.
+const ENGINE_RESTART: Duration = Duration::from_secs(60);
+/// A burst of file events (an installer writing several files) is one change.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How long Quit waits for the engine to finish an attempt in flight.
+const QUIT_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts what a running tray needs: the tray itself, the engine's run loop, notifications
+/// for its events, and a refresh whenever the products or the state change.
+pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>) {
+    let lapwing = app.state::<Lapwing>();
+    let engine = Arc::clone(&lapwing.engine);
+    let statuses = engine.status().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the status");
+        Vec::new()
+    });
+    if let Err(e) = tray::create(app, &statuses) {
+        tracing::error!(error = %e, "cannot create the tray icon");
+    }
+    if let Err(e) = refresh(app) {
+        tracing::warn!(error = %e, "cannot read the status");
+    }
+
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut shutdown = lapwing.shutdown.subscribe();
+    let task = {
+        let engine = Arc::clone(&engine);
+        tauri::async_runtime::spawn(async move {
+            loop {
+                let mut stop = shutdown.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|quit| *quit).await;
+                };
+                match engine.run(events_tx.clone(), stopped).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the engine stopped; restarting it in a minute");
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|quit| *quit) => return,
+                    () = tokio::time::sleep(ENGINE_RESTART) => {}
+                }
+            }
+        })
+    };
+    *lapwing
+        .engine_task
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let now = handle.state::<Lapwing>().engine.config().clock.now();
+            notifications::show(&handle, &event, now);
+            if let Err(e) = refresh(&handle) {
+                tracing::warn!(error = %e, "cannot read the status");
+            }
+        }
+    });
+
+    // The directories the run loop wakes on: a product installed, `lapctl` changing the state.
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(watcher) = engine.watch(changed_tx) {
+        *lapwing
+            .watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(watcher));
+    }
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = changed.recv() => {
+                    tokio::time::sleep(SETTLE).await;
+                    while changed.try_recv().is_ok() {}
+                }
+                // The day counts in the menu move with time, not with files.
+                () = tokio::time::sleep(lapwing_core::scheduler::MAX_SLEEP) => {}
+            }
+            if let Err(e) = refresh(&handle) {
+                tracing::warn!(error = %e, "cannot read the status");
+            }
+        }
+    });
+
+    autostart::apply_default(app);
+    if let Some(view) = open_at_start
+        && let Err(e) = windows::open(app, view)
+    {
+        tracing::warn!(error = %e, "cannot open the window asked for");
+    }
+}
+
+/// Quits gracefully: stops the engine's run loop, waits for it, then exits.
+pub fn quit<R: Runtime>(app: &AppHandle<R>) {
+    let lapwing = app.state::<Lapwing>();
+    if lapwing
+        .quitting
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    lapwing.shutdown.send_replace(true);
+    let task = lapwing
+        .engine_task
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Some(task) = task
+            && tokio::time::timeout(QUIT_GRACE, task).await.is_err()
+        {
+            tracing::warn!("the engine did not stop in time; quitting anyway");
+        }
+        app.exit(0);
+    });
+}
+
+/// The app's entry point.
+pub fn run() {
+    let args = parse_args(std::env::args().skip(1));
+    if std::env::var_os("LAPWING_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("LAPWING_LOG"))
+            .init();
+    }
+    for arg in &args.unknown {
+        eprintln!("lapwing: ignoring the argument {arg:?}");
+    }
+    let insecure = args.insecure_file_store
+        || std::env::var("LAPWING_INSECURE_FILE_STORE").is_ok_and(|v| v == "1");
+    let choice = if insecure {
+        SecretsChoice::InsecureFile
+    } else {
+        SecretsChoice::Keyring
+    };
+    let engine = match engine_from_environment(choice) {
+        Ok(engine) => Arc::new(engine),
+        Err(e) => {
+            eprintln!("lapwing: {e}");
+            std::process::exit(1);
+        }
+    };
+    // Started at login the same way it was started now.
+    let login_args: Vec<&'static str> = if insecure {
+        vec!["--insecure-file-store"]
+    } else {
+        Vec::new()
+    };
+    let builder = tauri::Builder::default()
+        // First, so a second launch hands over its arguments before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            let view = parse_args(argv.into_iter().skip(1))
+                .open
+                .unwrap_or(View::Products);
+            if let Err(e) = windows::open(app, &view) {
+                tracing::warn!(error = %e, "cannot open the window for a second launch");
+            }
+        }))
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .args(login_args)
+                .build(),
+        );
+    let app = match run_app(builder, tauri::generate_context!(), engine) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("lapwing: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    start(app.handle(), args.open.as_ref());
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { api, .. } = event
+            && !app
+                .state::<Lapwing>()
+                .quitting
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // A tray app lives on when its last window closes; only Quit ends it.
+            api.prevent_exit();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        parse_args(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn the_command_line_is_read() {
+        assert_eq!(args(&[]), Args::default());
+        let a = args(&["--insecure-file-store", "--open", "products"]);
+        assert!(a.insecure_file_store);
+        assert_eq!(a.open, Some(View::Products));
+        assert_eq!(
+            args(&["--open=key", "--product", "acme"]).open,
+            Some(View::Key("acme".into()))
+        );
+        assert_eq!(args(&["--open", "server"]).open, Some(View::Server(None)));
+        let bad = args(&["--open", "main", "--frobnicate"]);
+        assert_eq!(bad.open, None);
+        assert_eq!(bad.unknown, ["--frobnicate", "--open main"]);
+        assert_eq!(args(&["--open", "key", "--product", "Bad/Id"]).open, None);
+    }
+}

@@ -1,0 +1,553 @@
+//! The tray's words and shape as plain data: a pure function of the engine's status and the
+//! time, so every state is unit-tested without a desktop. `tray.rs` only applies it.
+
+use lapwing_core::engine::ProductStatus;
+use lapwing_core::state::AttemptOutcome;
+use lapwing_core::status::Phase;
+
+/// The tray icon's state: the worst across products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Overall {
+    AllGood,
+    /// An attempt is due now or running: the result is not known yet.
+    Working,
+    /// Still usable, but something needs looking at (a failed renewal, an end within a week,
+    /// out of compliance, a clock moved back).
+    Attention,
+    /// A product cannot be used: not activated, expired, evaluation over.
+    Broken,
+}
+
+impl Overall {
+    /// The icon file's stem in `icons/tray/`.
+    pub fn icon_name(self) -> &'static str {
+        match self {
+            Self::AllGood => "ok",
+            Self::Working => "working",
+            Self::Attention => "attention",
+            Self::Broken => "broken",
+        }
+    }
+}
+
+/// What a menu item does when chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Activate(String),
+    EnterKey(String),
+    Server(String),
+    OpenLapwing,
+    ActivateAll,
+    Settings,
+    Quit,
+}
+
+impl Action {
+    /// The menu item's id (product ids are `[a-z0-9-]`, so `:` cannot occur in them).
+    pub fn id(&self) -> String {
+        match self {
+            Self::Activate(p) => format!("activate:{p}"),
+            Self::EnterKey(p) => format!("key:{p}"),
+            Self::Server(p) => format!("server:{p}"),
+            Self::OpenLapwing => "open".into(),
+            Self::ActivateAll => "activate-all".into(),
+            Self::Settings => "settings".into(),
+            Self::Quit => "quit".into(),
+        }
+    }
+
+    /// The action behind a menu item id; `None` for anything this module did not make.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let product = |p: &str| crate::validate::is_product_id(p).then(|| p.to_owned());
+        match id.split_once(':') {
+            Some(("activate", p)) => product(p).map(Self::Activate),
+            Some(("key", p)) => product(p).map(Self::EnterKey),
+            Some(("server", p)) => product(p).map(Self::Server),
+            Some(_) => None,
+            None => match id {
+                "open" => Some(Self::OpenLapwing),
+                "activate-all" => Some(Self::ActivateAll),
+                "settings" => Some(Self::Settings),
+                "quit" => Some(Self::Quit),
+                _ => None,
+            },
+        }
+    }
+
+    /// The item's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Activate(_) => "Activate now",
+            Self::EnterKey(_) => "Enter or correct license key…",
+            Self::Server(_) => "Server…",
+            Self::OpenLapwing => "Open Lapwing",
+            Self::ActivateAll => "Activate all",
+            Self::Settings => "Settings",
+            Self::Quit => "Quit",
+        }
+    }
+}
+
+/// One product's entry: a submenu titled with its name and state, holding its actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductEntry {
+    pub id: String,
+    pub name: String,
+    pub line: String,
+    pub state: Overall,
+    pub actions: [Action; 3],
+}
+
+impl ProductEntry {
+    /// The submenu's title, e.g. "Acme Studio — Evaluation: 9 days left".
+    pub fn title(&self) -> String {
+        format!("{} — {}", self.name, self.line)
+    }
+}
+
+/// Everything the tray shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuModel {
+    pub overall: Overall,
+    pub tooltip: String,
+    pub products: Vec<ProductEntry>,
+    /// After the products: Open Lapwing, Activate all, Settings, Quit.
+    pub actions: [Action; 4],
+}
+
+/// An end this close counts as needing attention.
+const SOON_DAYS: u64 = 7;
+
+/// The tray for these statuses at `now` (UNIX seconds).
+pub fn menu_model(statuses: &[ProductStatus], now: u64) -> MenuModel {
+    let products: Vec<ProductEntry> = statuses
+        .iter()
+        .map(|s| ProductEntry {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            line: line(s),
+            state: product_state(s, now),
+            actions: [
+                Action::Activate(s.id.clone()),
+                Action::EnterKey(s.id.clone()),
+                Action::Server(s.id.clone()),
+            ],
+        })
+        .collect();
+    let overall = products
+        .iter()
+        .map(|p| p.state)
+        .max()
+        .unwrap_or(Overall::AllGood);
+    MenuModel {
+        overall,
+        tooltip: tooltip(overall, &products),
+        products,
+        actions: [
+            Action::OpenLapwing,
+            Action::ActivateAll,
+            Action::Settings,
+            Action::Quit,
+        ],
+    }
+}
+
+impl MenuModel {
+    /// The same model while the app itself runs an activation (a command, Activate all):
+    /// shown as working unless something is already broken or needs attention.
+    #[must_use]
+    pub fn busy(mut self) -> Self {
+        if self.overall == Overall::AllGood {
+            self.overall = Overall::Working;
+            self.tooltip = tooltip(Overall::Working, &self.products);
+        }
+        self
+    }
+}
+
+fn product_state(s: &ProductStatus, now: u64) -> Overall {
+    let failed = s
+        .last_attempt
+        .as_ref()
+        .is_some_and(|a| a.outcome != AttemptOutcome::Activated);
+    match s.state {
+        Phase::Unlicensed | Phase::Expired | Phase::EvaluationExpired => return Overall::Broken,
+        Phase::RenewalDue if failed => return Overall::Attention,
+        Phase::Activated | Phase::RenewalDue | Phase::Evaluation => {}
+    }
+    if s.in_compliance == Some(false)
+        || s.clock_moved_back_by.is_some()
+        || s.days_left.is_some_and(|d| d <= SOON_DAYS)
+    {
+        return Overall::Attention;
+    }
+    if s.next_attempt_at.is_some_and(|at| at <= now) {
+        return Overall::Working;
+    }
+    Overall::AllGood
+}
+
+fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {
+    if products.is_empty() {
+        return "Lapwing: no product installed".into();
+    }
+    let names = |wanted: Overall| {
+        products
+            .iter()
+            .filter(|p| p.state == wanted)
+            .map(|p| format!("{} ({})", p.name, p.line))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match overall {
+        Overall::AllGood => format!(
+            "Lapwing: all good, {} activated",
+            count(products.len(), "product", "products")
+        ),
+        Overall::Working => "Lapwing: activating…".into(),
+        Overall::Attention => format!("Lapwing: needs attention: {}", names(Overall::Attention)),
+        Overall::Broken => format!("Lapwing: not usable: {}", names(Overall::Broken)),
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// "12 Mar 2027" (UTC) for UNIX seconds.
+pub fn date(unix: u64) -> String {
+    let format = time::macros::format_description!("[day padding:none] [month repr:short] [year]");
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The product's line in the menu (also `ProductStatus.line` for the windows):
+/// "Activated until 12 Mar 2027", "Evaluation: 9 days left", "Not activated: key not accepted".
+pub fn line(s: &ProductStatus) -> String {
+    let until = |prefix: &str| match s.not_after {
+        Some(end) => format!("{prefix} until {}", date(end)),
+        None => prefix.to_owned(),
+    };
+    let mut text = match s.state {
+        Phase::Activated => until("Activated"),
+        Phase::RenewalDue => format!("{} (renewal due)", until("Activated")),
+        Phase::Expired => match s.not_after {
+            Some(end) => format!("Expired on {}", date(end)),
+            None => "Expired".to_owned(),
+        },
+        Phase::Evaluation => match s.days_left {
+            Some(1) => "Evaluation: 1 day left".to_owned(),
+            Some(n) => format!("Evaluation: {n} days left"),
+            None => "Evaluation".to_owned(),
+        },
+        Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
+        Phase::Unlicensed => match failure_reason(s) {
+            Some(reason) => format!("Not activated: {reason}"),
+            None => "Not activated".to_owned(),
+        },
+    };
+    if s.in_compliance == Some(false) {
+        text.push_str(" (out of compliance)");
+    }
+    text
+}
+
+/// A few words on why the last attempt failed. The engine's diagnosis sentences are long and
+/// ranked (clock, key, reachability); a menu line has room for the gist only, and the full
+/// diagnosis is in the Products and Diagnostics windows.
+fn failure_reason(s: &ProductStatus) -> Option<String> {
+    let attempt = s.last_attempt.as_ref()?;
+    match attempt.outcome {
+        AttemptOutcome::Activated => None,
+        // The server drops a key it does not know without a word, so silence after a key was
+        // entered most often means that key: the diagnosis still lists the clock first.
+        AttemptOutcome::NoAnswer if s.has_key => Some("key not accepted".into()),
+        AttemptOutcome::NoAnswer => Some("no answer from the server".into()),
+        AttemptOutcome::RejectedAnswer => Some("the server's answer was refused".into()),
+        AttemptOutcome::NotSent => Some(
+            attempt
+                .diagnosis
+                .first()
+                .map_or("nothing could be sent", |d| clause(d))
+                .to_owned(),
+        ),
+    }
+}
+
+/// The first clause of a diagnosis sentence ("no server found: set one with …" → "no server
+/// found").
+fn clause(sentence: &str) -> &str {
+    sentence
+        .split_once(": ")
+        .map_or(sentence, |(head, _)| head)
+        .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lap_proto::Uuid;
+    use lapwing_core::state::{Attempt, GrantKind};
+
+    const NOW: u64 = 1_795_000_000; // 18 Nov 2026
+    const DAY: u64 = 86_400;
+    /// 12 Mar 2027, 12:00 UTC.
+    const MARCH_12: u64 = 1_804_852_800;
+
+    fn status(id: &str, state: Phase) -> ProductStatus {
+        ProductStatus {
+            id: id.into(),
+            name: format!("Acme {id}"),
+            vendor: "Acme".into(),
+            sku: Uuid::nil(),
+            addon_of: None,
+            state,
+            not_after: None,
+            ends_at: None,
+            days_left: None,
+            license_id: None,
+            kind: None,
+            in_compliance: None,
+            features: Vec::new(),
+            notice: None,
+            has_key: false,
+            server: None,
+            last_attempt: None,
+            next_attempt_at: None,
+            clock_moved_back_by: None,
+        }
+    }
+
+    fn activated(id: &str) -> ProductStatus {
+        ProductStatus {
+            not_after: Some(MARCH_12),
+            ends_at: Some(MARCH_12),
+            days_left: Some((MARCH_12 - NOW).div_ceil(DAY)),
+            kind: Some(GrantKind::Term),
+            in_compliance: Some(true),
+            has_key: true,
+            next_attempt_at: Some(NOW + 7 * DAY),
+            ..status(id, Phase::Activated)
+        }
+    }
+
+    fn evaluation(days: u64) -> ProductStatus {
+        ProductStatus {
+            days_left: Some(days),
+            ends_at: Some(NOW + days * DAY),
+            next_attempt_at: Some(NOW + DAY),
+            ..status("eval", Phase::Evaluation)
+        }
+    }
+
+    #[allow(clippy::unnecessary_wraps, reason = "it fills `last_attempt` directly")]
+    fn attempt(outcome: AttemptOutcome, diagnosis: &[&str]) -> Option<Attempt> {
+        Some(Attempt {
+            at: NOW - 60,
+            outcome,
+            diagnosis: diagnosis.iter().map(|d| (*d).to_owned()).collect(),
+            server: None,
+        })
+    }
+
+    #[test]
+    fn activated_products_are_all_good() {
+        let m = menu_model(&[activated("a"), activated("b")], NOW);
+        assert_eq!(m.overall, Overall::AllGood);
+        assert_eq!(m.products[0].line, "Activated until 12 Mar 2027");
+        assert_eq!(
+            m.products[0].title(),
+            "Acme a — Activated until 12 Mar 2027"
+        );
+        assert_eq!(m.tooltip, "Lapwing: all good, 2 products activated");
+        let perpetual = ProductStatus {
+            not_after: None,
+            days_left: None,
+            ..activated("p")
+        };
+        assert_eq!(line(&perpetual), "Activated");
+    }
+
+    #[test]
+    fn evaluations_count_days_and_need_attention_in_the_last_week() {
+        let m = menu_model(&[evaluation(9)], NOW);
+        assert_eq!(m.products[0].line, "Evaluation: 9 days left");
+        assert_eq!(m.overall, Overall::AllGood);
+        assert_eq!(line(&evaluation(1)), "Evaluation: 1 day left");
+        let m = menu_model(&[evaluation(3)], NOW);
+        assert_eq!(m.overall, Overall::Attention);
+        assert_eq!(
+            m.tooltip,
+            "Lapwing: needs attention: Acme eval (Evaluation: 3 days left)"
+        );
+    }
+
+    #[test]
+    fn an_expired_evaluation_is_broken() {
+        let expired = ProductStatus {
+            days_left: Some(0),
+            ..status("eval", Phase::EvaluationExpired)
+        };
+        let m = menu_model(&[activated("a"), expired], NOW);
+        assert_eq!(m.overall, Overall::Broken);
+        assert_eq!(m.products[1].line, "Evaluation over: enter a license key");
+        assert_eq!(
+            m.tooltip,
+            "Lapwing: not usable: Acme eval (Evaluation over: enter a license key)"
+        );
+    }
+
+    #[test]
+    fn unlicensed_says_why_when_an_attempt_failed() {
+        let plain = status("u", Phase::Unlicensed);
+        assert_eq!(line(&plain), "Not activated");
+        assert_eq!(menu_model(&[plain], NOW).overall, Overall::Broken);
+
+        let silent_with_key = ProductStatus {
+            has_key: true,
+            last_attempt: attempt(
+                AttemptOutcome::NoAnswer,
+                &["this machine's clock may be off: …"],
+            ),
+            ..status("u", Phase::Unlicensed)
+        };
+        assert_eq!(line(&silent_with_key), "Not activated: key not accepted");
+        let silent = ProductStatus {
+            has_key: false,
+            ..silent_with_key.clone()
+        };
+        assert_eq!(line(&silent), "Not activated: no answer from the server");
+        let not_sent = ProductStatus {
+            last_attempt: attempt(
+                AttemptOutcome::NotSent,
+                &["no server found: set one with `lapctl server set HOST:PORT`"],
+            ),
+            ..status("u", Phase::Unlicensed)
+        };
+        assert_eq!(line(&not_sent), "Not activated: no server found");
+        let rejected = ProductStatus {
+            last_attempt: attempt(AttemptOutcome::RejectedAnswer, &["…"]),
+            ..status("u", Phase::Unlicensed)
+        };
+        assert_eq!(
+            line(&rejected),
+            "Not activated: the server's answer was refused"
+        );
+    }
+
+    #[test]
+    fn expired_is_broken_with_its_date() {
+        let expired = ProductStatus {
+            state: Phase::Expired,
+            days_left: Some(0),
+            ..activated("x")
+        };
+        let m = menu_model(&[expired], MARCH_12 + DAY);
+        assert_eq!(m.products[0].line, "Expired on 12 Mar 2027");
+        assert_eq!(m.overall, Overall::Broken);
+    }
+
+    #[test]
+    fn renewal_due_is_working_until_an_attempt_fails() {
+        let due = ProductStatus {
+            state: Phase::RenewalDue,
+            next_attempt_at: Some(NOW - 10),
+            ..activated("r")
+        };
+        let m = menu_model(std::slice::from_ref(&due), NOW);
+        assert_eq!(
+            m.products[0].line,
+            "Activated until 12 Mar 2027 (renewal due)"
+        );
+        assert_eq!(m.overall, Overall::Working);
+        assert_eq!(m.tooltip, "Lapwing: activating…");
+        let failed = ProductStatus {
+            last_attempt: attempt(AttemptOutcome::NoAnswer, &["…"]),
+            next_attempt_at: Some(NOW + 900),
+            ..due
+        };
+        assert_eq!(menu_model(&[failed], NOW).overall, Overall::Attention);
+    }
+
+    #[test]
+    fn the_worst_state_wins_and_busy_only_lifts_all_good() {
+        let broken = status("u", Phase::Unlicensed);
+        let m = menu_model(&[activated("a"), evaluation(3), broken], NOW);
+        assert_eq!(m.overall, Overall::Broken);
+        assert_eq!(m.clone().busy().overall, Overall::Broken);
+        let good = menu_model(&[activated("a")], NOW).busy();
+        assert_eq!(good.overall, Overall::Working);
+        assert_eq!(good.tooltip, "Lapwing: activating…");
+    }
+
+    #[test]
+    fn out_of_compliance_and_a_clock_moved_back_need_attention() {
+        let over = ProductStatus {
+            in_compliance: Some(false),
+            ..activated("o")
+        };
+        assert_eq!(
+            line(&over),
+            "Activated until 12 Mar 2027 (out of compliance)"
+        );
+        assert_eq!(menu_model(&[over], NOW).overall, Overall::Attention);
+        let clock = ProductStatus {
+            clock_moved_back_by: Some(3600),
+            ..activated("c")
+        };
+        assert_eq!(menu_model(&[clock], NOW).overall, Overall::Attention);
+    }
+
+    #[test]
+    fn no_products_is_said_in_words() {
+        let m = menu_model(&[], NOW);
+        assert_eq!(m.overall, Overall::AllGood);
+        assert_eq!(m.tooltip, "Lapwing: no product installed");
+        assert!(m.products.is_empty());
+    }
+
+    #[test]
+    fn menu_ids_round_trip_and_refuse_strangers() {
+        let m = menu_model(&[activated("acme-studio")], NOW);
+        let all: Vec<&Action> = m.products[0].actions.iter().chain(&m.actions).collect();
+        let labels: Vec<&str> = all.iter().map(|a| a.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Activate now",
+                "Enter or correct license key…",
+                "Server…",
+                "Open Lapwing",
+                "Activate all",
+                "Settings",
+                "Quit"
+            ]
+        );
+        for action in all {
+            assert_eq!(Action::from_id(&action.id()).as_ref(), Some(action));
+        }
+        for stranger in [
+            "",
+            "activate:",
+            "activate:Bad_Id",
+            "key:a:b",
+            "nope",
+            "quit:x",
+        ] {
+            assert_eq!(Action::from_id(stranger), None, "{stranger}");
+        }
+    }
+
+    #[test]
+    fn dates_are_day_month_year() {
+        assert_eq!(date(MARCH_12), "12 Mar 2027");
+        assert_eq!(date(1_767_312_000), "2 Jan 2026");
+    }
+}

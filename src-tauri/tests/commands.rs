@@ -1,0 +1,554 @@
+//! The command layer as the windows call it, through Tauri's mock runtime: a real
+//! `lapwing-core` engine (fake clock, in-memory keyring, fixed machine, temporary
+//! directories) against a real `lapd` on loopback UDP, in-process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
+use lapd::catalog::Catalog;
+use lapd::ratelimit::RateLimiter;
+use lapd::server::{Server, bind, run};
+use lapd::store::Store;
+use lapwing_core::clock::FakeClock;
+use lapwing_core::engine::{Engine, EngineConfig};
+use lapwing_core::identity::FixedIdentity;
+use lapwing_core::transport::{OsEntropy, RetryPolicy};
+use lapwing_discovery::DiscoveryConfig;
+use lapwing_secrets::{MemoryStore, SecretStore};
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Listener as _, Manager as _, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
+
+const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// License key number `n` (a valid key, as `lapd license new` would print).
+fn key(n: u8) -> LicenseKey {
+    let mut draw = [n; 16];
+    LicenseKey::generate(move || {
+        draw[15] = draw[15].wrapping_add(1);
+        draw
+    })
+}
+
+/// A lapd on 127.0.0.1 whose catalog has one SKU and a term license for key 1. Stops when
+/// dropped.
+struct TestServer {
+    addr: SocketAddr,
+    keys: ServerSecretKeys,
+    server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start() -> Self {
+        let catalog = format!(
+            "[[sku]]\nid = \"{SKU}\"\nname = \"Acme Studio\"\n\
+             [[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\n",
+            key(1).to_display()
+        );
+        let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
+        let server = Arc::new(Server::new(
+            ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
+            catalog,
+            Store::in_memory().expect("store"),
+            RateLimiter::new(0, 0),
+            0,
+        ));
+        let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
+        let addr = sockets[0].local_addr().expect("addr");
+        let running = Arc::clone(&server);
+        let thread = std::thread::spawn(move || run(&running, sockets));
+        Self {
+            addr,
+            keys: ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
+            server,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server
+            .stop_flag()
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The app on the mock runtime, its engine's files, and one window to call from.
+struct Setup {
+    _server: TestServer,
+    dir: tempfile::TempDir,
+    app: App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+}
+
+fn policy_path(dir: &Path) -> PathBuf {
+    dir.join("policy.toml")
+}
+
+fn setup() -> Setup {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let products = dir.path().join("products.d");
+    std::fs::create_dir_all(&products).expect("mkdir");
+    std::fs::write(
+        products.join("acme-studio.toml"),
+        format!(
+            "schema = 1\nid = \"acme-studio\"\nname = \"Acme Studio\"\nvendor = \"Acme\"\nsku = \"{SKU}\"\n\
+             [server]\nx25519 = \"{}\"\ned25519 = \"{}\"\naddress = \"{}\"\n",
+            hex::encode(server.keys.public().x25519_bytes()),
+            hex::encode(server.keys.public().ed25519_bytes()),
+            server.addr
+        ),
+    )
+    .expect("write manifest");
+    let engine = Engine::new(EngineConfig {
+        data_dir: dir.path().join("data"),
+        product_dirs: vec![products],
+        policy_path: policy_path(dir.path()),
+        clock: Arc::new(FakeClock::at(unix_now())),
+        entropy: Arc::new(OsEntropy),
+        secrets: Arc::new(MemoryStore::new()) as Arc<dyn SecretStore>,
+        identity: Arc::new(FixedIdentity::new([7; 32])),
+        discovery: DiscoveryConfig {
+            mdns: None,
+            ..DiscoveryConfig::default()
+        },
+        retry: RetryPolicy {
+            waits: vec![Duration::from_millis(300); 2],
+        },
+    });
+    let app = lapwing::run_app(
+        mock_builder(),
+        mock_context(noop_assets()),
+        Arc::new(engine),
+    )
+    .expect("the app builds");
+    let window = WebviewWindowBuilder::new(&app, "products", WebviewUrl::default())
+        .build()
+        .expect("a window");
+    Setup {
+        _server: server,
+        dir,
+        app,
+        window,
+    }
+}
+
+/// The origin of the app's own pages (Tauri's custom protocol differs by platform).
+const APP_URL: &str = if cfg!(windows) {
+    "http://tauri.localhost"
+} else {
+    "tauri://localhost"
+};
+
+fn request(cmd: &str, args: Value) -> InvokeRequest {
+    InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: APP_URL.parse().expect("url"),
+        body: InvokeBody::Json(args),
+        headers: tauri::http::HeaderMap::default(),
+        invoke_key: INVOKE_KEY.into(),
+    }
+}
+
+/// Calls a command as a window would: the value it resolves with, or the one it rejects with.
+fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(window, request(cmd, args))
+        .map(|body| body.deserialize::<Value>().expect("JSON"))
+}
+
+fn kind(result: Result<Value, Value>) -> String {
+    let error = result.expect_err("rejected");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{error}"
+    );
+    error["kind"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn check_key_reads_a_pasted_key_and_suggests_the_right_one_for_a_typo() {
+    let s = setup();
+    let right = key(1).to_display();
+    let pasted = format!(" {}\n", right.to_lowercase().replacen('-', " \n", 3));
+    let check = invoke(&s.window, "check_key", json!({"text": pasted})).expect("checked");
+    assert_eq!(check["valid"], true, "{check}");
+    assert_eq!(check["display"], right.as_str());
+    assert_eq!(check["evaluation"], false);
+    assert_eq!(check["error"], Value::Null);
+
+    let mut chars: Vec<char> = right.chars().collect();
+    chars[2] = if chars[2] == '7' { '8' } else { '7' };
+    let typo: String = chars.into_iter().collect();
+    let check =
+        invoke(&s.window, "check_key", json!({"text": typo})).expect("checked, not rejected");
+    assert_eq!(check["valid"], false);
+    assert_eq!(check["error"]["code"], "check");
+    let suggestions: Vec<&str> = check["suggestions"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(suggestions.contains(&right.as_str()), "{check}");
+}
+
+#[test]
+fn set_key_activates_and_the_status_and_windows_follow() {
+    let s = setup();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    s.app.listen_any("status-changed", move |event| {
+        sink.lock().expect("lock").push(event.payload().to_owned());
+    });
+
+    let before = invoke(&s.window, "status", json!({})).expect("status");
+    assert_eq!(before[0]["id"], "acme-studio");
+    assert_eq!(before[0]["state"], "unlicensed");
+    assert_eq!(before[0]["line"], "Not activated");
+
+    let status = invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": key(1).to_display().replace('-', " ")}),
+    )
+    .expect("stored and activated");
+    assert_eq!(status["state"], "activated", "{status}");
+    assert_eq!(status["kind"], "term");
+    assert_eq!(status["has_key"], true);
+    assert!(
+        status["line"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("Activated until ")),
+        "{status}"
+    );
+
+    let after = invoke(&s.window, "status", json!({})).expect("status");
+    assert_eq!(after[0]["state"], "activated");
+    let masked = invoke(&s.window, "key_masked", json!({"id": "acme-studio"})).expect("masked");
+    let full = key(1).to_display();
+    assert!(
+        masked
+            .as_str()
+            .is_some_and(|m| m.ends_with(&full[full.len() - 4..]) && !m.contains(&full[..10])),
+        "{masked}"
+    );
+    assert_eq!(
+        invoke(&s.window, "reveal_key", json!({"id": "acme-studio"})).expect("revealed"),
+        full.as_str()
+    );
+
+    let payloads = heard.lock().expect("lock").clone();
+    assert!(
+        payloads
+            .iter()
+            .any(|p| p.contains("\"state\":\"activated\"")),
+        "status-changed carried the activation: {payloads:?}"
+    );
+
+    let removed = invoke(&s.window, "remove_key", json!({"id": "acme-studio"})).expect("removed");
+    assert_eq!(removed["has_key"], false);
+}
+
+#[test]
+fn a_bad_key_is_refused_before_anything_is_stored() {
+    let s = setup();
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "set_key",
+            json!({"id": "acme-studio", "key": "ABCD"})
+        )),
+        "bad-key"
+    );
+    let error = invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": "ABCD-EFGH"}),
+    )
+    .expect_err("refused");
+    assert!(
+        !error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("EFGH"),
+        "{error}"
+    );
+    assert_eq!(
+        invoke(&s.window, "key_masked", json!({"id": "acme-studio"})).expect("read"),
+        Value::Null
+    );
+}
+
+#[test]
+fn servers_are_checked_and_a_locked_policy_is_obeyed() {
+    let s = setup();
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "set_server",
+            json!({"product": "acme-studio", "server": "not a server"})
+        )),
+        "bad-server"
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "check_server",
+            json!({"text": "host:99999"})
+        )),
+        "bad-server"
+    );
+    assert_eq!(
+        invoke(
+            &s.window,
+            "check_server",
+            json!({"text": "lap.example:4711"})
+        )
+        .expect("fine"),
+        Value::Null
+    );
+
+    let info = invoke(
+        &s.window,
+        "set_server",
+        json!({"product": "acme-studio", "server": "127.0.0.1:4999"}),
+    )
+    .expect("set");
+    assert_eq!(info["product_override"], "127.0.0.1:4999");
+    assert_eq!(info["candidates"][0]["address"], "127.0.0.1:4999");
+    assert_eq!(info["candidates"][0]["source"], "override");
+    let cleared = invoke(
+        &s.window,
+        "set_server",
+        json!({"product": "acme-studio", "server": null}),
+    )
+    .expect("cleared");
+    assert_eq!(cleared["product_override"], Value::Null);
+    assert_eq!(cleared["candidates"][0]["source"], "manifest");
+
+    std::fs::write(
+        policy_path(s.dir.path()),
+        "[server]\naddress = \"lap.corp.example:4711\"\nlocked = true\n",
+    )
+    .expect("policy");
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "set_server",
+            json!({"product": null, "server": "127.0.0.1:4711"})
+        )),
+        "policy-locked"
+    );
+    let info = invoke(&s.window, "server_info", json!({"product": null})).expect("info");
+    assert_eq!(info["policy_locked"], true);
+    assert_eq!(info["policy_server"], "lap.corp.example:4711");
+}
+
+#[test]
+fn unknown_and_malformed_products_and_views_are_refused() {
+    let s = setup();
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "activate",
+            json!({"id": "no-such-product"})
+        )),
+        "unknown-product"
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "set_key",
+            json!({"id": "nope", "key": key(1).to_display()})
+        )),
+        "unknown-product"
+    );
+    for bad in ["../etc", "Acme", "", "a b"] {
+        assert_eq!(
+            kind(invoke(&s.window, "activate", json!({"id": bad}))),
+            "invalid-input",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "open_window",
+            json!({"view": "main", "product": null})
+        )),
+        "invalid-input"
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "open_window",
+            json!({"view": "key", "product": null})
+        )),
+        "invalid-input"
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "open_window",
+            json!({"view": "key", "product": "ghost"})
+        )),
+        "unknown-product"
+    );
+    // Wrong argument types never reach the command.
+    assert!(invoke(&s.window, "activate", json!({"id": 7})).is_err());
+}
+
+#[test]
+fn windows_open_once_with_their_labels() {
+    let s = setup();
+    invoke(
+        &s.window,
+        "open_window",
+        json!({"view": "key", "product": "acme-studio"}),
+    )
+    .expect("opened");
+    invoke(
+        &s.window,
+        "open_window",
+        json!({"view": "key", "product": "acme-studio"}),
+    )
+    .expect("focused");
+    invoke(
+        &s.window,
+        "open_window",
+        json!({"view": "diagnostics", "product": null}),
+    )
+    .expect("opened");
+    let mut labels: Vec<String> = s.app.webview_windows().into_keys().collect();
+    labels.sort();
+    assert_eq!(labels, ["diagnostics", "key-acme-studio", "products"]);
+}
+
+#[test]
+fn an_activation_without_an_answer_says_so_in_the_line() {
+    let s = setup();
+    // A port nothing listens on: the attempt is silent.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("addr").to_string();
+    drop(silent);
+    invoke(
+        &s.window,
+        "set_server",
+        json!({"product": "acme-studio", "server": address}),
+    )
+    .expect("set");
+    let status = invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": key(9).to_display()}),
+    )
+    .expect("stored, attempt made");
+    assert_eq!(status["state"], "unlicensed");
+    assert_eq!(status["last_attempt"]["outcome"], "no-answer");
+    assert_eq!(status["line"], "Not activated: key not accepted");
+}
+
+#[test]
+fn doctor_about_and_report_hold_no_secret() {
+    let s = setup();
+    invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": key(1).to_display()}),
+    )
+    .expect("activated");
+    let checks = invoke(&s.window, "doctor", json!({"product": null})).expect("checks");
+    assert!(checks.as_array().is_some_and(|c| !c.is_empty()), "{checks}");
+    let report = invoke(
+        &s.window,
+        "doctor_report",
+        json!({"product": "acme-studio"}),
+    )
+    .expect("report");
+    let report = report.as_str().expect("text");
+    assert!(
+        report.contains("acme-studio (activated): Activated until"),
+        "{report}"
+    );
+    let full = key(1).to_display();
+    assert!(
+        !report.contains(&full) && !report.contains(&full.replace('-', "")),
+        "{report}"
+    );
+    let about = invoke(&s.window, "about", json!({})).expect("about");
+    assert_eq!(about["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        about["state_file"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("state.json")),
+        "{about}"
+    );
+    // No autostart plugin on the mock runtime: said, not panicked.
+    assert_eq!(kind(invoke(&s.window, "settings", json!({}))), "engine");
+}
+
+#[test]
+fn the_capability_grants_the_commands_to_the_app_windows_only() {
+    // The real ACL this time (capabilities/ and permissions/ as built), not the mock's empty one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::new(EngineConfig {
+        data_dir: dir.path().join("data"),
+        product_dirs: vec![dir.path().join("products.d")],
+        policy_path: policy_path(dir.path()),
+        clock: Arc::new(FakeClock::at(unix_now())),
+        entropy: Arc::new(OsEntropy),
+        secrets: Arc::new(MemoryStore::new()) as Arc<dyn SecretStore>,
+        identity: Arc::new(FixedIdentity::new([7; 32])),
+        discovery: DiscoveryConfig {
+            mdns: None,
+            ..DiscoveryConfig::default()
+        },
+        retry: RetryPolicy::default(),
+    });
+    let app = lapwing::run_app(
+        mock_builder(),
+        tauri::generate_context!(test = true),
+        Arc::new(engine),
+    )
+    .expect("builds");
+    let window = |label: &str| {
+        WebviewWindowBuilder::new(&app, label, WebviewUrl::default())
+            .build()
+            .expect("window")
+    };
+    let products = window("products");
+    assert_eq!(
+        invoke(&products, "status", json!({})).expect("granted"),
+        json!([])
+    );
+    assert!(invoke(&window("key-acme"), "check_key", json!({"text": ""})).is_ok());
+    assert!(
+        invoke(&window("stranger"), "status", json!({})).is_err(),
+        "a window outside the capability is refused"
+    );
+    assert!(
+        invoke(&products, "plugin:autostart|enable", json!({})).is_err(),
+        "no plugin command is granted"
+    );
+}
