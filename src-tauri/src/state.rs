@@ -102,6 +102,10 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) -> Result<Vec<ProductStatus>, Com
         changed
     };
     if changed {
+        tracing::debug!(
+            products = statuses.len(),
+            "status changed: windows and tray updated"
+        );
         let views: Vec<StatusView> = statuses.iter().cloned().map(StatusView::from).collect();
         if let Err(e) = app.emit(STATUS_CHANGED, &views) {
             tracing::warn!(error = %e, "cannot send the status to the windows");
