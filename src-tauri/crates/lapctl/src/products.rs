@@ -274,9 +274,8 @@ pub fn activate(
         }
     };
     let rt = runtime()?;
-    let results = rt.block_on(futures::future::join_all(
-        ids.iter().map(|id| engine.activate(id, server)),
-    ));
+    // One batch: concurrent exchanges, one durable state commit for all the products.
+    let results = rt.block_on(engine.activate_many(&ids, server))?;
     let mut statuses = Vec::new();
     for result in results {
         statuses.push(result?);

@@ -69,25 +69,6 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
 }
 
-/// Why an answer was not kept.
-#[derive(Debug)]
-enum AcceptError {
-    Engine(EngineError),
-    Invalid(String),
-}
-
-impl From<EngineError> for AcceptError {
-    fn from(e: EngineError) -> Self {
-        Self::Engine(e)
-    }
-}
-
-impl From<StateError> for AcceptError {
-    fn from(e: StateError) -> Self {
-        Self::Engine(e.into())
-    }
-}
-
 /// One product's status, as the tray and `lapctl status --json` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProductStatus {
@@ -303,18 +284,7 @@ impl Engine {
         manifest: &Manifest,
         state: &State,
     ) -> Result<ServerSettings, EngineError> {
-        let policy = self.policy()?;
-        Ok(ServerSettings {
-            product_override: state
-                .products
-                .get(&manifest.id)
-                .and_then(|p| p.server_override.clone()),
-            global_override: state.global_override.clone(),
-            policy_server: policy.server.address.clone(),
-            policy_locked: policy.server.locked,
-            srv_domain: manifest.srv_domain.clone(),
-            manifest_address: manifest.address.clone(),
-        })
+        Ok(settings_for(&self.policy()?, manifest, state))
     }
 
     /// Where this product's servers are, in the order they would be tried.
@@ -328,51 +298,187 @@ impl Engine {
     }
 
     /// Activates (or renews) one product now, trying its servers in order; `server` forces
-    /// one address instead of discovery.
+    /// one address instead of discovery. A batch of one: the same path as
+    /// [`Engine::activate_many`].
     pub async fn activate(
         &self,
         id: &str,
         server: Option<SocketAddr>,
     ) -> Result<ProductStatus, EngineError> {
-        let manifest = self.manifest(id)?;
-        self.provision(&manifest)?;
-        let now = self.config.clock.now();
-        let key = self.config.secrets.get_license_key(id)?;
-        let nonce = self
-            .config
-            .secrets
-            .get_install_nonce(id)?
-            .map(|n| *n)
-            .unwrap_or_default();
+        self.activate_many(&[id], server)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(EngineError::UnknownProduct(id.to_owned())))
+    }
 
+    /// Activates (or renews) several products at once: every product's exchange runs
+    /// concurrently, the activation records are written side by side, and all outcomes are
+    /// committed in ONE state update (one lock, one atomic write): N products cost one
+    /// durable state commit, not N serialized ones. `server` forces one address for all.
+    ///
+    /// The order of durable writes, and why a power cut at any point is safe:
+    /// 1. A product never seen before gets its client ids in one state write *before*
+    ///    anything is sent: the server binds a seat to those ids, so they must outlive a crash
+    ///    or the next run would take a second seat. Products already provisioned cost nothing.
+    /// 2. Each accepted answer's record is written atomically and flushed (file, then
+    ///    directory) before the state commit, so the state never says "activated" for a grant
+    ///    whose record the product cannot read. A crash between 2 and 3 leaves the new record
+    ///    with the old state: the product reads its new record, the engine renews on the old
+    ///    state's schedule, and a state file that is lost or unreadable is rebuilt from the
+    ///    records (see `rebuilder`).
+    /// 3. One update applies every outcome to the state as read under the lock: a product
+    ///    whose answer failed its checks keeps its previous grant, and its backoff counts
+    ///    from the latest state, whoever wrote it meanwhile.
+    ///
+    /// Returns one result per distinct id, in the order first given. The outer error is the
+    /// batch's as a whole: the state, the machine policy or the machine identity unreadable,
+    /// or the commit failed.
+    pub async fn activate_many<S: AsRef<str>>(
+        &self,
+        ids: &[S],
+        server: Option<SocketAddr>,
+    ) -> Result<Vec<Result<ProductStatus, EngineError>>, EngineError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let wanted: Vec<&str> = ids
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        // One scan, one policy read and one identity read for the whole batch.
+        let catalog = self.catalog();
+        let manifests: Vec<Result<&Manifest, EngineError>> = wanted
+            .iter()
+            .map(|id| {
+                catalog
+                    .products
+                    .get(*id)
+                    .ok_or_else(|| EngineError::UnknownProduct((*id).to_owned()))
+            })
+            .collect();
+        let known: Vec<&Manifest> = manifests
+            .iter()
+            .filter_map(|m| m.as_ref().ok().copied())
+            .collect();
+        if known.is_empty() {
+            // Every id is unknown: nothing to read or write.
+            return Ok(manifests
+                .into_iter()
+                .filter_map(Result::err)
+                .map(Err)
+                .collect());
+        }
+        let state = self.provision_all(&known)?;
+        let policy = self.policy()?;
+        let facts = self.config.identity.read(state.pinned_anchor.as_deref())?;
+        let now = self.config.clock.now();
+
+        let (state_ref, policy_ref, facts_ref) = (&state, &policy, &facts);
+        let attempted: Vec<Result<(&Manifest, Attempted), EngineError>> =
+            futures::future::join_all(manifests.into_iter().map(|manifest| async move {
+                let manifest = manifest?;
+                let attempted = self
+                    .attempt(manifest, state_ref, policy_ref, facts_ref, server, now)
+                    .await?;
+                Ok((manifest, attempted))
+            }))
+            .await;
+
+        let attempted = self.write_records(attempted).await;
+
+        let commit_now = self.config.clock.now();
+        let anchor_source = facts.anchor_source.as_str();
+        let (mut statuses, _) = self.store.update(|state| {
+            attempted
+                .iter()
+                .map(|result| {
+                    let (manifest, attempted) = result.as_ref().ok()?;
+                    apply(state, &manifest.id, attempted, anchor_source);
+                    Some(product_status(manifest, state, commit_now))
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(attempted
+            .into_iter()
+            .zip(statuses.iter_mut())
+            .map(|(result, status)| {
+                result.and_then(|(manifest, _)| {
+                    status
+                        .take()
+                        .ok_or_else(|| EngineError::UnknownProduct(manifest.id.clone()))
+                })
+            })
+            .collect())
+    }
+
+    /// Gives every product that has none its client ids, in at most one state write, and
+    /// returns the state as it then stands.
+    fn provision_all(&self, manifests: &[&Manifest]) -> Result<State, EngineError> {
         let lock = self.store.lock()?;
-        let (state, _) = self.store.load(&lock)?;
-        drop(lock);
+        let (mut state, _) = self.store.load(&lock)?;
+        let mut added = false;
+        for manifest in manifests {
+            if !state.products.contains_key(&manifest.id) {
+                let base_id = self.new_uuid()?;
+                let addon_id = if manifest.is_addon() {
+                    self.new_uuid()?
+                } else {
+                    Uuid::nil()
+                };
+                state
+                    .products
+                    .insert(manifest.id.clone(), ProductState::new(base_id, addon_id));
+                added = true;
+            }
+        }
+        if added {
+            self.store.save(&lock, &state)?;
+        }
+        Ok(state)
+    }
+
+    /// One product's attempt, up to the answer: nothing durable is written here except the
+    /// keyring's install nonce and evaluation start (both needed before a request is sent).
+    async fn attempt(
+        &self,
+        manifest: &Manifest,
+        state: &State,
+        policy: &Policy,
+        facts: &crate::identity::MachineFacts,
+        server: Option<SocketAddr>,
+        now: u64,
+    ) -> Result<Attempted, EngineError> {
+        let id = manifest.id.as_str();
+        let key = self.config.secrets.get_license_key(id)?;
+        let nonce = self.install_nonce(id)?;
         let product = state
             .products
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
+        let mut evaluation_started = None;
+        let not_sent = |why: String, evaluation_started| Attempted {
+            at: now,
+            evaluation_started,
+            outcome: Outcome::NotSent(why),
+        };
 
         if key.is_none() {
             if manifest.evaluation_days == 0 {
-                return self.record_not_sent(
-                    &manifest,
-                    now,
-                    "no license key: enter one with `lapctl key set` or from the tray",
-                );
+                return Ok(not_sent(
+                    "no license key: enter one with `lapctl key set` or from the tray".to_owned(),
+                    None,
+                ));
             }
-            let started = self.evaluation_start(&manifest, &product, now)?;
+            let started = self.evaluation_start(manifest, &product, now)?;
+            evaluation_started = Some(started);
             if now >= started + u64::from(manifest.evaluation_days) * DAY {
-                return self.record_not_sent(
-                    &manifest,
-                    now,
-                    "the evaluation has ended: enter a license key",
-                );
+                return Ok(not_sent(
+                    "the evaluation has ended: enter a license key".to_owned(),
+                    evaluation_started,
+                ));
             }
         }
 
-        let facts = self.config.identity.read(state.pinned_anchor.as_deref())?;
         let seed = SeedV1 {
             decoded_key: key.as_ref().map_or([0; 16], |k| **k),
             machine_hash: lap_proto::machine_hash(
@@ -401,12 +507,10 @@ impl Engine {
             client_seed: Zeroizing::new(seed_bytes.to_vec()),
         };
 
-        let (candidates, skipped) = self.servers_to_try(&manifest, &state, server).await?;
+        let (candidates, skipped) = self.servers_to_try(manifest, state, policy, server).await?;
         if candidates.is_empty() {
-            return self.record_not_sent(
-                &manifest,
-                now,
-                &format!(
+            return Ok(not_sent(
+                format!(
                     "no server found: set one with `lapctl server set HOST:PORT`{}",
                     if skipped.is_empty() {
                         String::new()
@@ -414,7 +518,8 @@ impl Engine {
                         format!(" ({})", skipped.join("; "))
                     }
                 ),
-            );
+                evaluation_started,
+            ));
         }
 
         let mut rejections = Vec::new();
@@ -430,10 +535,23 @@ impl Engine {
             .await?;
             match outcome {
                 ServerOutcome::Answered { activation, .. } => {
-                    match self.accept(id, &activation, used, key.is_none(), &facts.anchor_source) {
-                        Ok(status) => return Ok(status),
-                        Err(AcceptError::Engine(e)) => return Err(e),
-                        Err(AcceptError::Invalid(reason)) => rejections.push(reason),
+                    let received = self.config.clock.now();
+                    match grant_from(&activation, received, Some(used.clone()), key.is_none()) {
+                        Ok(grant) => {
+                            return Ok(Attempted {
+                                at: now,
+                                evaluation_started,
+                                outcome: Outcome::Accepted {
+                                    grant: Box::new(grant),
+                                    record: Box::new(ActivationRecord::new(id, &activation)),
+                                },
+                            });
+                        }
+                        // The previous activation stands; the next server may do better.
+                        Err(e) => rejections.push(format!(
+                            "{} sent a signed answer with invalid ServerData ({e}); the previous activation stands",
+                            used.address
+                        )),
                     }
                 }
                 ServerOutcome::Silent {
@@ -464,74 +582,85 @@ impl Engine {
         };
         let mut diagnosis = rejections;
         diagnosis.extend(silence_diagnosis(key.is_some(), &tried));
-        self.record_failure(
-            &manifest,
-            now,
-            outcome,
-            diagnosis,
-            candidates.first().map(|(_, u)| u.clone()),
-        )
+        Ok(Attempted {
+            at: now,
+            evaluation_started,
+            outcome: Outcome::Failed {
+                outcome,
+                diagnosis,
+                server: candidates.first().map(|(_, u)| u.clone()),
+            },
+        })
     }
 
-    /// Keeps an answer that passed the protocol checks, unless its ServerData is invalid (then
-    /// the previous activation stands and the reason is returned).
-    fn accept(
+    /// The product's install nonce, made and stored in the keyring if it has none yet.
+    fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
+        if let Some(nonce) = self.config.secrets.get_install_nonce(id)? {
+            return Ok(*nonce);
+        }
+        let nonce: Zeroizing<[u8; 16]> = Zeroizing::new(self.random()?);
+        self.config.secrets.set_install_nonce(id, &nonce)?;
+        Ok(*nonce)
+    }
+
+    /// Writes the records of the accepted answers side by side (each its own atomic, flushed
+    /// write, on the blocking pool so the runtime keeps running), and waits for all of them:
+    /// the state commit that follows must not name a grant whose record is not on disk. A
+    /// product whose record cannot be written becomes an error and its state is left as it
+    /// was.
+    async fn write_records<'m>(
         &self,
-        id: &str,
-        activation: &lap_proto::Activation,
-        used: &ServerUsed,
-        without_key: bool,
-        anchor_source: &str,
-    ) -> Result<ProductStatus, AcceptError> {
-        let received = self.config.clock.now();
-        let grant = grant_from(activation, received, Some(used.clone()), without_key).map_err(|e| {
-            AcceptError::Invalid(format!(
-                "{} sent a signed answer with invalid ServerData ({e}); the previous activation stands",
-                used.address
-            ))
-        })?;
-        write_record(
-            &self.config.data_dir,
-            &ActivationRecord::new(id, activation),
-        )
-        .map_err(|source| {
-            EngineError::State(StateError::Io {
-                path: crate::records::records_dir(&self.config.data_dir),
-                source,
-            })
-        })?;
-        self.store.update(|state| {
-            state
-                .pinned_anchor
-                .get_or_insert_with(|| anchor_source.to_owned());
-            state.highest_time_seen = state.highest_time_seen.max(received);
-            if let Some(p) = state.products.get_mut(id) {
-                p.grant = Some(grant);
-                p.backoff = None;
-                p.last_attempt = Some(Attempt {
-                    at: received,
-                    outcome: AttemptOutcome::Activated,
-                    diagnosis: Vec::new(),
-                    server: Some(used.clone()),
-                });
+        attempted: Vec<Result<(&'m Manifest, Attempted), EngineError>>,
+    ) -> Vec<Result<(&'m Manifest, Attempted), EngineError>> {
+        let writes = attempted.iter().map(|result| {
+            let record = match result {
+                Ok((
+                    _,
+                    Attempted {
+                        outcome: Outcome::Accepted { record, .. },
+                        ..
+                    },
+                )) => Some(record.clone()),
+                _ => None,
+            };
+            let dir = self.config.data_dir.clone();
+            async move {
+                let record = record?;
+                Some(
+                    tokio::task::spawn_blocking(move || write_record(&dir, &record).map(drop))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+                )
             }
-        })?;
-        Ok(self.product_status(id)?)
+        });
+        let written = futures::future::join_all(writes).await;
+        attempted
+            .into_iter()
+            .zip(written)
+            .map(|(result, written)| match written {
+                Some(Err(source)) => Err(EngineError::State(StateError::Io {
+                    path: crate::records::records_dir(&self.config.data_dir),
+                    source,
+                })),
+                _ => result,
+            })
+            .collect()
     }
 
-    /// The servers to try, in order: the one forced by the caller, else discovery's.
+    /// The servers to try, in order: the one forced by the caller (no discovery at all),
+    /// else discovery's.
     async fn servers_to_try(
         &self,
         manifest: &Manifest,
         state: &State,
+        policy: &Policy,
         server: Option<SocketAddr>,
     ) -> Result<(Vec<(SocketAddr, ServerUsed)>, Vec<String>), EngineError> {
-        let settings = self.server_settings(manifest, state)?;
         if let Some(address) = server {
             // A server forced for one run is still a user's choice: a locked policy refuses it.
-            if settings.policy_locked {
+            if policy.server.locked {
                 return Err(EngineError::PolicyLocked(
-                    settings.policy_server.unwrap_or_default(),
+                    policy.server.address.clone().unwrap_or_default(),
                 ));
             }
             let used = ServerUsed {
@@ -540,6 +669,7 @@ impl Engine {
             };
             return Ok((vec![(address, used)], Vec::new()));
         }
+        let settings = settings_for(policy, manifest, state);
         let found = self.discovery.candidates(&settings).await;
         let skipped = found.skipped.iter().map(ToString::to_string).collect();
         let candidates = found
@@ -558,7 +688,8 @@ impl Engine {
         Ok((candidates, skipped))
     }
 
-    /// The evaluation's start: the keyring's, else the state's, else now (stored in both).
+    /// The evaluation's start: the keyring's, else the state's, else now. The keyring is
+    /// written here, before anything is sent; the state catches up in the batch's commit.
     fn evaluation_start(
         &self,
         manifest: &Manifest,
@@ -576,62 +707,7 @@ impl Engine {
                 .secrets
                 .set_evaluation_start(&manifest.id, start)?;
         }
-        if product.evaluation_started != Some(start) {
-            self.store.update(|state| {
-                if let Some(p) = state.products.get_mut(&manifest.id) {
-                    p.evaluation_started = Some(start);
-                }
-            })?;
-        }
         Ok(start)
-    }
-
-    fn record_not_sent(
-        &self,
-        manifest: &Manifest,
-        now: u64,
-        why: &str,
-    ) -> Result<ProductStatus, EngineError> {
-        self.store.update(|state| {
-            if let Some(p) = state.products.get_mut(&manifest.id) {
-                p.last_attempt = Some(Attempt {
-                    at: now,
-                    outcome: AttemptOutcome::NotSent,
-                    diagnosis: vec![why.to_owned()],
-                    server: None,
-                });
-            }
-        })?;
-        self.product_status(&manifest.id)
-    }
-
-    fn record_failure(
-        &self,
-        manifest: &Manifest,
-        now: u64,
-        outcome: AttemptOutcome,
-        diagnosis: Vec<String>,
-        server: Option<ServerUsed>,
-    ) -> Result<ProductStatus, EngineError> {
-        self.store.update(|state| {
-            if let Some(p) = state.products.get_mut(&manifest.id) {
-                let not_after = p.grant.as_ref().and_then(|g| g.not_after);
-                let first = p.backoff.map_or(now, |b| b.first_failure_at);
-                let failures = p.backoff.map_or(1, |b| b.failures + 1);
-                p.backoff = Some(Backoff {
-                    first_failure_at: first,
-                    failures,
-                    next_at: next_retry(first, now, not_after),
-                });
-                p.last_attempt = Some(Attempt {
-                    at: now,
-                    outcome,
-                    diagnosis,
-                    server,
-                });
-            }
-        })?;
-        self.product_status(&manifest.id)
     }
 
     /// Forgets a product: its state, its record and its secrets.
@@ -657,6 +733,108 @@ impl Engine {
             i64::try_from(ours).unwrap_or(i64::MAX)
                 - i64::try_from(server_time).unwrap_or(i64::MAX),
         )
+    }
+}
+
+/// What one product's attempt came to, before anything of it is committed.
+#[derive(Debug)]
+struct Attempted {
+    /// When the attempt began.
+    at: u64,
+    /// The evaluation's start, when the attempt used (and so fixed) it.
+    evaluation_started: Option<u64>,
+    outcome: Outcome,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    /// An answer that passed every check; its record is written before the commit. Boxed:
+    /// the other outcomes are a fraction of its size.
+    Accepted {
+        grant: Box<Grant>,
+        record: Box<ActivationRecord>,
+    },
+    /// Silence, or answers that failed their checks: the previous grant stands.
+    Failed {
+        outcome: AttemptOutcome,
+        diagnosis: Vec<String>,
+        server: Option<ServerUsed>,
+    },
+    /// Nothing was sent, and why.
+    NotSent(String),
+}
+
+/// Applies one product's attempt to the state read under the lock. A product removed
+/// meanwhile (`forget`) stays removed.
+fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_source: &str) {
+    if let Outcome::Accepted { grant, .. } = &attempted.outcome {
+        state
+            .pinned_anchor
+            .get_or_insert_with(|| anchor_source.to_owned());
+        state.highest_time_seen = state.highest_time_seen.max(grant.received_at);
+    }
+    let Some(p) = state.products.get_mut(id) else {
+        return;
+    };
+    if let Some(start) = attempted.evaluation_started {
+        // The earliest start wins, as in the keyring: an evaluation never restarts.
+        p.evaluation_started = Some(p.evaluation_started.map_or(start, |s| s.min(start)));
+    }
+    match &attempted.outcome {
+        Outcome::Accepted { grant, .. } => {
+            p.grant = Some((**grant).clone());
+            p.backoff = None;
+            p.last_attempt = Some(Attempt {
+                at: grant.received_at,
+                outcome: AttemptOutcome::Activated,
+                diagnosis: Vec::new(),
+                server: grant.server.clone(),
+            });
+        }
+        Outcome::Failed {
+            outcome,
+            diagnosis,
+            server,
+        } => {
+            let now = attempted.at;
+            let not_after = p.grant.as_ref().and_then(|g| g.not_after);
+            let first = p.backoff.map_or(now, |b| b.first_failure_at);
+            let failures = p.backoff.map_or(1, |b| b.failures + 1);
+            p.backoff = Some(Backoff {
+                first_failure_at: first,
+                failures,
+                next_at: next_retry(first, now, not_after),
+            });
+            p.last_attempt = Some(Attempt {
+                at: now,
+                outcome: *outcome,
+                diagnosis: diagnosis.clone(),
+                server: server.clone(),
+            });
+        }
+        Outcome::NotSent(why) => {
+            p.last_attempt = Some(Attempt {
+                at: attempted.at,
+                outcome: AttemptOutcome::NotSent,
+                diagnosis: vec![why.clone()],
+                server: None,
+            });
+        }
+    }
+}
+
+/// What discovery is given for a product under this policy.
+fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) -> ServerSettings {
+    ServerSettings {
+        product_override: state
+            .products
+            .get(&manifest.id)
+            .and_then(|p| p.server_override.clone()),
+        global_override: state.global_override.clone(),
+        policy_server: policy.server.address.clone(),
+        policy_locked: policy.server.locked,
+        srv_domain: manifest.srv_domain.clone(),
+        manifest_address: manifest.address.clone(),
     }
 }
 

@@ -109,8 +109,17 @@ impl Engine {
             .filter(|(m, p)| activation_due_at(m, p, now).is_some_and(|at| at <= now))
             .map(|(m, _)| m)
             .collect();
-        let results =
-            futures::future::join_all(due.iter().map(|m| self.activate(&m.id, None))).await;
+        // One batch: concurrent exchanges, one state commit for all of them.
+        let ids: Vec<&str> = due.iter().map(|m| m.id.as_str()).collect();
+        let results = match self.activate_many(&ids, None).await {
+            Ok(results) => results,
+            Err(e) => {
+                // The batch could not run (state, policy or identity unreadable): the products
+                // stay due, and warnings are still given.
+                tracing::warn!(error = %e, "activations could not run");
+                Vec::new()
+            }
+        };
         let mut events = Vec::new();
         for (manifest, result) in due.iter().zip(results) {
             let before = products

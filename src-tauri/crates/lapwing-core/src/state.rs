@@ -218,6 +218,9 @@ pub struct LoadReport {
 pub struct StateStore {
     dir: PathBuf,
     rebuild: Option<Rebuild>,
+    /// State files written by this store and its clones: each is a durable commit (two
+    /// flushes), so tests hold batches of activations to one.
+    saves: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Fills an empty state from what survives elsewhere (keyring, activation records) after an
@@ -229,6 +232,7 @@ impl std::fmt::Debug for StateStore {
         f.debug_struct("StateStore")
             .field("dir", &self.dir)
             .field("rebuild", &self.rebuild.is_some())
+            .field("saves", &self.saves())
             .finish()
     }
 }
@@ -244,6 +248,7 @@ impl StateStore {
         Self {
             dir: dir.into(),
             rebuild: None,
+            saves: std::sync::Arc::default(),
         }
     }
 
@@ -252,6 +257,7 @@ impl StateStore {
         Self {
             dir: dir.into(),
             rebuild: Some(rebuild),
+            saves: std::sync::Arc::default(),
         }
     }
 
@@ -261,6 +267,11 @@ impl StateStore {
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
+    }
+
+    /// How many times this store (or a clone of it) has written the state file.
+    pub fn saves(&self) -> u64 {
+        self.saves.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
@@ -332,7 +343,10 @@ impl StateStore {
         let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
         text.push('\n');
         self.remove_stale_temporaries();
-        write_atomically(&self.path(), text.as_bytes(), 0o600).map_err(Self::io(&self.path()))
+        write_atomically(&self.path(), text.as_bytes(), 0o600).map_err(Self::io(&self.path()))?;
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// A writer killed between writing and renaming leaves its temporary file. Under the

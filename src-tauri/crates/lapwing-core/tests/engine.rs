@@ -618,3 +618,161 @@ async fn a_clock_moved_back_is_reported() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_commits_mixed_outcomes_in_one_state_write() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let address = server.addr.to_string();
+    std::fs::write(
+        s.products.join("acme-solo.toml"),
+        manifest(
+            "acme-solo",
+            BASE_SKU,
+            &server.keys,
+            &address,
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("install");
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    s.engine
+        .set_key("acme-export", &key(2).to_display())
+        .expect("key");
+    let ids = ["acme-studio", "acme-export", "acme-solo", "nope"];
+    let first = s
+        .engine
+        .activate_many(&ids, None)
+        .await
+        .expect("batch runs");
+    assert!(
+        matches!(&first[3], Err(EngineError::UnknownProduct(id)) if id == "nope"),
+        "an unknown id fails alone: {first:?}"
+    );
+    let first: Vec<_> = first[..3]
+        .iter()
+        .map(|r| r.as_ref().expect("activated").clone())
+        .collect();
+    assert_eq!(
+        first.iter().map(|p| p.state).collect::<Vec<_>>(),
+        [Phase::Activated, Phase::Activated, Phase::Evaluation]
+    );
+
+    // Now one product answers, one gets answers that fail their checks (a damaged or forged
+    // reply from what its manifest names), and one gets silence.
+    let damaged = damaging_responder();
+    let solo = s.products.join("acme-solo.toml");
+    let text = std::fs::read_to_string(&solo)
+        .expect("read")
+        .replace(&address, &damaged.to_string());
+    std::fs::write(&solo, text).expect("write");
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let export = s.products.join("acme-export.toml");
+    let text = std::fs::read_to_string(&export)
+        .expect("read")
+        .replace(&address, &dead.to_string());
+    std::fs::write(&export, text).expect("write");
+
+    let inode_before = inode(&s.engine.state_store().path());
+    let saves_before = s.engine.state_store().saves();
+    let second = s
+        .engine
+        .activate_many(&ids[..3], None)
+        .await
+        .expect("batch runs");
+    assert_eq!(
+        s.engine.state_store().saves() - saves_before,
+        1,
+        "one state write for the whole batch"
+    );
+    assert_ne!(inode(&s.engine.state_store().path()), inode_before);
+    let second: Vec<_> = second
+        .into_iter()
+        .map(|r| r.expect("each product has a status"))
+        .collect();
+
+    let outcome =
+        |p: &lapwing_core::engine::ProductStatus| p.last_attempt.as_ref().map(|a| a.outcome);
+    assert_eq!(outcome(&second[0]), Some(AttemptOutcome::Activated));
+    assert_eq!(second[0].license_id, first[0].license_id);
+    assert_eq!(outcome(&second[1]), Some(AttemptOutcome::NoAnswer));
+    assert_eq!(outcome(&second[2]), Some(AttemptOutcome::RejectedAnswer));
+    let rejected = second[2].last_attempt.as_ref().expect("recorded");
+    assert!(
+        rejected.diagnosis[0].contains("failed their checks"),
+        "{:?}",
+        rejected.diagnosis
+    );
+    // The failing ones keep their previous grants and back off.
+    for (before, after) in first[1..].iter().zip(&second[1..]) {
+        assert_eq!(after.state, before.state, "{after:?}");
+        assert_eq!(after.license_id, before.license_id);
+        assert_eq!(after.not_after, before.not_after);
+        assert_eq!(after.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
+    }
+    // What the batch returned is what was committed.
+    let stored = s.engine.status().expect("status");
+    for returned in &second {
+        assert_eq!(
+            stored.iter().find(|p| p.id == returned.id),
+            Some(returned),
+            "{returned:?}"
+        );
+    }
+    // The failing products' records still hold their previous activations.
+    let data = &s.engine.config().data_dir;
+    for (id, before) in [("acme-export", &first[1]), ("acme-solo", &first[2])] {
+        let record = lap_proto::ActivationRecord::from_json(
+            &std::fs::read_to_string(data.join(format!("activations/{id}.json")))
+                .expect("record kept"),
+        )
+        .expect("parses");
+        assert_eq!(Some(record.license_id), before.license_id, "{id}");
+    }
+
+    // A single renewal is the same path: one state write too (the clock moves within the
+    // server's 30 s tolerance, so the state has something new to say).
+    s.clock.advance(10);
+    let saves_before = s.engine.state_store().saves();
+    let again = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("renews");
+    assert_eq!(outcome(&again), Some(AttemptOutcome::Activated));
+    assert_eq!(s.engine.state_store().saves() - saves_before, 1);
+}
+
+/// A UDP responder that answers every datagram with bytes that open under no key, for a few
+/// seconds: answers that fail their checks.
+fn damaging_responder() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let addr = socket.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buffer) {
+            let _ = socket.send_to(&vec![0x5a; len.min(200)], from);
+        }
+    });
+    addr
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("state file").ino()
+}
+
+#[cfg(not(unix))]
+fn inode(path: &Path) -> u64 {
+    // No inode here: the length stands in (it changes with the attempts recorded).
+    std::fs::metadata(path).expect("state file").len()
+}
