@@ -21,7 +21,17 @@ const COMMANDS: &[&str] = &[
     "open_window",
 ];
 
+/// The windows' bundle, embedded at compile time (`build.frontendDist`).
+const UI_DIST: &str = "../ui/dist";
+
 fn main() {
+    // A rebuilt UI must be embedded again.
+    println!("cargo:rerun-if-changed={UI_DIST}");
+    assert!(
+        std::path::Path::new(UI_DIST).join("index.html").exists(),
+        "ui/dist/index.html is missing: the tray app embeds the built UI. Build it first: \
+         `cargo xtask test` does, or `npm --prefix ui ci && npm --prefix ui run build`"
+    );
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
