@@ -1,6 +1,9 @@
 //! Harness for the black-box system tests: finds the real binaries, runs `lapd` on
 //! loopback, and speaks LAP to it with a client built from `lap-proto`.
 
+pub mod desk;
+pub mod desktop;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -193,6 +196,11 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits: the graceful path a service manager takes.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();

@@ -2,93 +2,13 @@
 //! real `lapd` on loopback.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use lap_proto::LicenseKey;
-use lapwing_secrets::test_util::{PrivateSession, Setup};
-use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Vendor, bin, unix_now};
-
-/// One desktop user: a private keyring, a home for Lapwing, a products directory, a policy
-/// path, and a machine with a fixed OS id and no SMBIOS or TPM.
-struct Desk {
-    session: PrivateSession,
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new(setup: Setup) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for sub in ["home", "products", "smbios"] {
-            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
-        }
-        std::fs::write(
-            dir.path().join("machine-id"),
-            "5f3b2c9d8e7a41b6a0c1d2e3f4a5b6c7\n",
-        )
-        .expect("machine id");
-        Self {
-            session: PrivateSession::start(setup),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(bin("lapctl"));
-        command
-            .args(args)
-            .env("LAPWING_HOME", self.path("home"))
-            .env("LAPWING_PRODUCTS_DIR", self.path("products"))
-            .env("LAPWING_POLICY", self.path("policy.toml"))
-            .env("LAPWING_NO_MDNS", "1")
-            .env("LAPWING_SMBIOS_DIR", self.path("smbios"))
-            .env("LAPWING_MACHINE_ID_FILE", self.path("machine-id"))
-            .env("LAPWING_TPM_DEVICE", self.path("no-tpm"))
-            .env("LAPWING_ANCHOR_FILE", self.path("no-anchor"))
-            .env_remove("LAPWING_TCTI")
-            .env_remove("TPM2TOOLS_TCTI")
-            .env_remove("TCTI");
-        self.session.apply(&mut command);
-        command
-    }
-
-    /// Installs the "acme-studio" manifest (base SKU) pointing at `address`.
-    fn place_studio(&self, vendor: &Vendor, address: &str, extra: &str) {
-        let text = manifest(vendor, "acme-studio", BASE_SKU, address, extra);
-        std::fs::write(self.path("products/acme-studio.toml"), text).expect("manifest written");
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("lapctl runs")
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON")
-    }
-}
-
-fn manifest(vendor: &Vendor, id: &str, sku: lap_proto::Uuid, address: &str, extra: &str) -> String {
-    let keys = std::fs::read_to_string(vendor.path("keys/server.toml")).expect("public snippet");
-    let server = keys
-        .lines()
-        .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    format!(
-        "schema = 1\nid = \"{id}\"\nname = \"{id}\"\nvendor = \"Acme\"\nsku = \"{sku}\"\n{extra}\n[server]\n{server}\naddress = \"{address}\"\n"
-    )
-}
+use lapwing_secrets::test_util::Setup;
+use lapwing_system_tests::desk::{Desk, manifest};
+use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Vendor, unix_now};
 
 fn code(out: &Output) -> Option<i32> {
     out.status.code()

@@ -1,9 +1,10 @@
 //! `cargo xtask <command>`: the project's own entry points, so the README and CI run the same
 //! steps. Plain `std::process::Command` calls: every step is visible in the output.
 //!
-//! - `setup`: the tools the tests need beyond cargo (cargo-fuzz, a Python venv for the
-//!   independent vector generator);
-//! - `test`: format, lints, every test, the vector cross-check, a short fuzz run;
+//! - `setup`: the tools the tests need beyond cargo (the UI's npm packages, tauri-driver,
+//!   cargo-fuzz, a Python venv for the independent vector generator);
+//! - `test`: the UI build, format, lints, every Rust test (the real app window under Xvfb
+//!   among them), the UI's unit and browser tests, the vector cross-check, a short fuzz run;
 //! - `demo`: a lapd on loopback with a demo catalog and one activation round trip;
 //! - `bench`: criterion costs of the protocol and lapd's throughput and latency.
 
@@ -92,6 +93,18 @@ fn python_venv() -> PathBuf {
 }
 
 fn setup() -> Result {
+    step("setup: UI packages (npm ci)", ui_packages)?;
+    step(
+        "setup: tauri-driver (WebDriver for the real app window)",
+        || {
+            if Command::new("tauri-driver").arg("--help").output().is_ok() {
+                println!("tauri-driver is installed");
+                Ok(())
+            } else {
+                cmd("cargo", &["install", "tauri-driver", "--locked"])
+            }
+        },
+    )?;
     step("setup: cargo-fuzz", || {
         if has_cargo_subcommand("fuzz") {
             println!("cargo-fuzz is installed");
@@ -135,9 +148,36 @@ fn setup() -> Result {
     )
 }
 
+/// The UI's packages, installed from the lock file when they are missing or older than it.
+fn ui_packages() -> Result {
+    let ui = root().join("ui");
+    let installed = ui.join("node_modules/.package-lock.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (
+        modified(&installed),
+        modified(&ui.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lock)) => installed >= lock,
+        _ => false,
+    };
+    if fresh {
+        println!("ui/node_modules matches ui/package-lock.json");
+        return Ok(());
+    }
+    run_in(&ui, "npm", &["ci", "--no-audit", "--no-fund"], &[])
+}
+
+/// The windows' bundle (`ui/dist`), which the tray app embeds when it is compiled.
+pub fn build_ui() -> Result {
+    step("build the UI (ui/dist, embedded by the tray app)", || {
+        run_in(&root().join("ui"), "npm", &["run", "build"], &[])
+    })
+}
+
 fn test(fuzz_seconds: u32) -> Result {
     let started = Instant::now();
     setup()?;
+    build_ui()?;
     step("format", || cmd("cargo", &["fmt", "--all", "--check"]))?;
     step("lints (clippy, warnings are errors)", || {
         cmd(
@@ -159,6 +199,13 @@ fn test(fuzz_seconds: u32) -> Result {
     step("tests", || {
         cmd("cargo", &["test", "--workspace", "--locked"])
     })?;
+    step("UI unit tests (Vitest)", || {
+        run_in(&root().join("ui"), "npm", &["test"], &[])
+    })?;
+    step(
+        "UI browser tests (Playwright on Debian's Chromium, mocked IPC)",
+        || run_in(&root().join("ui"), "npm", &["run", "test:browser"], &[]),
+    )?;
     step(
         "vectors: the independent Python implementation still produces the committed files",
         || {
@@ -183,8 +230,8 @@ fn test(fuzz_seconds: u32) -> Result {
 fn usage() -> Result {
     Err(fail(
         "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors>\n\
-         \n  setup    install the tools the tests need (cargo-fuzz, Python venv)\
-         \n  test     format, lints, all tests, vector cross-check, fuzz smoke\
+         \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, Python venv)\
+         \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     run lapd with a demo catalog and activate once (--exit: stop after that)\
          \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
          \n  vectors  regenerate tests/vectors/*.json with the independent Python generator",
