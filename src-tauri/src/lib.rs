@@ -118,8 +118,9 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>) {
         tracing::warn!(error = %e, "cannot read the status");
         Vec::new()
     });
-    if let Err(e) = tray::create(app, &statuses) {
-        tracing::error!(error = %e, "cannot create the tray icon");
+    match tray::create(app, &statuses) {
+        Ok(()) => tracing::info!(products = statuses.len(), "tray ready"),
+        Err(e) => tracing::error!(error = %e, "cannot create the tray icon"),
     }
     if let Err(e) = refresh(app) {
         tracing::warn!(error = %e, "cannot read the status");

@@ -1,6 +1,7 @@
 //! The app's windows: created when opened, destroyed when closed (Tauri's default on close),
 //! so an idle tray holds no webview. Opening one that exists brings it forward.
 
+use tauri::webview::PageLoadEvent;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 /// A window and what it shows (COMMANDS.md, "Windows").
@@ -86,7 +87,15 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, view: &View) -> tauri::Result<()> {
         return window.set_focus();
     }
     let (width, height) = view.size();
+    // The two log lines time a window from the request to its first paint (`cargo xtask
+    // bench tray` reads them).
+    tracing::info!(window = %label, "opening window");
     WebviewWindowBuilder::new(app, label, WebviewUrl::App(view.url().into()))
+        .on_page_load(|window, payload| {
+            if payload.event() == PageLoadEvent::Finished {
+                tracing::info!(window = %window.label(), "page loaded");
+            }
+        })
         .title(view.title())
         .inner_size(width, height)
         .min_inner_size(360.0, 280.0)

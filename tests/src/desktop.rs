@@ -68,8 +68,8 @@ impl Drop for Display {
 }
 
 /// The environment the tray app runs in: the desk's (home, products, machine, session bus),
-/// the display, and its own config directory (autostart entries land there, not in the
-/// tester's home). GL probing is off: Xvfb has no GPU and the webview renders without it.
+/// the display, and its own home and config directory (the autostart entry lands there, not
+/// in the tester's home). GL probing is off: Xvfb has no GPU and the webview renders without it.
 pub fn desktop_env<'c>(
     desk: &Desk,
     display: &Display,
@@ -77,6 +77,7 @@ pub fn desktop_env<'c>(
 ) -> &'c mut Command {
     desk.apply(command)
         .env("DISPLAY", &display.name)
+        .env("HOME", desk.path("user"))
         .env("XDG_CONFIG_HOME", desk.path("config"))
         .env("XDG_RUNTIME_DIR", desk.session.dir())
         .env("GDK_BACKEND", "x11")

@@ -9,6 +9,7 @@
 //! - `bench`: criterion costs of the protocol and lapd's throughput and latency.
 
 mod bench;
+mod bench_tray;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -234,6 +235,7 @@ fn usage() -> Result {
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     run lapd with a demo catalog and activate once (--exit: stop after that)\
          \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
+         \n  bench tray  the tray app's launch time, idle memory and CPU, window paint (release, Xvfb)\
          \n  vectors  regenerate tests/vectors/*.json with the independent Python generator",
     ))
 }
@@ -251,6 +253,7 @@ fn main() -> ExitCode {
         ["demo"] => demo::run(false),
         ["demo", "--exit"] => demo::run(true),
         ["bench"] => bench::run(),
+        ["bench", "tray"] => bench_tray::run(),
         ["vectors"] => setup().and_then(|()| {
             let python = python_venv().join("bin/python");
             cmd(
