@@ -96,6 +96,26 @@ impl Engine {
                         format!("the machine policy sets the server {address}{lock}"),
                     ));
                 }
+                if !policy.evaluation.allowed {
+                    out.push(check(
+                        "policy",
+                        Level::Info,
+                        "the machine policy disables evaluations: every product needs a license key".to_owned(),
+                    ));
+                }
+                if !policy.notifications.enabled {
+                    out.push(check(
+                        "policy",
+                        Level::Info,
+                        "the machine policy turns desktop notifications off".to_owned(),
+                    ));
+                } else if !policy.notifications.warnings {
+                    out.push(check(
+                        "policy",
+                        Level::Info,
+                        "the machine policy turns warnings before an end off".to_owned(),
+                    ));
+                }
             }
             Err(e) => out.push(check(
                 "policy",

@@ -142,6 +142,7 @@ impl Engine {
     /// asks the keyring.
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
         let catalog = self.catalog();
+        let evaluation_allowed = self.evaluation_allowed();
         let now = self.config.clock.now();
         let lock = self.store.lock()?;
         let (state, _) = self.store.load(&lock)?;
@@ -149,7 +150,7 @@ impl Engine {
         Ok(catalog
             .products
             .values()
-            .map(|m| product_status(m, &state, now))
+            .map(|m| product_status(m, &state, now, evaluation_allowed))
             .collect())
     }
 
@@ -158,7 +159,19 @@ impl Engine {
         let manifest = self.manifest(id)?;
         let lock = self.store.lock()?;
         let (state, _) = self.store.load(&lock)?;
-        Ok(product_status(&manifest, &state, self.config.clock.now()))
+        Ok(product_status(
+            &manifest,
+            &state,
+            self.config.clock.now(),
+            self.evaluation_allowed(),
+        ))
+    }
+
+    /// Whether the machine policy lets products evaluate. The status shows what the policy
+    /// allows even when the file is broken (read as allowed): activation itself refuses to
+    /// run on a broken policy, so nothing is granted on that guess.
+    fn evaluation_allowed(&self) -> bool {
+        self.policy().map_or(true, |p| p.evaluation.allowed)
     }
 
     fn random<const N: usize>(&self) -> Result<[u8; N], EngineError> {
@@ -393,7 +406,12 @@ impl Engine {
                 .map(|result| {
                     let (manifest, attempted) = result.as_ref().ok()?;
                     apply(state, &manifest.id, attempted, anchor_source);
-                    Some(product_status(manifest, state, commit_now))
+                    Some(product_status(
+                        manifest,
+                        state,
+                        commit_now,
+                        policy.evaluation.allowed,
+                    ))
                 })
                 .collect::<Vec<_>>()
         })?;
@@ -463,6 +481,14 @@ impl Engine {
         };
 
         if key.is_none() {
+            // Checked before the evaluation's start is taken: a forbidden evaluation never
+            // starts, not even in the keyring.
+            if manifest.evaluation_days > 0 && !policy.evaluation.allowed {
+                return Ok(not_sent(
+                    crate::policy::EVALUATION_DISABLED.to_owned(),
+                    None,
+                ));
+            }
             if manifest.evaluation_days == 0 {
                 return Ok(not_sent(
                     "no license key: enter one with `lapctl key set` or from the tray".to_owned(),
@@ -857,14 +883,31 @@ fn silence_diagnosis(has_key: bool, tried: &[String]) -> Vec<String> {
     out
 }
 
-fn product_status(manifest: &Manifest, state: &State, now: u64) -> ProductStatus {
+fn product_status(
+    manifest: &Manifest,
+    state: &State,
+    now: u64,
+    evaluation_allowed: bool,
+) -> ProductStatus {
     let fresh = ProductState::new(Uuid::nil(), Uuid::nil());
     let product = state.products.get(&manifest.id).unwrap_or(&fresh);
+    // Evaluations forbidden by the machine policy: the product stands as if it offered none
+    // (unlicensed without a key); the last attempt names the administrator's reason.
+    let without_evaluation;
+    let offered = if evaluation_allowed {
+        manifest
+    } else {
+        without_evaluation = Manifest {
+            evaluation_days: 0,
+            ..manifest.clone()
+        };
+        &without_evaluation
+    };
     let Standing {
         phase,
         ends_at,
         days_left,
-    } = standing(manifest, product, product.has_key, now);
+    } = standing(offered, product, product.has_key, now);
     let grant: Option<&Grant> = product.grant.as_ref();
     ProductStatus {
         id: manifest.id.clone(),

@@ -1,10 +1,19 @@
 //! The machine policy an administrator may set (`/etc/lapwing/policy.toml` on Linux): a
-//! server for every product, optionally locked so users cannot override it.
+//! server for every product (optionally locked so users cannot override it), which
+//! notifications the desktop shows, and whether products may start an evaluation.
+//! `installers/policy.example.toml` documents every key.
 //!
 //! ```toml
 //! [server]
 //! address = "lap.corp.example:4711"   # HOST:PORT
 //! locked = true                       # users may not set their own server
+//!
+//! [notifications]
+//! enabled = true                      # false: no desktop notification at all
+//! warnings = true                     # false: no "ends in …" warnings (profile §8 points)
+//!
+//! [evaluation]
+//! allowed = false                     # products never start an evaluation: a key is needed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -39,11 +48,22 @@ pub struct PolicyError {
     pub reason: String,
 }
 
+/// Why a product without a key is not activated when the policy forbids evaluations: the
+/// status, `lapctl` and the notification say it in these words.
+pub const EVALUATION_DISABLED: &str =
+    "evaluation disabled by the administrator (machine policy): enter a license key";
+
+// Unknown keys are refused everywhere (`deny_unknown_fields`): a misspelt `[evaluation]
+// alowed = false` silently ignored would leave evaluations on against the administrator's will.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default)]
     pub server: ServerPolicy,
+    #[serde(default)]
+    pub notifications: NotificationPolicy,
+    #[serde(default)]
+    pub evaluation: EvaluationPolicy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -52,6 +72,50 @@ pub struct ServerPolicy {
     pub address: Option<String>,
     #[serde(default)]
     pub locked: bool,
+}
+
+/// Which of the engine's events reach the person. The warning points themselves are fixed by
+/// the profile (§8: 60 and 30 days, weekly, daily, hourly): a policy may silence them, not
+/// move them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationPolicy {
+    /// `false`: the engine gives no event at all (warnings, recoveries, "needs you"); the
+    /// status still says everything.
+    pub enabled: bool,
+    /// `false`: no warnings before an end (licenses renewed centrally, say); the other events
+    /// still come.
+    pub warnings: bool,
+}
+
+impl Default for NotificationPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            warnings: true,
+        }
+    }
+}
+
+impl NotificationPolicy {
+    /// Whether "ends in …" warnings are shown (and so worth waking up for).
+    pub fn warnings_shown(&self) -> bool {
+        self.enabled && self.warnings
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationPolicy {
+    /// `false`: no product starts an evaluation (nothing is sent without a key), and one
+    /// already running no longer counts: the product is unlicensed until a key is entered.
+    pub allowed: bool,
+}
+
+impl Default for EvaluationPolicy {
+    fn default() -> Self {
+        Self { allowed: true }
+    }
 }
 
 impl Policy {
@@ -70,7 +134,15 @@ impl Policy {
         };
         let policy: Self = toml::from_str(&text).map_err(|e| PolicyError {
             path: path.to_owned(),
-            reason: e.message().to_owned(),
+            // The line, so the administrator finds the key the message names.
+            reason: match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text[..span.start.min(text.len())].matches('\n').count() + 1,
+                    e.message()
+                ),
+                None => e.message().to_owned(),
+            },
         })?;
         if policy.server.locked && policy.server.address.is_none() {
             return Err(PolicyError {
@@ -114,5 +186,56 @@ mod tests {
             Policy::load(&path).is_err(),
             "a misspelt key is not silently ignored"
         );
+    }
+
+    fn load(text: &str) -> Result<Policy, PolicyError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, text).expect("write");
+        Policy::load(&path)
+    }
+
+    #[test]
+    fn notifications_and_evaluations_default_to_on() {
+        let policy = load("").expect("empty");
+        assert!(policy.notifications.enabled && policy.notifications.warnings);
+        assert!(policy.notifications.warnings_shown());
+        assert!(policy.evaluation.allowed);
+        // A section with only some of its keys keeps the others' defaults.
+        let policy = load("[notifications]\nwarnings = false\n").expect("valid");
+        assert!(policy.notifications.enabled);
+        assert!(!policy.notifications.warnings_shown());
+    }
+
+    #[test]
+    fn each_key_is_read() {
+        let policy = load(
+            "[notifications]\nenabled = false\nwarnings = true\n[evaluation]\nallowed = false\n",
+        )
+        .expect("valid");
+        assert!(!policy.notifications.enabled);
+        assert!(
+            !policy.notifications.warnings_shown(),
+            "disabled notifications silence warnings too"
+        );
+        assert!(!policy.evaluation.allowed);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key_and_line() {
+        let cases = [
+            ("[evaluation]\nalowed = false\n", "alowed", "line 2"),
+            (
+                "[notifications]\nenabled = true\nwarn_days = [30, 7, 1]\n",
+                "warn_days",
+                "line 3",
+            ),
+            ("[updates]\nchannel = \"beta\"\n", "updates", "line 1"),
+            ("[evaluation]\nallowed = \"no\"\n", "bool", "line 2"),
+        ];
+        for (text, names, line) in cases {
+            let e = load(text).expect_err(text).to_string();
+            assert!(e.contains(names) && e.contains(line), "{text:?}: {e}");
+        }
     }
 }

@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, ProductStatus};
 use crate::manifest::Manifest;
+use crate::policy::{EVALUATION_DISABLED, Policy};
 use crate::schedule::{due_warning, next_warning_at, renew_at};
-use crate::state::{ProductState, State};
+use crate::state::{AttemptOutcome, ProductState, State};
 use crate::status::{Phase, evaluation_end};
 
 /// Something the person should hear about (the tray turns these into notifications).
@@ -50,22 +51,53 @@ pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) 
     }
 }
 
-/// The end a product's warnings count towards, and what it is called.
-fn warning_end(manifest: &Manifest, product: &ProductState) -> Option<(&'static str, u64)> {
+/// [`activation_due_at`] under the machine policy. With evaluations forbidden, a product
+/// without a key is tried once, so that its status carries the administrator's reason (the
+/// attempt sends nothing); after that nothing is due until a key is entered.
+pub fn activation_due_under(
+    policy: &Policy,
+    manifest: &Manifest,
+    product: &ProductState,
+    now: u64,
+) -> Option<u64> {
+    if !policy.evaluation.allowed && !product.has_key {
+        let told = product.last_attempt.as_ref().is_some_and(|a| {
+            a.outcome == AttemptOutcome::NotSent
+                && a.diagnosis.first().map(String::as_str) == Some(EVALUATION_DISABLED)
+        });
+        return (manifest.evaluation_days > 0 && !told).then_some(now);
+    }
+    activation_due_at(manifest, product, now)
+}
+
+/// The end a product's warnings count towards, and what it is called. An evaluation the
+/// policy forbids has no end to warn about: the product is unlicensed.
+fn warning_end(
+    policy: &Policy,
+    manifest: &Manifest,
+    product: &ProductState,
+) -> Option<(&'static str, u64)> {
     match &product.grant {
         Some(grant) if !grant.without_key => grant.not_after.map(|end| ("not-after", end)),
+        _ if !policy.evaluation.allowed => None,
         _ => evaluation_end(manifest, product).map(|end| ("evaluation", end)),
     }
 }
 
-/// The earliest moment anything is due for any product.
-pub fn next_deadline(products: &[(Manifest, ProductState)], now: u64) -> Option<u64> {
+/// The earliest moment anything is due for any product. Warnings the policy silences are
+/// not worth waking up for.
+pub fn next_deadline(
+    products: &[(Manifest, ProductState)],
+    policy: &Policy,
+    now: u64,
+) -> Option<u64> {
     products
         .iter()
         .flat_map(|(m, p)| {
-            let warning = warning_end(m, p)
+            let warning = warning_end(policy, m, p)
+                .filter(|_| policy.notifications.warnings_shown())
                 .and_then(|(what, end)| next_warning_at(what, end, now, &p.warnings_sent));
-            [activation_due_at(m, p, now), warning]
+            [activation_due_under(policy, m, p, now), warning]
         })
         .flatten()
         .min()
@@ -93,20 +125,36 @@ impl Engine {
         Ok((pairs, state))
     }
 
+    /// The machine policy as the scheduler uses it. A broken file is logged and read as the
+    /// defaults here, so the run loop keeps going and the person keeps being warned;
+    /// activation refuses to run on it (and says why), so nothing is granted on that guess.
+    fn scheduling_policy(&self) -> Policy {
+        Policy::load(&self.config().policy_path).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the machine policy cannot be read; scheduling with its defaults");
+            Policy::default()
+        })
+    }
+
     /// When the engine must next wake up.
     pub fn next_deadline(&self) -> Result<Option<u64>, EngineError> {
         let (products, _) = self.installed_with_state()?;
-        Ok(next_deadline(&products, self.config().clock.now()))
+        Ok(next_deadline(
+            &products,
+            &self.scheduling_policy(),
+            self.config().clock.now(),
+        ))
     }
 
     /// Does everything due now: activations of every due product (concurrently), then the
     /// warnings. Each warning is recorded before it is returned, so it is shown at most once.
+    /// With `[notifications] enabled = false` in the machine policy, no event is returned.
     pub async fn tick(&self) -> Result<Vec<Event>, EngineError> {
         let now = self.config().clock.now();
+        let policy = self.scheduling_policy();
         let (products, _) = self.installed_with_state()?;
         let due: Vec<&Manifest> = products
             .iter()
-            .filter(|(m, p)| activation_due_at(m, p, now).is_some_and(|at| at <= now))
+            .filter(|(m, p)| activation_due_under(&policy, m, p, now).is_some_and(|at| at <= now))
             .map(|(m, _)| m)
             .collect();
         // One batch: concurrent exchanges, one state commit for all of them.
@@ -134,12 +182,22 @@ impl Engine {
             }
         }
         events.extend(self.take_warnings()?);
+        if !policy.notifications.enabled {
+            // The attempts' outcomes are in the state (and so in the status) all the same.
+            events.clear();
+        }
         Ok(events)
     }
 
-    /// Warnings due now and not yet shown; marks them shown.
+    /// Warnings due now and not yet shown; marks them shown. Warnings the machine policy
+    /// silences are neither returned nor marked: turned back on, the latest point due is
+    /// shown (it covers the ones before it), and the state is not rewritten meanwhile.
     pub fn take_warnings(&self) -> Result<Vec<Event>, EngineError> {
         let now = self.config().clock.now();
+        let policy = self.scheduling_policy();
+        if !policy.notifications.warnings_shown() {
+            return Ok(Vec::new());
+        }
         let catalog = self.catalog();
         let (events, _) = self.state_store().update(|state| {
             let mut events = Vec::new();
@@ -147,7 +205,7 @@ impl Engine {
                 let Some(product) = state.products.get_mut(&manifest.id) else {
                     continue;
                 };
-                let Some((what, end)) = warning_end(manifest, product) else {
+                let Some((what, end)) = warning_end(&policy, manifest, product) else {
                     continue;
                 };
                 if let Some(warning) = due_warning(what, end, now, &product.warnings_sent) {

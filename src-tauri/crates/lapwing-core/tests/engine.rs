@@ -776,3 +776,114 @@ fn inode(path: &Path) -> u64 {
     // No inode here: the length stands in (it changes with the attempts recorded).
     std::fs::metadata(path).expect("state file").len()
 }
+
+/// `[evaluation] allowed = false`: nothing is sent without a key, no evaluation starts (not
+/// even in the keyring), the status is unlicensed with the administrator's reason, said once.
+#[tokio::test]
+async fn a_policy_without_evaluations_starts_none_and_says_why() {
+    use lapwing_core::policy::EVALUATION_DISABLED;
+    use lapwing_core::scheduler::Event;
+    let server = TestServer::start();
+    let s = setup(&server);
+    std::fs::write(&s.policy, "[evaluation]\nallowed = false\n").expect("policy");
+    let received = || {
+        server
+            .server
+            .stats
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.state, Phase::Unlicensed, "no evaluation on offer");
+    let events = s.engine.tick().await.expect("tick");
+    assert!(
+        matches!(&events[..], [Event::NeedsAttention { product, reason, .. }]
+            if product == "acme-studio" && reason == EVALUATION_DISABLED),
+        "{events:?}"
+    );
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.state, Phase::Unlicensed);
+    let attempt = status.last_attempt.expect("the reason is recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
+    assert_eq!(attempt.diagnosis, [EVALUATION_DISABLED]);
+    assert_eq!(received(), 0, "nothing sent");
+    assert_eq!(
+        s.secrets
+            .get_evaluation_start("acme-studio")
+            .expect("keyring"),
+        None,
+        "the evaluation never started"
+    );
+    // Said once: nothing is due until a key is entered.
+    assert_eq!(s.engine.next_deadline().expect("deadline"), None);
+    assert!(s.engine.tick().await.expect("tick").is_empty());
+    assert_eq!(received(), 0);
+
+    // A key still activates.
+    let status = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(status.state, Phase::Activated, "{status:?}");
+}
+
+/// An evaluation already running when the policy forbids them no longer counts, and its end
+/// is not warned about.
+#[tokio::test]
+async fn a_running_evaluation_stops_counting_under_the_policy() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("evaluation");
+    assert_eq!(status.state, Phase::Evaluation);
+    std::fs::write(&s.policy, "[evaluation]\nallowed = false\n").expect("policy");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.state, Phase::Unlicensed, "{status:?}");
+    s.clock.advance(29 * DAY);
+    assert!(s.engine.take_warnings().expect("warnings").is_empty());
+    // Allowed again: the same evaluation (never restarted), one day left, warned about.
+    std::fs::remove_file(&s.policy).expect("policy");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(
+        (status.state, status.days_left),
+        (Phase::Evaluation, Some(1))
+    );
+    assert_eq!(s.engine.take_warnings().expect("warnings").len(), 1);
+}
+
+/// `[notifications]`: `warnings = false` silences the §8 warnings (not marked shown, so the
+/// latest comes when they are back on); `enabled = false` silences every event.
+#[tokio::test]
+async fn the_notification_policy_silences_warnings_and_events() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let status = licensed(&s, "acme-studio", 1).await;
+    let end = status.not_after.expect("a term");
+
+    std::fs::write(&s.policy, "[notifications]\nwarnings = false\n").expect("policy");
+    s.clock.set(end - 60 * DAY);
+    assert!(s.engine.take_warnings().expect("warnings").is_empty());
+    std::fs::remove_file(&s.policy).expect("policy");
+    let warnings = s.engine.take_warnings().expect("warnings");
+    assert_eq!(warnings.len(), 1, "back on: shown once: {warnings:?}");
+
+    std::fs::write(&s.policy, "[notifications]\nenabled = false\n").expect("policy");
+    s.clock.set(end - 2 * DAY);
+    assert!(s.engine.take_warnings().expect("warnings").is_empty());
+    // A product that needs the person (no key, no evaluation) gives no event either; its
+    // status still says why.
+    std::fs::write(
+        &s.policy,
+        "[notifications]\nenabled = false\n[evaluation]\nallowed = false\n",
+    )
+    .expect("policy");
+    s.engine.remove_key("acme-studio").expect("remove key");
+    let events = s.engine.tick().await.expect("tick");
+    assert!(events.is_empty(), "{events:?}");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(
+        status.last_attempt.map(|a| a.diagnosis),
+        Some(vec![lapwing_core::policy::EVALUATION_DISABLED.to_owned()])
+    );
+}
