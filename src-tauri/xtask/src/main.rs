@@ -5,7 +5,8 @@
 //!   cargo-fuzz, a Python venv for the independent vector generator);
 //! - `test`: the UI build, format, lints, every Rust test (the real app window under Xvfb
 //!   among them), the UI's unit and browser tests, the vector cross-check, a short fuzz run;
-//! - `demo`: a lapd on loopback with a demo catalog and one activation round trip;
+//! - `demo`: a lapd on loopback with a demo catalog, two demo products not activated, and
+//!   the tray app to enter their keys in (`--exit`: unattended under Xvfb, then stop);
 //! - `bench`: criterion costs of the protocol and lapd's throughput and latency.
 
 mod bench;
@@ -150,7 +151,7 @@ fn setup() -> Result {
 }
 
 /// The UI's packages, installed from the lock file when they are missing or older than it.
-fn ui_packages() -> Result {
+pub fn ui_packages() -> Result {
     let ui = root().join("ui");
     let installed = ui.join("node_modules/.package-lock.json");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -200,6 +201,10 @@ fn test(fuzz_seconds: u32) -> Result {
     step("tests", || {
         cmd("cargo", &["test", "--workspace", "--locked"])
     })?;
+    // The README's first command must keep working: the tray app, lapd and lapctl together.
+    step("the demo, unattended (cargo xtask demo --exit)", || {
+        demo::run(true)
+    })?;
     step("UI unit tests (Vitest)", || {
         run_in(&root().join("ui"), "npm", &["test"], &[])
     })?;
@@ -233,7 +238,8 @@ fn usage() -> Result {
         "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors>\n\
          \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, Python venv)\
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
-         \n  demo     run lapd with a demo catalog and activate once (--exit: stop after that)\
+         \n  demo     lapd with a demo catalog, two demo products and the tray app to activate them in\
+         \n           (--exit: unattended under Xvfb, keys through lapctl, stop once both are activated)\
          \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
          \n  bench tray  the tray app's launch time, idle memory and CPU, window paint (release, Xvfb)\
          \n  vectors  regenerate tests/vectors/*.json with the independent Python generator",
