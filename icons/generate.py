@@ -26,8 +26,8 @@ APP = (0x1F, 0x4E, 0x5A)
 WHITE = (0xFF, 0xFF, 0xFF)
 
 
-def png(path, size, pixel):
-    """Writes an RGBA PNG; pixel(x, y) gives (r, g, b, a) for the unit square's point."""
+def png_bytes(size, pixel):
+    """An RGBA PNG; pixel(x, y) gives (r, g, b, a) for the unit square's point."""
     rows = bytearray()
     for y in range(size):
         rows.append(0)  # filter: none
@@ -55,9 +55,38 @@ def png(path, size, pixel):
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
+
+
+def png(path, size, pixel):
     with open(path, "wb") as f:
-        f.write(data)
+        f.write(png_bytes(size, pixel))
+
+
+def ico(path, images):
+    """A Windows .ico holding PNG images (Vista and later read PNG entries), {size: png}."""
+    sizes = sorted(images)
+    offset = 6 + 16 * len(sizes)
+    head = struct.pack("<HHH", 0, 1, len(sizes))
+    body = b""
+    for size in sizes:
+        data = images[size]
+        # A width or height of 256 is written as 0.
+        head += struct.pack("<BBBBHHII", size % 256, size % 256, 0, 0, 1, 32, len(data), offset + len(body))
+        body += data
+    with open(path, "wb") as f:
+        f.write(head + body)
+
+
+# The PNG-holding .icns types: 16@2x, 32@2x, 128, 256 (and 128@2x), 512 (and 256@2x).
+ICNS_TYPES = ((b"ic11", 32), (b"ic12", 64), (b"ic07", 128), (b"ic08", 256), (b"ic13", 256), (b"ic09", 512), (b"ic14", 512))
+
+
+def icns(path, images):
+    """A macOS .icns: each entry is a type, a big-endian length that counts its header, a PNG."""
+    body = b"".join(kind + struct.pack(">I", 8 + len(images[size])) + images[size] for kind, size in ICNS_TYPES)
+    with open(path, "wb") as f:
+        f.write(b"icns" + struct.pack(">I", 8 + len(body)) + body)
 
 
 def segment_distance(px, py, ax, ay, bx, by):
@@ -115,8 +144,17 @@ def main():
     for state in COLOURS:
         for size in (32, 64):
             png(os.path.join(HERE, "tray", f"{state}-{size}.png"), size, state_icon(state))
-    for name, size in (("32x32.png", 32), ("128x128.png", 128), ("128x128@2x.png", 256), ("icon.png", 512)):
-        png(os.path.join(HERE, name), size, app_icon)
+    # Every hicolor size a desktop asks for (the Linux packages install each one), the HiDPI
+    # 128@2x, and the 512 master; then the Windows and macOS containers from the same images.
+    images = {size: png_bytes(size, app_icon) for size in (16, 24, 32, 48, 64, 128, 256, 512)}
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        with open(os.path.join(HERE, f"{size}x{size}.png"), "wb") as f:
+            f.write(images[size])
+    for name, size in (("128x128@2x.png", 256), ("icon.png", 512)):
+        with open(os.path.join(HERE, name), "wb") as f:
+            f.write(images[size])
+    ico(os.path.join(HERE, "icon.ico"), {size: images[size] for size in (16, 24, 32, 48, 64, 256)})
+    icns(os.path.join(HERE, "icon.icns"), images)
 
 
 if __name__ == "__main__":
