@@ -188,6 +188,23 @@ mod tests {
         );
     }
 
+    /// The documented example is the implementation's: it reads as the defaults, and its
+    /// commented-out server reads too.
+    #[test]
+    fn the_installed_example_reads_as_documented() {
+        let example = include_str!("../../../../installers/policy.example.toml");
+        assert_eq!(load(example).expect("example"), Policy::default());
+        let with_server = example
+            .replace("# address = ", "address = ")
+            .replace("locked = false", "locked = true");
+        let policy = load(&with_server).expect("example with a server");
+        assert_eq!(
+            policy.server.address.as_deref(),
+            Some("lap.corp.example:4711")
+        );
+        assert!(policy.server.locked);
+    }
+
     fn load(text: &str) -> Result<Policy, PolicyError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("policy.toml");
