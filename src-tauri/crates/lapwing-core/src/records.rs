@@ -51,8 +51,9 @@ pub fn remove_record(data_dir: &Path, id: &str) -> std::io::Result<()> {
     }
 }
 
-/// What an accepted answer grants. A ServerData that is not valid TLV v1 makes the whole
-/// answer invalid (profile §5): the caller keeps the previous grant.
+/// What an accepted answer grants. A ServerData that is not valid TLV v1, or whose NotAfter
+/// is already past, makes the whole answer invalid (profile §5): the caller keeps the
+/// previous grant.
 pub fn grant_from(
     activation: &Activation,
     received_at: u64,
@@ -60,6 +61,16 @@ pub fn grant_from(
     without_key: bool,
 ) -> Result<Grant, ServerDataError> {
     let data = ServerData::parse(&activation.response.server_data)?;
+    // An end already past (by the server's clock or ours) would replace a working grant
+    // with an expired one: a broken or hostile server must not de-activate the client.
+    if let Some(not_after) = data.not_after
+        && not_after <= activation.response.server_time.max(received_at)
+    {
+        return Err(ServerDataError::InvalidValue {
+            record_type: 0x01,
+            reason: "NotAfter is already past",
+        });
+    }
     Ok(Grant::from_server_data(
         &activation.response,
         data,
