@@ -3,6 +3,9 @@
 
 pub mod desk;
 pub mod desktop;
+pub mod home;
+pub mod hostile;
+pub mod netfault;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
