@@ -33,6 +33,8 @@ pub fn write_record(data_dir: &Path, record: &ActivationRecord) -> std::io::Resu
     let dir = records_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}.json", record.id));
+    // A writer killed between write and rename (a crash, a power cut) left its temporary.
+    lapwing_fs::remove_stale_temporaries(&path);
     write_atomically(&path, record.to_json().as_bytes(), 0o644)?;
     Ok(path)
 }

@@ -60,6 +60,38 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     result
 }
 
+/// Removes the temporary files [`write_atomically`] left next to `path` when a writer was
+/// killed between writing and renaming. Only files of processes that no longer run are
+/// removed: a live writer (this process's other threads, another process) keeps its own.
+/// Where it cannot tell whether a process runs (no `/proc`), it removes nothing.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +154,24 @@ mod tests {
         assert_eq!(content.len(), 64);
         assert!(content.iter().all(|b| *b == content[0]), "never a mix");
         assert_eq!(entries(dir.path()), ["f"]);
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_writers_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("acme.json");
+        write_atomically(&path, b"{}", 0o644).expect("write");
+        // A pid above the kernel's limit (2^22) never runs; this process does.
+        let dead = dir.path().join(".acme.json.tmp-4194305-0");
+        let live = dir.path().join(format!(".acme.json.tmp-{}-9", std::process::id()));
+        let other = dir.path().join(".other.json.tmp-4194305-0");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"partial").expect("temporary");
+        }
+        remove_stale_temporaries(&path);
+        assert!(!dead.exists(), "a dead writer's temporary is removed");
+        assert!(live.exists(), "a live writer's temporary is kept");
+        assert!(other.exists(), "another file's temporary is not touched");
+        assert!(path.exists());
     }
 }
