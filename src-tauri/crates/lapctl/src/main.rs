@@ -81,6 +81,13 @@ enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (lapctl.1 and one per subcommand) into a directory: what the
+    /// packages ship, generated from these very definitions so they cannot drift.
+    #[command(hide = true)]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// This machine's identity: anchor sources and their verdicts, the chosen anchor and its
     /// digest, TPM, SMBIOS, CPU counts, VM flag. Raw identifiers only with --show-raw.
     Machine(MachineArgs),
@@ -191,7 +198,7 @@ fn main() -> ExitCode {
             clap_complete::generate(*shell, &mut command, "lapctl", &mut std::io::stdout());
             Some(Ok(products::exit::OK))
         }
-        Command::Machine(_) => None,
+        Command::Machine(_) | Command::Man { .. } => None,
     };
     if let Some(result) = engine_result {
         return match result {
@@ -219,6 +226,9 @@ fn execute(command: Command) -> Result<(), CliError> {
             None if args.bench => bench::run(&args, &machine_options(&args)),
             None => machine(&args),
         },
+        Command::Man { out } => std::fs::create_dir_all(&out)
+            .and_then(|()| clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &out))
+            .map_err(|e| CliError::Runtime(format!("writing man pages to {}: {e}", out.display()))),
         // Handled in main: they report their own exit codes.
         _ => Ok(()),
     }
