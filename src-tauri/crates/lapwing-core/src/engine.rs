@@ -358,7 +358,7 @@ impl Engine {
             .filter(|id| seen.insert(*id))
             .collect();
         // One scan, one policy read and one identity read for the whole batch.
-        let catalog = self.catalog();
+        let catalog = self.manifests.scan_shared(&self.config.product_dirs);
         let manifests: Vec<Result<&Manifest, EngineError>> = wanted
             .iter()
             .map(|id| {
@@ -395,7 +395,9 @@ impl Engine {
                 Ok((manifest, attempted))
             }))
             .await;
-
+        // After the exchanges, not among them: writing while answers are still being opened
+        // slowed both (measured: the CPU-bound exchanges and the writer threads share two
+        // cores). All records are on disk before the commit below.
         let attempted = self.write_records(attempted).await;
 
         let commit_now = self.config.clock.now();
@@ -629,48 +631,80 @@ impl Engine {
         Ok(*nonce)
     }
 
-    /// Writes the records of the accepted answers side by side (each its own atomic, flushed
-    /// write, on the blocking pool so the runtime keeps running), and waits for all of them:
-    /// the state commit that follows must not name a grant whose record is not on disk. A
-    /// product whose record cannot be written becomes an error and its state is left as it
-    /// was.
+    /// Writes the accepted answers' records, each atomically and flushed (file, then
+    /// directory), eight side by side: the file system joins flushes that wait at the same
+    /// time into one journal commit; 32 or 100 writers measured no faster here (2 cores).
+    /// On the blocking pool, so the runtime keeps running. A product
+    /// whose record cannot be written becomes an error and its state is left as it was.
     async fn write_records<'m>(
         &self,
         attempted: Vec<Result<(&'m Manifest, Attempted), EngineError>>,
     ) -> Vec<Result<(&'m Manifest, Attempted), EngineError>> {
-        let writes = attempted.iter().map(|result| {
-            let record = match result {
+        const WRITERS: usize = 8;
+        let records: Vec<(usize, ActivationRecord)> = attempted
+            .iter()
+            .enumerate()
+            .filter_map(|(n, result)| match result {
                 Ok((
                     _,
                     Attempted {
                         outcome: Outcome::Accepted { record, .. },
                         ..
                     },
-                )) => Some(record.clone()),
+                )) => Some((n, (**record).clone())),
                 _ => None,
-            };
-            let dir = self.config.data_dir.clone();
-            async move {
-                let record = record?;
-                Some(
-                    tokio::task::spawn_blocking(move || write_record(&dir, &record).map(drop))
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-                )
-            }
-        });
-        let written = futures::future::join_all(writes).await;
-        attempted
-            .into_iter()
-            .zip(written)
-            .map(|(result, written)| match written {
-                Some(Err(source)) => Err(EngineError::State(StateError::Io {
-                    path: crate::records::records_dir(&self.config.data_dir),
-                    source,
-                })),
-                _ => result,
             })
-            .collect()
+            .collect();
+        if records.is_empty() {
+            return attempted;
+        }
+        let accepted: Vec<usize> = records.iter().map(|(n, _)| *n).collect();
+        let dir = self.config.data_dir.clone();
+        let failed: Vec<(usize, std::io::Error)> = tokio::task::spawn_blocking(move || {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let failed = std::sync::Mutex::new(Vec::new());
+            let writer = || {
+                while let Some((n, record)) =
+                    records.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = write_record(&dir, record) {
+                        failed
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((*n, e));
+                    }
+                }
+            };
+            if records.len() == 1 {
+                // One activation: no thread to start for it.
+                writer();
+            } else {
+                std::thread::scope(|scope| {
+                    for _ in 0..WRITERS.min(records.len()) {
+                        scope.spawn(writer);
+                    }
+                });
+            }
+            failed
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            // The writers did not finish: no accepted answer's record counts as written.
+            accepted
+                .into_iter()
+                .map(|n| (n, std::io::Error::other(e.to_string())))
+                .collect()
+        });
+        let mut attempted = attempted;
+        for (n, source) in failed {
+            attempted[n] = Err(EngineError::State(StateError::Io {
+                path: crate::records::records_dir(&self.config.data_dir),
+                source,
+            }));
+        }
+        attempted
     }
 
     /// The servers to try, in order: the one forced by the caller (no discovery at all),

@@ -477,11 +477,18 @@ fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
 /// manifest (and checking its keys) on each call would dominate an activation's cost.
 #[derive(Debug, Default)]
 pub struct ScanCache {
-    cached: std::sync::Mutex<Option<(Fingerprint, Catalog)>>,
+    // Shared, not cloned per call: a catalog of 100 manifests costs more to copy than the
+    // activation that needs one of them.
+    cached: std::sync::Mutex<Option<(Fingerprint, std::sync::Arc<Catalog>)>>,
 }
 
 impl ScanCache {
     pub fn scan(&self, dirs: &[PathBuf]) -> Catalog {
+        (*self.scan_shared(dirs)).clone()
+    }
+
+    /// The catalog, rescanned only if a manifest file appeared, went or changed.
+    pub fn scan_shared(&self, dirs: &[PathBuf]) -> std::sync::Arc<Catalog> {
         let now = fingerprint(dirs);
         let mut cached = self
             .cached
@@ -490,10 +497,10 @@ impl ScanCache {
         if let Some((seen, catalog)) = cached.as_ref()
             && *seen == now
         {
-            return catalog.clone();
+            return std::sync::Arc::clone(catalog);
         }
-        let catalog = scan(dirs);
-        *cached = Some((now, catalog.clone()));
+        let catalog = std::sync::Arc::new(scan(dirs));
+        *cached = Some((now, std::sync::Arc::clone(&catalog)));
         catalog
     }
 }
