@@ -140,7 +140,8 @@ pub async fn activate<R: Runtime>(
     Ok(status?)
 }
 
-/// Activates every installed product at once, then publishes the change.
+/// Activates every installed product at once (one batch: concurrent exchanges, one state
+/// write), then publishes the change.
 pub async fn activate_all<R: Runtime>(
     app: &AppHandle<R>,
 ) -> Result<Vec<ProductStatus>, CommandError> {
@@ -148,9 +149,10 @@ pub async fn activate_all<R: Runtime>(
     let ids: Vec<String> = engine.catalog().products.into_keys().collect();
     let results = {
         let _busy = Busy::start(app);
-        futures::future::join_all(ids.iter().map(|id| engine.activate(id, None))).await
+        engine.activate_many(&ids, None).await
     };
     refresh(app)?;
+    let results = results?;
     let mut out = Vec::with_capacity(results.len());
     for result in results {
         out.push(result?);
