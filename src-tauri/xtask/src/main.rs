@@ -2,16 +2,20 @@
 //! steps. Plain `std::process::Command` calls: every step is visible in the output.
 //!
 //! - `setup`: the tools the tests need beyond cargo (the UI's npm packages, tauri-driver,
-//!   cargo-fuzz, a Python venv for the independent vector generator);
+//!   cargo-fuzz, tauri-cli and cargo-deb for the packages, a Python venv for the independent
+//!   vector generator);
 //! - `test`: the UI build, format, lints, every Rust test (the real app window under Xvfb
 //!   among them), the UI's unit and browser tests, the vector cross-check, a short fuzz run;
 //! - `demo`: a lapd on loopback with a demo catalog, two demo products not activated, and
 //!   the tray app to enter their keys in (`--exit`: unattended under Xvfb, then stop);
-//! - `bench`: criterion costs of the protocol and lapd's throughput and latency.
+//! - `bench`: criterion costs of the protocol and lapd's throughput and latency;
+//! - `package`: the tray app's .deb/.rpm (AppImage) and the lapd .deb; `package-check`:
+//!   those installed, inspected and purged on this machine (root, as in CI).
 
 mod bench;
 mod bench_tray;
 mod demo;
+mod package;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -115,6 +119,7 @@ fn setup() -> Result {
             cmd("cargo", &["install", "cargo-fuzz", "--locked"])
         }
     })?;
+    package::setup_tools()?;
     step(
         "setup: Python venv for the independent vector generator",
         || {
@@ -201,6 +206,10 @@ fn test(fuzz_seconds: u32) -> Result {
     step("tests", || {
         cmd("cargo", &["test", "--workspace", "--locked"])
     })?;
+    step(
+        "packages: build, install, inspect and purge the .debs",
+        package::check,
+    )?;
     // The README's first command must keep working: the tray app, lapd and lapctl together.
     step("the demo, unattended (cargo xtask demo --exit)", || {
         demo::run(true)
@@ -235,14 +244,17 @@ fn test(fuzz_seconds: u32) -> Result {
 
 fn usage() -> Result {
     Err(fail(
-        "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors>\n\
-         \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, Python venv)\
+        "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors\n\
+         \x20                   | package [--appimage | --no-appimage] | package-check>\n\
+         \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, tauri-cli, cargo-deb, Python venv)\
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     lapd with a demo catalog, two demo products and the tray app to activate them in\
          \n           (--exit: unattended under Xvfb, keys through lapctl, stop once both are activated)\
          \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
          \n  bench tray  the tray app's launch time, idle memory and CPU, window paint (release, Xvfb)\
-         \n  vectors  regenerate tests/vectors/*.json with the independent Python generator",
+         \n  vectors  regenerate tests/vectors/*.json with the independent Python generator\
+         \n  package  target/dist/bundle: lapwing .deb, .rpm (AppImage when linuxdeploy is cached) and lapd .deb\
+         \n  package-check  build the .debs, install, inspect, purge and check nothing is left (root; CI)",
     ))
 }
 
@@ -259,6 +271,10 @@ fn main() -> ExitCode {
         ["demo"] => demo::run(false),
         ["demo", "--exit"] => demo::run(true),
         ["bench"] => bench::run(),
+        ["package"] => package::build(None),
+        ["package", "--appimage"] => package::build(Some(true)),
+        ["package", "--no-appimage"] => package::build(Some(false)),
+        ["package-check"] => package::check(),
         ["bench", "tray"] => bench_tray::run(),
         ["vectors"] => setup().and_then(|()| {
             let python = python_venv().join("bin/python");

@@ -1,0 +1,692 @@
+//! `cargo xtask package`: the Linux packages. `cargo xtask package-check`: install them on
+//! this machine, check what they put where, remove them and check nothing is left.
+//!
+//! - the tray app `lapwing` as `.deb` and `.rpm` (and an AppImage where linuxdeploy is at
+//!   hand) by Tauri's bundler (`cargo tauri build`), with `lapctl`, its man pages and shell
+//!   completions, the machine-anchor unit, the autostart entry and the install scripts;
+//! - `lapd` as a `.deb` of its own by `cargo deb`, with its hardened service.
+//!
+//! Everything is built with the `dist` profile (release without debug info, stripped) into
+//! `target/dist/`, so packaging never disturbs release builds someone is measuring. Files
+//! that exist only at package time (the binaries, man pages, completions, the policy example)
+//! are handed to the bundler as a configuration overlay (`--config`); the fixed ones are in
+//! `src-tauri/tauri.conf.json`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Result, cmd, fail, root, run_in, step, target_dir};
+
+/// The cargo profile packages are built with (root Cargo.toml).
+const PROFILE: &str = "dist";
+/// The ordinary user `package-check` runs `lapctl` as.
+const CI_USER: &str = "lapwing-ci-user";
+
+/// The packaging tools from crates.io, for `cargo xtask setup`.
+pub fn setup_tools() -> Result {
+    step(
+        "setup: tauri-cli (Tauri's bundler: .deb, .rpm, AppImage)",
+        || {
+            if crate::has_cargo_subcommand("tauri") {
+                println!("tauri-cli is installed");
+                Ok(())
+            } else {
+                // The stable 2.x line, matching the app's tauri 2; compiles once (minutes).
+                cmd(
+                    "cargo",
+                    &["install", "tauri-cli", "--version", "^2", "--locked"],
+                )
+            }
+        },
+    )?;
+    step("setup: cargo-deb (the lapd package)", || {
+        if crate::has_cargo_subcommand("deb") {
+            println!("cargo-deb is installed");
+            Ok(())
+        } else {
+            cmd("cargo", &["install", "cargo-deb", "--locked"])
+        }
+    })
+}
+
+fn dist_dir() -> PathBuf {
+    target_dir().join(PROFILE)
+}
+
+fn bundle_dir() -> PathBuf {
+    dist_dir().join("bundle")
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Tauri downloads linuxdeploy and AppRun from GitHub for an AppImage; where they are not
+/// cached already (CI reaches package registries only) the AppImage is left out unless asked.
+fn appimage_tools_cached() -> bool {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".cache")));
+    cache.is_some_and(|c| {
+        let tools = c.join("tauri");
+        tools.join("AppRun-x86_64").exists() && tools.join("linuxdeploy-x86_64.AppImage").exists()
+    })
+}
+
+/// Builds every package and prints where each one is and its size.
+pub fn build(appimage: Option<bool>) -> Result {
+    let started = Instant::now();
+    setup_tools()?;
+    crate::build_ui()?;
+    step("build lapctl and lapd (profile dist)", || {
+        cmd(
+            "cargo",
+            &[
+                "build",
+                "--profile",
+                PROFILE,
+                "--locked",
+                "-p",
+                "lapctl",
+                "-p",
+                "lapd",
+            ],
+        )
+    })?;
+    let overlay = dist_dir().join("tauri.package.json");
+    step("man pages and shell completions for lapctl", || {
+        stage_generated(&overlay)
+    })?;
+    let appimage = appimage.unwrap_or_else(appimage_tools_cached);
+    let bundles = if appimage {
+        "deb,rpm,appimage"
+    } else {
+        println!(
+            "\nxtask: no AppImage: Tauri would download linuxdeploy from GitHub; \
+             `cargo xtask package --appimage` to try"
+        );
+        "deb,rpm"
+    };
+    step(&format!("the tray app's packages ({bundles})"), || {
+        run_in(
+            &root().join("src-tauri"),
+            "cargo",
+            &[
+                "tauri",
+                "build",
+                "--ci",
+                "--bundles",
+                bundles,
+                "--config",
+                utf8(&overlay),
+                "--",
+                "--profile",
+                PROFILE,
+                "--locked",
+            ],
+            &[],
+        )
+    })?;
+    step("the lapd package (cargo deb)", || {
+        let out = bundle_dir().join("deb");
+        cmd(
+            "cargo",
+            &[
+                "deb",
+                "-p",
+                "lapd",
+                "--profile",
+                PROFILE,
+                "--no-build",
+                "--output",
+                utf8(&out),
+            ],
+        )
+    })?;
+    println!(
+        "\npackages (built in {:.0} s):",
+        started.elapsed().as_secs_f64()
+    );
+    for package in packages() {
+        let size = std::fs::metadata(&package).map_or(0, |m| m.len());
+        #[allow(clippy::cast_precision_loss, reason = "a size to print")]
+        let mib = size as f64 / (1024.0 * 1024.0);
+        println!("  {:>8.2} MiB  {}", mib, package.display());
+    }
+    Ok(())
+}
+
+/// Every package in target/dist/bundle, sorted.
+fn packages() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for kind in ["deb", "rpm", "appimage"] {
+        let Ok(entries) = std::fs::read_dir(bundle_dir().join(kind)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if [".deb", ".rpm", ".AppImage"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Writes what `lapctl` generates about itself (man pages, completions) into
+/// target/dist/stage and writes the bundler overlay that places them, with the binary and
+/// the policy example, to `overlay`.
+fn stage_generated(overlay_path: &Path) -> Result {
+    let lapctl = dist_dir().join("lapctl");
+    let stage = dist_dir().join("stage");
+    // Stale pages of a subcommand that no longer exists must not be packaged.
+    let _ = std::fs::remove_dir_all(&stage);
+    let man = stage.join("man1");
+    run_in(&root(), utf8(&lapctl), &["man", "--out", utf8(&man)], &[])?;
+    let mut pages = Vec::new();
+    for entry in std::fs::read_dir(&man).map_err(|e| fail(format!("{}: {e}", man.display())))? {
+        let path = entry.map_err(|e| fail(e.to_string()))?.path();
+        if path.extension().is_some_and(|e| e == "1") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    // Compressed, as Debian ships man pages; -n keeps the archive free of names and times.
+    let mut gzip_args = vec!["-9n", "--force"];
+    gzip_args.extend(pages.iter().map(|p| utf8(p)));
+    cmd("gzip", &gzip_args)?;
+
+    let completions = stage.join("completions");
+    std::fs::create_dir_all(&completions).map_err(|e| fail(e.to_string()))?;
+    for (shell, file) in [
+        ("bash", "lapctl"),
+        ("zsh", "_lapctl"),
+        ("fish", "lapctl.fish"),
+    ] {
+        let output = Command::new(&lapctl)
+            .args(["completions", shell])
+            .output()
+            .map_err(|e| fail(format!("cannot run {}: {e}", lapctl.display())))?;
+        if !output.status.success() {
+            return Err(fail(format!("lapctl completions {shell} failed")));
+        }
+        std::fs::write(completions.join(file), &output.stdout).map_err(|e| fail(e.to_string()))?;
+    }
+
+    // Shared by both formats; only zsh's directory differs (Debian's vendor directory; the
+    // one zsh searches by default on Fedora and others).
+    let mut common: BTreeMap<String, PathBuf> = BTreeMap::new();
+    common.insert("/usr/bin/lapctl".into(), lapctl.clone());
+    for page in &pages {
+        let name = format!(
+            "{}.gz",
+            page.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+        common.insert(format!("/usr/share/man/man1/{name}"), man.join(&name));
+    }
+    common.insert(
+        "/usr/share/bash-completion/completions/lapctl".into(),
+        completions.join("lapctl"),
+    );
+    common.insert(
+        "/usr/share/fish/vendor_completions.d/lapctl.fish".into(),
+        completions.join("lapctl.fish"),
+    );
+    // Written by another part of the project; shipped once it exists.
+    let policy = root().join("installers/policy.example.toml");
+    if policy.exists() {
+        common.insert("/usr/share/doc/lapwing/policy.example.toml".into(), policy);
+    } else {
+        println!("xtask: installers/policy.example.toml does not exist yet: not packaged");
+    }
+    let mut deb = common.clone();
+    deb.insert(
+        "/usr/share/zsh/vendor-completions/_lapctl".into(),
+        completions.join("_lapctl"),
+    );
+    let mut rpm = common;
+    rpm.insert(
+        "/usr/share/zsh/site-functions/_lapctl".into(),
+        completions.join("_lapctl"),
+    );
+    let overlay = serde_json::json!({
+        "bundle": { "linux": { "deb": { "files": deb }, "rpm": { "files": rpm } } }
+    });
+    std::fs::write(overlay_path, overlay.to_string()).map_err(|e| fail(e.to_string()))?;
+    println!(
+        "{} man pages, 3 completions; bundler overlay {}",
+        pages.len(),
+        overlay_path.display()
+    );
+    Ok(())
+}
+
+// ---- package-check ------------------------------------------------------------------------
+
+/// A command's stdout, failing on a non-zero exit.
+fn output(program: &str, args: &[&str]) -> Result<String> {
+    println!("$ {program} {}", args.join(" "));
+    let out = Command::new(program)
+        .args(args)
+        // The checks are about what the packages install, not about test overrides.
+        .env_remove("LAPWING_ANCHOR_FILE")
+        .env_remove("LAPWING_HOME")
+        .output()
+        .map_err(|e| fail(format!("cannot start {program}: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(fail(format!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn expect(condition: bool, what: &str) -> Result {
+    if condition {
+        println!("  ok: {what}");
+        Ok(())
+    } else {
+        Err(fail(format!("package check: {what}")))
+    }
+}
+
+fn apt(args: &[&str]) -> Result {
+    run_in(
+        &bundle_dir().join("deb"),
+        "apt-get",
+        args,
+        &[("DEBIAN_FRONTEND", "noninteractive")],
+    )
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+/// The package's file list (`dpkg -L`): directories, which other packages share, left out.
+fn package_files(package: &str) -> Result<Vec<PathBuf>> {
+    Ok(output("dpkg", &["-L", package])?
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && !p.is_dir())
+        .collect())
+}
+
+fn deb_named(prefix: &str) -> Result<PathBuf> {
+    packages()
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "deb")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        })
+        .ok_or_else(|| fail(format!("no {prefix}*.deb in {}", bundle_dir().display())))
+}
+
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// `systemd-analyze verify`, where it exists: the unit parses and its programs are there.
+fn verify_unit(path: &str) -> Result {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("  (no systemd-analyze: {path} not verified)");
+        return Ok(());
+    }
+    output("systemd-analyze", &["verify", path]).map(|_| println!("  ok: {path} verifies"))
+}
+
+/// Builds the packages, then installs, inspects, purges and re-inspects each. Needs root on
+/// a Debian-like machine, which it changes: meant for CI and throwaway machines.
+pub fn check() -> Result {
+    if output("id", &["-u"])?.trim() != "0" {
+        return Err(fail(
+            "package-check installs and removes packages: run it as root (CI does)",
+        ));
+    }
+    let started = Instant::now();
+    build(Some(false))?;
+    step(
+        "package check: lapwing (install, inspect, purge)",
+        check_lapwing,
+    )?;
+    step("package check: lapd (install, inspect, purge)", check_lapd)?;
+    println!(
+        "\npackage check passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn check_lapwing() -> Result {
+    let deb = deb_named("lapwing_")?;
+    if installed("lapwing") {
+        apt(&["purge", "-y", "lapwing"])?;
+    }
+    let _ = std::fs::remove_dir_all("/var/lib/lapwing");
+    apt(&["install", "-y", "--no-install-recommends", utf8(&deb)])?;
+    let files = package_files("lapwing")?;
+
+    let version = output("lapctl", &["--version"])?;
+    expect(
+        version.trim() == format!("lapctl {}", env!("CARGO_PKG_VERSION")),
+        &format!("lapctl --version on the PATH says {}", version.trim()),
+    )?;
+    for path in [
+        "/usr/bin/lapwing",
+        "/usr/bin/lapctl",
+        "/usr/lib/systemd/system/lapwing-anchor.service",
+        "/etc/xdg/autostart/lapwing.desktop",
+        "/usr/libexec/lapwing/lapwing-autostart",
+        "/usr/share/applications/Lapwing.desktop",
+        "/usr/share/man/man1/lapctl.1.gz",
+        "/usr/share/man/man1/lapctl-machine-anchor.1.gz",
+        "/usr/share/bash-completion/completions/lapctl",
+        "/usr/share/zsh/vendor-completions/_lapctl",
+        "/usr/share/fish/vendor_completions.d/lapctl.fish",
+    ] {
+        expect(
+            files.iter().any(|f| f == Path::new(path)) && Path::new(path).is_file(),
+            &format!("{path} is installed"),
+        )?;
+    }
+    for size in [
+        "16x16", "24x24", "32x32", "48x48", "64x64", "128x128", "256x256", "512x512",
+    ] {
+        let icon = format!("/usr/share/icons/hicolor/{size}/apps/lapwing.png");
+        expect(Path::new(&icon).is_file(), &format!("{icon} is installed"))?;
+    }
+    let unit = std::fs::read_to_string("/usr/lib/systemd/system/lapwing-anchor.service")
+        .map_err(|e| fail(e.to_string()))?;
+    expect(
+        unit.contains("ExecStart=/usr/bin/lapctl machine anchor --write"),
+        "the anchor unit runs the installed lapctl",
+    )?;
+    verify_unit("/usr/lib/systemd/system/lapwing-anchor.service")?;
+    expect(
+        Path::new("/etc/systemd/system/multi-user.target.wants/lapwing-anchor.service").exists(),
+        "the anchor unit is enabled for the next boot",
+    )?;
+    let autostart = std::fs::read_to_string("/etc/xdg/autostart/lapwing.desktop")
+        .map_err(|e| fail(e.to_string()))?;
+    expect(
+        autostart.contains("X-GNOME-Autostart-enabled=true")
+            && autostart.contains("Exec=/usr/libexec/lapwing/lapwing-autostart"),
+        "the autostart entry is on and goes through lapwing-autostart",
+    )?;
+
+    // The anchor: written by the postinst (directly without a running systemd, else by the
+    // unit), then seen by an ordinary user.
+    let anchor = output("lapctl", &["machine", "anchor", "--json"])?;
+    let anchor: serde_json::Value =
+        serde_json::from_str(&anchor).map_err(|e| fail(format!("anchor JSON: {e}")))?;
+    expect(
+        anchor["state"] == "valid",
+        &format!(
+            "the install script wrote {} (source {}, {})",
+            anchor["path"],
+            anchor["source"],
+            if systemd_running() {
+                "by the unit"
+            } else {
+                "directly: no running systemd"
+            }
+        ),
+    )?;
+    ensure_ci_user()?;
+    let seen = output(
+        "runuser",
+        &["-u", CI_USER, "--", "lapctl", "machine", "--json"],
+    )?;
+    let seen: serde_json::Value =
+        serde_json::from_str(&seen).map_err(|e| fail(format!("machine JSON: {e}")))?;
+    let path = seen["anchor"]["path"].as_str().unwrap_or("");
+    // Where the hardware is readable by users too (no SMBIOS, say, so the OS id) the user's
+    // own reading wins, and must then agree with root's file.
+    expect(
+        seen["anchor"]["digest"] == anchor["digest"]
+            && seen["anchor"]["source"] == anchor["source"]
+            && (path == "anchor-file" || path == "hardware"),
+        &format!(
+            "{CI_USER} sees the anchor root wrote (source {}, path {path})",
+            seen["anchor"]["source"]
+        ),
+    )?;
+    check_autostart_override()?;
+
+    apt(&["purge", "-y", "lapwing"])?;
+    let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
+    expect(
+        left.is_empty(),
+        &format!(
+            "every file of the package is gone after purge ({} checked){}",
+            files.len(),
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!("; left: {left:?}")
+            }
+        ),
+    )?;
+    for path in [
+        "/etc/xdg/autostart/lapwing.desktop",
+        "/etc/systemd/system/multi-user.target.wants/lapwing-anchor.service",
+        "/var/lib/lapwing",
+        "/usr/libexec/lapwing",
+        "/usr/share/doc/lapwing",
+    ] {
+        expect(!Path::new(path).exists(), &format!("{path} is gone"))?;
+    }
+    Ok(())
+}
+
+/// The login start agreement: once the app has recorded a choice, the system-wide entry's
+/// launcher steps aside (and exits without starting anything).
+fn check_autostart_override() -> Result {
+    let home = output("runuser", &["-u", CI_USER, "--", "sh", "-c", "echo $HOME"])?;
+    let marker_dir = format!("{}/.config/com.lapwing.tray", home.trim());
+    output(
+        "runuser",
+        &[
+            "-u",
+            CI_USER,
+            "--",
+            "sh",
+            "-c",
+            &format!("mkdir -p {marker_dir} && touch {marker_dir}/autostart-chosen"),
+        ],
+    )?;
+    let started = Instant::now();
+    output(
+        "runuser",
+        &[
+            "-u",
+            CI_USER,
+            "--",
+            "env",
+            &format!("HOME={}", home.trim()),
+            "/usr/libexec/lapwing/lapwing-autostart",
+        ],
+    )?;
+    let _ = std::fs::remove_dir_all(&marker_dir);
+    expect(
+        started.elapsed() < Duration::from_secs(5),
+        "the system autostart entry steps aside once the user has chosen",
+    )
+}
+
+fn ensure_ci_user() -> Result {
+    if output("id", &["-u", CI_USER]).is_err() {
+        cmd("useradd", &["-m", CI_USER])?;
+    }
+    Ok(())
+}
+
+fn check_lapd() -> Result {
+    let deb = deb_named("lapd_")?;
+    if installed("lapd") {
+        apt(&["purge", "-y", "lapd"])?;
+    }
+    apt(&["install", "-y", "--no-install-recommends", utf8(&deb)])?;
+    let files = package_files("lapd")?;
+    let unit_path = files
+        .iter()
+        .find(|f| f.ends_with("systemd/system/lapd.service"))
+        .ok_or_else(|| fail("package check: lapd.service is not in the package"))?
+        .clone();
+    for path in [
+        "/usr/bin/lapd",
+        "/etc/lapd/lapd.toml",
+        "/etc/lapd/catalog.toml",
+    ] {
+        expect(
+            files.iter().any(|f| f == Path::new(path)),
+            &format!("{path} is installed"),
+        )?;
+    }
+    let conffiles = output("dpkg-query", &["-W", "-f=${Conffiles}", "lapd"])?;
+    expect(
+        conffiles.contains("/etc/lapd/lapd.toml") && conffiles.contains("/etc/lapd/catalog.toml"),
+        "/etc/lapd/lapd.toml and catalog.toml are conffiles",
+    )?;
+    verify_unit(utf8(&unit_path))?;
+    expect(
+        output("getent", &["passwd", "lapd"]).is_ok(),
+        "the system user lapd exists",
+    )?;
+    let unit = std::fs::read_to_string(&unit_path).map_err(|e| fail(e.to_string()))?;
+    for setting in [
+        "User=lapd",
+        "StateDirectory=lapd",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+    ] {
+        expect(
+            unit.contains(setting),
+            &format!("lapd.service has {}", setting.trim()),
+        )?;
+    }
+    if systemd_running() {
+        std::thread::sleep(Duration::from_secs(2));
+        expect(
+            output("systemctl", &["is-active", "lapd"]).is_ok(),
+            "lapd.service is running",
+        )?;
+    } else {
+        start_lapd_like_systemd(&unit)?;
+    }
+    expect(
+        Path::new("/var/lib/lapd/keys/server.toml").is_file(),
+        "the first start made the keys in /var/lib/lapd",
+    )?;
+
+    apt(&["purge", "-y", "lapd"])?;
+    let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
+    expect(
+        left.is_empty(),
+        &format!(
+            "every file of the package is gone after purge ({} checked){}",
+            files.len(),
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!("; left: {left:?}")
+            }
+        ),
+    )?;
+    for path in ["/var/lib/lapd", "/etc/lapd"] {
+        expect(!Path::new(path).exists(), &format!("{path} is gone"))?;
+    }
+    Ok(())
+}
+
+/// Without a running systemd (CI), does what the unit would: the state directory, then
+/// ExecStartPre and ExecStart exactly as written in the unit, as the user `lapd`, the server
+/// on a free loopback port (a command-line flag wins over the config file).
+fn start_lapd_like_systemd(unit: &str) -> Result {
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::to_owned)
+            .ok_or_else(|| fail(format!("lapd.service has no {key}")))
+    };
+    let pre = value("ExecStartPre=")?;
+    let start = value("ExecStart=")?;
+    cmd(
+        "install",
+        &[
+            "-d",
+            "-o",
+            "lapd",
+            "-g",
+            "lapd",
+            "-m",
+            "0700",
+            "/var/lib/lapd",
+        ],
+    )?;
+    // setpriv changes user and executes (runuser would stay in between and report the
+    // signal rather than lapd's exit).
+    let as_lapd = ["--reuid=lapd", "--regid=lapd", "--init-groups", "--"];
+    // Twice: the second start must find the keys and leave them alone.
+    for _ in 0..2 {
+        let mut args = as_lapd.to_vec();
+        args.extend(["sh", "-c", &pre]);
+        cmd("setpriv", &args)?;
+    }
+    let mut args = as_lapd.to_vec();
+    args.extend(start.split_whitespace());
+    args.extend(["--listen", "127.0.0.1:0"]);
+    println!("$ setpriv {}", args.join(" "));
+    let mut child = Command::new("setpriv")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start lapd: {e}")))?;
+    let mut first = String::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|out| BufReader::new(out).read_line(&mut first));
+    let pid = child.id().to_string();
+    // lapd prints its counters on SIGTERM and exits.
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = child.wait().map_err(|e| fail(e.to_string()))?;
+    expect(
+        matches!(read, Some(Ok(n)) if n > 0) && first.trim().starts_with("127.0.0.1:"),
+        &format!(
+            "lapd serve --config /etc/lapd/lapd.toml started as lapd, on {}",
+            first.trim()
+        ),
+    )?;
+    expect(
+        status.success(),
+        &format!("lapd stopped on SIGTERM ({status})"),
+    )
+}
