@@ -9,6 +9,7 @@
 pub mod autostart;
 pub mod commands;
 pub mod error;
+pub mod lean;
 pub mod menu;
 pub mod notifications;
 pub mod state;

@@ -318,6 +318,10 @@ impl TauriDriver {
                 std::fs::File::create(desk.path("tauri-driver.log")).expect("log file"),
             ));
         desktop_env(desk, display, &mut command);
+        // The app turns GDK's GL probing off for itself (`GDK_GL=disable`, see `lean.rs`); the
+        // window renders the same, but WebKitWebDriver's screenshot then never returns. An
+        // empty `GDK_GL` keeps GDK's default and tells the app to leave it alone.
+        command.env("GDK_GL", "");
         let child = command
             .spawn()
             .expect("tauri-driver starts (cargo xtask setup installs it)");
