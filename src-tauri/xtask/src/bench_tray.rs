@@ -384,9 +384,9 @@ pub fn run() -> Result {
 
     let mut gl = (0.0, 0.0);
     step(
-        "memory with no window open, GDK's GL probing off (GDK_GL=disable)",
+        "memory with no window open, GDK's GL probing left on (GDK_GL empty)",
         || {
-            let (pss, rss, app) = idle_memory(&release, &desk, &[("GDK_GL", "disable")])?;
+            let (pss, rss, app) = idle_memory(&release, &desk, &[("GDK_GL", "")])?;
             drop(app);
             std::thread::sleep(Duration::from_millis(500));
             gl = (pss, rss);
