@@ -131,6 +131,7 @@ pub fn build(appimage: Option<bool>) -> Result {
             &[],
         )
     })?;
+    step("the tray app's .deb recompressed (xz)", repack_deb)?;
     step("the lapd package (cargo deb)", || {
         let out = bundle_dir().join("deb");
         cmd(
@@ -156,6 +157,44 @@ pub fn build(appimage: Option<bool>) -> Result {
         #[allow(clippy::cast_precision_loss, reason = "a size to print")]
         let mib = size as f64 / (1024.0 * 1024.0);
         println!("  {:>8.2} MiB  {}", mib, package.display());
+    }
+    Ok(())
+}
+
+/// Tauri's bundler writes the .deb with gzip and names it after the product (`Lapwing_…`).
+/// Rebuilt with xz, what dpkg-deb itself uses, it is half the size (about 6 MB instead of 12,
+/// under the 10 MB target), and named as Debian names packages (`lapwing_…`, the package's
+/// own name).
+fn repack_deb() -> Result {
+    let dir = bundle_dir().join("deb");
+    let entries = std::fs::read_dir(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Next to the package is the bundler's staging directory of the same stem.
+        let Some(rest) = name
+            .strip_prefix("Lapwing_")
+            .filter(|_| entry.path().extension().is_some_and(|e| e == "deb"))
+        else {
+            continue;
+        };
+        let tree = dist_dir().join("deb-tree");
+        let _ = std::fs::remove_dir_all(&tree);
+        let original = entry.path();
+        let repacked = dir.join(format!("lapwing_{rest}"));
+        cmd("dpkg-deb", &["-R", utf8(&original), utf8(&tree)])?;
+        cmd(
+            "dpkg-deb",
+            &[
+                "-Zxz",
+                "-z9",
+                "--root-owner-group",
+                "-b",
+                utf8(&tree),
+                utf8(&repacked),
+            ],
+        )?;
+        std::fs::remove_file(&original).map_err(|e| fail(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&tree);
     }
     Ok(())
 }
