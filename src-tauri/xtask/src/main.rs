@@ -1,9 +1,9 @@
 //! `cargo xtask <command>`: the project's own entry points, so the README and CI run the same
 //! steps. Plain `std::process::Command` calls: every step is visible in the output.
 //!
-//! - `setup`: the tools the tests need beyond cargo (the UI's npm packages, tauri-driver,
-//!   cargo-fuzz, tauri-cli and cargo-deb for the packages, a Python venv for the independent
-//!   vector generator);
+//! - `setup`: the tools the tests need beyond cargo (the UI's npm packages, which bring
+//!   Tauri's bundler; tauri-driver; cargo-fuzz; cargo-deb for the lapd package; a Python venv
+//!   for the independent vector generator);
 //! - `test`: the UI build, format, lints, every Rust test (the real app window under Xvfb
 //!   among them), the UI's unit and browser tests, the vector cross-check, a short fuzz run;
 //! - `demo`: a lapd on loopback with a demo catalog, two demo products not activated, and
@@ -246,7 +246,7 @@ fn usage() -> Result {
     Err(fail(
         "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors\n\
          \x20                   | package [--appimage | --no-appimage] | package-check>\n\
-         \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, tauri-cli, cargo-deb, Python venv)\
+         \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, cargo-deb, Python venv)\
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     lapd with a demo catalog, two demo products and the tray app to activate them in\
          \n           (--exit: unattended under Xvfb, keys through lapctl, stop once both are activated)\

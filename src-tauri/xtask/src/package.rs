@@ -25,23 +25,11 @@ const PROFILE: &str = "dist";
 /// The ordinary user `package-check` runs `lapctl` as.
 const CI_USER: &str = "lapwing-ci-user";
 
-/// The packaging tools from crates.io, for `cargo xtask setup`.
+/// The packaging tools, for `cargo xtask setup`. Tauri's bundler is the `tauri` command of
+/// the UI's npm packages (`@tauri-apps/cli`, the Tauri project's prebuilt tauri-cli, installed
+/// by `npm ci`): the same tool as `cargo install tauri-cli`, without the ten minutes of
+/// compiling it on every clean CI machine.
 pub fn setup_tools() -> Result {
-    step(
-        "setup: tauri-cli (Tauri's bundler: .deb, .rpm, AppImage)",
-        || {
-            if crate::has_cargo_subcommand("tauri") {
-                println!("tauri-cli is installed");
-                Ok(())
-            } else {
-                // The stable 2.x line, matching the app's tauri 2; compiles once (minutes).
-                cmd(
-                    "cargo",
-                    &["install", "tauri-cli", "--version", "^2", "--locked"],
-                )
-            }
-        },
-    )?;
     step("setup: cargo-deb (the lapd package)", || {
         if crate::has_cargo_subcommand("deb") {
             println!("cargo-deb is installed");
@@ -112,11 +100,11 @@ pub fn build(appimage: Option<bool>) -> Result {
         "deb,rpm"
     };
     step(&format!("the tray app's packages ({bundles})"), || {
+        let tauri = root().join("ui/node_modules/.bin/tauri");
         run_in(
             &root().join("src-tauri"),
-            "cargo",
+            utf8(&tauri),
             &[
-                "tauri",
                 "build",
                 "--ci",
                 "--bundles",
