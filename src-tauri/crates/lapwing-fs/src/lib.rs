@@ -163,7 +163,9 @@ mod tests {
         write_atomically(&path, b"{}", 0o644).expect("write");
         // A pid above the kernel's limit (2^22) never runs; this process does.
         let dead = dir.path().join(".acme.json.tmp-4194305-0");
-        let live = dir.path().join(format!(".acme.json.tmp-{}-9", std::process::id()));
+        let live = dir
+            .path()
+            .join(format!(".acme.json.tmp-{}-9", std::process::id()));
         let other = dir.path().join(".other.json.tmp-4194305-0");
         for p in [&dead, &live, &other] {
             std::fs::write(p, b"partial").expect("temporary");
