@@ -11,62 +11,20 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use crate::process::{Owned, VirtualDesktop, output, spawn_first_line};
 use crate::{Result, build_ui, cmd, fail, step, target_dir};
 
 const RUNS: usize = 5;
 const SKU: &str = "3c5e7a9b-1d2f-4a6b-8c0d-2e4f6a8b0c1d";
 
-/// A child process killed when dropped.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `command` and returns the first line it prints on stdout.
-fn spawn_reading_first_line(command: &mut Command, what: &str) -> Result<(Owned, String)> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("{what}: {e}")))?;
-    let mut line = String::new();
-    let stdout = child.stdout.take().ok_or_else(|| fail("stdout"))?;
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| fail(format!("{what}: {e}")))?;
-    let line = line.trim().to_owned();
-    if line.is_empty() {
-        return Err(fail(format!("{what} printed nothing")));
-    }
-    Ok((Owned(child), line))
-}
-
-fn run_ok(command: &mut Command, what: &str) -> Result<String> {
-    let out = command.output().map_err(|e| fail(format!("{what}: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{what}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// The desktop and the product the app runs with.
 struct Desk {
     dir: PathBuf,
-    display: String,
-    bus: String,
-    _x: Owned,
-    _dbus: Owned,
+    desktop: VirtualDesktop,
     _lapd: Owned,
 }
 
@@ -78,25 +36,10 @@ impl Desk {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| fail(e.to_string()))?;
         }
         let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-        let (x, number) = spawn_reading_first_line(
-            Command::new("Xvfb").args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ]),
-            "Xvfb",
-        )?;
-        let (dbus, bus) = spawn_reading_first_line(
-            Command::new("dbus-daemon").args(["--session", "--nofork", "--print-address=1"]),
-            "dbus-daemon",
-        )?;
+        let desktop = VirtualDesktop::start()?;
 
         let lapd = release.join("lapd");
-        run_ok(
+        output(
             Command::new(&lapd).args(["keygen", "--out", &path("keys")]),
             "lapd keygen",
         )?;
@@ -105,7 +48,7 @@ impl Desk {
             format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench Studio\"\n"),
         )
         .map_err(|e| fail(e.to_string()))?;
-        let key = run_ok(
+        let key = output(
             Command::new(&lapd).args([
                 "license",
                 "new",
@@ -118,7 +61,7 @@ impl Desk {
             ]),
             "lapd license new",
         )?;
-        let (server, address) = spawn_reading_first_line(
+        let (server, address) = spawn_first_line(
             Command::new(&lapd)
                 .args(["serve", "--listen", "127.0.0.1:0", "--keys", &path("keys")])
                 .args([
@@ -146,10 +89,7 @@ impl Desk {
         let studio = path("studio.toml");
         let desk = Self {
             dir,
-            display: format!(":{number}"),
-            bus,
-            _x: x,
-            _dbus: dbus,
+            desktop,
             _lapd: server,
         };
         let mut install = Command::new(release.join("lapctl"));
@@ -162,7 +102,7 @@ impl Desk {
             &key,
         ]);
         desk.apply(&mut install);
-        run_ok(&mut install, "lapctl install")?;
+        output(&mut install, "lapctl install")?;
         Ok(desk)
     }
 
@@ -174,8 +114,8 @@ impl Desk {
             .env("LAPWING_NO_MDNS", "1")
             .env("HOME", self.dir.join("user"))
             .env("XDG_CONFIG_HOME", self.dir.join("config"))
-            .env("DISPLAY", &self.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("DISPLAY", &self.desktop.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.desktop.bus)
             .env("GDK_BACKEND", "x11")
             .env("NO_AT_BRIDGE", "1")
     }
@@ -214,7 +154,7 @@ impl App {
             }
         });
         Ok(Self {
-            child: Owned(child),
+            child: Owned::from(child),
             started,
             lines,
         })
@@ -238,7 +178,7 @@ impl App {
     }
 
     fn pid(&self) -> u32 {
-        self.child.0.id()
+        self.child.id()
     }
 }
 

@@ -16,10 +16,11 @@
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use crate::process::{Owned, VirtualDesktop, output, spawn_first_line};
 use crate::{Result, build_ui, cmd, fail, step, target_dir};
 
 pub const DEMO_BASE_SKU: &str = "5d1f2c4a-7b8e-4c3d-9a6f-1e2d3c4b5a69";
@@ -47,71 +48,6 @@ fn demo_catalog() -> String {
          features = [\"pro\", \"export\"]\nnotice = \"Licensed to the Lapwing demo\"\n\n\
          [[license]]\nkey = \"{DEMO_ADDON_KEY}\"\nsku = \"{DEMO_ADDON_SKU}\"\nkind = \"perpetual\"\nseats = 3\n"
     )
-}
-
-/// A child process stopped when dropped, so no path out of the demo leaves one behind.
-struct Owned(Child);
-
-impl Owned {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Asks the process to end (SIGTERM: lapd prints its counters) and waits a moment
-    /// before killing it.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `command` and returns the first line it prints on stdout (lapd's address, Xvfb's
-/// display number, dbus-daemon's address).
-fn spawn_first_line(command: &mut Command, what: &str) -> Result<(Owned, String)> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start {what}: {e}")))?;
-    let stdout = child.stdout.take().ok_or_else(|| fail("stdout"))?;
-    let child = Owned(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| fail(format!("{what}: {e}")))?;
-    let line = line.trim().to_owned();
-    if line.is_empty() {
-        return Err(fail(format!("{what} printed nothing and stopped")));
-    }
-    Ok((child, line))
-}
-
-fn output(command: &mut Command, what: &str) -> Result<String> {
-    let out = command
-        .output()
-        .map_err(|e| fail(format!("cannot start {what}: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn has_display() -> bool {
@@ -327,7 +263,7 @@ impl Demo {
                 let _ = tx.send(line);
             }
         });
-        Ok((Owned(child), lines))
+        Ok((Owned::from(child), lines))
     }
 }
 
@@ -425,7 +361,7 @@ pub fn run(exit_after: bool) -> Result {
                  lapctl status\n  lapctl key show {BASE_ID}\n  lapctl doctor",
                 demo.dir.display()
             );
-            lapd.0.wait().map(drop).map_err(|e| fail(e.to_string()))
+            lapd.wait().map(drop).map_err(|e| fail(e.to_string()))
         })
     };
     lapd.stop();
@@ -458,10 +394,7 @@ fn interactive_tray(demo: &Demo) -> Result {
     );
     let launched = Instant::now();
     let (mut app, _lines) = demo.start_tray(&[])?;
-    let status = app
-        .0
-        .wait()
-        .map_err(|e| fail(format!("the tray app: {e}")))?;
+    let status = app.wait().map_err(|e| fail(format!("the tray app: {e}")))?;
     // A second Lapwing hands its arguments to the one already running and leaves at once.
     if status.success() && launched.elapsed() < Duration::from_secs(5) {
         println!(
@@ -480,30 +413,10 @@ fn interactive_tray(demo: &Demo) -> Result {
 
 /// `--exit`: what a newcomer does, with `lapctl key set` for the typing, checked end to end.
 fn unattended(demo: &Demo, studio: &str, export: &str) -> Result {
-    let (xvfb, display) = spawn_first_line(
-        Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stderr(Stdio::null()),
-        "Xvfb (apt-get install xvfb, or run ./dev.sh demo --exit)",
-    )?;
-    let (dbus, bus) = spawn_first_line(
-        // Its complaints (fd limits, services it activates) are not the demo's business.
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stderr(Stdio::null()),
-        "dbus-daemon (apt-get install dbus)",
-    )?;
+    let virtual_desktop = VirtualDesktop::start()?;
     let desktop = [
-        ("DISPLAY", format!(":{display}")),
-        ("DBUS_SESSION_BUS_ADDRESS", bus),
+        ("DISPLAY", virtual_desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", virtual_desktop.bus.clone()),
         ("GDK_BACKEND", "x11".to_owned()),
         ("WAYLAND_DISPLAY", String::new()),
         // No accessibility bus on this private session: do not wait for one.
@@ -558,13 +471,12 @@ fn unattended(demo: &Demo, studio: &str, export: &str) -> Result {
     );
     demo.lapctl_shown(&["status"])?;
     let mut app = app;
-    if let Ok(Some(status)) = app.0.try_wait() {
+    if let Some(status) = app.exited() {
         return Err(fail(format!(
             "the tray app ended on its own ({status}); its log: target/demo/tray.log"
         )));
     }
     app.stop();
-    dbus.stop();
-    xvfb.stop();
+    drop(virtual_desktop);
     Ok(())
 }

@@ -16,6 +16,7 @@ mod bench;
 mod bench_tray;
 mod demo;
 mod package;
+mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
