@@ -12,7 +12,7 @@ use lapwing_system_tests::desktop::{
     Display, NotificationServer, TauriDriver, artifact_dir, desktop_env, listening_sockets,
     process_tree,
 };
-use lapwing_system_tests::{BASE_SKU, Vendor, bin};
+use lapwing_system_tests::{BASE_SKU, Server, Vendor, bin};
 
 const STUDIO: &str = "acme-studio";
 
@@ -124,14 +124,11 @@ impl Drop for Tray {
     }
 }
 
-fn log(desk: &Desk) -> String {
-    std::fs::read_to_string(desk.path("lapwing.log")).unwrap_or_default()
-}
-
-#[test]
-fn a_license_about_to_end_is_announced_once_on_the_session_bus() {
+/// A desk with the studio installed and its key (a license of `days`) stored through
+/// `lapctl`, which activates it against a running `lapd`.
+fn studio_with_key(days: u32) -> (Vendor, Server, Desk) {
     let vendor = Vendor::new();
-    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "3"]);
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", &days.to_string()]);
     let server = vendor.serve(&[]);
     let desk = Desk::new(Setup::Unlocked);
     desk.place_studio(&vendor, &server.addr.to_string(), "");
@@ -141,6 +138,16 @@ fn a_license_about_to_end_is_announced_once_on_the_session_bus() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (vendor, server, desk)
+}
+
+fn log(desk: &Desk) -> String {
+    std::fs::read_to_string(desk.path("lapwing.log")).unwrap_or_default()
+}
+
+#[test]
+fn a_license_about_to_end_is_announced_once_on_the_session_bus() {
+    let (_vendor, _server, desk) = studio_with_key(3);
     let notifications = NotificationServer::start(desk.session.address());
     let display = Display::start();
 
@@ -171,17 +178,7 @@ fn a_license_about_to_end_is_announced_once_on_the_session_bus() {
 
 #[test]
 fn the_running_app_holds_no_listening_socket() {
-    let vendor = Vendor::new();
-    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
-    let server = vendor.serve(&[]);
-    let desk = Desk::new(Setup::Unlocked);
-    desk.place_studio(&vendor, &server.addr.to_string(), "");
-    let out = desk.run(&["key", "set", STUDIO, &key]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_vendor, server, desk) = studio_with_key(365);
     let display = Display::start();
 
     // With a window open, so the webview's processes are in the tree too.
