@@ -330,6 +330,24 @@ fn expect(condition: bool, what: &str) -> Result {
     }
 }
 
+/// Purges `package` and checks that none of its `files` is left.
+fn purge_leaving_nothing(package: &str, files: &[PathBuf]) -> Result {
+    apt(&["purge", "-y", package])?;
+    let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
+    expect(
+        left.is_empty(),
+        &format!(
+            "every file of the package is gone after purge ({} checked){}",
+            files.len(),
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!("; left: {left:?}")
+            }
+        ),
+    )
+}
+
 fn apt(args: &[&str]) -> Result {
     run_in(
         &bundle_dir().join("deb"),
@@ -502,20 +520,7 @@ fn check_lapwing() -> Result {
     )?;
     check_autostart_override()?;
 
-    apt(&["purge", "-y", "lapwing"])?;
-    let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
-    expect(
-        left.is_empty(),
-        &format!(
-            "every file of the package is gone after purge ({} checked){}",
-            files.len(),
-            if left.is_empty() {
-                String::new()
-            } else {
-                format!("; left: {left:?}")
-            }
-        ),
-    )?;
+    purge_leaving_nothing("lapwing", &files)?;
     for path in [
         "/etc/xdg/autostart/lapwing.desktop",
         "/etc/systemd/system/multi-user.target.wants/lapwing-anchor.service",
@@ -632,20 +637,7 @@ fn check_lapd() -> Result {
         "the first start made the keys in /var/lib/lapd",
     )?;
 
-    apt(&["purge", "-y", "lapd"])?;
-    let left: Vec<&PathBuf> = files.iter().filter(|f| f.exists()).collect();
-    expect(
-        left.is_empty(),
-        &format!(
-            "every file of the package is gone after purge ({} checked){}",
-            files.len(),
-            if left.is_empty() {
-                String::new()
-            } else {
-                format!("; left: {left:?}")
-            }
-        ),
-    )?;
+    purge_leaving_nothing("lapd", &files)?;
     for path in ["/var/lib/lapd", "/etc/lapd"] {
         expect(!Path::new(path).exists(), &format!("{path} is gone"))?;
     }
