@@ -132,7 +132,12 @@ impl Policy {
                 });
             }
         };
-        let policy: Self = toml::from_str(&text).map_err(|e| PolicyError {
+        Self::parse(&text, path)
+    }
+
+    /// Validates policy text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| PolicyError {
             path: path.to_owned(),
             // The line, so the administrator finds the key the message names.
             reason: match e.span() {

@@ -306,7 +306,7 @@ impl StateStore {
             }
             Err(e) => return Err(Self::io(&path)(e)),
         };
-        match parse_state(&bytes) {
+        match State::parse(&bytes) {
             Ok(state) if state.schema > STATE_SCHEMA => Err(StateError::NewerSchema {
                 path,
                 found: state.schema,
@@ -381,16 +381,20 @@ impl StateStore {
     }
 }
 
-fn parse_state(bytes: &[u8]) -> Result<State, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
-    serde_json::from_str(text).map_err(|e| {
-        format!(
-            "not a valid state file (line {}, column {}: {})",
-            e.line(),
-            e.column(),
-            classify(&e)
-        )
-    })
+impl State {
+    /// Decodes a state file's bytes. The reason names a place and a category, never the
+    /// text itself (a state file holds no secret, but a corrupt one may hold anything).
+    pub fn parse(bytes: &[u8]) -> Result<State, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not a valid state file (line {}, column {}: {})",
+                e.line(),
+                e.column(),
+                classify(&e)
+            )
+        })
+    }
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {

@@ -1,0 +1,1 @@
+../../lap-proto/fuzz/smoke.sh
