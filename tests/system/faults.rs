@@ -118,8 +118,14 @@ fn conditions() -> Vec<(&'static str, Faults)> {
     ]
 }
 
+/// Rounds of the scheduler's renewal retry within its first 2 hours (profile §8: every
+/// 15 minutes), counting the first.
+const SCHEDULER_ROUNDS: usize = 9;
+
 /// Every condition at once (one home and one proxy each), runs in sequence within each.
 /// The real retry schedule (1, 2, 4 s): nothing is shortened, so the times are the users'.
+/// A run that gets no answer is retried as the scheduler would, 15 minutes later (without
+/// waiting them out): every run must activate within the schedule.
 #[test]
 fn lossy_and_slow_networks_still_activate_within_the_retry_schedule() {
     let _serial = serial();
@@ -141,35 +147,48 @@ fn lossy_and_slow_networks_still_activate_within_the_retry_schedule() {
                     let out = home.run(&["key", "set", "acme-studio", key]);
                     assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
                     let mut times = Vec::new();
-                    let mut failures = 0;
+                    // Per run: how many scheduler rounds it took (1 = at once).
+                    let mut rounds_needed = Vec::new();
                     for run in 0..n {
-                        let started = unix_now();
-                        let t0 = Instant::now();
-                        let out = home.run(&["activate", "acme-studio", "--json"]);
-                        let took = t0.elapsed();
-                        let status = activate_json(&out);
-                        let attempt = &status["last_attempt"];
-                        if attempt["outcome"] == "activated"
-                            && attempt["at"].as_u64().is_some_and(|at| at >= started)
-                        {
-                            times.push(took);
-                        } else {
-                            failures += 1;
+                        let mut round = 1;
+                        loop {
+                            let started = unix_now();
+                            let t0 = Instant::now();
+                            let out = home.run(&["activate", "acme-studio", "--json"]);
+                            let took = t0.elapsed();
+                            let status = activate_json(&out);
+                            let attempt = &status["last_attempt"];
+                            // Nothing previously valid is lost on a failed round either.
+                            assert_eq!(status["state"], "activated", "{name} run {run}");
+                            // Under the 7 s schedule plus process start.
+                            assert!(took < Duration::from_secs(9), "{name} run {run}: {took:?}");
+                            if attempt["outcome"] == "activated"
+                                && attempt["at"].as_u64().is_some_and(|at| at >= started)
+                            {
+                                if round == 1 {
+                                    times.push(took);
+                                }
+                                break;
+                            }
                             assert_eq!(
                                 attempt["outcome"], "no-answer",
                                 "{name} run {run}: only silence may fail: {status}"
                             );
+                            // The scheduler's next try, 15 minutes later (profile §8: every
+                            // 15 minutes for 2 hours): the same command it runs.
+                            round += 1;
+                            assert!(
+                                round <= SCHEDULER_ROUNDS,
+                                "{name} run {run}: still no activation after {SCHEDULER_ROUNDS} rounds (2 h of retries)"
+                            );
                         }
-                        // Nothing previously valid is lost on a failed run either.
-                        assert_eq!(status["state"], "activated", "{name} run {run}");
-                        // Under the 7 s schedule plus process start.
-                        assert!(took < Duration::from_secs(9), "{name} run {run}: {took:?}");
+                        rounds_needed.push(round);
                     }
                     let stats = proxy.stats();
                     (
                         name,
                         times,
-                        failures,
+                        rounds_needed,
                         format!(
                             "proxy: {} in, {} dropped, {} duplicated, {} reordered",
                             stats.received.load(Ordering::Relaxed),
@@ -186,11 +205,13 @@ fn lossy_and_slow_networks_still_activate_within_the_retry_schedule() {
             .map(|h| h.join().expect("condition thread"))
             .collect()
     });
-    for (name, mut times, failures, proxy) in results {
+    for (name, mut times, rounds_needed, proxy) in results {
         times.sort();
         let ok = times.len();
+        let failures = n - ok;
+        let most_rounds = rounds_needed.iter().max().copied().unwrap_or(0);
         println!(
-            "network {name:<32} runs {n:>4}  success {ok:>4} ({:>5.1}%)  time ms p50 {:>5} p90 {:>5} p99 {:>5} max {:>5}  {proxy}",
+            "network {name:<32} runs {n:>4}  at once {ok:>4} ({:>5.1}%)  within the schedule {n:>4} (most rounds {most_rounds})  time ms p50 {:>5} p90 {:>5} p99 {:>5} max {:>5}  {proxy}",
             100.0 * ok as f64 / n as f64,
             percentile(&times, 50).as_millis(),
             percentile(&times, 90).as_millis(),
@@ -199,8 +220,8 @@ fn lossy_and_slow_networks_still_activate_within_the_retry_schedule() {
         );
         if name.contains("loss") || name == "combined" {
             // 30% loss each way: an attempt gets through with p = 0.49, so three attempts
-            // (late answers count) fail together with p ~ 0.13. The scheduler retries
-            // 15 minutes later (profile §8); more than half must succeed at once.
+            // (late answers count) fail together with p ~ 0.13, and the scheduler's next
+            // round covers it (asserted above); more than half must succeed at once.
             assert!(ok * 2 > n, "{name}: {ok} of {n}");
         } else {
             assert_eq!(failures, 0, "{name}: no loss, so every run activates");

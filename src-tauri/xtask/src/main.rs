@@ -232,10 +232,17 @@ fn test(fuzz_seconds: u32) -> Result {
             )
         },
     )?;
-    step(&format!("fuzz smoke ({fuzz_seconds} s per target)"), || {
-        let dir = root().join("src-tauri/crates/lap-proto/fuzz");
-        run_in(&dir, "bash", &["smoke.sh", &fuzz_seconds.to_string()], &[])
-    })?;
+    // Two fuzz crates: the protocol's, and the files Lapwing reads (manifest, policy, state,
+    // SMBIOS), which needs the engine and so builds on its own.
+    for crate_dir in ["lap-proto", "lapwing-core"] {
+        step(
+            &format!("fuzz smoke, {crate_dir} ({fuzz_seconds} s per target)"),
+            || {
+                let dir = root().join("src-tauri/crates").join(crate_dir).join("fuzz");
+                run_in(&dir, "bash", &["smoke.sh", &fuzz_seconds.to_string()], &[])
+            },
+        )?;
+    }
     println!(
         "\nall checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -264,7 +271,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["setup"] => setup(),
-        ["test"] => test(20),
+        ["test"] => test(15),
         ["test", "--fuzz-seconds", n] => n
             .parse()
             .map_err(|_| fail("--fuzz-seconds takes a number"))

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::identity::{IdentityError, MachineIdentity};
 use crate::manifest::{Catalog, Manifest, scan};
 use crate::policy::{Policy, PolicyError};
-use crate::records::{grant_from, remove_record, write_record};
+use crate::records::{grant_from, remove_record};
 use crate::schedule::{DAY, next_retry};
 use crate::state::{
     Attempt, AttemptOutcome, Backoff, Grant, ProductState, ServerUsed, State, StateError,
@@ -631,16 +631,14 @@ impl Engine {
         Ok(*nonce)
     }
 
-    /// Writes the accepted answers' records, each atomically and flushed (file, then
-    /// directory), eight side by side: the file system joins flushes that wait at the same
-    /// time into one journal commit; 32 or 100 writers measured no faster here (2 cores).
-    /// On the blocking pool, so the runtime keeps running. A product
-    /// whose record cannot be written becomes an error and its state is left as it was.
+    /// Writes the accepted answers' records in one batch (`records::write_records`: each
+    /// atomic, the disk flushes shared), on the blocking pool so the runtime keeps running. A
+    /// product whose record cannot be written becomes an error and its state is left as it
+    /// was.
     async fn write_records<'m>(
         &self,
         attempted: Vec<Result<(&'m Manifest, Attempted), EngineError>>,
     ) -> Vec<Result<(&'m Manifest, Attempted), EngineError>> {
-        const WRITERS: usize = 8;
         let records: Vec<(usize, ActivationRecord)> = attempted
             .iter()
             .enumerate()
@@ -661,33 +659,12 @@ impl Engine {
         let accepted: Vec<usize> = records.iter().map(|(n, _)| *n).collect();
         let dir = self.config.data_dir.clone();
         let failed: Vec<(usize, std::io::Error)> = tokio::task::spawn_blocking(move || {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let failed = std::sync::Mutex::new(Vec::new());
-            let writer = || {
-                while let Some((n, record)) =
-                    records.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                {
-                    if let Err(e) = write_record(&dir, record) {
-                        failed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push((*n, e));
-                    }
-                }
-            };
-            if records.len() == 1 {
-                // One activation: no thread to start for it.
-                writer();
-            } else {
-                std::thread::scope(|scope| {
-                    for _ in 0..WRITERS.min(records.len()) {
-                        scope.spawn(writer);
-                    }
-                });
-            }
-            failed
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            let refs: Vec<&ActivationRecord> = records.iter().map(|(_, record)| record).collect();
+            crate::records::write_records(&dir, &refs)
+                .into_iter()
+                .zip(&records)
+                .filter_map(|(result, (n, _))| result.err().map(|e| (*n, e)))
+                .collect()
         })
         .await
         .unwrap_or_else(|e| {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use lap_proto::{Activation, ActivationRecord, ServerData, ServerDataError};
 
-use crate::state::{Grant, ServerUsed, write_atomically};
+use crate::state::{Grant, ServerUsed};
 
 /// The per-user data directory: `LAPWING_HOME`, else the platform's (XDG on Linux).
 pub fn data_dir() -> PathBuf {
@@ -28,15 +28,46 @@ pub fn records_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("activations")
 }
 
-/// Writes `activations/<id>.json` atomically, readable by the product (same user).
-pub fn write_record(data_dir: &Path, record: &ActivationRecord) -> std::io::Result<PathBuf> {
+/// Writes products' records, `activations/<id>.json`, readable by the product (same user).
+///
+/// Each is written atomically, with the disk flushes shared
+/// (`lapwing_fs::write_all_atomically`): N records cost N file flushes side by side and one
+/// directory flush. One result per record, in order; a record that fails leaves that
+/// product's previous record as it was.
+pub fn write_records(
+    data_dir: &Path,
+    records: &[&ActivationRecord],
+) -> Vec<std::io::Result<PathBuf>> {
+    /// Flushes waiting side by side; 32 or 100 measured no faster here (2 cores).
+    const PARALLEL_FLUSHES: usize = 8;
     let dir = records_dir(data_dir);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{}.json", record.id));
-    // A writer killed between write and rename (a crash, a power cut) left its temporary.
-    lapwing_fs::remove_stale_temporaries(&path);
-    write_atomically(&path, record.to_json().as_bytes(), 0o644)?;
-    Ok(path)
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return records
+            .iter()
+            .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
+            .collect();
+    }
+    // Writers killed between write and rename (a crash, a power cut) left temporaries.
+    lapwing_fs::remove_stale_temporaries_in(&dir);
+    let paths: Vec<PathBuf> = records
+        .iter()
+        .map(|record| dir.join(format!("{}.json", record.id)))
+        .collect();
+    let texts: Vec<String> = records.iter().map(|record| record.to_json()).collect();
+    let files: Vec<lapwing_fs::FileWrite<'_>> = paths
+        .iter()
+        .zip(&texts)
+        .map(|(path, text)| lapwing_fs::FileWrite {
+            path,
+            bytes: text.as_bytes(),
+            mode: 0o644,
+        })
+        .collect();
+    lapwing_fs::write_all_atomically(&files, PARALLEL_FLUSHES)
+        .into_iter()
+        .zip(&paths)
+        .map(|(result, path)| result.map(|()| path.clone()))
+        .collect()
 }
 
 /// Reads one product's record, if there is one that parses.
