@@ -78,8 +78,16 @@ pub struct ProxyStats {
 struct Scheduled {
     at: Instant,
     seq: u64,
-    to_server: bool,
+    route: Route,
     bytes: Vec<u8>,
+}
+
+/// Where a scheduled datagram goes.
+enum Route {
+    /// To the server, from the back socket of the client that sent it.
+    ToServer(Arc<UdpSocket>),
+    /// Back to the client whose request it answers.
+    ToClient(SocketAddr),
 }
 
 impl PartialEq for Scheduled {
@@ -106,12 +114,15 @@ struct Shared {
     queue: Mutex<(BinaryHeap<Scheduled>, u64)>,
     wake: Condvar,
     stop: AtomicBool,
-    client: Mutex<Option<SocketAddr>>,
+    /// One back socket per client, as a NAT keeps one mapping per flow: an answer goes to
+    /// the client whose request it answers, even when it comes after that client is gone
+    /// and another has started (a late answer to a finished run is lost, as on a network).
+    backs: Mutex<std::collections::HashMap<SocketAddr, Arc<UdpSocket>>>,
     stats: ProxyStats,
 }
 
 impl Shared {
-    fn enqueue(&self, to_server: bool, bytes: &[u8]) {
+    fn enqueue(&self, route: &Route, bytes: &[u8]) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let f = self.faults;
         let mut plans = Vec::with_capacity(2);
@@ -149,7 +160,10 @@ impl Shared {
             queue.0.push(Scheduled {
                 at,
                 seq,
-                to_server,
+                route: match route {
+                    Route::ToServer(back) => Route::ToServer(Arc::clone(back)),
+                    Route::ToClient(client) => Route::ToClient(*client),
+                },
                 bytes: bytes.to_vec(),
             });
         }
@@ -174,17 +188,14 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// Starts a proxy on 127.0.0.1 in front of `server`. Answers go back to the client that
-    /// sent last (one client at a time, which is how the fault tests use it).
+    /// Starts a proxy on 127.0.0.1 in front of `server`. Each client gets a back socket of
+    /// its own, and the server's answers on it go back to that client.
     pub fn start(server: SocketAddr, faults: Faults, seed: u64) -> Self {
         let front = UdpSocket::bind("127.0.0.1:0").expect("proxy front socket");
-        let back = UdpSocket::bind("127.0.0.1:0").expect("proxy back socket");
-        back.connect(server).expect("proxy connects to the server");
-        for s in [&front, &back] {
-            // Short timeouts so the threads notice `stop` soon after the proxy is dropped.
-            s.set_read_timeout(Some(Duration::from_millis(50)))
-                .expect("timeout");
-        }
+        // Short timeouts so the threads notice `stop` soon after the proxy is dropped.
+        front
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
         let addr = front.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             faults,
@@ -192,11 +203,10 @@ impl Proxy {
             queue: Mutex::new((BinaryHeap::new(), 0)),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
-            client: Mutex::new(None),
+            backs: Mutex::new(std::collections::HashMap::new()),
             stats: ProxyStats::default(),
         });
         let front = Arc::new(front);
-        let back = Arc::new(back);
         let mut threads = Vec::new();
         {
             let (shared, front) = (Arc::clone(&shared), Arc::clone(&front));
@@ -204,29 +214,15 @@ impl Proxy {
                 let mut buffer = [0u8; 2048];
                 while !shared.stop.load(Ordering::Relaxed) {
                     if let Ok((len, from)) = front.recv_from(&mut buffer) {
-                        *shared
-                            .client
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(from);
-                        shared.enqueue(true, &buffer[..len]);
-                    }
-                }
-            }));
-        }
-        {
-            let (shared, back) = (Arc::clone(&shared), Arc::clone(&back));
-            threads.push(std::thread::spawn(move || {
-                let mut buffer = [0u8; 2048];
-                while !shared.stop.load(Ordering::Relaxed) {
-                    if let Ok(len) = back.recv(&mut buffer) {
-                        shared.enqueue(false, &buffer[..len]);
+                        let back = back_socket(&shared, server, from);
+                        shared.enqueue(&Route::ToServer(back), &buffer[..len]);
                     }
                 }
             }));
         }
         {
             let shared = Arc::clone(&shared);
-            threads.push(std::thread::spawn(move || sender(&shared, &front, &back)));
+            threads.push(std::thread::spawn(move || sender(&shared, &front)));
         }
         Self {
             addr,
@@ -240,8 +236,44 @@ impl Proxy {
     }
 }
 
+/// The client's back socket, made (with a thread that queues the server's answers on it for
+/// that client) on its first datagram. The thread ends with the proxy, or after 20 s without
+/// an answer: a client run lasts under 10 s.
+fn back_socket(shared: &Arc<Shared>, server: SocketAddr, client: SocketAddr) -> Arc<UdpSocket> {
+    let mut backs = shared
+        .backs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(back) = backs.get(&client) {
+        return Arc::clone(back);
+    }
+    let back = UdpSocket::bind("127.0.0.1:0").expect("proxy back socket");
+    back.connect(server).expect("proxy connects to the server");
+    back.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let back = Arc::new(back);
+    backs.insert(client, Arc::clone(&back));
+    let (shared, reader) = (Arc::clone(shared), Arc::clone(&back));
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        let mut last = Instant::now();
+        while !shared.stop.load(Ordering::Relaxed) && last.elapsed() < Duration::from_secs(20) {
+            if let Ok(len) = reader.recv(&mut buffer) {
+                last = Instant::now();
+                shared.enqueue(&Route::ToClient(client), &buffer[..len]);
+            }
+        }
+        shared
+            .backs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&client);
+    });
+    back
+}
+
 /// Sends every scheduled datagram at its time.
-fn sender(shared: &Shared, front: &UdpSocket, back: &UdpSocket) {
+fn sender(shared: &Shared, front: &UdpSocket) {
     let mut queue = shared
         .queue
         .lock()
@@ -252,14 +284,9 @@ fn sender(shared: &Shared, front: &UdpSocket, back: &UdpSocket) {
             Some(next) if next.at <= now => {
                 let item = queue.0.pop().expect("peeked");
                 drop(queue);
-                let sent = if item.to_server {
-                    back.send(&item.bytes).is_ok()
-                } else {
-                    let client = *shared
-                        .client
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    client.is_some_and(|c| front.send_to(&item.bytes, c).is_ok())
+                let sent = match &item.route {
+                    Route::ToServer(back) => back.send(&item.bytes).is_ok(),
+                    Route::ToClient(client) => front.send_to(&item.bytes, client).is_ok(),
                 };
                 if sent {
                     shared.stats.sent.fetch_add(1, Ordering::Relaxed);

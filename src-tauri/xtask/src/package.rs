@@ -7,7 +7,8 @@
 //! - `lapd` as a `.deb` of its own by `cargo deb`, with its hardened service.
 //!
 //! Everything is built with the `dist` profile (release without debug info, stripped) into
-//! `target/dist/`, so packaging never disturbs release builds someone is measuring. Files
+//! `target/dist/`, so packaging never disturbs release builds someone is measuring
+//! (`package-check` uses the quicker `package-check` profile, in `target/package-check/`). Files
 //! that exist only at package time (the binaries, man pages, completions, the policy example)
 //! are handed to the bundler as a configuration overlay (`--config`); the fixed ones are in
 //! `src-tauri/tauri.conf.json`.
@@ -20,8 +21,15 @@ use std::time::{Duration, Instant};
 
 use crate::{Result, cmd, fail, root, run_in, step, target_dir};
 
-/// The cargo profile packages are built with (root Cargo.toml).
-const PROFILE: &str = "dist";
+/// The cargo profile packages are built with (root Cargo.toml): `dist` for the packages
+/// people install, `package-check` (unoptimised, stripped: minutes instead of a quarter of an
+/// hour) for the ones `package-check` installs and removes again, whose contents and scripts
+/// are what it checks, not the code's speed.
+static PROFILE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+fn profile() -> &'static str {
+    PROFILE.get_or_init(|| "dist")
+}
 /// The ordinary user `package-check` runs `lapctl` as.
 const CI_USER: &str = "lapwing-ci-user";
 
@@ -41,7 +49,7 @@ pub fn setup_tools() -> Result {
 }
 
 fn dist_dir() -> PathBuf {
-    target_dir().join(PROFILE)
+    target_dir().join(profile())
 }
 
 fn bundle_dir() -> PathBuf {
@@ -70,21 +78,24 @@ pub fn build(appimage: Option<bool>) -> Result {
     let started = Instant::now();
     setup_tools()?;
     crate::build_ui()?;
-    step("build lapctl and lapd (profile dist)", || {
-        cmd(
-            "cargo",
-            &[
-                "build",
-                "--profile",
-                PROFILE,
-                "--locked",
-                "-p",
-                "lapctl",
-                "-p",
-                "lapd",
-            ],
-        )
-    })?;
+    step(
+        &format!("build lapctl and lapd (profile {})", profile()),
+        || {
+            cmd(
+                "cargo",
+                &[
+                    "build",
+                    "--profile",
+                    profile(),
+                    "--locked",
+                    "-p",
+                    "lapctl",
+                    "-p",
+                    "lapd",
+                ],
+            )
+        },
+    )?;
     let overlay = dist_dir().join("tauri.package.json");
     step("man pages and shell completions for lapctl", || {
         stage_generated(&overlay)
@@ -113,7 +124,7 @@ pub fn build(appimage: Option<bool>) -> Result {
                 utf8(&overlay),
                 "--",
                 "--profile",
-                PROFILE,
+                profile(),
                 "--locked",
             ],
             &[],
@@ -129,7 +140,7 @@ pub fn build(appimage: Option<bool>) -> Result {
                 "-p",
                 "lapd",
                 "--profile",
-                PROFILE,
+                profile(),
                 "--no-build",
                 "--output",
                 utf8(&out),
@@ -170,11 +181,14 @@ fn repack_deb() -> Result {
         let original = entry.path();
         let repacked = dir.join(format!("lapwing_{rest}"));
         cmd("dpkg-deb", &["-R", utf8(&original), utf8(&tree)])?;
+        // The packages people install get xz's best; the ones package-check installs and
+        // removes again the same format at its quickest (a minute less on CI).
+        let level = if profile() == "dist" { "-z9" } else { "-z1" };
         cmd(
             "dpkg-deb",
             &[
                 "-Zxz",
-                "-z9",
+                level,
                 "--root-owner-group",
                 "-b",
                 utf8(&tree),
@@ -411,6 +425,8 @@ pub fn check() -> Result {
         ));
     }
     let started = Instant::now();
+    // Only fails when already set: a build in this process already chose its profile.
+    let _ = PROFILE.set("package-check");
     build(Some(false))?;
     step(
         "package check: lapwing (install, inspect, purge)",
