@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lap_proto::{
     Activation, EphemeralSecret, PendingExchange, Request, SeedV1, ServerPublicKeys, Uuid,
@@ -269,6 +269,19 @@ pub fn activate(
     attempts: u32,
     wait: Duration,
 ) -> Option<Activation> {
+    activate_timed(server, public, installation, attempts, wait).map(|(activation, _)| activation)
+}
+
+/// [`activate`], also returning the time from the first request leaving to the answer
+/// arriving: a lost datagram's retry wait counts, the client's own sealing and opening of the
+/// answer do not (a debug build's crypto would otherwise be most of what is measured).
+pub fn activate_timed(
+    server: SocketAddr,
+    public: &ServerPublicKeys,
+    installation: &Installation,
+    attempts: u32,
+    wait: Duration,
+) -> Option<(Activation, Duration)> {
     let bind = if server.is_ipv4() {
         "127.0.0.1:0"
     } else {
@@ -278,6 +291,7 @@ pub fn activate(
     socket.connect(server).expect("connect");
     socket.set_read_timeout(Some(wait)).expect("timeout");
     let mut pending: Vec<PendingExchange> = Vec::new();
+    let mut first_sent: Option<Instant> = None;
     let mut buffer = [0u8; 2048];
     for attempt in 0..attempts {
         let mut secret = [0u8; 32];
@@ -291,11 +305,13 @@ pub fn activate(
         )
         .expect("request seals");
         pending.push(exchange);
+        first_sent.get_or_insert_with(Instant::now);
         socket.send(&datagram).expect("send");
-        if let Ok(len) = socket.recv(&mut buffer)
-            && let Ok((_, activation)) = open_any(&pending, &buffer[..len])
-        {
-            return Some(activation);
+        if let Ok(len) = socket.recv(&mut buffer) {
+            let arrived = Instant::now();
+            if let Ok((_, activation)) = open_any(&pending, &buffer[..len]) {
+                return Some((activation, arrived - first_sent?));
+            }
         }
     }
     None

@@ -17,8 +17,12 @@ const ED25519: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let text = || std::str::from_utf8(bytes).expect("UTF-8 seed");
     let accepted = match target {
-        "manifest" => Manifest::parse(text(), Path::new(name)).map(drop).map_err(|e| e.to_string()),
-        "policy" => Policy::parse(text(), Path::new(name)).map(drop).map_err(|e| e.to_string()),
+        "manifest" => Manifest::parse(text(), Path::new(name))
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        "policy" => Policy::parse(text(), Path::new(name))
+            .map(drop)
+            .map_err(|e| e.to_string()),
         "state_file" => State::parse(bytes).map(drop),
         "smbios" => parse_dump(bytes).map(drop),
         _ => unreachable!("unknown target {target}"),
@@ -26,7 +30,9 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
     if let Err(e) = accepted {
         panic!("seed {target}/{name} is refused by its parser: {e}");
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     std::fs::create_dir_all(&dir).expect("seed directory");
     std::fs::write(dir.join(name), bytes).expect("seed file");
 }
@@ -53,8 +59,13 @@ fn main() {
         .as_bytes(),
     );
 
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../installers/policy.example.toml");
-    write("policy", "example.toml", &std::fs::read(example).expect("installers/policy.example.toml"));
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../installers/policy.example.toml");
+    write(
+        "policy",
+        "example.toml",
+        &std::fs::read(example).expect("installers/policy.example.toml"),
+    );
     write(
         "policy",
         "locked.toml",
@@ -72,7 +83,10 @@ fn main() {
         in_compliance: Some(true),
         features: vec!["pro".into(), "export".into()],
         notice: Some("Thank you".into()),
-        server: Some(ServerUsed { address: "127.0.0.1:4711".into(), source: ServerSource::Srv }),
+        server: Some(ServerUsed {
+            address: "127.0.0.1:4711".into(),
+            source: ServerSource::Srv,
+        }),
         without_key: false,
     });
     product.warnings_sent = vec!["not-after/30d".into()];
@@ -84,12 +98,21 @@ fn main() {
         highest_time_seen: 1_795_000_100,
         global_override: Some("lap.example.com:4711".into()),
         pinned_anchor: Some("smbios".into()),
-        products: BTreeMap::from([("acme-studio".into(), product), ("acme-export".into(), addon)]),
+        products: BTreeMap::from([
+            ("acme-studio".into(), product),
+            ("acme-export".into(), addon),
+        ]),
         ..State::default()
     };
     let text = serde_json::to_string_pretty(&state).expect("state serializes");
     write("state_file", "two-products.json", text.as_bytes());
-    write("state_file", "empty.json", serde_json::to_string_pretty(&State::default()).expect("state").as_bytes());
+    write(
+        "state_file",
+        "empty.json",
+        serde_json::to_string_pretty(&State::default())
+            .expect("state")
+            .as_bytes(),
+    );
 
     let version = SmbiosVersion { major: 3, minor: 3 };
     let w = desktop(version, uuid(0x4c4c_4544_0042_3510_8032_b4c04f4e3732));
@@ -97,7 +120,11 @@ fn main() {
     write("smbios", "windows.bin", &w.windows_header(version));
     write("smbios", "dmidecode-sm3.bin", &w.dmidecode_sm3(version));
     let old = SmbiosVersion { major: 2, minor: 7 };
-    write("smbios", "dmidecode-sm.bin", &desktop(old, uuid(0x1234_5678)).dmidecode_sm(old));
+    write(
+        "smbios",
+        "dmidecode-sm.bin",
+        &desktop(old, uuid(0x1234_5678)).dmidecode_sm(old),
+    );
 }
 
 fn uuid(n: u128) -> uuid::Uuid {

@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let file = Path::new("fuzz.toml");
     let parsed = Manifest::parse(text, file);
-    assert_eq!(parsed, Manifest::parse(text, file), "parse is not deterministic");
+    assert_eq!(
+        parsed,
+        Manifest::parse(text, file),
+        "parse is not deterministic"
+    );
     match parsed {
         Ok(m) => {
             assert!(is_valid_id(&m.id), "accepted id {:?}", m.id);
@@ -29,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(m.file, file);
         }
         Err(e) => {
-            assert!(!e.field.is_empty() && !e.reason.is_empty(), "bare error {e:?}");
+            assert!(
+                !e.field.is_empty() && !e.reason.is_empty(),
+                "bare error {e:?}"
+            );
             assert_eq!(e.file, file);
         }
     }
