@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Smoke-runs every lap-proto fuzz target for a few seconds each.
+# Smoke-runs every target of the fuzz crate it sits in for a few seconds each: lap-proto's,
+# and lapwing-core's (whose smoke.sh is a link to this one). With 600 seconds it is a
+# campaign (tests/RELIABILITY.md).
 #
 #   fuzz/smoke.sh [SECONDS_PER_TARGET]      (default 20)
 #
@@ -14,7 +16,8 @@
 #
 # Environment: CARGO_TARGET_DIR (default: fuzz/target), FUZZ_SANITIZER (address, the
 # cargo-fuzz default, or none: about twice the exec/s; lap-proto has no unsafe code, the
-# sanitizer only watches its dependencies).
+# sanitizer only watches its dependencies), FUZZ_PROFILE (release, the default, or dev:
+# unoptimised with overflow checks, built in less than half the time, for a short smoke).
 set -euo pipefail
 
 secs="${1:-20}"
@@ -25,10 +28,20 @@ case "$secs" in
 	;;
 esac
 
+# The directory of the path it was started by, not of the link's target.
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 crate_dir="$(dirname "$fuzz_dir")"
 target_dir="${CARGO_TARGET_DIR:-$fuzz_dir/target}"
 sanitizer="${FUZZ_SANITIZER:-address}"
+profile=()
+case "${FUZZ_PROFILE:-release}" in
+release) ;;
+dev) profile=(--dev) ;;
+*)
+	echo "FUZZ_PROFILE is release or dev, not ${FUZZ_PROFILE}" >&2
+	exit 2
+	;;
+esac
 export CARGO_TARGET_DIR="$target_dir"
 # cargo-fuzz passes -Z flags to rustc; this lets the stable compiler accept them.
 export RUSTC_BOOTSTRAP=1
@@ -50,13 +63,13 @@ fi
 rm -f "$target_dir/.rustc_info.json"
 
 cd "$crate_dir"
-echo "== building fuzz targets (sanitizer: $sanitizer, target dir: $target_dir)"
+echo "== building fuzz targets (sanitizer: $sanitizer, profile: ${FUZZ_PROFILE:-release}, target dir: $target_dir)"
 build_start=$(date +%s)
-cargo fuzz build --target-dir "$target_dir" --sanitizer "$sanitizer"
+cargo fuzz build "${profile[@]}" --target-dir "$target_dir" --sanitizer "$sanitizer"
 build_secs=$(($(date +%s) - build_start))
 
 mapfile -t targets < <(cargo fuzz list)
-work="$(mktemp -d "${TMPDIR:-/tmp}/lap-proto-fuzz.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/$(basename "$crate_dir")-fuzz.XXXXXX")"
 failed=()
 summary=()
 
@@ -69,7 +82,7 @@ for t in "${targets[@]}"; do
 	echo "== $t: ${secs}s"
 	rc=0
 	# shellcheck disable=SC2086 # $seeds is empty or one path without spaces
-	cargo fuzz run --target-dir "$target_dir" --sanitizer "$sanitizer" "$t" "$corpus" $seeds -- \
+	cargo fuzz run "${profile[@]}" --target-dir "$target_dir" --sanitizer "$sanitizer" "$t" "$corpus" $seeds -- \
 		-max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1 || rc=$?
 	done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
 	execs="$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' "$log" | tail -n 1)"
