@@ -31,12 +31,23 @@ pub struct FileWrite<'a> {
 /// temporary is written first, then all are flushed (by up to `parallel` threads, so that
 /// the device can join flushes that wait at the same time), then each is renamed, then each
 /// directory is flushed once, not once per file. For N files in one directory that is N file
-/// flushes side by side and one directory flush instead of 2N flushes one after another.
+/// flushes side by side and one directory flush instead of 2N flushes one after another
+/// (per round of 256 files, to stay far from the limit on open files).
 ///
 /// Each file's result is its own, in the order given: a file that fails keeps its old content
 /// and leaves no temporary, and the others still land. When this returns `Ok` for a file, its
 /// new content and its name are both on disk.
 pub fn write_all_atomically(files: &[FileWrite<'_>], parallel: usize) -> Vec<std::io::Result<()>> {
+    // Each staged file holds a descriptor until its rename: in rounds, so that a batch of
+    // thousands never runs into the process's limit on open files (often 1,024).
+    const FILES_PER_ROUND: usize = 256;
+    files
+        .chunks(FILES_PER_ROUND)
+        .flat_map(|round| write_round(round, parallel))
+        .collect()
+}
+
+fn write_round(files: &[FileWrite<'_>], parallel: usize) -> Vec<std::io::Result<()>> {
     // Stage 1: temporaries written, not yet flushed.
     let mut staged: Vec<std::io::Result<(PathBuf, File)>> = files
         .iter()
@@ -302,11 +313,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let other = dir.path().join("other");
         std::fs::create_dir(&other).expect("mkdir");
-        let paths: Vec<PathBuf> = (0..40)
+        // More than one round of 256 open temporaries.
+        let paths: Vec<PathBuf> = (0..600)
             .map(|n| if n % 3 == 0 { &other } else { dir.path() }.join(format!("r{n}.json")))
             .collect();
         std::fs::write(&paths[5], b"old").expect("old content");
-        let bodies: Vec<Vec<u8>> = (0..40)
+        let bodies: Vec<Vec<u8>> = (0..600)
             .map(|n| format!("record {n}").into_bytes())
             .collect();
         let files: Vec<FileWrite<'_>> = paths
@@ -320,7 +332,7 @@ mod tests {
             .collect();
         for parallel in [1, 8] {
             let results = write_all_atomically(&files, parallel);
-            assert_eq!(results.len(), 40);
+            assert_eq!(results.len(), 600);
             assert!(results.iter().all(Result::is_ok), "{results:?}");
             for (path, bytes) in paths.iter().zip(&bodies) {
                 assert_eq!(&std::fs::read(path).expect("read"), bytes);
