@@ -288,9 +288,9 @@ fn main() -> ExitCode {
         ["demo"] => demo::run(false),
         ["demo", "--exit"] => demo::run(true),
         ["bench"] => bench::run(),
-        ["package"] => package::build(None),
-        ["package", "--appimage"] => package::build(Some(true)),
-        ["package", "--no-appimage"] => package::build(Some(false)),
+        ["package"] => package::build(None, package::Profile::Dist),
+        ["package", "--appimage"] => package::build(Some(true), package::Profile::Dist),
+        ["package", "--no-appimage"] => package::build(Some(false), package::Profile::Dist),
         ["package-check"] => package::check(),
         ["bench", "tray"] => bench_tray::run(),
         ["vectors"] => setup().and_then(|()| {

@@ -21,15 +21,43 @@ use std::time::{Duration, Instant};
 
 use crate::{Result, cmd, fail, root, run_in, step, target_dir};
 
-/// The cargo profile packages are built with (root Cargo.toml): `dist` for the packages
-/// people install, `package-check` (unoptimised, stripped: minutes instead of a quarter of an
-/// hour) for the ones `package-check` installs and removes again, whose contents and scripts
-/// are what it checks, not the code's speed.
-static PROFILE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-
-fn profile() -> &'static str {
-    PROFILE.get_or_init(|| "dist")
+/// The cargo profile packages are built with (root Cargo.toml), and so where they land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `dist`: the packages people install.
+    Dist,
+    /// `package-check`: unoptimised and stripped, minutes instead of a quarter of an hour,
+    /// for the packages `package-check` installs and removes again, whose contents and
+    /// scripts are what it checks, not the code's speed.
+    Check,
 }
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Dist => "dist",
+            Self::Check => "package-check",
+        }
+    }
+
+    fn dir(self) -> PathBuf {
+        target_dir().join(self.name())
+    }
+
+    fn bundle_dir(self) -> PathBuf {
+        self.dir().join("bundle")
+    }
+
+    /// The packages people install get xz's best; the ones package-check installs and
+    /// removes again the same format at its quickest (a minute less on CI).
+    fn xz_level(self) -> &'static str {
+        match self {
+            Self::Dist => "-z9",
+            Self::Check => "-z1",
+        }
+    }
+}
+
 /// The ordinary user `package-check` runs `lapctl` as.
 const CI_USER: &str = "lapwing-ci-user";
 
@@ -46,14 +74,6 @@ pub fn setup_tools() -> Result {
             cmd("cargo", &["install", "cargo-deb", "--locked"])
         }
     })
-}
-
-fn dist_dir() -> PathBuf {
-    target_dir().join(profile())
-}
-
-fn bundle_dir() -> PathBuf {
-    dist_dir().join("bundle")
 }
 
 fn utf8(path: &Path) -> &str {
@@ -74,19 +94,19 @@ fn appimage_tools_cached() -> bool {
 }
 
 /// Builds every package and prints where each one is and its size.
-pub fn build(appimage: Option<bool>) -> Result {
+pub fn build(appimage: Option<bool>, profile: Profile) -> Result {
     let started = Instant::now();
     setup_tools()?;
     crate::build_ui()?;
     step(
-        &format!("build lapctl and lapd (profile {})", profile()),
+        &format!("build lapctl and lapd (profile {})", profile.name()),
         || {
             cmd(
                 "cargo",
                 &[
                     "build",
                     "--profile",
-                    profile(),
+                    profile.name(),
                     "--locked",
                     "-p",
                     "lapctl",
@@ -96,9 +116,9 @@ pub fn build(appimage: Option<bool>) -> Result {
             )
         },
     )?;
-    let overlay = dist_dir().join("tauri.package.json");
+    let overlay = profile.dir().join("tauri.package.json");
     step("man pages and shell completions for lapctl", || {
-        stage_generated(&overlay)
+        stage_generated(profile, &overlay)
     })?;
     let appimage = appimage.unwrap_or_else(appimage_tools_cached);
     let bundles = if appimage {
@@ -124,15 +144,17 @@ pub fn build(appimage: Option<bool>) -> Result {
                 utf8(&overlay),
                 "--",
                 "--profile",
-                profile(),
+                profile.name(),
                 "--locked",
             ],
             &[],
         )
     })?;
-    step("the tray app's .deb recompressed (xz)", repack_deb)?;
+    step("the tray app's .deb recompressed (xz)", || {
+        repack_deb(profile)
+    })?;
     step("the lapd package (cargo deb)", || {
-        let out = bundle_dir().join("deb");
+        let out = profile.bundle_dir().join("deb");
         cmd(
             "cargo",
             &[
@@ -140,7 +162,7 @@ pub fn build(appimage: Option<bool>) -> Result {
                 "-p",
                 "lapd",
                 "--profile",
-                profile(),
+                profile.name(),
                 "--no-build",
                 "--output",
                 utf8(&out),
@@ -151,7 +173,7 @@ pub fn build(appimage: Option<bool>) -> Result {
         "\npackages (built in {:.0} s):",
         started.elapsed().as_secs_f64()
     );
-    for package in packages() {
+    for package in packages(profile) {
         let size = std::fs::metadata(&package).map_or(0, |m| m.len());
         #[allow(clippy::cast_precision_loss, reason = "a size to print")]
         let mib = size as f64 / (1024.0 * 1024.0);
@@ -164,8 +186,8 @@ pub fn build(appimage: Option<bool>) -> Result {
 /// Rebuilt with xz, what dpkg-deb itself uses, it is half the size (about 6 MB instead of 12,
 /// under the 10 MB target), and named as Debian names packages (`lapwing_…`, the package's
 /// own name).
-fn repack_deb() -> Result {
-    let dir = bundle_dir().join("deb");
+fn repack_deb(profile: Profile) -> Result {
+    let dir = profile.bundle_dir().join("deb");
     let entries = std::fs::read_dir(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -176,19 +198,16 @@ fn repack_deb() -> Result {
         else {
             continue;
         };
-        let tree = dist_dir().join("deb-tree");
+        let tree = profile.dir().join("deb-tree");
         let _ = std::fs::remove_dir_all(&tree);
         let original = entry.path();
         let repacked = dir.join(format!("lapwing_{rest}"));
         cmd("dpkg-deb", &["-R", utf8(&original), utf8(&tree)])?;
-        // The packages people install get xz's best; the ones package-check installs and
-        // removes again the same format at its quickest (a minute less on CI).
-        let level = if profile() == "dist" { "-z9" } else { "-z1" };
         cmd(
             "dpkg-deb",
             &[
                 "-Zxz",
-                level,
+                profile.xz_level(),
                 "--root-owner-group",
                 "-b",
                 utf8(&tree),
@@ -201,11 +220,11 @@ fn repack_deb() -> Result {
     Ok(())
 }
 
-/// Every package in target/dist/bundle, sorted.
-fn packages() -> Vec<PathBuf> {
+/// Every package in the profile's bundle directory, sorted.
+fn packages(profile: Profile) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for kind in ["deb", "rpm", "appimage"] {
-        let Ok(entries) = std::fs::read_dir(bundle_dir().join(kind)) else {
+        let Ok(entries) = std::fs::read_dir(profile.bundle_dir().join(kind)) else {
             continue;
         };
         for entry in entries.flatten() {
@@ -224,11 +243,11 @@ fn packages() -> Vec<PathBuf> {
 }
 
 /// Writes what `lapctl` generates about itself (man pages, completions) into
-/// target/dist/stage and writes the bundler overlay that places them, with the binary and
+/// the profile's `stage/` and writes the bundler overlay that places them, with the binary and
 /// the policy example, to `overlay`.
-fn stage_generated(overlay_path: &Path) -> Result {
-    let lapctl = dist_dir().join("lapctl");
-    let stage = dist_dir().join("stage");
+fn stage_generated(profile: Profile, overlay_path: &Path) -> Result {
+    let lapctl = profile.dir().join("lapctl");
+    let stage = profile.dir().join("stage");
     // Stale pages of a subcommand that no longer exists must not be packaged.
     let _ = std::fs::remove_dir_all(&stage);
     let man = stage.join("man1");
@@ -363,8 +382,9 @@ fn purge_leaving_nothing(package: &str, files: &[PathBuf]) -> Result {
 }
 
 fn apt(args: &[&str]) -> Result {
+    // Packages are named by absolute path: the directory it runs in does not matter.
     run_in(
-        &bundle_dir().join("deb"),
+        &root(),
         "apt-get",
         args,
         &[("DEBIAN_FRONTEND", "noninteractive")],
@@ -387,8 +407,8 @@ fn package_files(package: &str) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-fn deb_named(prefix: &str) -> Result<PathBuf> {
-    packages()
+fn deb_named(profile: Profile, prefix: &str) -> Result<PathBuf> {
+    packages(profile)
         .into_iter()
         .find(|p| {
             p.extension().is_some_and(|e| e == "deb")
@@ -396,7 +416,12 @@ fn deb_named(prefix: &str) -> Result<PathBuf> {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(prefix))
         })
-        .ok_or_else(|| fail(format!("no {prefix}*.deb in {}", bundle_dir().display())))
+        .ok_or_else(|| {
+            fail(format!(
+                "no {prefix}*.deb in {}",
+                profile.bundle_dir().display()
+            ))
+        })
 }
 
 fn systemd_running() -> bool {
@@ -425,9 +450,7 @@ pub fn check() -> Result {
         ));
     }
     let started = Instant::now();
-    // Only fails when already set: a build in this process already chose its profile.
-    let _ = PROFILE.set("package-check");
-    build(Some(false))?;
+    build(Some(false), Profile::Check)?;
     step(
         "package check: lapwing (install, inspect, purge)",
         check_lapwing,
@@ -441,7 +464,7 @@ pub fn check() -> Result {
 }
 
 fn check_lapwing() -> Result {
-    let deb = deb_named("lapwing_")?;
+    let deb = deb_named(Profile::Check, "lapwing_")?;
     if installed("lapwing") {
         apt(&["purge", "-y", "lapwing"])?;
     }
@@ -592,7 +615,7 @@ fn ensure_ci_user() -> Result {
 }
 
 fn check_lapd() -> Result {
-    let deb = deb_named("lapd_")?;
+    let deb = deb_named(Profile::Check, "lapd_")?;
     if installed("lapd") {
         apt(&["purge", "-y", "lapd"])?;
     }
