@@ -83,6 +83,7 @@ struct Scheduled {
 }
 
 /// Where a scheduled datagram goes.
+#[derive(Clone)]
 enum Route {
     /// To the server, from the back socket of the client that sent it.
     ToServer(Arc<UdpSocket>),
@@ -160,10 +161,7 @@ impl Shared {
             queue.0.push(Scheduled {
                 at,
                 seq,
-                route: match route {
-                    Route::ToServer(back) => Route::ToServer(Arc::clone(back)),
-                    Route::ToClient(client) => Route::ToClient(*client),
-                },
+                route: route.clone(),
                 bytes: bytes.to_vec(),
             });
         }
