@@ -11,8 +11,7 @@
     reason = "rates and percentiles over counts far below 2^52"
 )]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lap_proto::{
@@ -20,7 +19,6 @@ use lap_proto::{
     seal_request,
 };
 use serde::Serialize;
-use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
 /// The longest run that stays inside the server's clock window with margin.
@@ -66,6 +64,9 @@ pub struct BenchReport {
     pub sent: u64,
     pub answered: u64,
     pub timeouts: u64,
+    /// Requests sent more than 0.5 ms after they were due (see `LATE_SEND`): when this is not
+    /// small, raise `--concurrency`, or the generator's own core is the limit.
+    pub late_sends: u64,
     /// Sampled answers opened and fully checked, and how many failed.
     pub verified: u64,
     pub invalid: u64,
@@ -84,13 +85,14 @@ impl std::fmt::Display for BenchReport {
         };
         write!(
             f,
-            "target {target}, {} clients, {:.1} s: sent {}, answered {}, timeouts {}, verified {} ({} invalid)\n\
+            "target {target}, {} clients, {:.1} s: sent {}, answered {}, timeouts {}, sent late {}, verified {} ({} invalid)\n\
              responses/s {:.0}   latency p50 {} µs   p99 {} µs   max {} µs",
             self.concurrency,
             self.seconds,
             self.sent,
             self.answered,
             self.timeouts,
+            self.late_sends,
             self.verified,
             self.invalid,
             self.responses_per_second,
@@ -155,86 +157,68 @@ fn prebuild(config: &BenchConfig) -> Result<Vec<Prebuilt>, BenchError> {
         .collect()
 }
 
+/// Every this many answers one is opened and checked in full.
+const VERIFY_EVERY: u64 = 50;
+
+/// A request sent this long after it was due is counted in `late_sends`: the generator, not
+/// the server, held it back (every socket was waiting for an answer, or this core stalled).
+const LATE_SEND: Duration = Duration::from_micros(500);
+
+/// An answer later than this is a timeout; its socket is replaced so that the late answer
+/// cannot pass for the next request's.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A request on the wire, waiting for its answer on its own socket.
+struct InFlight {
+    request: usize,
+    /// When the request was due: latency counts from here, so a request the generator could
+    /// only send late (every socket busy) is not flattered by its late start.
+    due: Instant,
+    sent: Instant,
+    measured: bool,
+}
+
+struct Client {
+    socket: UdpSocket,
+    in_flight: Option<InFlight>,
+}
+
+fn client_socket(server: SocketAddr) -> Result<UdpSocket, BenchError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.connect(server)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 #[derive(Default)]
-struct ClientTally {
+struct Tally {
     sent: u64,
     answered: u64,
     timeouts: u64,
+    late_sends: u64,
     verified: u64,
     invalid: u64,
     latencies_us: Vec<u64>,
 }
 
-/// Every this many answers one is opened and checked in full.
-const VERIFY_EVERY: u64 = 50;
-
-async fn client(
-    index: usize,
-    config: Arc<BenchConfig>,
-    requests: Arc<Vec<Prebuilt>>,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-) -> Result<ClientTally, BenchError> {
-    let bind: SocketAddr = if config.server.is_ipv4() {
-        "0.0.0.0:0".parse()
-    } else {
-        "[::]:0".parse()
-    }
-    .map_err(|_| BenchError::Usage("bind".into()))?;
-    let socket = UdpSocket::bind(bind).await?;
-    socket.connect(config.server).await?;
-    let mut tally = ClientTally::default();
-    let mut buffer = [0u8; 2048];
-    let pace = (config.rate > 0)
-        .then(|| Duration::from_secs_f64(config.concurrency as f64 / f64::from(config.rate)));
-    let mut next_send = start
-        + pace.map_or(Duration::ZERO, |p| {
-            p.mul_f64(index as f64 / config.concurrency as f64)
-        });
-    let mut n = index;
-    while Instant::now() < end {
-        if let Some(pace) = pace {
-            tokio::time::sleep_until(next_send.into()).await;
-            next_send += pace;
-        }
-        let item = &requests[n % requests.len()];
-        n += config.concurrency;
-        let sent_at = Instant::now();
-        socket.send(&item.datagram).await?;
-        let measuring = sent_at >= measure_from;
-        if measuring {
-            tally.sent += 1;
-        }
-        match tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buffer)).await {
-            Ok(Ok(len)) => {
-                let latency = sent_at.elapsed();
-                if measuring {
-                    tally.answered += 1;
-                    tally
-                        .latencies_us
-                        .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
-                    if tally.answered % VERIFY_EVERY == 1 {
-                        match item.pending.open(&buffer[..len]) {
-                            Ok(_) => tally.verified += 1,
-                            Err(_) => tally.invalid += 1,
-                        }
-                    }
-                }
-            }
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {
-                if measuring {
-                    tally.timeouts += 1;
-                }
-            }
-        }
-    }
-    Ok(tally)
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Runs the load and returns the figures. Uses the calling thread only.
-pub fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
+/// Runs the load and returns the figures. Uses the calling thread only, and keeps it busy:
+/// the generator polls its sockets instead of sleeping, so that neither the time it takes to
+/// wake up nor lapd's cost of waking it (a sleeping vCPU on the same machine; a real
+/// server's answers leave through a network card) is counted against the server.
+///
+/// With a rate the load is open-loop: request k is due at start + k / rate whatever the
+/// answers do, and its latency counts from that instant. Without one, each of the
+/// `concurrency` sockets sends its next request as soon as its answer is in.
+pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     if config.seconds <= 0.0 || config.seconds > MAX_SECONDS {
         return Err(BenchError::Usage(format!(
             "--seconds must be in (0, {MAX_SECONDS}]: requests are built up front and the server accepts them for 30 s"
@@ -245,42 +229,90 @@ pub fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
             "--concurrency and --requests must be at least 1".into(),
         ));
     }
-    let requests = Arc::new(prebuild(&config)?);
-    let config = Arc::new(config);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let warmup = Duration::from_millis(500);
-    let tallies = runtime.block_on(async {
-        let start = Instant::now();
-        let measure_from = start + warmup;
-        let end = measure_from + Duration::from_secs_f64(config.seconds);
-        let tasks: Vec<_> = (0..config.concurrency)
-            .map(|i| {
-                tokio::spawn(client(
-                    i,
-                    Arc::clone(&config),
-                    Arc::clone(&requests),
-                    start,
-                    measure_from,
-                    end,
-                ))
+    let requests = prebuild(config)?;
+    let mut clients = (0..config.concurrency)
+        .map(|_| {
+            Ok(Client {
+                socket: client_socket(config.server)?,
+                in_flight: None,
             })
-            .collect();
-        let mut out = Vec::new();
-        for task in tasks {
-            out.push(task.await.map_err(|e| BenchError::Usage(e.to_string()))??);
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
+    let interval = (config.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(config.rate)));
+    let warmup = Duration::from_millis(500);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + Duration::from_secs_f64(config.seconds);
+    let mut total = Tally::default();
+    let mut buffer = [0u8; 2048];
+    let mut next_due = start;
+    let mut next_request = 0usize;
+    let mut next_client = 0usize;
+    loop {
+        let now = Instant::now();
+        let sending = now < end;
+        if !sending && clients.iter().all(|c| c.in_flight.is_none()) {
+            break;
         }
-        Ok::<_, BenchError>(out)
-    })?;
-    let mut total = ClientTally::default();
-    for t in tallies {
-        total.sent += t.sent;
-        total.answered += t.answered;
-        total.timeouts += t.timeouts;
-        total.verified += t.verified;
-        total.invalid += t.invalid;
-        total.latencies_us.extend(t.latencies_us);
+        // Send what is due, each request on a free socket (round robin).
+        while sending && interval.is_none_or(|_| next_due <= now) {
+            let Some(index) = (0..clients.len())
+                .map(|k| (next_client + k) % clients.len())
+                .find(|&k| clients[k].in_flight.is_none())
+            else {
+                break;
+            };
+            next_client = (index + 1) % clients.len();
+            let due = if interval.is_some() { next_due } else { now };
+            let request = next_request % requests.len();
+            next_request += 1;
+            clients[index].socket.send(&requests[request].datagram)?;
+            let measured = due >= measure_from;
+            if measured && now.saturating_duration_since(due) > LATE_SEND {
+                total.late_sends += 1;
+            }
+            total.sent += u64::from(measured);
+            clients[index].in_flight = Some(InFlight {
+                request,
+                due,
+                sent: Instant::now(),
+                measured,
+            });
+            if let Some(interval) = interval {
+                next_due += interval;
+            }
+        }
+        // Collect what has come back.
+        for client in &mut clients {
+            let Some(flight) = &client.in_flight else {
+                continue;
+            };
+            match client.socket.recv(&mut buffer) {
+                Ok(len) => {
+                    if flight.measured {
+                        total.answered += 1;
+                        total.latencies_us.push(micros(flight.due.elapsed()));
+                        if total.answered % VERIFY_EVERY == 1 {
+                            match requests[flight.request].pending.open(&buffer[..len]) {
+                                Ok(_) => total.verified += 1,
+                                Err(_) => total.invalid += 1,
+                            }
+                        }
+                    }
+                    client.in_flight = None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if flight.sent.elapsed() > ANSWER_TIMEOUT {
+                        total.timeouts += u64::from(flight.measured);
+                        *client = Client {
+                            socket: client_socket(config.server)?,
+                            in_flight: None,
+                        };
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     total.latencies_us.sort_unstable();
     let percentile = |p: f64| -> u64 {
@@ -298,6 +330,7 @@ pub fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         sent: total.sent,
         answered: total.answered,
         timeouts: total.timeouts,
+        late_sends: total.late_sends,
         verified: total.verified,
         invalid: total.invalid,
         responses_per_second: total.answered as f64 / config.seconds,
@@ -305,4 +338,153 @@ pub fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         p99_us: percentile(0.99),
         max_us: total.latencies_us.last().copied().unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use lap_proto::ServerSecretKeys;
+
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::ratelimit::RateLimiter;
+    use crate::server::{Server, bind, run as serve};
+    use crate::store::Store;
+
+    const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
+
+    /// A real lapd on loopback, serving evaluations of `SKU`, stopped when dropped.
+    struct Running {
+        server: Arc<Server>,
+        address: SocketAddr,
+        public: ServerPublicKeys,
+    }
+
+    impl Running {
+        fn start() -> Self {
+            let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
+            let public = keys.public().clone();
+            let catalog = Catalog::parse(
+                &format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench\"\nevaluation_days = 30\n"),
+                Path::new("bench.toml"),
+            )
+            .expect("catalog");
+            let server = Arc::new(Server::new(
+                keys,
+                catalog,
+                Store::in_memory().expect("store"),
+                RateLimiter::new(0, 0),
+                0,
+            ));
+            let sockets = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("bind");
+            let address = sockets[0].local_addr().expect("address");
+            let serving = Arc::clone(&server);
+            std::thread::spawn(move || serve(&serving, sockets));
+            Self {
+                server,
+                address,
+                public,
+            }
+        }
+
+        fn config(&self, rate: u32, seconds: f64) -> BenchConfig {
+            BenchConfig {
+                server: self.address,
+                public_keys: self.public.clone(),
+                sku: SKU,
+                key: None,
+                addon: false,
+                rate,
+                seconds,
+                concurrency: 4,
+                distinct_requests: 8,
+                machine_hash: [7; 32],
+            }
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.server.stop_flag().store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn as_fast_as_answers_come_every_request_is_answered_and_sampled_answers_verify() {
+        let lapd = Running::start();
+        let report = run(&lapd.config(0, 0.5)).expect("the load runs");
+        assert!(report.answered > 0);
+        assert_eq!(report.answered, report.sent);
+        assert_eq!((report.timeouts, report.invalid), (0, 0));
+        assert!(report.verified >= 1);
+        assert!(report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+        assert_eq!(report.late_sends, 0, "nothing is due late without a rate");
+    }
+
+    #[test]
+    fn a_rate_sends_exactly_that_many_requests_per_second_measured() {
+        let lapd = Running::start();
+        let report = run(&lapd.config(200, 1.0)).expect("the load runs");
+        // Open loop: one request due every 5 ms over the measured second, whatever the answers.
+        assert!(
+            (199..=201).contains(&report.sent),
+            "sent {} at 200/s for 1 s",
+            report.sent
+        );
+        assert_eq!(report.answered, report.sent);
+        assert_eq!(report.invalid, 0);
+    }
+
+    #[test]
+    fn answers_that_do_not_open_are_counted_invalid() {
+        let lapd = Running::start();
+        // Not lapd: a peer that answers every datagram with 152 zero bytes.
+        let echo = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        echo.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut config = lapd.config(0, 0.3);
+        config.server = echo.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 2048];
+            while let Ok((_, from)) = echo.recv_from(&mut buffer) {
+                let _ = echo.send_to(&[0u8; 152], from);
+            }
+        });
+        let report = run(&config).expect("the load runs");
+        assert!(report.answered > 0);
+        assert_eq!(report.verified, 0);
+        assert!(report.invalid >= 1);
+    }
+
+    #[test]
+    fn requests_the_server_cannot_open_time_out() {
+        let lapd = Running::start();
+        let mut config = lapd.config(0, 0.2);
+        // Sealed to another server's keys: lapd drops every one, silently.
+        config.public_keys = ServerSecretKeys::from_bytes([0x43; 32], &[0x44; 32])
+            .public()
+            .clone();
+        let report = run(&config).expect("the load runs");
+        assert_eq!(report.answered, 0);
+        assert!(report.sent > 0);
+        assert_eq!(report.timeouts, report.sent);
+    }
+
+    #[test]
+    fn a_run_longer_than_the_clock_window_or_with_no_clients_is_refused() {
+        let lapd = Running::start();
+        for config in [
+            lapd.config(0, 0.0),
+            lapd.config(0, MAX_SECONDS + 1.0),
+            BenchConfig {
+                concurrency: 0,
+                ..lapd.config(0, 1.0)
+            },
+        ] {
+            assert!(matches!(run(&config), Err(BenchError::Usage(_))));
+        }
+    }
 }

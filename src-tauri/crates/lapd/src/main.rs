@@ -332,7 +332,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let public_keys = read_public_keys(&args.target.public)?;
     let key = parse_key(args.target.key.as_deref())?;
     let machine_hash = random_machine_hash()?;
-    let report = bench::run(bench::BenchConfig {
+    let report = bench::run(&bench::BenchConfig {
         server: args.target.server,
         public_keys,
         sku: args.target.sku,
