@@ -471,6 +471,7 @@ fn check_lapwing() -> Result {
     let _ = std::fs::remove_dir_all("/var/lib/lapwing");
     apt(&["install", "-y", "--no-install-recommends", utf8(&deb)])?;
     let files = package_files("lapwing")?;
+    check_glibc_dependency(&deb, &["/usr/bin/lapwing", "/usr/bin/lapctl"])?;
 
     let version = output("lapctl", &["--version"])?;
     expect(
@@ -570,6 +571,38 @@ fn check_lapwing() -> Result {
         expect(!Path::new(path).exists(), &format!("{path} is gone"))?;
     }
     Ok(())
+}
+
+/// The package must ask for a glibc at least as new as the newest symbol version its binaries
+/// use (the bundler adds only the GUI libraries): an older one fails at start with "version
+/// `GLIBC_2.xx' not found".
+fn check_glibc_dependency(deb: &Path, binaries: &[&str]) -> Result {
+    let depends = output("dpkg-deb", &["--field", utf8(deb), "Depends"])?;
+    let declared = depends
+        .split(',')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("libc6 (>= ")?.strip_suffix(')'))
+        .map(str::to_owned)
+        .ok_or_else(|| fail(format!("the package does not depend on libc6: {depends}")))?;
+    for binary in binaries {
+        let symbols = output("objdump", &["--dynamic-syms", binary])?;
+        let needed = symbols
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+            .filter_map(|word| word.strip_prefix("GLIBC_"))
+            .max_by(|a, b| version_order(a, b))
+            .unwrap_or("0");
+        expect(
+            version_order(needed, &declared).is_le(),
+            &format!("{binary} needs glibc {needed}; the package asks for libc6 >= {declared}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Dotted versions compared number by number ("2.9" < "2.34").
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let numbers = |v: &str| -> Vec<u64> { v.split('.').map(|n| n.parse().unwrap_or(0)).collect() };
+    numbers(a).cmp(&numbers(b))
 }
 
 /// The login start agreement: once the app has recorded a choice, the system-wide entry's
