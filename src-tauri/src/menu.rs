@@ -231,32 +231,11 @@ pub fn date(unix: u64) -> String {
 /// The product's line in the menu (also `ProductStatus.line` for the windows):
 /// "Activated until 12 Mar 2027", "Evaluation: 9 days left", "Not activated: key not accepted".
 pub fn line(s: &ProductStatus) -> String {
-    let until = |prefix: &str| match s.not_after {
-        Some(end) => format!("{prefix} until {}", date(end)),
-        None => prefix.to_owned(),
-    };
-    let mut text = match s.state {
-        Phase::Activated => until("Activated"),
-        Phase::RenewalDue => format!("{} (renewal due)", until("Activated")),
-        Phase::Expired => match s.not_after {
-            Some(end) => format!("Expired on {}", date(end)),
-            None => "Expired".to_owned(),
-        },
-        Phase::Evaluation => match s.days_left {
-            Some(1) => "Evaluation: 1 day left".to_owned(),
-            Some(n) => format!("Evaluation: {n} days left"),
-            None => "Evaluation".to_owned(),
-        },
-        Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
-        Phase::Unlicensed => match failure_reason(s) {
-            Some(reason) => format!("Not activated: {reason}"),
-            None => "Not activated".to_owned(),
-        },
-    };
-    if s.in_compliance == Some(false) {
-        text.push_str(" (out of compliance)");
+    let headline = s.headline(date);
+    match failure_reason(s) {
+        Some(reason) if s.state == Phase::Unlicensed => format!("{headline}: {reason}"),
+        _ => headline,
     }
-    text
 }
 
 /// A few words on why the last attempt failed. The engine's diagnosis sentences are long and

@@ -136,31 +136,7 @@ fn date(unix: u64) -> String {
 
 /// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …
 pub fn describe(status: &ProductStatus) -> String {
-    let until = |prefix: &str| match status.not_after {
-        Some(end) => format!("{prefix} until {}", date(end)),
-        None => prefix.to_owned(),
-    };
-    let mut text = match status.state {
-        Phase::Activated => until("Activated"),
-        Phase::RenewalDue => until("Activated (renewal due)"),
-        Phase::Expired => format!(
-            "Expired{}",
-            status
-                .not_after
-                .map(|e| format!(" on {}", date(e)))
-                .unwrap_or_default()
-        ),
-        Phase::Evaluation => match status.days_left {
-            Some(1) => "Evaluation: 1 day left".to_owned(),
-            Some(n) => format!("Evaluation: {n} days left"),
-            None => "Evaluation".to_owned(),
-        },
-        Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
-        Phase::Unlicensed => "Not activated".to_owned(),
-    };
-    if status.in_compliance == Some(false) {
-        text.push_str(" (out of compliance)");
-    }
+    let mut text = status.headline(date);
     if let Some(attempt) = &status.last_attempt
         && attempt.outcome != lapwing_core::state::AttemptOutcome::Activated
         && let Some(cause) = attempt.diagnosis.first()

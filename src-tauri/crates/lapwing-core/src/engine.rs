@@ -94,6 +94,40 @@ pub struct ProductStatus {
     pub clock_moved_back_by: Option<u64>,
 }
 
+impl ProductStatus {
+    /// Where the product stands in a few words, worded alike in the tray and in `lapctl`:
+    /// "Activated until <date>", "Activated until <date> (renewal due)", "Expired on <date>",
+    /// "Evaluation: 3 days left", "Evaluation over: enter a license key", "Not activated";
+    /// then " (out of compliance)" when the server says so. `date` writes UNIX seconds in the
+    /// caller's style (ISO for scripts, "12 Mar 2027" in the tray). Why an attempt failed is
+    /// the caller's to add: the room for it differs.
+    pub fn headline(&self, date: impl Fn(u64) -> String) -> String {
+        let until = |prefix: &str| match self.not_after {
+            Some(end) => format!("{prefix} until {}", date(end)),
+            None => prefix.to_owned(),
+        };
+        let mut text = match self.state {
+            Phase::Activated => until("Activated"),
+            Phase::RenewalDue => format!("{} (renewal due)", until("Activated")),
+            Phase::Expired => match self.not_after {
+                Some(end) => format!("Expired on {}", date(end)),
+                None => "Expired".to_owned(),
+            },
+            Phase::Evaluation => match self.days_left {
+                Some(1) => "Evaluation: 1 day left".to_owned(),
+                Some(n) => format!("Evaluation: {n} days left"),
+                None => "Evaluation".to_owned(),
+            },
+            Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
+            Phase::Unlicensed => "Not activated".to_owned(),
+        };
+        if self.in_compliance == Some(false) {
+            text.push_str(" (out of compliance)");
+        }
+        text
+    }
+}
+
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
@@ -1004,4 +1038,76 @@ fn rebuilder(config: &EngineConfig) -> crate::state::Rebuild {
             state.products.insert(manifest.id.clone(), product);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: Phase) -> ProductStatus {
+        ProductStatus {
+            id: "p".into(),
+            name: "P".into(),
+            vendor: "V".into(),
+            sku: Uuid::nil(),
+            addon_of: None,
+            state,
+            not_after: Some(20 * DAY),
+            ends_at: Some(20 * DAY),
+            days_left: Some(3),
+            license_id: None,
+            kind: None,
+            in_compliance: None,
+            features: Vec::new(),
+            notice: None,
+            has_key: true,
+            server: None,
+            last_attempt: None,
+            next_attempt_at: None,
+            clock_moved_back_by: None,
+        }
+    }
+
+    #[test]
+    fn the_headline_names_each_phase_with_the_callers_dates() {
+        let day = |unix: u64| format!("day {}", unix / DAY);
+        let cases = [
+            (status(Phase::Activated), "Activated until day 20"),
+            (
+                status(Phase::RenewalDue),
+                "Activated until day 20 (renewal due)",
+            ),
+            (status(Phase::Expired), "Expired on day 20"),
+            (status(Phase::Evaluation), "Evaluation: 3 days left"),
+            (
+                ProductStatus {
+                    days_left: Some(1),
+                    ..status(Phase::Evaluation)
+                },
+                "Evaluation: 1 day left",
+            ),
+            (
+                status(Phase::EvaluationExpired),
+                "Evaluation over: enter a license key",
+            ),
+            (status(Phase::Unlicensed), "Not activated"),
+            (
+                ProductStatus {
+                    not_after: None,
+                    ..status(Phase::Activated)
+                },
+                "Activated",
+            ),
+            (
+                ProductStatus {
+                    in_compliance: Some(false),
+                    ..status(Phase::Activated)
+                },
+                "Activated until day 20 (out of compliance)",
+            ),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(status.headline(day), expected, "{:?}", status.state);
+        }
+    }
 }
