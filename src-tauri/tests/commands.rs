@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
 use lapd::catalog::Catalog;
 use lapd::ratelimit::RateLimiter;
-use lapd::server::{Server, bind, run};
+use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::FakeClock;
 use lapwing_core::engine::{Engine, EngineConfig};
@@ -48,8 +48,7 @@ fn key(n: u8) -> LicenseKey {
 struct TestServer {
     addr: SocketAddr,
     keys: ServerSecretKeys,
-    server: Arc<Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _serving: Background,
 }
 
 impl TestServer {
@@ -60,33 +59,20 @@ impl TestServer {
             key(1).to_display()
         );
         let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
-        let server = Arc::new(Server::new(
+        let server = Server::new(
             ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
             catalog,
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
             0,
-        ));
-        let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
-        let addr = sockets[0].local_addr().expect("addr");
-        let running = Arc::clone(&server);
-        let thread = std::thread::spawn(move || run(&running, sockets));
+        );
+        let serving = Background::start(server, "127.0.0.1:0".parse().expect("addr"), 1)
+            .expect("lapd serves on loopback");
+        let addr = serving.address();
         Self {
             addr,
             keys: ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
-            server,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.server
-            .stop_flag()
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _serving: serving,
         }
     }
 }

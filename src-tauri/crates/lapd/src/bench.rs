@@ -343,23 +343,20 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
 
     use lap_proto::ServerSecretKeys;
 
     use super::*;
     use crate::catalog::Catalog;
     use crate::ratelimit::RateLimiter;
-    use crate::server::{Server, bind, run as serve};
+    use crate::server::{Background, Server};
     use crate::store::Store;
 
     const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
 
     /// A real lapd on loopback, serving evaluations of `SKU`, stopped when dropped.
     struct Running {
-        server: Arc<Server>,
-        address: SocketAddr,
+        serving: Background,
         public: ServerPublicKeys,
     }
 
@@ -372,27 +369,21 @@ mod tests {
                 Path::new("bench.toml"),
             )
             .expect("catalog");
-            let server = Arc::new(Server::new(
+            let server = Server::new(
                 keys,
                 catalog,
                 Store::in_memory().expect("store"),
                 RateLimiter::new(0, 0),
                 0,
-            ));
-            let sockets = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("bind");
-            let address = sockets[0].local_addr().expect("address");
-            let serving = Arc::clone(&server);
-            std::thread::spawn(move || serve(&serving, sockets));
-            Self {
-                server,
-                address,
-                public,
-            }
+            );
+            let serving = Background::start(server, SocketAddr::from(([127, 0, 0, 1], 0)), 1)
+                .expect("lapd serves on loopback");
+            Self { serving, public }
         }
 
         fn config(&self, rate: u32, seconds: f64) -> BenchConfig {
             BenchConfig {
-                server: self.address,
+                server: self.serving.address(),
                 public_keys: self.public.clone(),
                 sku: SKU,
                 key: None,
@@ -403,12 +394,6 @@ mod tests {
                 distinct_requests: 8,
                 machine_hash: [7; 32],
             }
-        }
-    }
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            self.server.stop_flag().store(true, Ordering::SeqCst);
         }
     }
 

@@ -222,6 +222,51 @@ fn worker(server: &Server, socket: &UdpSocket) {
     }
 }
 
+/// A server answering on its own threads until dropped: lapd inside another program, such as
+/// a test or a benchmark that wants a real server on loopback without a process to manage.
+#[derive(Debug)]
+pub struct Background {
+    server: Arc<Server>,
+    address: SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Binds `listen` (port 0 for any) with `threads` workers and starts serving.
+    pub fn start(server: Server, listen: SocketAddr, threads: usize) -> std::io::Result<Self> {
+        let sockets = bind(listen, threads)?;
+        let address = sockets[0].local_addr()?;
+        let server = Arc::new(server);
+        let serving = Arc::clone(&server);
+        let thread = std::thread::Builder::new()
+            .name("lapd".into())
+            .spawn(move || run(&serving, sockets))?;
+        Ok(Self {
+            server,
+            address,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it answers on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.server.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Reloads the catalog when its file changes; a broken edit is logged and the old one kept.
 pub fn watch_catalog(server: &Arc<Server>, path: PathBuf, interval: Duration) {
     let server = Arc::clone(server);

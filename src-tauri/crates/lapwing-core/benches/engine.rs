@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use lap_proto::{ServerSecretKeys, Uuid};
 use lapd::catalog::Catalog;
 use lapd::ratelimit::RateLimiter;
-use lapd::server::{Server, bind, run};
+use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::{Clock, SystemClock};
 use lapwing_core::engine::{Engine, EngineConfig};
@@ -83,17 +83,19 @@ fn main() {
         Path::new("bench.toml"),
     )
     .expect("catalog");
-    let server = Arc::new(Server::new(
-        ServerSecretKeys::from_bytes([0x51; 32], &[0x52; 32]),
-        catalog,
-        Store::in_memory().expect("store"),
-        RateLimiter::new(0, 0),
-        0,
-    ));
-    let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
-    let addr = sockets[0].local_addr().expect("addr");
-    let serving = Arc::clone(&server);
-    std::thread::spawn(move || run(&serving, sockets));
+    let server = Background::start(
+        Server::new(
+            ServerSecretKeys::from_bytes([0x51; 32], &[0x52; 32]),
+            catalog,
+            Store::in_memory().expect("store"),
+            RateLimiter::new(0, 0),
+            0,
+        ),
+        "127.0.0.1:0".parse().expect("addr"),
+        1,
+    )
+    .expect("lapd serves on loopback");
+    let addr = server.address();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let products = dir.path().join("products");
@@ -228,7 +230,5 @@ fn main() {
         ms(runs[runs.len() / 2].0),
         peak as f64 / 1024.0
     );
-    server
-        .stop_flag()
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(server);
 }

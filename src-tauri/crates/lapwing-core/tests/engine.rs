@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
 use lapd::catalog::Catalog;
 use lapd::ratelimit::RateLimiter;
-use lapd::server::{Server, bind, run};
+use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::{Clock, FakeClock};
 use lapwing_core::engine::{Engine, EngineConfig, EngineError};
@@ -43,8 +43,7 @@ fn key(n: u8) -> LicenseKey {
 struct TestServer {
     addr: SocketAddr,
     keys: ServerSecretKeys,
-    server: Arc<Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    serving: Background,
 }
 
 impl TestServer {
@@ -59,33 +58,20 @@ impl TestServer {
         );
         let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
         let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
-        let server = Arc::new(Server::new(
+        let server = Server::new(
             ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
             catalog,
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
             0,
-        ));
-        let sockets = bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
-        let addr = sockets[0].local_addr().expect("addr");
-        let running = Arc::clone(&server);
-        let thread = std::thread::spawn(move || run(&running, sockets));
+        );
+        let serving = Background::start(server, "127.0.0.1:0".parse().expect("addr"), 1)
+            .expect("lapd serves on loopback");
+        let addr = serving.address();
         Self {
             addr,
             keys,
-            server,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.server
-            .stop_flag()
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            serving,
         }
     }
 }
@@ -788,7 +774,8 @@ async fn a_policy_without_evaluations_starts_none_and_says_why() {
     std::fs::write(&s.policy, "[evaluation]\nallowed = false\n").expect("policy");
     let received = || {
         server
-            .server
+            .serving
+            .server()
             .stats
             .received
             .load(std::sync::atomic::Ordering::Relaxed)
