@@ -250,12 +250,21 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let mut next_client = 0usize;
     loop {
         let now = Instant::now();
-        let sending = now < end;
-        if !sending && clients.iter().all(|c| c.in_flight.is_none()) {
+        // At a rate, every request due before the end is sent, however late: the count is
+        // exactly rate × time, and lateness shows in the latencies and in `late_sends`.
+        let due_now = |next_due: Instant| match interval {
+            Some(_) => next_due <= now && next_due < end,
+            None => now < end,
+        };
+        let more_to_send = match interval {
+            Some(_) => next_due < end,
+            None => now < end,
+        };
+        if !more_to_send && clients.iter().all(|c| c.in_flight.is_none()) {
             break;
         }
         // Send what is due, each request on a free socket (round robin).
-        while sending && interval.is_none_or(|_| next_due <= now) {
+        while due_now(next_due) {
             let Some(index) = (0..clients.len())
                 .map(|k| (next_client + k) % clients.len())
                 .find(|&k| clients[k].in_flight.is_none())
