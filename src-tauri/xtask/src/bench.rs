@@ -192,12 +192,12 @@ pub fn run() -> Result {
         println!("{text}");
         serde_json::from_str(&text).map_err(|e| fail(format!("bench output: {e}")))
     };
-    // Three runs of each: this machine's figures move from run to run, and one run alone
+    // Several runs of each: this machine's figures move from run to run, and one run alone
     // would say more about its neighbours than about lapd. The median is reported, with
     // the range.
     let mut max = Vec::new();
     step(
-        "lapd on core 0, load on core 1: as fast as it answers (3 runs)",
+        &format!("lapd on core 0, load on core 1: as fast as it answers ({RUNS} runs)"),
         || {
             for _ in 0..RUNS {
                 max.push(load(0, "16")?);
@@ -208,7 +208,7 @@ pub fn run() -> Result {
     let half = (primitive_rate / 2.0).round();
     let mut at_half = Vec::new();
     step(
-        &format!("lapd at half the primitive-limited rate ({half:.0}/s, 3 runs)"),
+        &format!("lapd at half the primitive-limited rate ({half:.0}/s, {RUNS} runs)"),
         || {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let rate = half as u32;
