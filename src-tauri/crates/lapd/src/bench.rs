@@ -183,16 +183,22 @@ struct Client {
     in_flight: Option<InFlight>,
 }
 
-fn client_socket(server: SocketAddr) -> Result<UdpSocket, BenchError> {
-    let bind: SocketAddr = if server.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let socket = UdpSocket::bind(bind)?;
-    socket.connect(server)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+impl Client {
+    /// A fresh non-blocking socket connected to `server`, nothing in flight.
+    fn new(server: SocketAddr) -> Result<Self, BenchError> {
+        let bind: SocketAddr = if server.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let socket = UdpSocket::bind(bind)?;
+        socket.connect(server)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket,
+            in_flight: None,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -231,12 +237,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     }
     let requests = prebuild(config)?;
     let mut clients = (0..config.concurrency)
-        .map(|_| {
-            Ok(Client {
-                socket: client_socket(config.server)?,
-                in_flight: None,
-            })
-        })
+        .map(|_| Client::new(config.server))
         .collect::<Result<Vec<_>, BenchError>>()?;
     let interval = (config.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(config.rate)));
     let warmup = Duration::from_millis(500);
@@ -250,21 +251,15 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let mut next_client = 0usize;
     loop {
         let now = Instant::now();
-        // At a rate, every request due before the end is sent, however late: the count is
-        // exactly rate × time, and lateness shows in the latencies and in `late_sends`.
-        let due_now = |next_due: Instant| match interval {
-            Some(_) => next_due <= now && next_due < end,
-            None => now < end,
-        };
-        let more_to_send = match interval {
-            Some(_) => next_due < end,
-            None => now < end,
-        };
-        if !more_to_send && clients.iter().all(|c| c.in_flight.is_none()) {
+        // The next request is due at its slot at a rate, at once without one. Every request
+        // due before the end is sent, however late: at a rate the count is exactly
+        // rate × time, and lateness shows in the latencies and in `late_sends`.
+        let due_at = |next_due: Instant| if interval.is_some() { next_due } else { now };
+        if due_at(next_due) >= end && clients.iter().all(|c| c.in_flight.is_none()) {
             break;
         }
         // Send what is due, each request on a free socket (round robin).
-        while due_now(next_due) {
+        while due_at(next_due) <= now && due_at(next_due) < end {
             let Some(index) = (0..clients.len())
                 .map(|k| (next_client + k) % clients.len())
                 .find(|&k| clients[k].in_flight.is_none())
@@ -272,7 +267,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
                 break;
             };
             next_client = (index + 1) % clients.len();
-            let due = if interval.is_some() { next_due } else { now };
+            let due = due_at(next_due);
             let request = next_request % requests.len();
             next_request += 1;
             clients[index].socket.send(&requests[request].datagram)?;
@@ -313,10 +308,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if flight.sent.elapsed() > ANSWER_TIMEOUT {
                         total.timeouts += u64::from(flight.measured);
-                        *client = Client {
-                            socket: client_socket(config.server)?,
-                            in_flight: None,
-                        };
+                        *client = Client::new(config.server)?;
                     }
                 }
                 Err(e) => return Err(e.into()),
