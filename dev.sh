@@ -11,7 +11,9 @@ PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-cer
     # The tray app (Tauri 2 on WebKitGTK) and its tests: a virtual display, the WebDriver
     # for the real window, Chromium for the UI's browser tests.
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
-    xvfb xauth webkit2gtk-driver chromium at-spi2-core)
+    xvfb xauth webkit2gtk-driver chromium at-spi2-core
+    # lapd's PostgreSQL backend: its tests start a private server from these programs.
+    postgresql)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -19,6 +19,8 @@ const COMMANDS: &[&str] = &[
     "settings",
     "set_autostart",
     "open_window",
+    "close_window",
+    "tray_host",
 ];
 
 /// The windows' bundle, embedded at compile time (`build.frontendDist`).

@@ -3,16 +3,18 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lap_proto::license_key::{self, LicenseKey, LicenseKeyError};
-use lapwing_core::doctor::{Check, DoctorOptions, Level};
+use lapwing_core::doctor::{Check, DoctorOptions};
 use lapwing_core::engine::Engine;
+use lapwing_core::server_info::ServerInfo;
 use serde::Serialize;
 use tauri::{AppHandle, Manager as _, Runtime, State};
 
+use crate::actions::activate as run_activation;
 use crate::error::CommandError;
-use crate::state::{Lapwing, StatusView, activate as run_activation, refresh};
+use crate::publish::{StatusView, refresh};
+use crate::state::Lapwing;
 use crate::validate::{VIEWS, is_product_id};
 use crate::windows::View;
 
@@ -55,8 +57,8 @@ pub async fn activate<R: Runtime>(
 
 #[tauri::command]
 pub async fn activate_all<R: Runtime>(app: AppHandle<R>) -> Result<Vec<StatusView>> {
-    Ok(crate::state::activate_all(&app)
-        .await?
+    let statuses = crate::actions::activate_all(&app).await?;
+    Ok(crate::menu::base_first(&statuses)
         .into_iter()
         .map(StatusView::from)
         .collect())
@@ -68,7 +70,6 @@ pub struct KeyCheck {
     pub valid: bool,
     pub normalized: String,
     pub display: Option<String>,
-    pub evaluation: bool,
     pub error: Option<KeyProblem>,
     pub suggestions: Vec<String>,
 }
@@ -94,7 +95,6 @@ pub fn key_check(text: &str) -> KeyCheck {
             valid: true,
             normalized,
             display: Some(key.to_display()),
-            evaluation: key.is_evaluation(),
             error: None,
             suggestions: Vec::new(),
         },
@@ -112,7 +112,6 @@ pub fn key_check(text: &str) -> KeyCheck {
                 valid: false,
                 normalized,
                 display: None,
-                evaluation: false,
                 error: Some(problem),
                 suggestions: license_key::suggestions(text)
                     .iter()
@@ -129,6 +128,7 @@ fn problem(e: &LicenseKeyError) -> KeyProblem {
         LicenseKeyError::Length { found } => ("length", None, Some(*found)),
         LicenseKeyError::InvalidCharacter { position, .. } => ("character", Some(*position), None),
         LicenseKeyError::PaddingBits => ("padding", None, None),
+        LicenseKeyError::AllZero => ("all-zero", None, None),
         // The check characters, and any reason a later lap-proto adds: all "mistyped".
         _ => ("check", None, None),
     };
@@ -187,71 +187,11 @@ pub async fn remove_key<R: Runtime>(
     Ok(engine.product_status(&id)?.into())
 }
 
-/// Where a product's (or, without one, any product's) servers come from.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerInfo {
-    pub product: Option<String>,
-    pub product_override: Option<String>,
-    pub global_override: Option<String>,
-    pub policy_server: Option<String>,
-    pub policy_locked: bool,
-    pub candidates: Vec<lapwing_discovery::Candidate>,
-    pub skipped: Vec<lapwing_discovery::Skipped>,
-}
-
-async fn server_info_for(engine: &Engine, product_id: Option<String>) -> Result<ServerInfo> {
-    let state = {
-        let lock = engine
-            .state_store()
-            .lock()
-            .map_err(lapwing_core::engine::EngineError::from)?;
-        let (state, _) = engine
-            .state_store()
-            .load(&lock)
-            .map_err(lapwing_core::engine::EngineError::from)?;
-        state
-    };
-    let policy = lapwing_core::policy::Policy::load(&engine.config().policy_path)
-        .map_err(lapwing_core::engine::EngineError::from)?;
-    let found = if let Some(id) = &product_id {
-        engine.discover(id).await?
-    } else {
-        // Without a product there is no manifest to search from: what every product would
-        // try first (the override, the policy's server) is all there is to show.
-        let settings = lapwing_discovery::ServerSettings {
-            product_override: None,
-            global_override: state.global_override.clone(),
-            policy_server: policy.server.address.clone(),
-            policy_locked: policy.server.locked,
-            srv_domain: None,
-            manifest_address: None,
-        };
-        let mut config = engine.config().discovery.clone();
-        // No manifest: browsing the local link would name servers of unknown products.
-        config.mdns = None;
-        lapwing_discovery::Discovery::new(config)
-            .candidates(&settings)
-            .await
-    };
-    Ok(ServerInfo {
-        product_override: product_id
-            .as_ref()
-            .and_then(|id| state.products.get(id))
-            .and_then(|p| p.server_override.clone()),
-        product: product_id,
-        global_override: state.global_override,
-        policy_server: policy.server.address,
-        policy_locked: policy.server.locked,
-        candidates: found.candidates,
-        skipped: found.skipped,
-    })
-}
-
 #[tauri::command]
 pub async fn server_info(state: State<'_, Lapwing>, product: Option<String>) -> Result<ServerInfo> {
     let engine = engine(&state);
     let product = product.map(|p| self::product(&engine, &p)).transpose()?;
-    server_info_for(&engine, product).await
+    Ok(engine.server_info(product.as_deref()).await?)
 }
 
 /// `HOST:PORT` as the person typed it, checked.
@@ -278,22 +218,16 @@ pub async fn set_server<R: Runtime>(
     let server = server.as_deref().map(host_port).transpose()?;
     engine.set_server_override(product.as_deref(), server.as_deref())?;
     refresh(&app)?;
-    server_info_for(&engine, product).await
+    Ok(engine.server_info(product.as_deref()).await?)
 }
-
-/// How long the doctor waits for anything on the network.
-const DOCTOR_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn checks(engine: &Engine, product: Option<&str>) -> Result<Vec<Check>> {
     Ok(engine
         .doctor(
             product,
-            &DoctorOptions {
-                // No time server is configured for the tray; the doctor says the clock check
-                // was skipped (`lapctl doctor --sntp` runs it).
-                sntp: None,
-                timeout: DOCTOR_TIMEOUT,
-            },
+            // The clock is checked as after a silent server: the system's word, and the
+            // machine policy's (else the system's) time server.
+            &DoctorOptions { sntp: None },
         )
         .await?)
 }
@@ -346,13 +280,7 @@ pub fn report(
     }
     out.push_str("\nChecks:\n");
     for c in checks {
-        let mark = match c.level {
-            Level::Ok => "ok",
-            Level::Info => "info",
-            Level::Warning => "warning",
-            Level::Problem => "PROBLEM",
-        };
-        let _ = writeln!(out, "  {mark:8} {}: {}", c.subject, c.message);
+        let _ = writeln!(out, "  {c}");
     }
     out
 }
@@ -403,8 +331,28 @@ pub async fn about(state: State<'_, Lapwing>) -> Result<About> {
                 version: "4".into(),
                 license: "MIT OR Apache-2.0",
             },
+            webview(),
         ],
     })
+}
+
+/// The system's web engine the windows run in: the version the machine has, read at run time.
+fn webview() -> License {
+    let (name, license) = if cfg!(target_os = "linux") {
+        ("WebKitGTK", "LGPL-2.1-or-later AND BSD-2-Clause")
+    } else if cfg!(target_os = "windows") {
+        (
+            "Microsoft Edge WebView2",
+            "Microsoft Software License Terms",
+        )
+    } else {
+        ("WebKit (WKWebView)", "LGPL-2.1-or-later AND BSD-2-Clause")
+    };
+    License {
+        name,
+        version: tauri::webview_version().unwrap_or_else(|_| "the system's".into()),
+        license,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -451,17 +399,50 @@ pub async fn open_window<R: Runtime>(
     Ok(())
 }
 
+/// Closes the window that asks (Done, Escape): the windows are granted no window plugin.
+#[tauri::command]
+pub async fn close_window<R: Runtime>(window: tauri::WebviewWindow<R>) -> Result<()> {
+    window.close()?;
+    Ok(())
+}
+
+/// Whether a tray icon can be seen, and if not, why (the Products window says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrayHostView {
+    pub present: bool,
+    pub reason: Option<crate::tray_host::NoHost>,
+    pub message: Option<String>,
+}
+
+impl From<crate::tray_host::TrayHost> for TrayHostView {
+    fn from(host: crate::tray_host::TrayHost) -> Self {
+        match host {
+            crate::tray_host::TrayHost::Present => Self {
+                present: true,
+                reason: None,
+                message: None,
+            },
+            crate::tray_host::TrayHost::Absent(reason) => Self {
+                present: false,
+                reason: Some(reason),
+                message: Some(format!(
+                    "No tray icon can be shown: {reason}. This window is Lapwing's main window: \
+                     closing it quits Lapwing, and licenses are then not renewed until it runs again."
+                )),
+            },
+        }
+    }
+}
+
+#[tauri::command]
+pub async fn tray_host(state: State<'_, Lapwing>) -> Result<TrayHostView> {
+    Ok(state.tray_host().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(n: u8) -> LicenseKey {
-        let mut draw = [n; 16];
-        LicenseKey::generate(move || {
-            draw[15] = draw[15].wrapping_add(1);
-            draw
-        })
-    }
+    use lap_proto::test_util::key;
 
     #[test]
     fn a_pasted_key_with_spaces_and_line_breaks_is_valid() {
@@ -471,7 +452,6 @@ mod tests {
         assert!(check.valid, "{check:?}");
         assert_eq!(check.display.as_deref(), Some(display.as_str()));
         assert_eq!(check.normalized, display.replace('-', ""));
-        assert!(!check.evaluation);
         assert!(check.error.is_none() && check.suggestions.is_empty());
     }
 
@@ -485,6 +465,16 @@ mod tests {
         let bad = format!("{}U{}", &good[..4], &good[5..]);
         let error = key_check(&bad).error.expect("an error");
         assert_eq!((error.code, error.position), ("character", Some(5)));
+        // Well formed, but the evaluation's stand-in for "no key": refused, never stored.
+        let zero = key_check("0000-0000-0000-0000-0000-0000-0001");
+        assert!(!zero.valid);
+        let error = zero.error.expect("an error");
+        assert_eq!(error.code, "all-zero");
+        assert!(
+            error.message.contains("not a license key"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -6,14 +6,21 @@
 //! `tauri::test::mock_builder()` and a real engine; [`run`] adds what only a desktop has
 //! (plugins, tray, the engine's run loop, notifications) and runs it.
 
+pub mod actions;
 pub mod autostart;
 pub mod commands;
 pub mod error;
+#[cfg(target_os = "linux")]
+pub mod handover;
 pub mod lean;
 pub mod menu;
 pub mod notifications;
+pub mod publish;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod tray;
+pub mod tray_host;
 pub mod validate;
 pub mod windows;
 
@@ -24,7 +31,9 @@ use lapwing_core::engine::Engine;
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use tauri::{App, AppHandle, Builder, Context, Manager as _, RunEvent, Runtime};
 
-use crate::state::{Lapwing, refresh};
+use crate::publish::{Publisher, refresh, stored_changed};
+use crate::state::Lapwing;
+use crate::tray_host::TrayHost;
 use crate::windows::View;
 
 /// What the command line asked for.
@@ -80,6 +89,7 @@ pub fn run_app<R: Runtime>(
 ) -> tauri::Result<App<R>> {
     builder
         .manage(Lapwing::new(engine))
+        .manage(Publisher::new())
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::activate,
@@ -98,6 +108,8 @@ pub fn run_app<R: Runtime>(
             commands::settings,
             commands::set_autostart,
             commands::open_window,
+            commands::close_window,
+            commands::tray_host,
         ])
         .build(context)
 }
@@ -107,22 +119,31 @@ pub fn run_app<R: Runtime>(
 const ENGINE_RESTART: Duration = Duration::from_secs(60);
 /// A burst of file events (an installer writing several files) is one change.
 const SETTLE: Duration = Duration::from_millis(200);
-/// How long Quit waits for the engine to finish an attempt in flight.
-const QUIT_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts what a running tray needs: the tray itself, the engine's run loop, notifications
-/// for its events, and a refresh whenever the products or the state change.
-pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>) {
+/// for its events, and a refresh whenever the products or the state change. With no tray
+/// host ([`tray_host`]) the Products window opens too: it is then the app's main window.
+pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>, host: TrayHost) {
     let lapwing = app.state::<Lapwing>();
+    lapwing.set_tray_host(host);
     let engine = Arc::clone(&lapwing.engine);
     let statuses = engine.status().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the status");
         Vec::new()
     });
-    match tray::create(app, &statuses) {
-        Ok(()) => tracing::info!(products = statuses.len(), "tray ready"),
-        Err(e) => tracing::error!(error = %e, "cannot create the tray icon"),
+    // Created either way: a panel started after the app still finds the icon.
+    match (tray::create(app, &statuses), host) {
+        (Ok(()), TrayHost::Present) => {
+            tracing::info!(products = statuses.len(), "tray ready");
+        }
+        (Ok(()), TrayHost::Absent(reason)) => tracing::warn!(
+            %reason,
+            "no tray icon can be seen: the Products window is the main window, and closing it quits"
+        ),
+        (Err(e), _) => tracing::error!(error = %e, "cannot create the tray icon"),
     }
+    // The one line a launcher waits for (the demo, the benchmark), tray or not.
+    tracing::info!(products = statuses.len(), "app ready");
     if let Err(e) = refresh(app) {
         tracing::warn!(error = %e, "cannot read the status");
     }
@@ -137,7 +158,13 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>) {
                 let stopped = async move {
                     let _ = stop.wait_for(|quit| *quit).await;
                 };
-                match engine.run(events_tx.clone(), stopped).await {
+                // The network coming back retries failed activations at once (a netlink
+                // socket on Linux; nothing elsewhere).
+                let network = lapwing_core::netwatch::watch();
+                match engine
+                    .run_watching(events_tx.clone(), network, stopped)
+                    .await
+                {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::error!(error = %e, "the engine stopped; restarting it in a minute");
@@ -177,52 +204,63 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>) {
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         loop {
-            tokio::select! {
+            let stored = tokio::select! {
                 Some(()) = changed.recv() => {
                     tokio::time::sleep(SETTLE).await;
                     while changed.try_recv().is_ok() {}
+                    true
                 }
                 // The day counts in the menu move with time, not with files.
-                () = tokio::time::sleep(lapwing_core::scheduler::MAX_SLEEP) => {}
-            }
-            if let Err(e) = refresh(&handle) {
+                () = tokio::time::sleep(lapwing_core::scheduler::MAX_SLEEP) => false,
+            };
+            // A file changed (`lapctl key set`, `lapctl server clear`, another window): the
+            // windows read again what the status does not carry.
+            let read = if stored {
+                stored_changed(&handle)
+            } else {
+                refresh(&handle)
+            };
+            if let Err(e) = read {
                 tracing::warn!(error = %e, "cannot read the status");
             }
         }
     });
 
     autostart::apply_default(app);
-    if let Some(view) = open_at_start
-        && let Err(e) = windows::open(app, view)
-    {
-        tracing::warn!(error = %e, "cannot open the window asked for");
+    for view in windows::windows_at_start(host, open_at_start) {
+        if let Err(e) = windows::open(app, &view) {
+            tracing::warn!(error = %e, "cannot open the window asked for");
+        }
     }
 }
 
-/// Quits gracefully: stops the engine's run loop, waits for it, then exits.
-pub fn quit<R: Runtime>(app: &AppHandle<R>) {
-    let lapwing = app.state::<Lapwing>();
-    if lapwing
-        .quitting
-        .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
-        return;
-    }
-    lapwing.shutdown.send_replace(true);
-    let task = lapwing
-        .engine_task
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        if let Some(task) = task
-            && tokio::time::timeout(QUIT_GRACE, task).await.is_err()
-        {
-            tracing::warn!("the engine did not stop in time; quitting anyway");
+/// Without a session bus the single-instance plugin cannot find a running app: the handover
+/// goes through a private Unix socket instead. Exits when another app took the arguments.
+#[cfg(target_os = "linux")]
+fn claim_without_bus() -> Option<std::os::unix::net::UnixListener> {
+    let uid = handover::current_uid();
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let dir = handover::socket_dir(runtime.as_deref(), uid);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match handover::claim(&dir, uid, &args) {
+        Ok(handover::Claim::HandedOver) => {
+            tracing::info!("Lapwing is already running: handed the arguments over to it");
+            std::process::exit(0);
         }
-        app.exit(0);
-    });
+        Ok(handover::Claim::First(listener)) => Some(listener),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make sure that only one Lapwing runs");
+            None
+        }
+    }
+}
+
+/// What a second launch asked for, done in this one.
+fn second_launch<R: Runtime>(app: &AppHandle<R>, argv: impl IntoIterator<Item = String>) {
+    let view = parse_args(argv).open.unwrap_or(View::Products);
+    if let Err(e) = windows::open(app, &view) {
+        tracing::warn!(error = %e, "cannot open the window for a second launch");
+    }
 }
 
 /// The app's entry point.
@@ -237,6 +275,14 @@ pub fn run() {
     for arg in &args.unknown {
         eprintln!("lapwing: ignoring the argument {arg:?}");
     }
+    let facts = tray_host::probe();
+    let host = tray_host::decide(&facts);
+    #[cfg(target_os = "linux")]
+    let handover = if facts.session_bus {
+        None
+    } else {
+        claim_without_bus()
+    };
     let insecure = args.insecure_file_store
         || std::env::var("LAPWING_INSECURE_FILE_STORE").is_ok_and(|v| v == "1");
     let choice = if insecure {
@@ -257,21 +303,18 @@ pub fn run() {
     } else {
         Vec::new()
     };
-    let builder = tauri::Builder::default()
+    let mut builder = tauri::Builder::default();
+    if facts.session_bus {
         // First, so a second launch hands over its arguments before anything else starts.
-        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            let view = parse_args(argv.into_iter().skip(1))
-                .open
-                .unwrap_or(View::Products);
-            if let Err(e) = windows::open(app, &view) {
-                tracing::warn!(error = %e, "cannot open the window for a second launch");
-            }
-        }))
-        .plugin(
-            tauri_plugin_autostart::Builder::new()
-                .args(login_args)
-                .build(),
-        );
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            second_launch(app, argv.into_iter().skip(1));
+        }));
+    }
+    let builder = builder.plugin(
+        tauri_plugin_autostart::Builder::new()
+            .args(login_args)
+            .build(),
+    );
     let app = match run_app(builder, tauri::generate_context!(), engine) {
         Ok(app) => app,
         Err(e) => {
@@ -279,17 +322,38 @@ pub fn run() {
             std::process::exit(1);
         }
     };
-    start(app.handle(), args.open.as_ref());
-    app.run(|app, event| {
-        if let RunEvent::ExitRequested { api, .. } = event
-            && !app
-                .state::<Lapwing>()
-                .quitting
-                .load(std::sync::atomic::Ordering::SeqCst)
+    #[cfg(target_os = "linux")]
+    if let Some(listener) = handover {
+        let handle = app.handle().clone();
+        let served = handover::serve(listener, handover::current_uid(), move |argv| {
+            second_launch(&handle, argv);
+        });
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "cannot listen for a second launch");
+        }
+    }
+    start(app.handle(), args.open.as_ref(), host);
+    app.run(|app, event| match event {
+        RunEvent::WindowEvent {
+            label,
+            event: tauri::WindowEvent::Destroyed,
+            ..
+        } if windows::quits_when_closed(app.state::<Lapwing>().tray_host(), &label) => {
+            tracing::info!(window = %label, "the main window closed: quitting");
+            actions::quit(app);
+        }
+        // A tray app lives on when its last window closes; only Quit (which exits with a
+        // code once the engine has stopped) ends it.
+        RunEvent::ExitRequested { api, code, .. }
+            if code.is_none()
+                || !app
+                    .state::<Lapwing>()
+                    .quitting
+                    .load(std::sync::atomic::Ordering::SeqCst) =>
         {
-            // A tray app lives on when its last window closes; only Quit ends it.
             api.prevent_exit();
         }
+        _ => {}
     });
 }
 

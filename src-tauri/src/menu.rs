@@ -1,7 +1,9 @@
 //! The tray's words and shape as plain data: a pure function of the engine's status and the
 //! time, so every state is unit-tested without a desktop. `tray.rs` only applies it.
 
+use lapwing_core::cause::Cause;
 use lapwing_core::engine::ProductStatus;
+use lapwing_core::shown::shown;
 use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
 
@@ -39,6 +41,8 @@ pub enum Action {
     OpenLapwing,
     ActivateAll,
     Settings,
+    Diagnostics,
+    About,
     Quit,
 }
 
@@ -52,6 +56,8 @@ impl Action {
             Self::OpenLapwing => "open".into(),
             Self::ActivateAll => "activate-all".into(),
             Self::Settings => "settings".into(),
+            Self::Diagnostics => "diagnostics".into(),
+            Self::About => "about".into(),
             Self::Quit => "quit".into(),
         }
     }
@@ -68,6 +74,8 @@ impl Action {
                 "open" => Some(Self::OpenLapwing),
                 "activate-all" => Some(Self::ActivateAll),
                 "settings" => Some(Self::Settings),
+                "diagnostics" => Some(Self::Diagnostics),
+                "about" => Some(Self::About),
                 "quit" => Some(Self::Quit),
                 _ => None,
             },
@@ -82,7 +90,9 @@ impl Action {
             Self::Server(_) => "Server…",
             Self::OpenLapwing => "Open Lapwing",
             Self::ActivateAll => "Activate all",
-            Self::Settings => "Settings",
+            Self::Settings => "Settings…",
+            Self::Diagnostics => "Diagnostics…",
+            Self::About => "About Lapwing",
             Self::Quit => "Quit",
         }
     }
@@ -92,6 +102,8 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductEntry {
     pub id: String,
+    /// The manifest's name and the status line as shown: menus do not read markup, but a bidi
+    /// override would reverse the label and a control character garble it (`shown`).
     pub name: String,
     pub line: String,
     pub state: Overall,
@@ -111,21 +123,43 @@ pub struct MenuModel {
     pub overall: Overall,
     pub tooltip: String,
     pub products: Vec<ProductEntry>,
-    /// After the products: Open Lapwing, Activate all, Settings, Quit.
-    pub actions: [Action; 4],
+    /// After the products: Open Lapwing, Activate all, Settings, Diagnostics, About, Quit.
+    pub actions: [Action; 6],
 }
 
 /// An end this close counts as needing attention.
 const SOON_DAYS: u64 = 7;
 
-/// The tray for these statuses at `now` (UNIX seconds).
+/// The products in the order a person reads them: each add-on right after its base product,
+/// otherwise in the engine's order. An add-on whose base is not installed stands where it is.
+pub fn base_first(statuses: &[ProductStatus]) -> Vec<ProductStatus> {
+    let installed = |id: &str| statuses.iter().any(|s| s.id == id && s.addon_of.is_none());
+    let mut out = Vec::with_capacity(statuses.len());
+    for s in statuses {
+        if s.addon_of.as_deref().is_some_and(installed) {
+            continue;
+        }
+        out.push(s.clone());
+        if s.addon_of.is_none() {
+            out.extend(
+                statuses
+                    .iter()
+                    .filter(|a| a.addon_of.as_deref() == Some(s.id.as_str()))
+                    .cloned(),
+            );
+        }
+    }
+    out
+}
+
+/// The tray for these statuses at `now` (UNIX seconds), add-ons after their base.
 pub fn menu_model(statuses: &[ProductStatus], now: u64) -> MenuModel {
-    let products: Vec<ProductEntry> = statuses
+    let products: Vec<ProductEntry> = base_first(statuses)
         .iter()
         .map(|s| ProductEntry {
             id: s.id.clone(),
-            name: s.name.clone(),
-            line: line(s),
+            name: shown(&s.name).into_owned(),
+            line: shown(&line(s)).into_owned(),
             state: product_state(s, now),
             actions: [
                 Action::Activate(s.id.clone()),
@@ -147,6 +181,8 @@ pub fn menu_model(statuses: &[ProductStatus], now: u64) -> MenuModel {
             Action::OpenLapwing,
             Action::ActivateAll,
             Action::Settings,
+            Action::Diagnostics,
+            Action::About,
             Action::Quit,
         ],
     }
@@ -238,45 +274,40 @@ pub fn line(s: &ProductStatus) -> String {
     }
 }
 
-/// A few words on why the last attempt failed. The engine's diagnosis sentences are long and
-/// ranked (clock, key, reachability); a menu line has room for the gist only, and the full
-/// diagnosis is in the Products and Diagnostics windows.
+/// A few words on why the last attempt failed. The engine's causes are ranked (clock, key,
+/// reachability) and their sentences long; a menu line has room for the gist only
+/// (`Cause::short`), and the full diagnosis is in the Products and Diagnostics windows.
 fn failure_reason(s: &ProductStatus) -> Option<String> {
     let attempt = s.last_attempt.as_ref()?;
     match attempt.outcome {
         AttemptOutcome::Activated => None,
+        // A clock measured off explains the silence: the engine names it first only then.
+        AttemptOutcome::NoAnswer
+            if matches!(attempt.diagnosis.first(), Some(Cause::ClockOff { .. })) =>
+        {
+            attempt.diagnosis.first().map(|c| c.short().into_owned())
+        }
         // The server drops a key it does not know without a word, so silence after a key was
-        // entered most often means that key: the diagnosis still lists the clock first.
+        // entered most often means that key.
         AttemptOutcome::NoAnswer if s.has_key => Some("key not accepted".into()),
         AttemptOutcome::NoAnswer => Some("no answer from the server".into()),
         AttemptOutcome::RejectedAnswer => Some("the server's answer was refused".into()),
-        AttemptOutcome::NotSent => Some(
-            attempt
-                .diagnosis
-                .first()
-                .map_or("nothing could be sent", |d| clause(d))
-                .to_owned(),
-        ),
+        AttemptOutcome::NotSent => Some(attempt.diagnosis.first().map_or_else(
+            || "nothing could be sent".to_owned(),
+            |c| c.short().into_owned(),
+        )),
     }
-}
-
-/// The first clause of a diagnosis sentence ("no server found: set one with …" → "no server
-/// found").
-fn clause(sentence: &str) -> &str {
-    sentence
-        .split_once(": ")
-        .map_or(sentence, |(head, _)| head)
-        .trim()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lap_proto::Uuid;
-    use lapwing_core::state::{Attempt, GrantKind};
+    use lap_proto::time::DAY;
+    use lap_proto::{LicenseKind, Uuid};
+    use lapwing_core::cause::Cause;
+    use lapwing_core::state::Attempt;
 
     const NOW: u64 = 1_795_000_000; // 18 Nov 2026
-    const DAY: u64 = 86_400;
     /// 12 Mar 2027, 12:00 UTC.
     const MARCH_12: u64 = 1_804_852_800;
 
@@ -309,7 +340,7 @@ mod tests {
             not_after: Some(MARCH_12),
             ends_at: Some(MARCH_12),
             days_left: Some((MARCH_12 - NOW).div_ceil(DAY)),
-            kind: Some(GrantKind::Term),
+            kind: Some(LicenseKind::Term),
             in_compliance: Some(true),
             has_key: true,
             next_attempt_at: Some(NOW + 7 * DAY),
@@ -327,11 +358,11 @@ mod tests {
     }
 
     #[allow(clippy::unnecessary_wraps, reason = "it fills `last_attempt` directly")]
-    fn attempt(outcome: AttemptOutcome, diagnosis: &[&str]) -> Option<Attempt> {
+    fn attempt(outcome: AttemptOutcome, diagnosis: &[Cause]) -> Option<Attempt> {
         Some(Attempt {
             at: NOW - 60,
             outcome,
-            diagnosis: diagnosis.iter().map(|d| (*d).to_owned()).collect(),
+            diagnosis: diagnosis.to_vec(),
             server: None,
         })
     }
@@ -393,7 +424,7 @@ mod tests {
             has_key: true,
             last_attempt: attempt(
                 AttemptOutcome::NoAnswer,
-                &["this machine's clock may be off: …"],
+                &Cause::of_silence(true, Vec::new()),
             ),
             ..status("u", Phase::Unlicensed)
         };
@@ -403,16 +434,40 @@ mod tests {
             ..silent_with_key.clone()
         };
         assert_eq!(line(&silent), "Not activated: no answer from the server");
-        let not_sent = ProductStatus {
-            last_attempt: attempt(
-                AttemptOutcome::NotSent,
-                &["no server found: set one with `lapctl server set HOST:PORT`"],
-            ),
+        let mut measured = Cause::of_silence(true, Vec::new());
+        Cause::add_clock(
+            &mut measured,
+            Cause::ClockOff {
+                offset_secs: 600,
+                server: "ntp.test:123".into(),
+            },
+        );
+        let clock_off = ProductStatus {
+            last_attempt: attempt(AttemptOutcome::NoAnswer, &measured),
+            ..silent_with_key.clone()
+        };
+        assert_eq!(
+            line(&clock_off),
+            "Not activated: this machine's clock is off",
+            "a clock measured off is named before the key"
+        );
+        let not_sent = |cause: Cause| ProductStatus {
+            last_attempt: attempt(AttemptOutcome::NotSent, &[cause]),
             ..status("u", Phase::Unlicensed)
         };
-        assert_eq!(line(&not_sent), "Not activated: no server found");
+        for (cause, words) in [
+            (Cause::NoServerFound { skipped: vec![] }, "no server found"),
+            (Cause::NoLicenseKey, "no license key"),
+            (
+                Cause::EvaluationDisabled,
+                "evaluation disabled by the administrator (machine policy)",
+            ),
+            (Cause::EvaluationEnded, "the evaluation has ended"),
+        ] {
+            assert_eq!(line(&not_sent(cause)), format!("Not activated: {words}"));
+        }
         let rejected = ProductStatus {
-            last_attempt: attempt(AttemptOutcome::RejectedAnswer, &["…"]),
+            last_attempt: attempt(AttemptOutcome::RejectedAnswer, &[Cause::ClockMayBeOff]),
             ..status("u", Phase::Unlicensed)
         };
         assert_eq!(
@@ -448,7 +503,7 @@ mod tests {
         assert_eq!(m.overall, Overall::Working);
         assert_eq!(m.tooltip, "Lapwing: activating…");
         let failed = ProductStatus {
-            last_attempt: attempt(AttemptOutcome::NoAnswer, &["…"]),
+            last_attempt: attempt(AttemptOutcome::NoAnswer, &[Cause::ClockMayBeOff]),
             next_attempt_at: Some(NOW + 900),
             ..due
         };
@@ -505,7 +560,9 @@ mod tests {
                 "Server…",
                 "Open Lapwing",
                 "Activate all",
-                "Settings",
+                "Settings…",
+                "Diagnostics…",
+                "About Lapwing",
                 "Quit"
             ]
         );
@@ -522,6 +579,75 @@ mod tests {
         ] {
             assert_eq!(Action::from_id(stranger), None, "{stranger}");
         }
+    }
+
+    /// A manifest's name and a recorded cause are outside text: a bidi override would reverse
+    /// the label, an ESC sequence garble it.
+    #[test]
+    fn labels_carry_no_control_or_bidi_character() {
+        let hostile = ProductStatus {
+            name: "\u{1b}[2J\u{202E}<b>Acme</b>\u{2066}".into(),
+            last_attempt: attempt(
+                AttemptOutcome::NotSent,
+                &[Cause::Recorded {
+                    message: "gone\u{1b}[31m\u{202D}red: older words".into(),
+                }],
+            ),
+            ..status("u", Phase::Unlicensed)
+        };
+        let m = menu_model(&[hostile], NOW);
+        let entry = &m.products[0];
+        for text in [entry.title(), m.tooltip.clone()] {
+            assert!(
+                !text.chars().any(|c| c.is_control()
+                    || ('\u{2066}'..='\u{2069}').contains(&c)
+                    || ('\u{202A}'..='\u{202E}').contains(&c)),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            entry.title(),
+            "\\u{1b}[2J\\u{202e}<b>Acme</b>\\u{2066} — Not activated: gone\\u{1b}[31m\\u{202d}red"
+        );
+    }
+
+    #[test]
+    fn add_ons_follow_their_base_in_the_menu() {
+        let addon = |id: &str, base: &str| ProductStatus {
+            addon_of: Some(base.into()),
+            ..activated(id)
+        };
+        // The engine's order is by id: "demo-export" (an add-on) before "demo-studio".
+        let statuses = [
+            addon("demo-export", "demo-studio"),
+            activated("demo-studio"),
+            addon("orphan-addon", "not-installed"),
+            activated("other"),
+            addon("another-export", "demo-studio"),
+        ];
+        let ids = |list: &[ProductStatus]| list.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&base_first(&statuses)),
+            [
+                "demo-studio",
+                "demo-export",
+                "another-export",
+                "orphan-addon",
+                "other"
+            ]
+        );
+        let m = menu_model(&statuses, NOW);
+        let menu: Vec<&str> = m.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(menu[..2], ["demo-studio", "demo-export"]);
+        assert_eq!(base_first(&base_first(&statuses)), base_first(&statuses));
+    }
+
+    #[test]
+    fn about_and_diagnostics_are_in_the_menu() {
+        let m = menu_model(&[], NOW);
+        assert!(m.actions.contains(&Action::About));
+        assert!(m.actions.contains(&Action::Diagnostics));
+        assert_eq!(m.actions.last(), Some(&Action::Quit));
     }
 
     #[test]

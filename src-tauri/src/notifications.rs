@@ -2,12 +2,17 @@
 //! at most once; this module only words it and, where the platform reports clicks, opens the
 //! window that helps.
 
-use lapwing_core::scheduler::Event;
+use lap_proto::time::{DAY, HOUR};
+use lapwing_core::cause::Cause;
+use lapwing_core::scheduler::{Event, WarningKind};
+use lapwing_core::shown::{markup_escaped, shown};
 use tauri::{AppHandle, Runtime};
 
 use crate::windows::View;
 
-/// A notification's words and the window a click opens.
+/// A notification's words and the window a click opens. Both are plain text, with the outside
+/// text in them (product names, causes quoting host names and server words) passed through
+/// `shown`; the body is made markup-safe where it is sent as markup ([`Notice::markup_body`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub summary: String,
@@ -15,8 +20,14 @@ pub struct Notice {
     pub view: View,
 }
 
-const HOUR: u64 = 3600;
-const DAY: u64 = 24 * HOUR;
+impl Notice {
+    /// The body for a freedesktop notification server, which may read it as markup (`<b>`,
+    /// `<a href>`, entities). The summary is plain text there and stays as it is: escaped, it
+    /// would show `&lt;` literally. Other platforms take the plain body.
+    pub fn markup_body(&self) -> String {
+        markup_escaped(&self.body)
+    }
+}
 
 /// "in 9 days", "in 5 hours", "within the hour", "now".
 fn time_left(end: u64, now: u64) -> String {
@@ -45,49 +56,65 @@ pub fn notice(event: &Event, now: u64) -> Notice {
             ends_at,
             ..
         } => {
+            let name = shown(name);
             let date = crate::menu::date(*ends_at);
-            if what == "evaluation" {
-                Notice {
+            match what {
+                WarningKind::Evaluation => Notice {
                     summary: format!("{name}: evaluation ends {}", time_left(*ends_at, now)),
                     body: format!(
                         "The evaluation ends on {date}. Enter a license key to keep using {name}."
                     ),
                     view: View::Key(product.clone()),
-                }
-            } else {
-                Notice {
+                },
+                WarningKind::NotAfter => Notice {
                     summary: format!("{name}: license ends {}", time_left(*ends_at, now)),
                     body: format!(
                         "The license runs until {date}. Lapwing renews it when the server allows; if it cannot, ask your vendor."
                     ),
                     view: View::Products,
-                }
+                },
             }
         }
         Event::Recovered { name, .. } => Notice {
-            summary: format!("{name} is activated again"),
+            summary: format!("{} is activated again", shown(name)),
             body: "The license server answered after failed attempts.".into(),
             view: View::Products,
         },
         Event::NeedsAttention {
             product,
             name,
-            reason,
-        } => {
-            // The reason is the engine's first diagnosis: it names what to fix.
-            let view = if reason.starts_with("no server found") {
-                View::Server(Some(product.clone()))
-            } else if reason.contains("license key") || reason.contains("evaluation") {
-                View::Key(product.clone())
-            } else {
-                View::Diagnostics
-            };
-            Notice {
-                summary: format!("{name} needs you"),
-                body: sentence(reason),
-                view,
-            }
-        }
+            cause,
+        } => Notice {
+            summary: format!("{} needs you", shown(name)),
+            body: sentence(&shown(&cause.to_string())),
+            view: attention_view(cause, product),
+        },
+    }
+}
+
+/// The window that helps with a cause: where to set a server, where to enter a key, or the
+/// diagnostics. Decided on the variant alone (every one named, no catch-all), so rewording a
+/// sentence cannot send a click elsewhere and a new cause must be given a window here.
+fn attention_view(cause: &Cause, product: &str) -> View {
+    match cause {
+        Cause::NoServerFound { .. } => View::Server(Some(product.to_owned())),
+        Cause::NoLicenseKey
+        | Cause::KeyMayBeRefused
+        | Cause::EvaluationDisabled
+        | Cause::EvaluationEnded
+        | Cause::ServerKeyChanged
+        | Cause::EvaluationMayNotBeOffered => View::Key(product.to_owned()),
+        Cause::ClockMayBeOff
+        | Cause::ClockOff { .. }
+        | Cause::ClockRight { .. }
+        | Cause::ClockSynchronized
+        | Cause::ClockNotChecked { .. }
+        | Cause::ClockMovedBack { .. }
+        | Cause::Unreachable { .. }
+        | Cause::InvalidServerData { .. }
+        | Cause::DatagramsRejected { .. }
+        | Cause::LicenseExpired
+        | Cause::Recorded { .. } => View::Diagnostics,
     }
 }
 
@@ -117,7 +144,7 @@ fn deliver<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
     let shown = notify_rust::Notification::new()
         .appname("Lapwing")
         .summary(&notice.summary)
-        .body(&notice.body)
+        .body(&notice.markup_body())
         .icon("dialog-information")
         .action("default", "Open")
         .show();
@@ -162,7 +189,7 @@ mod tests {
         let license = Event::Warning {
             product: "acme".into(),
             name: "Acme Studio".into(),
-            what: "not-after".into(),
+            what: WarningKind::NotAfter,
             ends_at: MARCH_12,
             label: "not-after@1/60d".into(),
         };
@@ -174,7 +201,7 @@ mod tests {
         let evaluation = Event::Warning {
             product: "acme".into(),
             name: "Acme Studio".into(),
-            what: "evaluation".into(),
+            what: WarningKind::Evaluation,
             ends_at: MARCH_12,
             label: "evaluation@1/1h".into(),
         };
@@ -207,17 +234,7 @@ mod tests {
         assert_eq!(n.summary, "Acme is activated again");
         assert_eq!(n.view, View::Products);
 
-        let attention = |reason: &str| {
-            notice(
-                &Event::NeedsAttention {
-                    product: "acme".into(),
-                    name: "Acme".into(),
-                    reason: reason.into(),
-                },
-                NOW,
-            )
-        };
-        let n = attention("no server found: set one with `lapctl server set HOST:PORT`");
+        let n = attention(Cause::NoServerFound { skipped: vec![] });
         assert_eq!(n.summary, "Acme needs you");
         assert_eq!(
             n.body,
@@ -225,9 +242,157 @@ mod tests {
         );
         assert_eq!(n.view, View::Server(Some("acme".into())));
         assert_eq!(
-            attention("the license key may not be accepted for this product").view,
-            View::Key("acme".into())
+            attention(Cause::EvaluationDisabled).body,
+            "Evaluation disabled by the administrator (machine policy): enter a license key."
         );
-        assert_eq!(attention("expired").view, View::Diagnostics);
+        assert_eq!(
+            attention(Cause::LicenseExpired).body,
+            "The license has expired."
+        );
+    }
+
+    /// A manifest's name and the host names a cause quotes are outside text: no control or
+    /// bidi character reaches the notification, and markup in them is shown, not obeyed.
+    #[test]
+    fn outside_text_is_neither_obeyed_nor_garbled() {
+        let name = "\u{1b}[2J\u{202E}<b>bold</b> & co";
+        let warning = Event::Warning {
+            product: "acme".into(),
+            name: name.into(),
+            what: WarningKind::Evaluation,
+            ends_at: MARCH_12,
+            label: "evaluation@1/1h".into(),
+        };
+        let attention = Event::NeedsAttention {
+            product: "acme".into(),
+            name: name.into(),
+            cause: Cause::NoServerFound {
+                skipped: vec![lapwing_core::cause::SkippedServer {
+                    source: lapwing_discovery::ServerSource::DnsSd,
+                    subject: "<i>lab</i>\u{1b}]8;;http://evil\u{7}".into(),
+                    reason: "loopback".into(),
+                }],
+            },
+        };
+        for (event, escaped) in [
+            (warning, "&lt;b&gt;bold&lt;/b&gt; &amp; co"),
+            (attention, "&lt;i&gt;lab&lt;/i&gt;"),
+        ] {
+            let n = notice(&event, MARCH_12 - DAY);
+            let body = n.markup_body();
+            for text in [&n.summary, &n.body, &body] {
+                assert!(
+                    !text.chars().any(|c| c.is_control() || c == '\u{202E}'),
+                    "{text:?}"
+                );
+            }
+            assert!(n.summary.contains("<b>bold</b>"), "{}", n.summary);
+            assert!(body.contains(escaped), "{body}");
+            assert!(!body.contains('<') && !body.contains('>'), "{body}");
+        }
+        let plain = notice(
+            &Event::Recovered {
+                product: "acme".into(),
+                name: "Acme".into(),
+            },
+            NOW,
+        );
+        assert_eq!(plain.markup_body(), plain.body);
+    }
+
+    fn attention(cause: Cause) -> Notice {
+        notice(
+            &Event::NeedsAttention {
+                product: "acme".into(),
+                name: "Acme".into(),
+                cause,
+            },
+            NOW,
+        )
+    }
+
+    /// Every cause and the window its notification opens.
+    #[test]
+    fn each_cause_opens_its_window() {
+        let key = View::Key("acme".into());
+        let cases = [
+            (
+                Cause::NoServerFound { skipped: vec![] },
+                View::Server(Some("acme".into())),
+            ),
+            (Cause::NoLicenseKey, key.clone()),
+            (Cause::KeyMayBeRefused, key.clone()),
+            (Cause::EvaluationDisabled, key.clone()),
+            (Cause::EvaluationEnded, key.clone()),
+            (Cause::ServerKeyChanged, key.clone()),
+            (Cause::EvaluationMayNotBeOffered, key.clone()),
+            (Cause::ClockMayBeOff, View::Diagnostics),
+            (Cause::ClockMovedBack { by_secs: 7_200 }, View::Diagnostics),
+            (
+                Cause::ClockOff {
+                    offset_secs: 600,
+                    server: "ntp.test:123".into(),
+                },
+                View::Diagnostics,
+            ),
+            (Cause::Unreachable { tried: vec![] }, View::Diagnostics),
+            (
+                Cause::InvalidServerData {
+                    address: "10.0.0.1:4711".into(),
+                    error: "NotAfter is already past".into(),
+                },
+                View::Diagnostics,
+            ),
+            (
+                Cause::DatagramsRejected {
+                    count: 2,
+                    address: "10.0.0.1:4711".into(),
+                    last_error: "authentication failed".into(),
+                },
+                View::Diagnostics,
+            ),
+            (Cause::LicenseExpired, View::Diagnostics),
+            (
+                Cause::Recorded {
+                    message: "an older sentence".into(),
+                },
+                View::Diagnostics,
+            ),
+        ];
+        for (cause, view) in cases {
+            assert_eq!(attention(cause.clone()).view, view, "{cause:?}");
+        }
+    }
+
+    /// The window follows the variant, not the words: sentences that read like another
+    /// cause's (as the text matching of old would have read them) change nothing.
+    #[test]
+    fn rewording_a_cause_changes_no_window() {
+        let misleading = "no server found: enter a license key to start the evaluation";
+        assert_eq!(
+            attention(Cause::Recorded {
+                message: misleading.into()
+            })
+            .view,
+            View::Diagnostics
+        );
+        assert_eq!(
+            attention(Cause::InvalidServerData {
+                address: "evaluation.example:4711".into(),
+                error: misleading.into(),
+            })
+            .view,
+            View::Diagnostics
+        );
+        assert_eq!(
+            attention(Cause::Unreachable {
+                tried: vec![lapwing_core::state::ServerUsed {
+                    address: "license-key.example:4711".into(),
+                    source: lapwing_core::state::ServerSource::Override,
+                }],
+            })
+            .view,
+            View::Diagnostics
+        );
     }
 }

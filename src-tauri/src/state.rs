@@ -1,40 +1,17 @@
-//! What the app keeps while it runs: the engine, the status last published, and how to stop.
-//! Every path that can change the status (a command, a menu action, an engine event, a file
-//! changed by `lapctl`) ends in [`refresh`], which publishes only real changes.
+//! What the app keeps while it runs: the engine, how many activations it is running, and how
+//! to stop. Nothing here publishes or draws: that is `publish.rs` and its listeners.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use lapwing_core::engine::{Engine, ProductStatus};
-use serde::Serialize;
-use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
+use lapwing_core::engine::Engine;
 
-use crate::error::CommandError;
-
-/// The event every window hears when the status changes.
-pub const STATUS_CHANGED: &str = "status-changed";
-
-/// `ProductStatus` as the windows get it: `lapctl status --json`'s fields plus the tray's line.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusView {
-    #[serde(flatten)]
-    pub status: ProductStatus,
-    pub line: String,
-}
-
-impl From<ProductStatus> for StatusView {
-    fn from(status: ProductStatus) -> Self {
-        let line = crate::menu::line(&status);
-        Self { status, line }
-    }
-}
+use crate::tray_host::TrayHost;
 
 /// The app's managed state.
 #[derive(Debug)]
 pub struct Lapwing {
     pub engine: Arc<Engine>,
-    /// The status last sent to the windows and the tray; `None` before the first.
-    published: Mutex<Option<Vec<ProductStatus>>>,
     /// Activations the app itself is running (the tray shows "working" meanwhile).
     busy: AtomicUsize,
     /// Set once Quit was chosen: from then on an exit request is let through.
@@ -45,117 +22,70 @@ pub struct Lapwing {
     pub engine_task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Keeps the directory watcher alive (dropping it stops the watching).
     pub watcher: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// Whether a tray icon can be seen, decided once at start; unset (the command tests' mock
+    /// runtime) counts as present.
+    tray_host: OnceLock<TrayHost>,
 }
 
 impl Lapwing {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
-            published: Mutex::new(None),
             busy: AtomicUsize::new(0),
             quitting: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
             engine_task: Mutex::new(None),
             watcher: Mutex::new(None),
+            tray_host: OnceLock::new(),
         }
+    }
+
+    pub fn tray_host(&self) -> TrayHost {
+        self.tray_host.get().copied().unwrap_or(TrayHost::Present)
+    }
+
+    /// Records what the start found; the first answer stands.
+    pub fn set_tray_host(&self, host: TrayHost) {
+        let _ = self.tray_host.set(host);
     }
 
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::SeqCst) > 0
     }
-}
 
-/// Counts an activation the app runs, for the tray's "working" state, until dropped.
-struct Busy<'a, R: Runtime>(&'a AppHandle<R>);
-
-impl<'a, R: Runtime> Busy<'a, R> {
-    fn start(app: &'a AppHandle<R>) -> Self {
-        app.state::<Lapwing>().busy.fetch_add(1, Ordering::SeqCst);
-        crate::tray::show_current(app);
-        Self(app)
+    /// Counts an activation the app runs until the returned guard is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(&self.busy)
     }
 }
 
-impl<R: Runtime> Drop for Busy<'_, R> {
+/// One activation the app runs; [`Lapwing::is_busy`] holds while any is alive.
+#[derive(Debug)]
+#[must_use = "the activation counts as running only while this guard lives"]
+pub struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0
-            .state::<Lapwing>()
-            .busy
-            .fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Reads the status; when it differs from what was published, sends it to every window and
-/// rebuilds the tray. Returns the status read.
-pub fn refresh<R: Runtime>(app: &AppHandle<R>) -> Result<Vec<ProductStatus>, CommandError> {
-    let lapwing = app.state::<Lapwing>();
-    let statuses = lapwing.engine.status()?;
-    let changed = {
-        let mut published = lapwing
-            .published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let changed = published.as_ref() != Some(&statuses);
-        if changed {
-            *published = Some(statuses.clone());
-        }
-        changed
-    };
-    if changed {
-        tracing::debug!(
-            products = statuses.len(),
-            "status changed: windows and tray updated"
-        );
-        let views: Vec<StatusView> = statuses.iter().cloned().map(StatusView::from).collect();
-        if let Err(e) = app.emit(STATUS_CHANGED, &views) {
-            tracing::warn!(error = %e, "cannot send the status to the windows");
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_holds_while_any_guard_lives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lapwing = Lapwing::new(Arc::new(crate::test_support::engine(dir.path())));
+        assert!(!lapwing.is_busy());
+        let first = lapwing.busy();
+        let second = lapwing.busy();
+        assert!(lapwing.is_busy());
+        drop(first);
+        assert!(lapwing.is_busy());
+        drop(second);
+        assert!(!lapwing.is_busy());
     }
-    // The tray is redrawn even without a change: the busy state or the day count may have
-    // moved.
-    crate::tray::apply(app, &statuses);
-    Ok(statuses)
-}
-
-/// The status last published (for the tray while a refresh is not due).
-pub fn published<R: Runtime>(app: &AppHandle<R>) -> Option<Vec<ProductStatus>> {
-    app.state::<Lapwing>()
-        .published
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-}
-
-/// Activates one product now, then publishes the change.
-pub async fn activate<R: Runtime>(
-    app: &AppHandle<R>,
-    id: &str,
-) -> Result<ProductStatus, CommandError> {
-    let engine = Arc::clone(&app.state::<Lapwing>().engine);
-    let status = {
-        let _busy = Busy::start(app);
-        engine.activate(id, None).await
-    };
-    refresh(app)?;
-    Ok(status?)
-}
-
-/// Activates every installed product at once (one batch: concurrent exchanges, one state
-/// write), then publishes the change.
-pub async fn activate_all<R: Runtime>(
-    app: &AppHandle<R>,
-) -> Result<Vec<ProductStatus>, CommandError> {
-    let engine = Arc::clone(&app.state::<Lapwing>().engine);
-    let ids: Vec<String> = engine.catalog().products.into_keys().collect();
-    let results = {
-        let _busy = Busy::start(app);
-        engine.activate_many(&ids, None).await
-    };
-    refresh(app)?;
-    let results = results?;
-    let mut out = Vec::with_capacity(results.len());
-    for result in results {
-        out.push(result?);
-    }
-    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! The tray icon: applies the menu model (icon per overall state, tooltip, menu) and turns
-//! menu choices into actions. Only the real app creates the tray; everywhere else (the
-//! command tests' mock runtime) `apply` finds no tray and does nothing.
+//! menu choices into actions. It listens to the publish path (`publish.rs`) and redraws on
+//! every publish; nothing calls into it but the app's start. Only the real app creates the
+//! tray; everywhere else (the command tests' mock runtime) there is none.
 
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
@@ -8,6 +9,7 @@ use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager as _, Runtime};
 
 use crate::menu::{Action, MenuModel, Overall, menu_model};
+use crate::publish::Publisher;
 use crate::state::Lapwing;
 use crate::windows::View;
 
@@ -67,7 +69,7 @@ fn set<R: Runtime>(tray: &TrayIcon<R>, app: &AppHandle<R>, model: &MenuModel) ->
     tray.set_tooltip(Some(&model.tooltip))
 }
 
-/// Creates the tray for the current status.
+/// Creates the tray for the current status; from then on it redraws on every publish.
 pub fn create<R: Runtime>(
     app: &AppHandle<R>,
     statuses: &[lapwing_core::engine::ProductStatus],
@@ -80,11 +82,15 @@ pub fn create<R: Runtime>(
         .show_menu_on_left_click(true)
         .on_menu_event(|app, event| choose(app, event.id().as_ref()))
         .build(app)?;
+    let handle = app.clone();
+    // Every publish, changed or not: the day counts and the busy state move on their own.
+    app.state::<Publisher>()
+        .subscribe(move |publication| apply(&handle, publication.statuses));
     Ok(())
 }
 
 /// Redraws the tray for these statuses, if there is a tray.
-pub fn apply<R: Runtime>(app: &AppHandle<R>, statuses: &[lapwing_core::engine::ProductStatus]) {
+fn apply<R: Runtime>(app: &AppHandle<R>, statuses: &[lapwing_core::engine::ProductStatus]) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
@@ -96,13 +102,6 @@ pub fn apply<R: Runtime>(app: &AppHandle<R>, statuses: &[lapwing_core::engine::P
             tracing::warn!(error = %e, "cannot update the tray");
         }
     });
-}
-
-/// Redraws the tray from the status last published (the busy state changed).
-pub fn show_current<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(statuses) = crate::state::published(app) {
-        apply(app, &statuses);
-    }
 }
 
 fn open<R: Runtime>(app: &AppHandle<R>, view: &View) {
@@ -120,7 +119,7 @@ fn choose<R: Runtime>(app: &AppHandle<R>, id: &str) {
         Action::Activate(product) => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = crate::state::activate(&app, &product).await {
+                if let Err(e) = crate::actions::activate(&app, &product).await {
                     tracing::warn!(product, error = %e, "activation could not run");
                 }
             });
@@ -128,7 +127,7 @@ fn choose<R: Runtime>(app: &AppHandle<R>, id: &str) {
         Action::ActivateAll => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = crate::state::activate_all(&app).await {
+                if let Err(e) = crate::actions::activate_all(&app).await {
                     tracing::warn!(error = %e, "activation could not run");
                 }
             });
@@ -137,6 +136,8 @@ fn choose<R: Runtime>(app: &AppHandle<R>, id: &str) {
         Action::Server(product) => open(app, &View::Server(Some(product))),
         Action::OpenLapwing => open(app, &View::Products),
         Action::Settings => open(app, &View::Settings),
-        Action::Quit => crate::quit(app),
+        Action::Diagnostics => open(app, &View::Diagnostics),
+        Action::About => open(app, &View::About),
+        Action::Quit => crate::actions::quit(app),
     }
 }

@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
-use lapd::catalog::Catalog;
+use lap_proto::test_util::key;
+use lap_proto::time::unix_now;
+use lap_proto::{ServerSecretKeys, Uuid};
+use lapd::catalog::LicenseCatalog;
 use lapd::ratelimit::RateLimiter;
 use lapd::server::{Background, Server};
 use lapd::store::Store;
@@ -28,21 +30,7 @@ use tauri::{App, Listener as _, Manager as _, WebviewUrl, WebviewWindow, Webview
 
 const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// License key number `n` (a valid key, as `lapd license new` would print).
-fn key(n: u8) -> LicenseKey {
-    let mut draw = [n; 16];
-    LicenseKey::generate(move || {
-        draw[15] = draw[15].wrapping_add(1);
-        draw
-    })
-}
-
 /// A lapd on 127.0.0.1 whose catalog has one SKU and a term license for key 1. Stops when
 /// dropped.
 struct TestServer {
@@ -58,7 +46,7 @@ impl TestServer {
              [[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\n",
             key(1).to_display()
         );
-        let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
+        let catalog = LicenseCatalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
         let server = Server::new(
             ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
             catalog,
@@ -180,7 +168,6 @@ fn check_key_reads_a_pasted_key_and_suggests_the_right_one_for_a_typo() {
     let check = invoke(&s.window, "check_key", json!({"text": pasted})).expect("checked");
     assert_eq!(check["valid"], true, "{check}");
     assert_eq!(check["display"], right.as_str());
-    assert_eq!(check["evaluation"], false);
     assert_eq!(check["error"], Value::Null);
 
     let mut chars: Vec<char> = right.chars().collect();
@@ -494,8 +481,146 @@ fn doctor_about_and_report_hold_no_secret() {
     assert_eq!(kind(invoke(&s.window, "settings", json!({}))), "engine");
 }
 
+/// The UI's sources (`ui/src`).
+fn ui_source(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ui/src")
+        .join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every `ipc.<method>` a source names (`ipc` as a whole word, spaces and line breaks
+/// allowed around the dot).
+fn ipc_methods(source: &str) -> std::collections::BTreeSet<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let mut found = std::collections::BTreeSet::new();
+    for (at, _) in source.match_indices("ipc") {
+        if source[..at].chars().next_back().is_some_and(ident) {
+            continue;
+        }
+        let rest = source[at + 3..].trim_start();
+        let Some(rest) = rest.strip_prefix('.') else {
+            continue;
+        };
+        let name: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| ident(*c))
+            .collect();
+        if !name.is_empty() {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+/// `ipc.ts`'s methods and the command (or, for a listener, `listen`) each one calls. A
+/// method may span lines: its text runs to the next `name:` line.
+fn ipc_commands() -> std::collections::BTreeMap<String, String> {
+    let source = ui_source("ipc.ts");
+    let body = &source[source.find("export const ipc = {").expect("the ipc object")..];
+    let mut methods: Vec<(String, String)> = Vec::new();
+    for line in body.lines().skip(1).map(str::trim) {
+        let name: String = line
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        if !name.is_empty() && line[name.len()..].starts_with(':') {
+            methods.push((name, line.to_owned()));
+        } else if let Some((_, text)) = methods.last_mut() {
+            text.push_str(line);
+        }
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for (method, text) in methods {
+        if let Some(command) = text
+            .split_once("call<")
+            .and_then(|(_, rest)| rest.split('\'').nth(1))
+        {
+            map.insert(method, command.to_owned());
+        } else if text.contains("backend.listen") {
+            map.insert(method, "listen".to_owned());
+        }
+    }
+    map
+}
+
+/// The commands the app registers (`build.rs`'s `COMMANDS`).
+fn registered_commands() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("build.rs");
+    let source = std::fs::read_to_string(&path).expect("build.rs");
+    let list = source
+        .split_once("const COMMANDS")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .expect("the COMMANDS list")
+        .0;
+    let mut commands: Vec<String> = list
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    commands.sort();
+    commands
+}
+
+/// What a view invokes: the commands named by `views/<view>.ts` and `views/<view>/*.ts`.
+fn commands_of_view(
+    view: &str,
+    commands: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut sources = vec![ui_source(&format!("views/{view}.ts"))];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../ui/src/views/{view}"));
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.filter_map(Result::ok) {
+            sources.push(std::fs::read_to_string(entry.path()).expect("a view part"));
+        }
+    }
+    let mut used: Vec<String> = sources
+        .iter()
+        .flat_map(|s| ipc_methods(s))
+        .filter_map(|method| commands.get(&method).cloned())
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+/// Arguments each command takes, valid enough that only the ACL can refuse it outright.
+fn arguments(command: &str) -> Value {
+    match command {
+        "activate" | "key_masked" | "reveal_key" | "remove_key" => json!({"id": "nobody"}),
+        "set_key" => json!({"id": "nobody", "key": "not a key"}),
+        "check_key" | "check_server" => json!({"text": ""}),
+        "server_info" | "doctor" | "doctor_report" => json!({"product": "nobody"}),
+        "set_server" => json!({"product": "nobody", "server": null}),
+        "set_autostart" => json!({"enabled": false}),
+        "open_window" => json!({"view": "nowhere", "product": null}),
+        _ => json!({}),
+    }
+}
+
+/// Whether the ACL let the call through: a command's own errors are `{kind, message}`
+/// objects; the ACL's refusal is a bare sentence.
+fn granted(result: &Result<Value, Value>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(Value::String(refusal)) => {
+            assert!(
+                refusal.contains("not allowed"),
+                "not the ACL's refusal: {refusal}"
+            );
+            false
+        }
+        Err(error) => {
+            assert!(error["kind"].is_string(), "{error}");
+            true
+        }
+    }
+}
+
 #[test]
-fn the_capability_grants_the_commands_to_the_app_windows_only() {
+fn each_window_is_granted_exactly_the_commands_its_view_invokes() {
     // The real ACL this time (capabilities/ and permissions/ as built), not the mock's empty one.
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::new(EngineConfig {
@@ -523,18 +648,67 @@ fn the_capability_grants_the_commands_to_the_app_windows_only() {
             .build()
             .expect("window")
     };
-    let products = window("products");
+    let methods = ipc_commands();
+    let all = registered_commands();
+    let mut called: Vec<String> = methods
+        .values()
+        .filter(|c| *c != "listen")
+        .cloned()
+        .collect();
+    called.sort();
+    called.dedup();
     assert_eq!(
-        invoke(&products, "status", json!({})).expect("granted"),
-        json!([])
+        called, all,
+        "ipc.ts read whole: one method per registered command"
     );
-    assert!(invoke(&window("key-acme"), "check_key", json!({"text": ""})).is_ok());
-    assert!(
-        invoke(&window("stranger"), "status", json!({})).is_err(),
-        "a window outside the capability is refused"
+    let windows = [
+        ("products", "products"),
+        ("key-acme", "key"),
+        ("server", "server"),
+        ("server-acme", "server"),
+        ("diagnostics", "diagnostics"),
+        ("about", "about"),
+        ("settings", "settings"),
+    ];
+    let mut used_anywhere = std::collections::BTreeSet::new();
+    for (label, view) in windows {
+        let expected = commands_of_view(view, &methods);
+        assert!(!expected.is_empty(), "{view} invokes nothing?");
+        let window = window(label);
+        let allowed: Vec<String> = all
+            .iter()
+            .filter(|command| granted(&invoke(&window, command, arguments(command))))
+            .cloned()
+            .collect();
+        let expected_commands: Vec<String> = expected
+            .iter()
+            .filter(|c| *c != "listen")
+            .cloned()
+            .collect();
+        assert_eq!(allowed, expected_commands, "window {label}");
+        let listens = granted(&invoke(
+            &window,
+            "plugin:event|listen",
+            json!({"event": "status-changed", "target": {"kind": "Any"}, "handler": 9}),
+        ));
+        assert_eq!(
+            listens,
+            expected.contains(&"listen".to_owned()),
+            "window {label} listening"
+        );
+        assert!(
+            !granted(&invoke(&window, "plugin:autostart|enable", json!({}))),
+            "no plugin command is granted"
+        );
+        used_anywhere.extend(expected_commands);
+    }
+    assert_eq!(
+        used_anywhere.into_iter().collect::<Vec<_>>(),
+        all,
+        "every command some window uses, and none that no window uses"
     );
     assert!(
-        invoke(&products, "plugin:autostart|enable", json!({})).is_err(),
-        "no plugin command is granted"
+        !granted(&invoke(&window("stranger"), "status", json!({}))),
+        "a window outside every capability is refused"
     );
 }

@@ -73,6 +73,16 @@ impl Desk {
         self.command(args).output().expect("lapctl runs")
     }
 
+    /// `lapctl args` with `input` piped to its stdin (how a key is given).
+    pub fn run_fed(&self, args: &[&str], input: &str) -> Output {
+        crate::output_fed(&mut self.command(args), input)
+    }
+
+    /// `lapctl key set ID` with the key piped in, as a script gives it.
+    pub fn set_key(&self, id: &str, key: &str) -> Output {
+        self.run_fed(&["key", "set", id], &format!("{key}\n"))
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.run(args);
         assert!(

@@ -302,6 +302,11 @@ fn tauri_driver_path() -> PathBuf {
 
 impl TauriDriver {
     pub fn start(desk: &Desk, display: &Display) -> Self {
+        Self::start_with(desk, display, |_| {})
+    }
+
+    /// [`TauriDriver::start`] with the environment (the app's too) changed by `adjust` last.
+    pub fn start_with(desk: &Desk, display: &Display, adjust: impl FnOnce(&mut Command)) -> Self {
         let port = free_port();
         let native = free_port();
         let mut command = Command::new(tauri_driver_path());
@@ -322,6 +327,7 @@ impl TauriDriver {
         // window renders the same, but WebKitWebDriver's screenshot then never returns. An
         // empty `GDK_GL` keeps GDK's default and tells the app to leave it alone.
         command.env("GDK_GL", "");
+        adjust(&mut command);
         let child = command
             .spawn()
             .expect("tauri-driver starts (cargo xtask setup installs it)");
@@ -436,6 +442,15 @@ impl Session<'_> {
             .unwrap_or_else(|e| panic!("click {selector}: {e}"));
     }
 
+    /// Clicks what closes the window it is in: WebDriver may then answer that the window is
+    /// gone, which is the point ([`Session::wait_closed`] checks it).
+    pub fn click_closing(&self, selector: &str) {
+        let element = self.find(selector);
+        if let Err(e) = self.call("POST", &format!("/element/{element}/click"), None) {
+            assert!(e.contains("no such window"), "click {selector}: {e}");
+        }
+    }
+
     pub fn type_into(&self, selector: &str, text: &str) {
         let element = self.find(selector);
         self.call(
@@ -480,6 +495,60 @@ impl Session<'_> {
                 Instant::now() < deadline,
                 "the window never said {wanted:?}; it says:\n{text}"
             );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `script` (a function body) returns `true` in the page.
+    pub fn wait_until(&self, script: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = self
+                .call(
+                    "POST",
+                    "/execute/sync",
+                    Some(&json!({ "script": script, "args": [] })),
+                )
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never true: {script}
+the page says:
+{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Presses and releases Escape wherever the focus is (a real key event, as a person's).
+    pub fn press_escape(&self) {
+        let escape = "\u{E00C}";
+        self.call(
+            "POST",
+            "/actions",
+            Some(&json!({ "actions": [{
+                "type": "key", "id": "keyboard",
+                "actions": [{ "type": "keyDown", "value": escape }, { "type": "keyUp", "value": escape }]
+            }]})),
+        )
+        .or_else(|e| {
+            // Escape may close the window before WebDriver answers.
+            if e.contains("no such window") { Ok(Value::Null) } else { Err(e) }
+        })
+        .unwrap_or_else(|e| panic!("press Escape: {e}"));
+    }
+
+    /// Waits until the window `handle` is gone.
+    pub fn wait_closed(&self, handle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.handles().iter().any(|h| h == handle) {
+            assert!(Instant::now() < deadline, "the window {handle} stayed open");
             std::thread::sleep(Duration::from_millis(100));
         }
     }

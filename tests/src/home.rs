@@ -61,6 +61,16 @@ impl Home {
         self.command(args).output().expect("lapctl runs")
     }
 
+    /// `lapctl args` with `input` piped to its stdin (how a key is given).
+    pub fn run_fed(&self, args: &[&str], input: &str) -> Output {
+        crate::output_fed(&mut self.command(args), input)
+    }
+
+    /// `lapctl key set ID` with the key piped in, as a script gives it.
+    pub fn set_key(&self, id: &str, key: &str) -> Output {
+        self.run_fed(&["key", "set", id], &format!("{key}\n"))
+    }
+
     /// Installs "acme-studio" (base SKU) pointing at `address`.
     pub fn place_studio(&self, vendor: &Vendor, address: &str) {
         let text = manifest(vendor, "acme-studio", BASE_SKU, address, "");

@@ -5,13 +5,15 @@ pub mod desk;
 pub mod desktop;
 pub mod home;
 pub mod hostile;
+pub mod module_graph;
 pub mod netfault;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use lap_proto::{
     Activation, EphemeralSecret, PendingExchange, Request, SeedV1, ServerPublicKeys, Uuid,
@@ -53,11 +55,32 @@ pub fn lapd(args: &[&str]) -> Output {
         .expect("lapd runs")
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Runs `command` with `input` on its stdin, to completion: how the tests give license keys,
+/// which never go on a command line.
+pub fn output_fed(command: &mut Command, input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the program runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A program that refuses before reading closes its end: that is its answer, not ours.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("the program ends")
 }
+
+/// Runs `lapd` with `args` and `input` on its stdin (`--key-file -`).
+pub fn lapd_fed(args: &[&str], input: &str) -> Output {
+    output_fed(
+        Command::new(bin("lapd")).args(args).env("LAPD_LOG", "warn"),
+        input,
+    )
+}
+
+pub use lap_proto::time::unix_now;
 
 /// A vendor's setup in a temporary directory: keys, catalog, database.
 #[derive(Debug)]
@@ -260,6 +283,9 @@ impl Installation {
     }
 }
 
+/// Numbers every exchange of this process, so none reuses an ephemeral key.
+static NEXT_EXCHANGE: AtomicU32 = AtomicU32::new(0);
+
 /// Activates over real UDP: up to `attempts` fresh requests, each waiting `wait`, accepting
 /// an answer to any attempt in flight. `None` on silence.
 pub fn activate(
@@ -298,6 +324,9 @@ pub fn activate_timed(
         secret[..4].copy_from_slice(&attempt.to_le_bytes());
         secret[4..20].copy_from_slice(installation.base_id.as_bytes());
         secret[20..28].copy_from_slice(&unix_now().to_le_bytes());
+        // lapd answers an ephemeral key once: two calls in one second need different ones.
+        secret[28..32]
+            .copy_from_slice(&NEXT_EXCHANGE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         let (datagram, exchange) = seal_request(
             public,
             &installation.request(unix_now()),
@@ -315,4 +344,27 @@ pub fn activate_timed(
         }
     }
     None
+}
+
+/// Answers SNTP requests with the real time, on loopback (echoing the request's Transmit
+/// Timestamp as its Originate Timestamp, as RFC 4330 servers do).
+pub fn sntp_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        while let Ok((len, from)) = socket.recv_from(&mut buffer) {
+            if len < 48 {
+                continue;
+            }
+            let mut answer = [0u8; 48];
+            answer[0] = 0b00_100_100;
+            answer[1] = 2;
+            answer[24..32].copy_from_slice(&buffer[40..48]);
+            let ntp = u32::try_from((unix_now() + 2_208_988_800) % (1 << 32)).expect("fits");
+            answer[40..44].copy_from_slice(&ntp.to_be_bytes());
+            let _ = socket.send_to(&answer, from);
+        }
+    });
+    addr
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lap_proto::{ActivationRecord, LicenseKind, ServerData, Uuid};
-use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Installation, Vendor, activate, lapd};
+use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Installation, Vendor, activate, lapd, lapd_fed};
 
 const WAIT: Duration = Duration::from_millis(400);
 const SILENCE: Duration = Duration::from_millis(300);
@@ -221,9 +221,22 @@ fn lapd_probe_reports_grants_and_explains_silence() {
     let addr = server.addr.to_string();
     let public = vendor.path("keys/server.toml");
     let sku = BASE_SKU.to_string();
-    let out = lapd(&[
-        "probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", &key, "--json",
-    ]);
+    // The key from stdin (`--key-file -`), with the newline `echo` adds.
+    let out = lapd_fed(
+        &[
+            "probe",
+            "--server",
+            &addr,
+            "--public",
+            &public,
+            "--sku",
+            &sku,
+            "--key-file",
+            "-",
+            "--json",
+        ],
+        &format!("{key}\n"),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -241,6 +254,8 @@ fn lapd_probe_reports_grants_and_explains_silence() {
     })
     .to_display();
     let wrong = wrong.as_str();
+    let wrong_file = vendor.path("wrong.key");
+    std::fs::write(&wrong_file, wrong).expect("write");
     let out = lapd(&[
         "probe",
         "--server",
@@ -249,8 +264,8 @@ fn lapd_probe_reports_grants_and_explains_silence() {
         &public,
         "--sku",
         &sku,
-        "--key",
-        wrong,
+        "--key-file",
+        &wrong_file,
         "--attempts",
         "1",
         "--wait-ms",
@@ -264,14 +279,52 @@ fn lapd_probe_reports_grants_and_explains_silence() {
     );
     assert!(!stderr.contains(wrong), "the key is never echoed");
 
-    let out = lapd(&[
-        "probe", "--server", &addr, "--public", &public, "--sku", &sku, "--key", "ABCD",
-    ]);
+    let out = lapd_fed(
+        &[
+            "probe",
+            "--server",
+            &addr,
+            "--public",
+            &public,
+            "--sku",
+            &sku,
+            "--key-file",
+            "-",
+        ],
+        "ABCD",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--key"),
+        String::from_utf8_lossy(&out.stderr).contains("--key-file"),
         "a malformed key is refused before sending"
     );
+
+    let out = lapd_fed(
+        &[
+            "probe",
+            "--server",
+            &addr,
+            "--public",
+            &public,
+            "--sku",
+            &sku,
+            "--key-file",
+            "-",
+        ],
+        " \n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key given"));
+
+    for command in ["probe", "bench"] {
+        let out = lapd(&[
+            command, "--server", &addr, "--public", &public, "--sku", &sku, "--key", &key,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{command}: a usage error");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--key-file"), "says how instead: {stderr}");
+        assert!(!stderr.contains(&key), "the key is not echoed: {stderr}");
+    }
 }
 
 #[test]

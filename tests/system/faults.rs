@@ -25,7 +25,7 @@ use lapwing_system_tests::home::{Home, Kept};
 use lapwing_system_tests::hostile::{Attack, HostileServer};
 use lapwing_system_tests::netfault::{Faults, Proxy, Rng, long_campaign, percentile, runs};
 use lapwing_system_tests::{
-    BASE_SKU, Installation, Vendor, activate, activate_timed, bin, unix_now,
+    BASE_SKU, Installation, Vendor, activate, activate_timed, bin, sntp_server, unix_now,
 };
 
 /// The campaigns take turns: each measures times on a 2-core machine, and running them side
@@ -52,7 +52,7 @@ fn activate_json(out: &Output) -> serde_json::Value {
 fn activated_home(vendor: &Vendor, key: &str, server: SocketAddr) -> Home {
     let home = Home::new();
     home.place_studio(vendor, &server.to_string());
-    let out = home.run(&["key", "set", "acme-studio", key]);
+    let out = home.set_key("acme-studio", key);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     home
 }
@@ -146,7 +146,7 @@ fn lossy_and_slow_networks_still_activate_within_the_retry_schedule() {
                     let home = Home::new();
                     home.place_studio(vendor, &proxy.addr.to_string());
                     // Stores the key (its own activation may or may not get through).
-                    let out = home.run(&["key", "set", "acme-studio", key]);
+                    let out = home.set_key("acme-studio", key);
                     assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
                     let mut times = Vec::new();
                     // Per run: how many scheduler rounds it took (1 = at once).
@@ -245,7 +245,7 @@ fn an_answer_to_attempt_one_arriving_during_attempt_two_is_accepted() {
     let relay_addr = relay.local_addr().expect("addr");
     let home = Home::new();
     home.place_studio(&vendor, &relay_addr.to_string());
-    let out = home.run(&["key", "set", "acme-studio", &key]);
+    let out = home.set_key("acme-studio", &key);
     assert!(
         matches!(out.status.code(), Some(3)),
         "nobody relays yet: {}",
@@ -308,25 +308,58 @@ fn an_answer_to_attempt_one_arriving_during_attempt_two_is_accepted() {
 // 2. A hostile or broken server
 // ---------------------------------------------------------------------------------------
 
-/// What the status must say about each attack: the outcome and a phrase of the diagnosis.
-fn expected(attack: Attack) -> (&'static str, &'static str) {
+/// What the status must say about each attack: the outcome, the code of the first cause and
+/// a phrase of its sentence.
+fn expected(attack: Attack) -> (&'static str, &'static str, &'static str) {
     match attack {
         Attack::BadSignature => (
             "rejected-answer",
+            "datagrams-rejected",
             "authentication failed (Ed25519 signature",
         ),
-        Attack::SignedGarbage => ("rejected-answer", "authentication failed (Poly1305 tag"),
-        Attack::WrongClientId => ("rejected-answer", "ClientId does not match"),
-        Attack::WrongSku => ("rejected-answer", "SKUId does not match"),
-        Attack::MalformedTlv => ("rejected-answer", "invalid ServerData"),
-        Attack::NotAfterInThePast => ("rejected-answer", "NotAfter is already past"),
-        Attack::LargerThanRequest => ("rejected-answer", "response datagram too long"),
+        Attack::SignedGarbage => (
+            "rejected-answer",
+            "datagrams-rejected",
+            "authentication failed (Poly1305 tag",
+        ),
+        Attack::WrongClientId => (
+            "rejected-answer",
+            "datagrams-rejected",
+            "ClientId does not match",
+        ),
+        Attack::WrongSku => (
+            "rejected-answer",
+            "datagrams-rejected",
+            "SKUId does not match",
+        ),
+        Attack::MalformedTlv => (
+            "rejected-answer",
+            "invalid-server-data",
+            "invalid ServerData",
+        ),
+        Attack::NotAfterInThePast => (
+            "rejected-answer",
+            "invalid-server-data",
+            "NotAfter is already past",
+        ),
+        Attack::LargerThanRequest => (
+            "rejected-answer",
+            "datagrams-rejected",
+            "response datagram too long",
+        ),
         // A connected socket: the kernel drops datagrams from any other address or port,
-        // so to the client this is silence.
-        Attack::FromAnotherPort | Attack::FromAnotherAddress => ("no-answer", "unreachable"),
+        // so to the client this is silence: the key first, then reachability; the clock is
+        // named only as checked or not, never first without a measurement.
+        Attack::FromAnotherPort | Attack::FromAnotherAddress => {
+            ("no-answer", "key-may-be-refused", "unreachable")
+        }
         // Random plaintext (first byte: the Version) or random datagrams: their own reasons vary.
-        Attack::SealedGarbage | Attack::JunkFlood => ("rejected-answer", "failed their checks"),
-        Attack::JunkFloodThenAnswer => ("activated", ""),
+        Attack::SealedGarbage | Attack::JunkFlood => (
+            "rejected-answer",
+            "datagrams-rejected",
+            "failed their checks",
+        ),
+        Attack::JunkFloodThenAnswer => ("activated", "", ""),
     }
 }
 
@@ -356,7 +389,7 @@ fn a_hostile_server_changes_nothing_and_each_attack_is_named() {
                     ]);
                     let status = activate_json(&out);
                     let attempt = &status["last_attempt"];
-                    let (outcome, phrase) = expected(attack);
+                    let (outcome, code, phrase) = expected(attack);
                     assert_eq!(attempt["outcome"], outcome, "{attack:?}: {status}");
                     assert!(
                         hostile.requests.load(Ordering::Relaxed) >= 1,
@@ -369,6 +402,10 @@ fn a_hostile_server_changes_nothing_and_each_attack_is_named() {
                         return (attack, "accepted the valid answer behind the flood".into());
                     }
                     let diagnosis = attempt["diagnosis"].to_string();
+                    assert_eq!(
+                        attempt["diagnosis"][0]["code"], code,
+                        "{attack:?}: the first cause: {diagnosis}"
+                    );
                     assert!(
                         diagnosis.contains(phrase),
                         "{attack:?}: the diagnosis names the cause ({phrase:?}): {diagnosis}"
@@ -376,7 +413,10 @@ fn a_hostile_server_changes_nothing_and_each_attack_is_named() {
                     assert_eq!(after, before, "{attack:?}: the previous activation stands");
                     assert_eq!(status["state"], "activated", "{attack:?}");
                     assert_record_verifies(vendor, &home.record_path(), &format!("{attack:?}"));
-                    let first = attempt["diagnosis"][0].as_str().unwrap_or("").to_owned();
+                    let first = attempt["diagnosis"][0]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
                     (attack, first)
                 })
             })
@@ -803,7 +843,7 @@ fn home_on_tmpfs(vendor: &Vendor, key: &str, server: SocketAddr) -> (Home, Mount
     let mount = Mount::tmpfs(&home.path("small"), "512k");
     home.data.clone_from(&mount.0);
     home.place_studio(vendor, &server.to_string());
-    let out = home.run(&["key", "set", "acme-studio", key]);
+    let out = home.set_key("acme-studio", key);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (home, mount)
 }
@@ -913,7 +953,7 @@ fn a_keyring_locked_mid_run_loses_nothing_and_says_locked() {
     let server = vendor.serve(&[]);
     let desk = Desk::new(Setup::Unlocked);
     desk.place_studio(&vendor, &server.addr.to_string(), "");
-    let out = desk.run(&["key", "set", "acme-studio", &key]);
+    let out = desk.set_key("acme-studio", &key);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let before = Kept::read(&desk.path("home"));
     desk.session.lock_keyring();
@@ -929,7 +969,9 @@ fn a_keyring_locked_mid_run_loses_nothing_and_says_locked() {
 }
 
 /// Suspend for three days, resume: the grant still stands (three days fewer), and the
-/// server, which allows 30 s of skew, ignores a clock that jumped without it.
+/// server, which allows 30 s of skew, ignores a clock that jumped without it. The time server
+/// the machine policy names measures the jump (one SNTP query), and the clock is named first
+/// with the offset it measured.
 #[test]
 fn a_clock_jump_of_three_days_keeps_the_grant_and_blames_the_clock() {
     let _serial = serial();
@@ -937,6 +979,11 @@ fn a_clock_jump_of_three_days_keeps_the_grant_and_blames_the_clock() {
     let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
     let server = vendor.serve(&[]);
     let home = activated_home(&vendor, &key, server.addr);
+    std::fs::write(
+        home.path("policy.toml"),
+        format!("[clock]\ntime_server = \"{}\"\n", sntp_server()),
+    )
+    .expect("policy");
     let before = Kept::read(&home.data);
     let jumped = |args: &[&str]| {
         home.command(args)
@@ -952,10 +999,20 @@ fn a_clock_jump_of_three_days_keeps_the_grant_and_blames_the_clock() {
     let out = jumped(&["activate", "acme-studio", "--json"]);
     let status = activate_json(&out);
     assert_eq!(status["last_attempt"]["outcome"], "no-answer", "{status}");
-    let first = status["last_attempt"]["diagnosis"][0]
+    let first = status["last_attempt"]["diagnosis"][0]["message"]
         .as_str()
         .unwrap_or("");
-    assert!(first.contains("clock"), "the clock is named first: {first}");
+    let clock = &status["last_attempt"]["diagnosis"][0];
+    assert_eq!(
+        clock["code"], "clock-off",
+        "the clock is named first: {status}"
+    );
+    let offset = clock["offset_secs"].as_i64().expect("measured");
+    assert!(
+        (3 * 86_400 - 5..=3 * 86_400 + 5).contains(&offset),
+        "measured three days ahead: {offset}"
+    );
+    assert!(first.contains("3 days ahead of"), "{first}");
     assert_eq!(status["state"], "activated");
     assert_eq!(Kept::read(&home.data), before);
     let out = home.run(&["activate", "acme-studio", "--json"]);

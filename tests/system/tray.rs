@@ -98,11 +98,22 @@ struct Tray {
 
 impl Tray {
     fn start(desk: &Desk, display: &Display, args: &[&str]) -> Self {
+        Self::start_with(desk, display, args, |_| {})
+    }
+
+    /// [`Tray::start`] with the environment changed by `adjust` last.
+    fn start_with(
+        desk: &Desk,
+        display: &Display,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut command = Command::new(bin("lapwing"));
         command.args(args).stdout(Stdio::null()).stderr(Stdio::from(
             std::fs::File::create(desk.path("lapwing.log")).expect("log file"),
         ));
         desktop_env(desk, display, &mut command);
+        adjust(&mut command);
         Self {
             child: command.spawn().expect("the tray app starts"),
         }
@@ -132,7 +143,7 @@ fn studio_with_key(days: u32) -> (Vendor, Server, Desk) {
     let server = vendor.serve(&[]);
     let desk = Desk::new(Setup::Unlocked);
     desk.place_studio(&vendor, &server.addr.to_string(), "");
-    let out = desk.run(&["key", "set", STUDIO, &key]);
+    let out = desk.set_key(STUDIO, &key);
     assert!(
         out.status.success(),
         "{}",
@@ -182,7 +193,10 @@ fn the_running_app_holds_no_listening_socket() {
     let display = Display::start();
 
     // With a window open, so the webview's processes are in the tree too.
-    let mut tray = Tray::start(&desk, &display, &["--open", "products"]);
+    // In the default configuration: mDNS on (the desk turns it off for the other tests).
+    let mut tray = Tray::start_with(&desk, &display, &["--open", "products"], |command| {
+        command.env_remove("LAPWING_NO_MDNS");
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut tree = Vec::new();
     while Instant::now() < deadline {
@@ -211,4 +225,243 @@ fn the_running_app_holds_no_listening_socket() {
         !listening_sockets(&[server.pid()]).is_empty(),
         "the socket check found nothing even in lapd"
     );
+}
+
+/// Whether every element matching these selectors is wholly inside the window, unscrolled.
+fn in_view_script(selectors: &[&str]) -> String {
+    let list = selectors
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "return window.scrollY === 0 && [{list}].every((s) => {{ const e = document.querySelector(s); \
+         if (!e) return false; const r = e.getBoundingClientRect(); \
+         return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }})"
+    )
+}
+
+#[test]
+fn the_key_window_shows_its_result_in_view_and_closes_with_done_and_escape() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let display = Display::start();
+    let driver = TauriDriver::start(&desk, &display);
+    let shots = artifact_dir("e2e-screenshots");
+
+    let app = driver.session(&bin("lapwing"), &["--open", "products"]);
+    app.find(&format!("[data-product=\"{STUDIO}\"]"));
+    let products = app.handle();
+    // About and Diagnostics are reachable from the Products window.
+    app.find("#open-about");
+    app.find("#open-diagnostics");
+
+    app.click(&format!("[data-focus=\"{STUDIO}:key\"]"));
+    let key_window = app.switch_to_new_window(std::slice::from_ref(&products));
+    app.type_into("#key-input", &mistyped(&key));
+    app.find(&format!("button[aria-label=\"Use {key}\"]"));
+    // The tallest state of the form, in the window the app opened: Activate is in view.
+    app.wait_until(&in_view_script(&["#activate-key"]), Duration::from_secs(5));
+    app.click(&format!("button[aria-label=\"Use {key}\"]"));
+    app.find("#activate-key:not([disabled])");
+    app.click("#activate-key");
+    app.wait_for_text("Activated until", Duration::from_secs(30));
+    app.screenshot(&shots.join("key-result-in-view.png"));
+    app.wait_until(
+        &in_view_script(&["#result .message-ok", "#done"]),
+        Duration::from_secs(5),
+    );
+    let focused = app.execute("return document.activeElement && document.activeElement.id");
+    assert_eq!(focused, "done", "Done takes the focus after a result");
+    assert!(
+        !app.execute("return document.querySelector('#key-input').offsetParent !== null")
+            .as_bool()
+            .unwrap_or(true),
+        "the form folds away after a result"
+    );
+    app.click_closing("#done");
+    app.wait_closed(&key_window, Duration::from_secs(10));
+
+    // Escape closes a dialog: the About window, opened from the Products window.
+    app.switch_to(&products);
+    let known = app.handles();
+    app.click("#open-about");
+    let about = app.switch_to_new_window(&known);
+    app.wait_for_text("Third-party software", Duration::from_secs(30));
+    let text = app.text();
+    assert!(
+        text.contains("WebKitGTK"),
+        "About names the web engine:\n{text}"
+    );
+    app.press_escape();
+    app.wait_closed(&about, Duration::from_secs(10));
+    assert!(app.handles().contains(&products), "only the dialog closed");
+}
+
+#[test]
+fn open_key_and_server_windows_follow_a_change_made_with_lapctl() {
+    let vendor = Vendor::new();
+    let (first, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let (second, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let out = desk.set_key(STUDIO, &first);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let display = Display::start();
+    let driver = TauriDriver::start(&desk, &display);
+    let last_group = |key: &str| key.rsplit('-').next().unwrap_or_default().to_owned();
+
+    let app = driver.session(&bin("lapwing"), &["--open", "products"]);
+    app.find(&format!("[data-product=\"{STUDIO}\"]"));
+    let products = app.handle();
+    app.click(&format!("[data-focus=\"{STUDIO}:key\"]"));
+    app.switch_to_new_window(std::slice::from_ref(&products));
+    app.wait_for_text(&format!("-{}", last_group(&first)), Duration::from_secs(20));
+
+    // Another key, stored in a terminal while the window is open.
+    let out = desk.set_key(STUDIO, &second);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.wait_for_text(
+        &format!("-{}", last_group(&second)),
+        Duration::from_secs(20),
+    );
+
+    // The server window, then `lapctl server set` and `server clear` in a terminal.
+    app.switch_to(&products);
+    let known = app.handles();
+    app.click(&format!("[data-focus=\"{STUDIO}:server\"]"));
+    app.switch_to_new_window(&known);
+    app.find(".facts");
+    let out = desk.run(&["server", "set", "--product", STUDIO, "192.0.2.7:4711"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.wait_until(
+        "return /This product\\s+192\\.0\\.2\\.7:4711/.test(document.querySelector('.facts').innerText)",
+        Duration::from_secs(20),
+    );
+    let out = desk.run(&["server", "clear", "--product", STUDIO]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.wait_until(
+        "return /This product\\s+not set/.test(document.querySelector('.facts').innerText)",
+        Duration::from_secs(20),
+    );
+}
+
+/// The environment of a desktop without a session bus: no keyring either, so the secrets go
+/// to the file store; the runtime directory is the desk's own.
+fn without_session_bus(desk: &Desk, command: &mut Command) {
+    command
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", desk.path("no-bus").display()),
+        )
+        .env("XDG_RUNTIME_DIR", desk.path("runtime"))
+        .env("LAPWING_INSECURE_FILE_STORE", "1");
+}
+
+fn private_runtime_dir(desk: &Desk) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = desk.path("runtime");
+    std::fs::create_dir_all(&dir).expect("runtime dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+}
+
+/// Waits for a log line holding every one of `parts` (fields may be coloured between them).
+fn wait_for_log(desk: &Desk, parts: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = log(desk);
+        if text.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log never said {parts:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn without_a_session_bus_the_app_says_so_opens_its_window_and_stays_single() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let desk = Desk::new(Setup::Unlocked);
+    private_runtime_dir(&desk);
+    let display = Display::start();
+
+    let mut tray = Tray::start_with(&desk, &display, &[], |c| without_session_bus(&desk, c));
+    let text = wait_for_log(
+        &desk,
+        &["opening window", "products"],
+        Duration::from_secs(30),
+    );
+    assert!(
+        text.contains("no tray icon can be seen") && text.contains("no session bus"),
+        "the log does not say that no tray can be seen:\n{text}"
+    );
+    assert!(!text.contains("tray ready"), "the log pretends:\n{text}");
+    let socket = desk.path("runtime/lapwing/handover.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("the handover socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is the user's alone");
+
+    // A second launch hands over and leaves; the first opens what it asked for.
+    let mut second = Command::new(bin("lapwing"));
+    second
+        .args(["--open", "about"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    desktop_env(&desk, &display, &mut second);
+    without_session_bus(&desk, &mut second);
+    let mut second = second.spawn().expect("a second launch");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the second launch did not leave");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    wait_for_log(&desk, &["opening window", "about"], Duration::from_secs(30));
+    assert!(tray.is_running(), "the first app stopped:\n{}", log(&desk));
+}
+
+#[test]
+fn without_a_tray_host_the_products_window_says_it_is_the_main_window() {
+    let desk = Desk::new(Setup::Unlocked);
+    private_runtime_dir(&desk);
+    let display = Display::start();
+    let driver = TauriDriver::start_with(&desk, &display, |c| without_session_bus(&desk, c));
+
+    let app = driver.session(&bin("lapwing"), &["--open", "products"]);
+    app.find("#no-tray:not([hidden])");
+    let text = app.text();
+    assert!(
+        text.contains("No tray icon can be shown") && text.contains("closing it quits Lapwing"),
+        "the Products window does not say it is the main window:\n{text}"
+    );
+    // Closing it quits (`windows::quits_when_closed`, unit-tested): WebDriver's Close Window
+    // only destroys the web view, not the window, so it cannot stand in for the close button.
 }

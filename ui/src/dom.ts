@@ -1,6 +1,12 @@
 // A tiny element builder. Text is always set with textContent (product names, notices and
 // messages come from outside and are never parsed as HTML).
 
+import type { Cause } from './types';
+import { ACTION_LABELS, causeForWindow, type CauseAction } from './causes';
+
+/** What a cause's button does in this window (open the key or server window). */
+export type Act = (action: CauseAction) => void;
+
 type Attrs = Record<string, string | number | boolean | null | undefined>;
 type Child = Node | string | null | undefined | false;
 
@@ -65,32 +71,63 @@ export async function busy<T>(b: HTMLButtonElement, label: string, task: () => P
   }
 }
 
+/** A line under a message: plain text, or one of the engine's causes. */
+export type Detail = string | Cause;
+
+/**
+ * A list of causes (or plain lines). Each cause's item carries its stable code in
+ * `data-code`; its words are the window's (causes.ts): the engine's sentence, or for advice
+ * that is a command to type, the gist and a button that does it (when `act` is given).
+ */
+export function causeList(detail: readonly Detail[], attrs: Record<string, string> = {}, act?: Act): HTMLElement {
+  return h(
+    'ul',
+    { class: 'diagnosis', ...attrs },
+    detail.map((d) => {
+      if (typeof d === 'string') return h('li', {}, d);
+      const shown = causeForWindow(d);
+      const action = shown.action;
+      return h(
+        'li',
+        { 'data-code': d.code },
+        shown.text,
+        action && act
+          ? [' ', button(ACTION_LABELS[action], () => act(action), { class: 'link-button', 'data-action': action })]
+          : null,
+      );
+    }),
+  );
+}
+
 /**
  * A message area: an ARIA live region inside the view that carries results and errors.
  * Errors never go to alert(); they are said here, next to what caused them.
  */
 export class Messages {
   readonly el: HTMLElement;
-  constructor(label = 'Messages') {
+  constructor(
+    label = 'Messages',
+    private readonly act?: Act,
+  ) {
     this.el = h('div', { class: 'messages', role: 'status', 'aria-live': 'polite', 'aria-label': label });
   }
   clear(): void {
     clear(this.el);
   }
-  private say(tone: 'ok' | 'error' | 'info', text: string, detail?: string[]): void {
+  private say(tone: 'ok' | 'error' | 'info', text: string, detail?: readonly Detail[]): void {
     clear(this.el);
     const p = h('p', { class: `message message-${tone}` });
     if (tone === 'error') p.appendChild(h('span', { class: 'visually-hidden' }, 'Error: '));
     p.appendChild(document.createTextNode(text));
     this.el.appendChild(p);
     if (detail && detail.length) {
-      this.el.appendChild(h('ul', { class: 'diagnosis' }, detail.map((d) => h('li', {}, d))));
+      this.el.appendChild(causeList(detail, {}, this.act));
     }
   }
-  ok(text: string, detail?: string[]): void {
+  ok(text: string, detail?: readonly Detail[]): void {
     this.say('ok', text, detail);
   }
-  info(text: string, detail?: string[]): void {
+  info(text: string, detail?: readonly Detail[]): void {
     this.say('info', text, detail);
   }
   error(e: unknown): void {

@@ -10,6 +10,7 @@ import type {
   ProductStatus,
   ServerInfo,
   Settings,
+  TrayHost,
   ViewName,
 } from './types';
 
@@ -61,6 +62,8 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 }
 
 export const STATUS_CHANGED = 'status-changed';
+/** The stored data changed from outside the window: read again what the status lacks. */
+export const STORED_CHANGED = 'stored-changed';
 
 export const ipc = {
   status: () => call<ProductStatus[]>('status'),
@@ -82,6 +85,10 @@ export const ipc = {
   setAutostart: (enabled: boolean) => call<Settings>('set_autostart', { enabled }),
   openWindow: (view: ViewName, product: string | null) =>
     call<null>('open_window', { view, product }),
+  closeWindow: () => call<null>('close_window'),
+  trayHost: () => call<TrayHost>('tray_host'),
   onStatusChanged: (handler: (products: ProductStatus[]) => void) =>
     backend.listen<ProductStatus[]>(STATUS_CHANGED, handler),
+  onStoredChanged: (handler: () => void) =>
+    backend.listen<null>(STORED_CHANGED, () => handler()),
 };

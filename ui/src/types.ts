@@ -19,10 +19,19 @@ export interface ServerRef {
   source: Source;
 }
 
+/**
+ * One likely cause of a failed attempt: `code` is stable (decide on it), `message` is the
+ * sentence to show. Causes with data carry more fields, named by their code.
+ */
+export interface Cause {
+  code: string;
+  message: string;
+}
+
 export interface Attempt {
   at: number;
   outcome: Outcome;
-  diagnosis: string[];
+  diagnosis: Cause[];
   server: ServerRef | null;
 }
 
@@ -49,13 +58,12 @@ export interface ProductStatus {
   line: string;
 }
 
-export type KeyErrorCode = 'empty' | 'length' | 'character' | 'padding' | 'check';
+export type KeyErrorCode = 'empty' | 'length' | 'character' | 'padding' | 'check' | 'all-zero';
 
 export interface KeyCheck {
   valid: boolean;
   normalized: string;
   display: string | null;
-  evaluation: boolean;
   error: null | {
     code: KeyErrorCode;
     message: string;
@@ -108,6 +116,13 @@ export interface About {
 
 export interface Settings {
   autostart: boolean;
+}
+
+/** Whether the tray icon can be seen; when not, why, and the sentence to show. */
+export interface TrayHost {
+  present: boolean;
+  reason: 'no-session-bus' | 'no-watcher' | 'no-host-registered' | null;
+  message: string | null;
 }
 
 export type ErrorKind =

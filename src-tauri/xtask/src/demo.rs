@@ -20,8 +20,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use crate::paths::target_dir;
 use crate::process::{Owned, VirtualDesktop, output, spawn_first_line};
-use crate::{Result, build_ui, cmd, fail, step, target_dir};
+use crate::steps::{Result, cmd, fail, step};
+use crate::ui::{build_ui, ui_packages};
 
 pub const DEMO_BASE_SKU: &str = "5d1f2c4a-7b8e-4c3d-9a6f-1e2d3c4b5a69";
 pub const DEMO_ADDON_SKU: &str = "8a7b6c5d-4e3f-4a1b-8c9d-0e1f2a3b4c5d";
@@ -30,6 +32,8 @@ pub const DEMO_ADDON_SKU: &str = "8a7b6c5d-4e3f-4a1b-8c9d-0e1f2a3b4c5d";
 /// one character mistyped (`NYCB` → `NYC8`) so the newcomer meets the correction.
 pub const DEMO_BASE_KEY: &str = "6XYD-6JCE-HGKZ-NYCB-6HAZ-AB95-KGVH";
 pub const DEMO_ADDON_KEY: &str = "W658-37J2-7GP3-7TG7-9MQY-BJ65-2WNT";
+/// The Studio key as the README prints it, with its typo: what the newcomer is shown to type.
+pub const DEMO_BASE_KEY_AS_PRINTED: &str = "6XYD-6JCE-HGKZ-NYC8-6HAZ-AB95-KGVH";
 const BASE_ID: &str = "demo-studio";
 const ADDON_ID: &str = "demo-export";
 /// How long `--exit` waits for both products to be activated and shown.
@@ -95,6 +99,26 @@ impl Demo {
             .lapctl(args)
             .status()
             .map_err(|e| fail(format!("cannot start lapctl: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(fail(format!("lapctl {} failed ({status})", args.join(" "))))
+        }
+    }
+
+    /// Runs lapctl with `key` piped to its stdin, as a person or an installer gives a key:
+    /// never as an argument, where `ps` and the shell's history would keep it.
+    fn lapctl_fed(&self, args: &[&str], key: &str) -> Result {
+        println!("$ echo {key} | lapctl {}", args.join(" "));
+        let mut child = self
+            .lapctl(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("cannot start lapctl: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{key}").map_err(|e| fail(format!("lapctl's stdin: {e}")))?;
+        }
+        let status = child.wait().map_err(|e| fail(e.to_string()))?;
         if status.success() {
             Ok(())
         } else {
@@ -285,7 +309,7 @@ fn wait_for_line(lines: &Receiver<String>, wanted: &str, deadline: Instant) -> R
 fn build(tray: bool) -> Result<Demo> {
     let mut packages = vec!["--package", "lapd", "--package", "lapctl"];
     if tray {
-        step("setup: UI packages (npm ci)", crate::ui_packages)?;
+        step("setup: UI packages (npm ci)", ui_packages)?;
         build_ui()?;
         packages.extend(["--package", "lapwing"]);
     }
@@ -349,8 +373,14 @@ pub fn run(exit_after: bool) -> Result {
         step(
             "the client: lapctl installs both products with their keys",
             || {
-                demo.lapctl_shown(&["install", "--manifest", &studio, "--key", DEMO_BASE_KEY])?;
-                demo.lapctl_shown(&["install", "--manifest", &export, "--key", DEMO_ADDON_KEY])?;
+                demo.lapctl_fed(
+                    &["install", "--manifest", &studio, "--key-file", "-"],
+                    DEMO_BASE_KEY,
+                )?;
+                demo.lapctl_fed(
+                    &["install", "--manifest", &export, "--key-file", "-"],
+                    DEMO_ADDON_KEY,
+                )?;
                 demo.lapctl_shown(&["status"])
             },
         )
@@ -375,20 +405,27 @@ fn install_without_keys(demo: &Demo, studio: &str, export: &str) -> Result {
     demo.lapctl_shown(&["install", "--manifest", export])
 }
 
-fn print_keys() {
+/// The keys as the person is to type them (`printed`: the README's, one with its typo) or as
+/// the unattended run pipes them in (both right).
+fn print_keys(printed: bool) {
+    let studio = if printed {
+        DEMO_BASE_KEY_AS_PRINTED
+    } else {
+        DEMO_BASE_KEY
+    };
     println!(
         "\nThe demo's license keys (in a file, target/demo/home, not the keyring: they are demo keys):\n  \
-         Lapwing Demo Studio   {DEMO_BASE_KEY}\n  \
+         Lapwing Demo Studio   {studio}\n  \
          Lapwing Demo Export   {DEMO_ADDON_KEY}"
     );
 }
 
 /// The newcomer's demo: the tray app on the real display, the keys to type.
 fn interactive_tray(demo: &Demo) -> Result {
-    print_keys();
+    print_keys(true);
     println!(
         "\nThe tray app opens its Products window: click a product, enter its key (try the README's \
-         mistyped one first), and watch it activate. The tray menu's Quit ends the demo (or Ctrl-C).\n\
+         the Studio key has a typo, as printed), and watch it activate. The tray menu's Quit ends the demo (or Ctrl-C).\n\
          lapctl on the same products, in another terminal: . {}/env.sh && lapctl status",
         demo.dir.display()
     );
@@ -434,7 +471,7 @@ fn unattended(demo: &Demo, studio: &str, export: &str) -> Result {
     let launched = Instant::now();
     let (app, lines) = demo.start_tray(&desktop)?;
     let deadline = launched + ACTIVATION_TIMEOUT;
-    wait_for_line(&lines, "tray ready", deadline)?;
+    wait_for_line(&lines, "app ready", deadline)?;
     wait_for_line(&lines, "page loaded", deadline)?;
     println!(
         "the tray app is up, Products window shown, in {:.1} s (pid {})",
@@ -444,10 +481,10 @@ fn unattended(demo: &Demo, studio: &str, export: &str) -> Result {
     // Everything logged from here on is the tray's reaction to the keys.
     while lines.try_recv().is_ok() {}
 
-    print_keys();
+    print_keys(false);
     let keys_at = Instant::now();
-    demo.lapctl_shown(&["key", "set", BASE_ID, DEMO_BASE_KEY])?;
-    demo.lapctl_shown(&["key", "set", ADDON_ID, DEMO_ADDON_KEY])?;
+    demo.lapctl_fed(&["key", "set", BASE_ID], DEMO_BASE_KEY)?;
+    demo.lapctl_fed(&["key", "set", ADDON_ID], DEMO_ADDON_KEY)?;
     loop {
         let (base, addon) = demo.states()?;
         if base == "activated" && addon == "activated" {

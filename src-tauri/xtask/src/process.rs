@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Result, fail};
+use crate::steps::{Result, fail};
 
 /// A child process stopped when dropped, so no path out of a command leaves one behind.
 #[derive(Debug)]

@@ -1,12 +1,16 @@
 import type { ViewContext } from '../main';
 import { ipc } from '../ipc';
 import { h, Messages } from '../dom';
+import { closeOnEscape } from '../dialog';
 import { header, row, section } from './common';
 
 export async function aboutView({ root }: ViewContext): Promise<void> {
   const messages = new Messages('About messages');
   const head = header('About Lapwing', 'License activation assistant');
   root.append(head, messages.el);
+  closeOnEscape(() => {
+    ipc.closeWindow().catch((e) => messages.error(e));
+  });
   try {
     const a = await ipc.about();
     head.querySelector('.subtitle')!.textContent = `Version ${a.version} · License activation assistant`;

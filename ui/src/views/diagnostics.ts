@@ -3,6 +3,7 @@ import { ipc } from '../ipc';
 import { button, busy, clear, h, Messages } from '../dom';
 import { levelInfo } from '../format';
 import type { Check } from '../types';
+import { closeOnEscape } from '../dialog';
 import { header } from './common';
 
 /** Puts text on the clipboard: the async API, else a selected textarea and execCommand. */
@@ -34,6 +35,13 @@ export async function copyText(text: string, host: HTMLElement): Promise<'clipbo
   return 'manual';
 }
 
+/** A check's subject with a product id (`product acme-studio`) given as the product's name. */
+export function subjectWords(subject: string, names: ReadonlyMap<string, string>): string {
+  const id = subject.startsWith('product ') ? subject.slice('product '.length) : null;
+  const name = id === null ? undefined : names.get(id);
+  return name ?? subject;
+}
+
 export async function diagnosticsView({ root, product }: ViewContext): Promise<void> {
   const messages = new Messages('Diagnostics messages');
   const list = h('ul', { class: 'checks', 'aria-label': 'Checks' });
@@ -54,12 +62,22 @@ export async function diagnosticsView({ root, product }: ViewContext): Promise<v
     });
   }, { class: 'primary', id: 'copy-report' });
 
-  root.append(
-    header('Diagnostics', product ? `Product: ${product}` : 'Manifests, keyring, policy, machine, clock, servers', rerun, copy),
-    messages.el,
-    list,
-    copyHost,
-  );
+  const head = header('Diagnostics', product ? null : 'Manifests, keyring, policy, machine, clock, servers', rerun, copy);
+  root.append(head, messages.el, list, copyHost);
+  closeOnEscape(() => {
+    ipc.closeWindow().catch((e) => messages.error(e));
+  });
+  // A person reads names: the product's, and in each check's subject the names of the
+  // products it names by id.
+  let names = new Map<string, string>();
+  try {
+    names = new Map((await ipc.status()).map((p) => [p.id, p.name]));
+  } catch (e) {
+    messages.error(e);
+  }
+  if (product) {
+    head.querySelector('.titles')?.appendChild(h('p', { class: 'subtitle' }, names.get(product) ?? product));
+  }
 
   function render(checks: Check[]): void {
     clear(list);
@@ -70,7 +88,7 @@ export async function diagnosticsView({ root, product }: ViewContext): Promise<v
         h('li', { class: `check level-${c.level}` },
           h('span', { class: 'level-icon', 'aria-hidden': 'true' }, lv.icon),
           h('span', { class: 'visually-hidden' }, `${lv.label}: `),
-          h('span', { class: 'subject' }, c.subject),
+          h('span', { class: 'subject' }, subjectWords(c.subject, names)),
           h('span', { class: 'check-message' }, c.message)),
       );
     }

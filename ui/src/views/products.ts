@@ -1,6 +1,6 @@
 import type { ViewContext } from '../main';
 import { ipc } from '../ipc';
-import { button, busy, clear, h, Messages } from '../dom';
+import { type Act, button, busy, causeList, clear, h, Messages } from '../dom';
 import {
   complianceWords,
   daysLeftWords,
@@ -46,7 +46,14 @@ function serverValue(p: ProductStatus): Node | null {
   );
 }
 
-function attemptBlock(p: ProductStatus): Node | null {
+/** The windows a cause's button opens, for this product. */
+function openFor(p: ProductStatus, messages: Messages): Act {
+  return (action) => {
+    ipc.openWindow(action, p.id).catch((e) => messages.error(e));
+  };
+}
+
+function attemptBlock(p: ProductStatus, act: Act): Node | null {
   const a = p.last_attempt;
   if (!a) return null;
   const tone = outcomeTone(a.outcome);
@@ -64,7 +71,7 @@ function attemptBlock(p: ProductStatus): Node | null {
         : null,
     ),
     a.diagnosis.length
-      ? h('ul', { class: 'diagnosis', 'aria-label': 'Likely causes' }, a.diagnosis.map((d) => h('li', {}, d)))
+      ? causeList(a.diagnosis, { 'aria-label': 'Likely causes' }, act)
       : null,
   );
 }
@@ -100,7 +107,7 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
     row('Features', p.features.length ? p.features.join(', ') : null),
     row('Notice', p.notice),
     row('Server', serverValue(p)),
-    row('Last attempt', attemptBlock(p)),
+    row('Last attempt', attemptBlock(p, openFor(p, messages))),
     row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
     row('License key', p.has_key ? 'entered' : p.state === 'evaluation' ? 'none (evaluation)' : 'none'),
   );
@@ -163,6 +170,18 @@ export async function productsView({ root }: ViewContext): Promise<void> {
 
   const head = header('Products', null, activateAll);
   head.querySelector('.titles')?.appendChild(summary);
+  const open = (view: 'settings' | 'diagnostics' | 'about') => () => {
+    ipc.openWindow(view, null).catch((e) => messages.error(e));
+  };
+  const links = h(
+    'nav',
+    { class: 'app-links', 'aria-label': 'More' },
+    button('Settings…', open('settings'), { id: 'open-settings', class: 'link-button' }),
+    button('Diagnostics…', open('diagnostics'), { id: 'open-diagnostics', class: 'link-button' }),
+    button('About Lapwing', open('about'), { id: 'open-about', class: 'link-button' }),
+  );
+  // No tray to come back to: this window is the app, and says so.
+  const noTray = h('p', { class: 'message message-warning', id: 'no-tray', role: 'note', hidden: true });
 
   function render(next: ProductStatus[]): void {
     products = next;
@@ -199,9 +218,16 @@ export async function productsView({ root }: ViewContext): Promise<void> {
     }
   }
 
-  root.append(head, messages.el, list);
+  root.append(head, links, noTray, messages.el, list);
   try {
     render(await ipc.status());
+  } catch (e) {
+    messages.error(e);
+  }
+  try {
+    const tray = await ipc.trayHost();
+    noTray.textContent = tray.message ?? '';
+    noTray.hidden = tray.present;
   } catch (e) {
     messages.error(e);
   }

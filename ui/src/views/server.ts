@@ -1,8 +1,9 @@
 import type { ViewContext } from '../main';
 import { ipc, IpcError } from '../ipc';
 import { button, busy, clear, h, Messages } from '../dom';
+import { closeOnEscape, ResultArea, STOPPED_WAITING, withProgress } from '../dialog';
 import { sourceWords } from '../format';
-import type { ServerInfo } from '../types';
+import type { ProductStatus, ServerInfo } from '../types';
 import { header, row, section } from './common';
 
 const CHECK_DELAY_MS = 250;
@@ -14,11 +15,40 @@ export function policySentence(server: string | null): string {
     : 'Your administrator locked the server setting; it cannot be changed here.';
 }
 
+/** The product's name (a person reads names, not ids); the id when it cannot be read. */
+async function productName(product: string, messages: Messages): Promise<ProductStatus | null> {
+  try {
+    return (await ipc.status()).find((p) => p.id === product) ?? null;
+  } catch (e) {
+    messages.error(e);
+    return null;
+  }
+}
+
+/** The server the next attempt tries first, as far as this window knows. */
+function firstServer(info: ServerInfo | null): string | null {
+  if (!info) return null;
+  return info.product_override ?? info.global_override ?? info.candidates[0]?.address ?? null;
+}
+
 export async function serverView({ root, product }: ViewContext): Promise<void> {
-  const messages = new Messages('Server messages');
-  const scope = product ? `for ${product}` : 'for every product';
-  const head = header('License server', product ? `Product: ${product}` : 'Every product (global setting)');
-  root.append(head);
+  const close = (): void => {
+    ipc.closeWindow().catch((e) => messages.error(e));
+  };
+  const messages = new Messages('Server messages', (action) => {
+    if (action === 'key' && product) ipc.openWindow('key', product).catch((e) => messages.error(e));
+  });
+  const result = new ResultArea(messages, close);
+  const head = header('License server', product ? null : 'Every product (global setting)');
+  root.append(head, result.el);
+  closeOnEscape(close);
+  const named = product ? await productName(product, messages) : null;
+  const name = named?.name ?? product;
+  const scope = product ? `for ${name}` : 'for every product';
+  if (product) {
+    head.querySelector('.titles')?.appendChild(h('p', { class: 'subtitle' }, `${name}${named?.vendor ? ` · ${named.vendor}` : ''}`));
+    document.title = `Server: ${name} — Lapwing`;
+  }
 
   const lockNote = h('p', { class: 'message message-locked', id: 'policy-lock', hidden: true });
   const current = h('dl', { class: 'facts' });
@@ -55,9 +85,8 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
   root.append(
     lockNote,
     section(`Override ${scope}`, 'override-title', current, form),
-    section('What discovery found', 'found-title', candidates),
     h('div', { class: 'actions footer-actions' }, tryNow),
-    messages.el,
+    section('What discovery found', 'found-title', candidates),
   );
 
   let info: ServerInfo | null = null;
@@ -153,7 +182,7 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
       return;
     }
     await busy(save, 'Saving…', async () => {
-      messages.clear();
+      result.reset();
       const ok = await check();
       if (!ok) {
         input.focus();
@@ -164,6 +193,7 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
         input.value = '';
         showValidity(null, '');
         messages.ok(`Saved: ${text} is now the server ${scope}.`);
+        result.finish();
       } catch (e) {
         messages.error(e);
       }
@@ -173,10 +203,11 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
 
   async function doClear(): Promise<void> {
     await busy(clearBtn, 'Clearing…', async () => {
-      messages.clear();
+      result.reset();
       try {
         render(await ipc.setServer(product, null));
         messages.ok(`Cleared: the server ${scope} is found automatically again.`);
+        result.finish();
       } catch (e) {
         messages.error(e);
       }
@@ -185,24 +216,46 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
   }
 
   async function doTry(): Promise<void> {
-    await busy(tryNow, 'Trying…', async () => {
-      messages.clear();
-      try {
-        if (product) {
-          const p = await ipc.activate(product);
-          const d = p.last_attempt?.diagnosis ?? [];
-          if (p.state === 'activated') messages.ok(p.line, d);
-          else messages.info(p.line, d);
-        } else {
-          const all = await ipc.activateAll();
-          const done = all.filter((p) => p.state === 'activated').length;
-          messages.info(`${done} of ${all.length} products activated.`, all.map((p) => `${p.name}: ${p.line}`));
-        }
-      } catch (e) {
-        messages.error(e);
-      }
-    });
+    result.reset();
+    tryNow.disabled = true;
+    const first = firstServer(info);
+    const text = product
+      ? first ? `Activating ${name}: trying ${first}…` : `Activating ${name}…`
+      : 'Activating every product…';
+    const attempt: Promise<ProductStatus | ProductStatus[]> = product ? ipc.activate(product) : ipc.activateAll();
+    const waited = await withProgress(result.progress, text, attempt);
+    tryNow.disabled = false;
+    if (waited.kind === 'failed') {
+      messages.error(waited.error);
+      return;
+    }
+    if (waited.kind === 'cancelled') {
+      messages.info(STOPPED_WAITING);
+    } else if (Array.isArray(waited.value)) {
+      const all = waited.value;
+      const done = all.filter((p) => p.state === 'activated').length;
+      messages.info(`${done} of ${all.length} products activated.`, all.map((p) => `${p.name}: ${p.line}`));
+    } else {
+      const p = waited.value;
+      const d = p.last_attempt?.diagnosis ?? [];
+      if (p.state === 'activated') messages.ok(p.line, d);
+      else messages.info(p.line, d);
+    }
+    result.finish();
   }
+
+  // `lapctl server set/clear` or another window while this one is open: show what holds now.
+  let reads = 0;
+  async function reread(): Promise<void> {
+    const mine = ++reads;
+    try {
+      const next = await ipc.serverInfo(product);
+      if (mine === reads) render(next);
+    } catch (e) {
+      messages.error(e);
+    }
+  }
+  ipc.onStoredChanged(() => void reread()).catch((e) => messages.error(e));
 
   try {
     render(await ipc.serverInfo(product));

@@ -1,6 +1,7 @@
 import type { ViewContext } from '../main';
 import { ipc } from '../ipc';
 import { button, h, Messages } from '../dom';
+import { closeOnEscape } from '../dialog';
 import { header, section } from './common';
 
 export async function settingsView({ root }: ViewContext): Promise<void> {
@@ -8,6 +9,10 @@ export async function settingsView({ root }: ViewContext): Promise<void> {
   const toggle = h('input', { type: 'checkbox', id: 'autostart', role: 'switch', 'aria-describedby': 'autostart-help', disabled: true });
   const openServer = button('Server…', () => ipc.openWindow('server', null).catch((e) => messages.error(e)), { id: 'open-server' });
   const openDiag = button('Diagnostics…', () => ipc.openWindow('diagnostics', null).catch((e) => messages.error(e)), { id: 'open-diagnostics' });
+
+  closeOnEscape(() => {
+    ipc.closeWindow().catch((e) => messages.error(e));
+  });
 
   toggle.addEventListener('change', () => {
     const wanted = toggle.checked;

@@ -1,110 +1,36 @@
 // A fake Rust side for the browser tests, injected before the page's own scripts. It stands
 // where Tauri's IPC stands for @tauri-apps/api v2 (window.__TAURI_INTERNALS__: invoke,
 // transformCallback, and `plugin:event|listen` for events), so the UI under test is the real,
-// built bundle. It answers per src-tauri/COMMANDS.md from window.__LAPWING_FIXTURE__ and
-// records every call in window.__lapwingCalls.
-//
-// check_key follows profile §4 (Crockford base32 + ISO/IEC 7064 MOD 1271-36), mirroring
-// lap-proto's license_key.rs, so that suggestions and error positions are realistic.
+// built bundle. It answers per src-tauri/COMMANDS.md from window.__LAPWING_FIXTURE__ (what is
+// installed and stored, the overrides and the machine policy) and from
+// window.__LAPWING_RECORDED__ (what Rust answers: key and server checks, masked keys, status
+// lines, the Server window's discovery view), and records every call in window.__lapwingCalls.
 (function () {
   'use strict';
   const fixture = window.__LAPWING_FIXTURE__ || {};
   const clone = (v) => (v === undefined ? null : JSON.parse(JSON.stringify(v)));
 
-  // ---- license keys (profile §4) --------------------------------------------------------
-  const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-  const ISO = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-  const M = 1271;
-  const WEIGHTS = new Array(28).fill(1);
-  for (let i = 26; i >= 0; i--) WEIGHTS[i] = (WEIGHTS[i + 1] * 36) % M;
-
-  function normalize(text) {
-    let out = '';
-    for (const c of text) {
-      if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '-') continue;
-      let u = c >= 'a' && c <= 'z' ? c.toUpperCase() : c;
-      if (u === 'O') u = '0';
-      if (u === 'I' || u === 'L') u = '1';
-      out += u;
-    }
-    return out;
+  // ---- recorded answers -----------------------------------------------------------------
+  // What the Rust code answers for the inputs the tests use, recorded by
+  // src-tauri/tests/ui_recordings.rs into recorded/commands.json (the harness puts it in
+  // window.__LAPWING_RECORDED__). Nothing here re-implements a Rust rule: an input without a
+  // recording is a mistake in the test, said on the console (which fails assertClean).
+  const recorded = window.__LAPWING_RECORDED__;
+  function lookup(table, what, input) {
+    const answers = recorded[table] || {};
+    if (Object.prototype.hasOwnProperty.call(answers, input)) return clone(answers[input]);
+    console.error(`fake backend: no recorded ${what} for ${JSON.stringify(input)}: ` +
+      'add it to src-tauri/tests/ui_recordings.rs and run LAPWING_RECORD=1 cargo test -p lapwing --test ui_recordings');
+    throw { kind: 'engine', message: `The test has no recorded ${what} for this input.` };
   }
-  const display = (chars) => chars.join('').replace(/(.{4})(?=.)/g, '$1-');
-  function sum(chars) {
-    let s = 0;
-    chars.forEach((c, i) => { s = (s + Math.max(0, ISO.indexOf(c)) * WEIGHTS[i]) % M; });
-    return s;
+  /** A command's recorded answer: its value, or the `{ kind, message }` it rejected with. */
+  function replay(cmd, input) {
+    const answer = lookup(cmd, `${cmd} answer`, input);
+    if ('error' in answer) throw answer.error;
+    return answer.ok;
   }
-  function parse(chars) {
-    if (chars.length === 0) return { code: 'empty', message: 'no license key was entered', position: null, found: 0 };
-    if (chars.length !== 28) {
-      return { code: 'length', message: `expected 28 characters in a license key (not counting dashes and spaces), found ${chars.length}`, position: null, found: chars.length };
-    }
-    for (let i = 0; i < 28; i++) {
-      const ok = i < 26 ? CROCKFORD.includes(chars[i]) : ISO.includes(chars[i]);
-      if (!ok) {
-        return { code: 'character', message: `the character '${chars[i]}' (character ${i + 1} of the key, not counting dashes and spaces) can't occur in a license key`, position: i + 1, found: null };
-      }
-    }
-    if (CROCKFORD.indexOf(chars[25]) & 3) return { code: 'padding', message: 'the key is not valid: a character in its last group is mistyped', position: null, found: null };
-    const pair = ISO.indexOf(chars[26]) * 36 + ISO.indexOf(chars[27]);
-    if (pair >= M || sum(chars) !== 1) return { code: 'check', message: 'the check characters do not match: a character is mistyped or two are swapped', position: null, found: null };
-    return null;
-  }
-  function suggestions(chars) {
-    if (chars.length !== 28) return [];
-    const found = [];
-    const keep = (c) => { const d = display(c); if (!parse(c) && !found.includes(d)) found.push(d); };
-    for (let i = 0; i < 28; i++) {
-      const original = chars[i];
-      for (const r of CROCKFORD) {
-        if (r === original) continue;
-        chars[i] = r; keep(chars); chars[i] = original;
-      }
-      if (i + 1 < 28 && chars[i + 1] !== original) {
-        [chars[i], chars[i + 1]] = [chars[i + 1], chars[i]]; keep(chars); [chars[i], chars[i + 1]] = [chars[i + 1], chars[i]];
-      }
-    }
-    return found.slice(0, 8);
-  }
-  function checkKey(text) {
-    const n = normalize(text);
-    const chars = Array.from(n);
-    const error = parse(chars);
-    if (!error) {
-      return { valid: true, normalized: n, display: display(chars), evaluation: chars.slice(0, 26).every((c) => c === '0'), error: null, suggestions: [] };
-    }
-    return { valid: false, normalized: n, display: null, evaluation: false, error, suggestions: error.code === 'empty' || error.code === 'length' ? [] : suggestions(chars.slice()) };
-  }
-  /** A valid key from a seed (deterministic), avoiding I L O U in the check characters. */
-  function makeKey(seed) {
-    let x = seed >>> 0 || 1;
-    for (;;) {
-      const chars = [];
-      for (let i = 0; i < 26; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        let v = (x >>> 8) % 32;
-        if (i === 25) v &= ~3;
-        chars.push(CROCKFORD[v]);
-      }
-      const s = sum(chars);
-      const pair = (1 - s + M) % M;
-      const c = [ISO[Math.floor(pair / 36)], ISO[pair % 36]];
-      if (c.some((ch) => 'ILOU'.includes(ch))) continue;
-      const all = chars.concat(c);
-      if (!parse(all)) return display(all);
-    }
-  }
-
-  // ---- server addresses ---------------------------------------------------------------
-  function checkServer(text) {
-    const t = String(text).trim();
-    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*):(\d{1,5})$/.exec(t);
-    if (!m) return 'Expected HOST:PORT, for example lap.example.com:4711.';
-    const port = Number(m[5]);
-    if (port < 1 || port > 65535) return `The port ${m[5]} is out of range (1 to 65535).`;
-    return null;
-  }
+  /** The recorded status of a product in `state` (after-activation, after-removal). */
+  const recordedStatus = (state) => lookup('status', 'status', state);
 
   // ---- state --------------------------------------------------------------------------
   const state = {
@@ -112,13 +38,13 @@
     keys: clone(fixture.keys) || {},
     overrides: clone(fixture.overrides) || { global: null, products: {} },
     policy: clone(fixture.policy) || { server: null, locked: false },
-    candidates: clone(fixture.candidates) || [],
-    skipped: clone(fixture.skipped) || [],
     checks: clone(fixture.checks) || [],
     report: fixture.report || '',
     about: clone(fixture.about),
     settings: clone(fixture.settings) || { autostart: false },
     fail: clone(fixture.fail) || {},
+    trayHost: clone(fixture.trayHost) || { present: true, reason: null, message: null },
+    closed: 0,
   };
   const calls = [];
   window.__lapwingCalls = calls;
@@ -132,29 +58,29 @@
     state.products = state.products.map((x) => (x.id === p.id ? p : x));
     return clone(p);
   }
-  const NOW = fixture.now || 1795000000;
+  const NOW = fixture.now || recorded.now;
   function activated(p, address) {
+    const r = recordedStatus('after-activation');
     return Object.assign({}, p, {
-      state: 'activated', has_key: true, kind: p.kind || 'term', in_compliance: true,
-      ends_at: NOW + 120 * 86400, not_after: NOW + 120 * 86400, days_left: 120,
-      line: fixture.activatedLine || 'Activated until 25 Mar 2027',
+      state: r.state, has_key: r.has_key, kind: r.kind, in_compliance: r.in_compliance,
+      ends_at: r.ends_at, not_after: r.not_after, days_left: r.days_left,
+      line: r.line,
       last_attempt: { at: NOW, outcome: 'activated', diagnosis: [], server: { address: address || 'lap.example.com:4711', source: 'srv' } },
     });
   }
-  function serverInfo(productId) {
-    const po = productId ? state.overrides.products[productId] || null : null;
-    const candidates = state.policy.locked && state.policy.server
-      ? [{ address: state.policy.server, host: state.policy.server.replace(/:\d+$/, ''), source: 'policy', detail: 'locked by /etc/lapwing/policy.toml' }]
-      : [].concat(
-        po ? [{ address: po, host: po.replace(/:\d+$/, ''), source: 'override', detail: 'this product' }] : [],
-        !po && state.overrides.global ? [{ address: state.overrides.global, host: state.overrides.global.replace(/:\d+$/, ''), source: 'override', detail: 'every product' }] : [],
-        state.candidates,
-      );
-    return {
-      product: productId, product_override: po, global_override: state.overrides.global,
-      policy_server: state.policy.server, policy_locked: !!state.policy.locked,
-      candidates: clone(candidates), skipped: clone(state.skipped),
-    };
+  /**
+   * The situation a Server window asks in, as the key its answer is recorded under
+   * (`Situation` in ui_recordings.rs: the same fields in the same order). The overrides and
+   * the policy are only looked up with, never reasoned about: discovery's answer is Rust's.
+   */
+  function situation(id, request) {
+    return JSON.stringify(Object.assign({
+      product: id,
+      product_override: id === null ? null : state.overrides.products[id] ?? null,
+      global_override: state.overrides.global ?? null,
+      policy_server: state.policy.server ?? null,
+      policy_locked: !!state.policy.locked,
+    }, request));
   }
 
   const handlers = {
@@ -165,40 +91,35 @@
       return replace(activated(p));
     },
     activate_all: () => state.products.map((p) => replace(p.has_key || p.state === 'evaluation' ? activated(p) : p)),
-    check_key: ({ text }) => checkKey(text),
+    check_key: ({ text }) => replay('check_key', text),
     set_key: ({ id, key }) => {
       const p = product(id);
-      const c = checkKey(key);
-      if (!c.valid) throw { kind: 'bad-key', message: 'This key is not valid.' };
+      const c = replay('check_key', key);
+      // The windows only send keys that checked out: no refusal of set_key is recorded.
+      if (!c.valid) lookup('set_key', 'set_key refusal', key);
       state.keys[id] = c.display;
       return replace(activated(p));
     },
     key_masked: ({ id }) => {
       product(id);
       const k = state.keys[id];
-      return k ? 'XXXX-'.repeat(6) + k.slice(-4) : null;
+      return k ? lookup('key_masked', 'masked key', k) : null;
     },
     reveal_key: ({ id }) => (product(id), state.keys[id] || null),
     remove_key: ({ id }) => {
       const p = product(id);
       delete state.keys[id];
-      return replace(Object.assign({}, p, { has_key: false, state: 'unlicensed', line: 'Not licensed' }));
+      const r = recordedStatus('after-removal');
+      return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line }));
     },
-    server_info: ({ product: id }) => serverInfo(id),
-    check_server: ({ text }) => {
-      const problem = checkServer(text);
-      if (problem) throw { kind: 'bad-server', message: problem };
-      return null;
-    },
+    server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
+    check_server: ({ text }) => replay('check_server', text),
     set_server: ({ product: id, server }) => {
-      if (state.policy.locked) throw { kind: 'policy-locked', message: 'The machine policy locks the server.' };
-      if (server !== null) {
-        const problem = checkServer(server);
-        if (problem) throw { kind: 'bad-server', message: problem };
-      }
-      if (id) state.overrides.products[id] = server;
-      else state.overrides.global = server;
-      return serverInfo(id);
+      const info = replay('set_server', situation(id ?? null, { server: server ?? null }));
+      // The overrides become what Rust says they are now.
+      if (id) state.overrides.products[id] = info.product_override;
+      state.overrides.global = info.global_override;
+      return info;
     },
     doctor: () => clone(state.checks),
     doctor_report: () => state.report,
@@ -206,6 +127,8 @@
     settings: () => clone(state.settings),
     set_autostart: ({ enabled }) => ((state.settings.autostart = !!enabled), clone(state.settings)),
     open_window: () => null,
+    close_window: () => ((state.closed += 1), null),
+    tray_host: () => clone(state.trayHost),
   };
 
   // ---- Tauri's IPC surface ------------------------------------------------------------
@@ -232,6 +155,8 @@
     calls.push({ cmd, args: clone(args) });
     await new Promise((r) => setTimeout(r, fixture.latencyMs === undefined ? 5 : fixture.latencyMs));
     if (state.fail[cmd]) throw clone(state.fail[cmd]);
+    // A command that never answers (an attempt the engine is still waiting on).
+    if (fixture.hang && fixture.hang.includes(cmd)) return new Promise(() => {});
     const h = handlers[cmd];
     if (!h) throw `command ${cmd} not found`;
     return h(args);
@@ -244,7 +169,7 @@
   });
   window.__TAURI_EVENT_PLUGIN_INTERNALS__ = { unregisterListener: () => {} };
   window.__lapwingFake = {
-    state, checkKey, makeKey, normalize,
+    state, recorded,
     emit(event, payload) {
       for (const l of listeners.filter((x) => x.event === event)) {
         const cb = callbacks.get(l.handler);

@@ -1,8 +1,14 @@
 // Data for the browser tests, in the shapes of src-tauri/COMMANDS.md. Times are UTC (the
-// pages run with timezoneId UTC): "now" is 25 Nov 2026, 12:00.
-export const NOW = 1795608000; // 2026-11-25T12:00:00Z
+// pages run with timezoneId UTC): "now" is 25 Nov 2026, 12:00. Each product's `line` is the
+// one Rust words for it (recorded.mjs).
+import { recorded } from './recorded.mjs';
+
+export const NOW = recorded.now; // 2026-11-25T12:00:00Z
 const DAY = 86400;
 export const MAR_12_2027 = 1804852800; // 2027-03-12T12:00:00Z
+
+/** The status line Rust words for the product (recorded for the same state and dates). */
+const lineOf = (id) => recorded.status[id].line;
 
 const base = {
   sku: '6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11',
@@ -32,7 +38,7 @@ export const products = [
     server: { address: 'lap.example.com:4711', source: 'srv' },
     last_attempt: { at: NOW - 3600, outcome: 'activated', diagnosis: [], server: { address: 'lap.example.com:4711', source: 'srv' } },
     next_attempt_at: NOW + 7 * DAY,
-    line: 'Activated until 12 Mar 2027',
+    line: lineOf('acme-studio'),
   },
   {
     ...base,
@@ -41,14 +47,14 @@ export const products = [
     ends_at: NOW + 23 * DAY, not_after: NOW + 23 * DAY, days_left: 23, kind: 'evaluation', in_compliance: true,
     features: ['basic'], server: { address: 'lap.acme.example:4711', source: 'manifest' },
     last_attempt: { at: NOW - 7 * DAY, outcome: 'activated', diagnosis: [], server: { address: 'lap.acme.example:4711', source: 'manifest' } },
-    line: 'Evaluation: 23 days left',
+    line: lineOf('acme-export'),
   },
   {
     ...base,
     id: 'borealis-draw', name: 'Borealis Draw', vendor: 'Borealis AB', state: 'evaluation-expired',
     ends_at: NOW - 23 * DAY, not_after: NOW - 23 * DAY, days_left: -23, kind: 'evaluation',
     server: { address: 'lap.borealis.example:4711', source: 'dns-sd' },
-    line: 'Evaluation ended on 2 Nov 2026: enter a license key',
+    line: lineOf('borealis-draw'),
   },
   {
     ...base,
@@ -59,31 +65,41 @@ export const products = [
     last_attempt: {
       at: NOW - 900, outcome: 'no-answer',
       diagnosis: [
-        'The clock may be off: servers allow 30 seconds.',
-        'The key may not be known to this server.',
-        'The server may be unreachable from this network (UDP 4711).',
+        { code: 'clock-may-be-off', message: 'The clock may be off: servers allow 30 seconds.' },
+        { code: 'key-may-be-refused', message: 'The key may not be known to this server.' },
+        { code: 'unreachable', message: 'The server may be unreachable from this network (UDP 4711).', tried: [{ address: '192.0.2.10:4711', source: 'policy' }] },
       ],
       server: { address: '192.0.2.10:4711', source: 'policy' },
     },
     next_attempt_at: NOW + 900,
-    line: 'Renewal due: ends 1 Dec 2026',
+    line: lineOf('cartograph-pro'),
   },
   {
     ...base,
     id: 'delta-mixer', name: 'Delta Mixer', vendor: 'Delta Audio', state: 'expired',
     ends_at: NOW - 3 * DAY, not_after: NOW - 3 * DAY, days_left: -3, kind: 'term', in_compliance: true, has_key: true,
     server: { address: 'lap.corp.example:4711', source: 'override' },
-    last_attempt: { at: NOW - 3600, outcome: 'rejected-answer', diagnosis: ['The answer did not verify with the vendor’s server key.'], server: { address: 'lap.corp.example:4711', source: 'override' } },
+    last_attempt: { at: NOW - 3600, outcome: 'rejected-answer', diagnosis: [{ code: 'datagrams-rejected', message: 'The answer did not verify with the vendor’s server key.', count: 1, address: 'lap.corp.example:4711', last_error: 'authentication failed (Ed25519 signature)' }], server: { address: 'lap.corp.example:4711', source: 'override' } },
     clock_moved_back_by: 180,
-    line: 'Expired on 22 Nov 2026',
+    line: lineOf('delta-mixer'),
   },
   {
     ...base,
     id: 'echo-notes', name: 'Echo Notes', vendor: 'Echo Labs', state: 'unlicensed',
-    last_attempt: { at: NOW - 60, outcome: 'not-sent', diagnosis: ['No server found: no override, no SRV record, no DNS-SD service, no address in the manifest.'], server: null },
-    line: 'Not licensed',
+    last_attempt: { at: NOW - 60, outcome: 'not-sent', diagnosis: recorded.status['echo-notes'].last_attempt.diagnosis, server: null },
+    line: lineOf('echo-notes'),
   },
 ];
+
+// The lines were recorded for these states and dates: a product changed here without changing
+// (and re-recording) its case in the recorder would show a line that is not its own.
+for (const p of products) {
+  const r = recorded.status[p.id];
+  const facts = (s) => [s.state, s.not_after, s.ends_at, s.kind, s.in_compliance, s.has_key, s.last_attempt?.outcome ?? null];
+  if (JSON.stringify(facts(p)) !== JSON.stringify(facts(r))) {
+    throw new Error(`fixtures.mjs and recorded/commands.json disagree on ${p.id}: ${JSON.stringify(facts(p))} vs ${JSON.stringify(facts(r))}`);
+  }
+}
 
 export const checks = [
   { subject: 'Manifests', level: 'ok', message: '6 products installed, none refused.' },
@@ -114,16 +130,6 @@ export const about = {
   ],
 };
 
-export const candidates = [
-  { address: 'lap.example.com:4711', host: 'lap.example.com', source: 'srv', detail: '_lap._udp.example.com, priority 10, weight 60' },
-  { address: 'lap2.example.com:4711', host: 'lap2.example.com', source: 'srv', detail: '_lap._udp.example.com, priority 20, weight 0' },
-  { address: 'lap.acme.example:4711', host: 'lap.acme.example', source: 'manifest', detail: 'Acme Studio’s manifest' },
-];
-
-export const skipped = [
-  { source: 'dns-sd', subject: '_lap._udp.local', reason: 'no answer to mDNS within 1 s' },
-];
-
 export function fixture(extra = {}) {
   return {
     now: NOW,
@@ -131,10 +137,8 @@ export function fixture(extra = {}) {
     checks,
     report,
     about,
-    candidates,
-    skipped,
     settings: { autostart: true },
-    keys: { 'acme-studio': 'ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-7WK4' },
+    keys: { 'acme-studio': recorded.keys.stored },
     ...extra,
   };
 }

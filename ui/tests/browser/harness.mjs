@@ -1,12 +1,13 @@
 // Shared set-up for the browser tests: a static server for ui/dist with the app's CSP, Debian's
 // Chromium through playwright-core (never a downloaded browser), and pages whose IPC is the
-// fake in fake-backend.js.
+// fake in fake-backend.js, answering with what recorded.mjs holds.
 import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { recorded } from './recorded.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const UI_DIR = resolve(here, '..', '..');
@@ -82,11 +83,15 @@ export async function openView(browser, base, query, fixture = {}, options = {})
   await page.addInitScript({
     content:
       `window.__LAPWING_FIXTURE__ = ${JSON.stringify(fixture)};\n` +
+      `window.__LAPWING_RECORDED__ = ${JSON.stringify(recorded)};\n` +
       `window.__cspViolations = [];\n` +
       `document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));\n` +
       (options.extraInit ?? '') +
       FAKE,
   });
+  // A fake clock, so what moves with time (the elapsed seconds of a wait) is tested by
+  // moving the clock, never by sleeping.
+  if (options.clock) await page.clock.install({ time: options.clock });
   await page.goto(`${base}index.html${query}`);
   await page.waitForSelector('html[data-ready="true"]', { timeout: 10_000 });
   page.problems = problems;

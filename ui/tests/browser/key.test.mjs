@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveDist, launch, openView, calls, assertClean, screenshot } from './harness.mjs';
 import { fixture } from './fixtures.mjs';
+import { keys, recorded } from './recorded.mjs';
 
 let server;
 let browser;
@@ -35,10 +36,8 @@ test('key: pasted with junk spacing → typo named → suggestion → Activate �
     assert.equal(await input.getAttribute('aria-describedby'), 'key-help key-feedback');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'key-input');
 
-    const good = await page.evaluate(() => window.__lapwingFake.makeKey(7));
-    const chars = good.replace(/-/g, '').split('');
-    const typo = chars.slice();
-    typo[9] = 'U'; // group 3, character 2
+    const good = keys.entered;
+    const typo = keys.mistyped.split(''); // `good` with group 3, character 2 typed as "U"
     const groups = typo.join('').match(/.{4}/g);
     const messy = `  \n${groups.slice(0, 3).join(' ').toLowerCase()}\r\n\t${groups.slice(3, 5).join('--')}\n ${groups.slice(5).join('  ')}  \n`;
     await paste(page, '#key-input', messy);
@@ -97,14 +96,10 @@ test('key: wrong length and a check-character typo are explained; typing keeps g
     await page.waitForFunction(() => document.querySelector('#key-feedback').textContent !== '');
     assert.equal(await page.locator('#key-feedback').innerText(), '7 of 28 characters found: 21 missing.');
 
-    const good = await page.evaluate(() => window.__lapwingFake.makeKey(11));
-    const chars = good.replace(/-/g, '').split('');
-    // Swap two neighbouring, different characters in group 2: a classic typo the check catches.
-    let i = 4;
-    while (chars[i] === chars[i + 1]) i++;
-    [chars[i], chars[i + 1]] = [chars[i + 1], chars[i]];
+    // Two neighbouring, different characters of group 2 swapped: a classic typo the check catches.
+    const good = keys.swap_fixed;
     await input.fill('');
-    await paste(page, '#key-input', chars.join(''));
+    await paste(page, '#key-input', keys.swapped);
     await page.waitForFunction(() => document.querySelector('#key-feedback').textContent.includes('check out'));
     assert.match(await page.locator('#key-feedback').innerText(), /mistyped or two neighbouring ones are swapped/);
     const offered = await page.locator('.suggestion').allInnerTexts();
@@ -119,13 +114,13 @@ test('key: wrong length and a check-character typo are explained; typing keeps g
 test('key: paste anywhere in the window fills the field; remove key asks first, Escape cancels', async () => {
   const page = await openView(browser, server.url, '?view=key&product=acme-studio', fixture());
   try {
-    const good = await page.evaluate(() => window.__lapwingFake.makeKey(3));
+    const good = keys.pasted;
     await page.locator('h1').click();
     await paste(page, 'body', `Your key:\n${good.replace(/-/g, ' ')}`.split(':')[1]);
     await page.waitForFunction(() => document.querySelector('#key-feedback').classList.contains('ok'));
     assert.equal(await page.locator('#key-input').inputValue(), good);
 
-    assert.equal(await page.locator('#stored-key').innerText(), 'XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-7WK4');
+    assert.equal(await page.locator('#stored-key').innerText(), `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-${keys.stored.slice(-4)}`);
     await page.getByRole('button', { name: 'Remove key…' }).click();
     const cancel = page.getByRole('button', { name: 'Cancel' });
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
@@ -138,7 +133,24 @@ test('key: paste anywhere in the window fills the field; remove key asks first, 
     await page.getByRole('button', { name: 'Remove', exact: true }).click();
     await page.getByText(/No key is stored/).waitFor();
     assert.deepEqual((await calls(page, 'remove_key')).map((c) => c.args), [{ id: 'acme-studio' }]);
-    assert.match(await page.locator('.messages .message-ok').first().innerText(), /Key removed/);
+    // The product's status line after the removal, as Rust words it.
+    assert.equal(await page.locator('.messages .message-ok').first().innerText(), `Key removed. ${recorded.status['after-removal'].line}`);
+    await assertClean(page);
+  } finally {
+    await page.closeAll();
+  }
+});
+
+test('key: the all-zero key is refused, never sent', async () => {
+  const page = await openView(browser, server.url, '?view=key&product=echo-notes', fixture());
+  try {
+    await paste(page, '#key-input', keys.all_zero);
+    const feedback = page.locator('#key-feedback');
+    await page.waitForFunction(() => document.querySelector('#key-feedback').classList.contains('error'));
+    assert.match(await feedback.innerText(), /not a license key/);
+    assert.equal(await page.getByLabel('License key', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('#activate-key').isDisabled(), true);
+    assert.deepEqual(await calls(page, 'set_key'), []);
     await assertClean(page);
   } finally {
     await page.closeAll();

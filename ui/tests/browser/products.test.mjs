@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveDist, launch, openView, calls, assertClean, screenshot } from './harness.mjs';
 import { fixture, products } from './fixtures.mjs';
+import { recorded } from './recorded.mjs';
 
 let server;
 let browser;
@@ -54,11 +55,22 @@ test('products: every state gets its badge, dates, server words and last attempt
     assert.match(carto, /Out of compliance/);
     assert.match(carto, /6 days left/);
     assert.equal(await card(page, 'cartograph-pro').locator('.diagnosis li').count(), 3);
+    assert.equal(await card(page, 'cartograph-pro').locator('.diagnosis li').first().getAttribute('data-code'), 'clock-may-be-off');
+    assert.match(await card(page, 'cartograph-pro').locator('.diagnosis li').first().innerText(), /clock may be off/);
     const delta = await card(page, 'delta-mixer').innerText();
     assert.match(delta, /lap\.corp\.example:4711 — set by hand/);
     assert.match(delta, /answer refused/);
     assert.match(delta, /clock moved back by 3 minutes/);
-    assert.match(await card(page, 'echo-notes').innerText(), /not sent[\s\S]*No server found/);
+    // The recorded cause (Rust's), shown after the attempt's outcome: this code's sentence
+    // tells a terminal user to type a command, so the window says the gist and offers the
+    // button instead (causes.ts).
+    const echo = await card(page, 'echo-notes').innerText();
+    const noServer = recorded.status['echo-notes'].last_attempt.diagnosis[0];
+    assert.equal(noServer.code, 'no-server-found');
+    const notSent = echo.indexOf('not sent');
+    assert.ok(notSent >= 0 && echo.indexOf('No server found.') > notSent, echo);
+    assert.ok(!echo.includes('lapctl'), echo);
+    assert.equal(await card(page, 'echo-notes').getByRole('button', { name: 'Set the server' }).count(), 1);
     assert.match(await page.locator('#summary').innerText(), /6 products · 4 need attention/);
     await screenshot(page, 'products-light');
     await assertClean(page);
@@ -112,7 +124,7 @@ test('products: status-changed updates the list live; empty state', async () => 
   try {
     await page.waitForFunction(() => window.__lapwingFake.listenerCount('status-changed') === 1);
     const next = products.map((p) => (p.id === 'echo-notes'
-      ? { ...p, state: 'activated', line: 'Activated until 12 Mar 2027', has_key: true }
+      ? { ...p, state: 'activated', line: products[0].line, has_key: true }
       : p)).filter((p) => p.id !== 'borealis-draw');
     await page.evaluate((payload) => window.__lapwingFake.emit('status-changed', payload), next);
     await page.locator('article[data-product="echo-notes"] .badge[data-state="activated"]').waitFor();

@@ -56,14 +56,7 @@ fn check(path: &str, sku: &str, ed25519: &str) -> Result<(), String> {
     {
         return Err(format!("the license ended at {end} (UNIX time)"));
     }
-    let kind = match data.kind {
-        Some(LicenseKind::Perpetual) => "perpetual",
-        Some(LicenseKind::Term) => "term",
-        Some(LicenseKind::Subscription) => "subscription",
-        Some(LicenseKind::Evaluation) => "evaluation",
-        // Kinds a later profile may add.
-        Some(_) | None => "unspecified",
-    };
+    let kind = data.kind.map_or("unspecified", LicenseKind::as_str);
     println!("licensed: {kind}, license {}", verified.response.license_id);
     println!(
         "until: {}",

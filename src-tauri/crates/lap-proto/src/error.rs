@@ -2,6 +2,7 @@
 
 use crate::license_key::LicenseKeyError;
 use crate::server_data::ServerDataError;
+use crate::time::TimeOutOfRange;
 
 /// Which cryptographic check failed. Kept inside the single [`ProtoError::Authentication`]
 /// variant so that callers treat every authentication failure alike (never "half-trust" a
@@ -105,8 +106,8 @@ pub enum ProtoError {
     SkuMismatch,
 
     /// A time does not fit LAP's 5-byte field.
-    #[error("time {0} does not fit in 5 bytes")]
-    TimeOutOfRange(u64),
+    #[error(transparent)]
+    TimeOutOfRange(#[from] TimeOutOfRange),
 
     /// A key given to us could not be used (not a valid curve point, wrong length, ...).
     #[error("invalid {what} key")]

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::wire::{MAX_TIME, time_from_bytes, time_to_bytes};
+use crate::time::{DAY, MINUTE, time_from_bytes, time_to_bytes};
 
 const NOT_AFTER: u8 = 0x01;
 const RENEW_AFTER: u8 = 0x02;
@@ -15,7 +15,28 @@ const FIRST_VENDOR_TYPE: u8 = 0x80;
 /// Longest Notice the profile allows, in bytes.
 pub const MAX_NOTICE_LEN: usize = 200;
 /// Renewal interval when the server names neither RenewAfter nor NotAfter.
-pub const DEFAULT_RENEW_SECS: u64 = 30 * 86_400;
+pub const DEFAULT_RENEW_SECS: u64 = 30 * DAY;
+/// The soonest a renewal follows the answer that set it: the client's fastest retry pace
+/// (profile §8). A RenewAfter at or before ServerTime would otherwise make every answer due
+/// again at once, and the client would ask in a loop.
+pub const MIN_RENEW_SECS: u64 = 15 * MINUTE;
+
+/// When to activate again after an answer at `server_time` (profile §5, §8): RenewAfter,
+/// else halfway from ServerTime to NotAfter, else [`DEFAULT_RENEW_SECS`] later; a RenewAfter
+/// past NotAfter is brought back to NotAfter (the server's own cap in `lapd`), so the license
+/// does not lapse before it is renewed; and never sooner than [`MIN_RENEW_SECS`] after
+/// ServerTime, even when NotAfter comes sooner (a lease that short is renewed after its end).
+///
+/// The one renewal rule: the engine's scheduler and status use it on the stored grant.
+pub fn renew_at(server_time: u64, renew_after: Option<u64>, not_after: Option<u64>) -> u64 {
+    let asked = match (renew_after, not_after) {
+        (Some(renew), Some(end)) => renew.min(end),
+        (Some(renew), None) => renew,
+        (None, Some(end)) => server_time.saturating_add(end.saturating_sub(server_time) / 2),
+        (None, None) => server_time.saturating_add(DEFAULT_RENEW_SECS),
+    };
+    asked.max(server_time.saturating_add(MIN_RENEW_SECS))
+}
 
 /// Why a ServerData was refused. Any of them invalidates the whole response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,8 +59,12 @@ pub enum ServerDataError {
     },
 }
 
-/// The license kinds of record 0x03.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The license kinds of record 0x03. In JSON, catalogs and the CLI they are the words of
+/// [`LicenseKind::as_str`], which `FromStr` and serde read back.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum LicenseKind {
     Perpetual,
@@ -76,6 +101,40 @@ impl LicenseKind {
             Self::Subscription => "subscription",
             Self::Evaluation => "evaluation",
         }
+    }
+
+    /// Every kind, in record order.
+    pub const ALL: [Self; 4] = [
+        Self::Perpetual,
+        Self::Term,
+        Self::Subscription,
+        Self::Evaluation,
+    ];
+}
+
+impl std::fmt::Display for LicenseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that names no license kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{word:?} is not a license kind (perpetual, term, subscription or evaluation)")]
+pub struct UnknownLicenseKind {
+    pub word: String,
+}
+
+impl std::str::FromStr for LicenseKind {
+    type Err = UnknownLicenseKind;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == word)
+            .ok_or_else(|| UnknownLicenseKind {
+                word: word.to_owned(),
+            })
     }
 }
 
@@ -129,6 +188,15 @@ fn expect_len(
     }
 }
 
+fn time_value(record_type: u8, value: &[u8]) -> Result<u64, ServerDataError> {
+    let bytes = <[u8; 5]>::try_from(value).map_err(|_| ServerDataError::WrongLength {
+        record_type,
+        len: value.len(),
+        expected: "5",
+    })?;
+    Ok(time_from_bytes(bytes))
+}
+
 fn utf8(record_type: u8, value: &[u8]) -> Result<String, ServerDataError> {
     String::from_utf8(value.to_vec()).map_err(|_| ServerDataError::InvalidValue {
         record_type,
@@ -166,14 +234,8 @@ impl ServerData {
 
     fn apply(&mut self, record_type: u8, value: &[u8]) -> Result<(), ServerDataError> {
         match record_type {
-            NOT_AFTER => {
-                expect_len(record_type, value, 5, "5")?;
-                self.not_after = Some(time_from_bytes(value));
-            }
-            RENEW_AFTER => {
-                expect_len(record_type, value, 5, "5")?;
-                self.renew_after = Some(time_from_bytes(value));
-            }
+            NOT_AFTER => self.not_after = Some(time_value(record_type, value)?),
+            RENEW_AFTER => self.renew_after = Some(time_value(record_type, value)?),
             KIND => {
                 expect_len(record_type, value, 1, "1")?;
                 self.kind = Some(LicenseKind::from_byte(value[0]).ok_or(
@@ -295,19 +357,16 @@ impl ServerData {
         Ok(out)
     }
 
-    /// When to activate again: RenewAfter, else halfway to NotAfter, else 30 days (§5).
+    /// When to activate again after this answer: [`renew_at`] on its records.
     pub fn renew_at(&self, server_time: u64) -> u64 {
-        match (self.renew_after, self.not_after) {
-            (Some(renew), _) => renew,
-            (None, Some(end)) => server_time + end.saturating_sub(server_time) / 2,
-            (None, None) => server_time.saturating_add(DEFAULT_RENEW_SECS).min(MAX_TIME),
-        }
+        renew_at(server_time, self.renew_after, self.not_after)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::MAX_TIME;
 
     fn full() -> ServerData {
         ServerData {
@@ -335,19 +394,82 @@ mod tests {
         assert_eq!(parsed.renew_at(1000), 1000 + DEFAULT_RENEW_SECS);
     }
 
+    const NOW: u64 = 1_795_000_000;
+
     #[test]
     fn renew_defaults_to_halfway_to_not_after() {
         let data = ServerData {
-            not_after: Some(2000),
+            not_after: Some(NOW + 20 * DAY),
             ..ServerData::default()
         };
-        assert_eq!(data.renew_at(1000), 1500);
+        assert_eq!(data.renew_at(NOW), NOW + 10 * DAY);
         let data = ServerData {
-            renew_after: Some(1200),
-            not_after: Some(2000),
+            renew_after: Some(NOW + 7 * DAY),
+            not_after: Some(NOW + 20 * DAY),
             ..ServerData::default()
         };
-        assert_eq!(data.renew_at(1000), 1200);
+        assert_eq!(data.renew_at(NOW), NOW + 7 * DAY);
+        assert_eq!(renew_at(NOW, Some(NOW + 7 * DAY), None), NOW + 7 * DAY);
+    }
+
+    #[test]
+    fn a_renew_after_at_or_before_server_time_waits_the_shortest_interval() {
+        let soonest = NOW + MIN_RENEW_SECS;
+        for renew in [0, NOW - DAY, NOW - 1, NOW, NOW + 1, soonest - 1] {
+            assert_eq!(
+                renew_at(NOW, Some(renew), None),
+                soonest,
+                "RenewAfter {renew}"
+            );
+            assert_eq!(
+                renew_at(NOW, Some(renew), Some(NOW + 365 * DAY)),
+                soonest,
+                "RenewAfter {renew} with an end"
+            );
+        }
+        assert_eq!(renew_at(NOW, Some(soonest + 1), None), soonest + 1);
+    }
+
+    #[test]
+    fn a_renew_after_past_not_after_is_brought_back_to_it() {
+        let end = NOW + 30 * DAY;
+        assert_eq!(renew_at(NOW, Some(end + 1), Some(end)), end);
+        assert_eq!(renew_at(NOW, Some(u64::MAX), Some(end)), end);
+        assert_eq!(renew_at(NOW, Some(end), Some(end)), end);
+    }
+
+    #[test]
+    fn an_end_already_passed_or_too_close_still_waits_the_shortest_interval() {
+        let soonest = NOW + MIN_RENEW_SECS;
+        for end in [0, NOW - 1, NOW, NOW + 2 * MINUTE] {
+            assert_eq!(renew_at(NOW, None, Some(end)), soonest, "NotAfter {end}");
+            assert_eq!(renew_at(NOW, Some(end), Some(end)), soonest, "both {end}");
+        }
+    }
+
+    #[test]
+    fn no_time_overflows() {
+        assert_eq!(renew_at(u64::MAX, None, None), u64::MAX);
+        assert_eq!(renew_at(u64::MAX - 1, None, Some(u64::MAX)), u64::MAX);
+    }
+
+    #[test]
+    fn kinds_read_back_the_words_they_are_written_as() {
+        for kind in LicenseKind::ALL {
+            assert_eq!(kind.as_str().parse::<LicenseKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+            assert_eq!(LicenseKind::from_byte(kind.to_byte()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<LicenseKind>(&json).ok(), Some(kind));
+        }
+        assert_eq!(
+            "Term".parse::<LicenseKind>(),
+            Err(UnknownLicenseKind {
+                word: "Term".into()
+            })
+        );
+        assert!(serde_json::from_str::<LicenseKind>("\"lifetime\"").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::{Field, ProtoError, Result};
+use crate::time::{time_from_bytes, time_to_bytes};
 
 /// The Version byte of draft -04 (the draft's "check Version is 1" is an erratum).
 pub const VERSION: u8 = 2;
@@ -38,8 +39,6 @@ pub const MIN_RESPONSE_DATAGRAM_LEN: usize = RESPONSE_OVERHEAD + MIN_RESPONSE_SI
 pub const MAX_REQUEST_SIZE: usize = MAX_DATAGRAM_LEN - REQUEST_OVERHEAD;
 /// The largest ClientSeed that fits the datagram limit.
 pub const MAX_SEED_LEN: usize = MAX_REQUEST_SIZE - REQUEST_HEADER_LEN;
-/// The largest value a 5-byte time field holds.
-pub const MAX_TIME: u64 = (1 << 40) - 1;
 
 /// A decrypted LAP request (draft §3.3).
 #[derive(Clone, PartialEq, Eq)]
@@ -144,7 +143,7 @@ impl Request {
             return Err(ProtoError::ReservedNotZero);
         }
         let request = Self {
-            client_time: time_from_bytes(&plaintext[3..8]),
+            client_time: time_at(plaintext, 3),
             client_base_id: uuid_at(plaintext, 8),
             client_addon_id: uuid_at(plaintext, 24),
             sku_id: uuid_at(plaintext, 40),
@@ -239,7 +238,7 @@ impl Response {
         }
         check_version_and_size(plaintext)?;
         let response = Self {
-            server_time: time_from_bytes(&plaintext[3..8]),
+            server_time: time_at(plaintext, 3),
             client_id: uuid_at(plaintext, 8),
             sku_id: uuid_at(plaintext, 24),
             license_id: uuid_at(plaintext, 40),
@@ -282,20 +281,10 @@ fn size_field(size: usize) -> u16 {
     u16::try_from(size).unwrap_or(u16::MAX)
 }
 
-/// Encodes a UNIX time as LAP's 5-byte little-endian field.
-pub fn time_to_bytes(time: u64) -> Result<[u8; 5]> {
-    if time > MAX_TIME {
-        return Err(ProtoError::TimeOutOfRange(time));
-    }
-    let b = time.to_le_bytes();
-    Ok([b[0], b[1], b[2], b[3], b[4]])
-}
-
-/// Reads LAP's 5-byte little-endian time field. `bytes` must hold 5 bytes.
-pub fn time_from_bytes(bytes: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b[..5].copy_from_slice(&bytes[..5]);
-    u64::from_le_bytes(b)
+fn time_at(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 5];
+    b.copy_from_slice(&bytes[at..at + 5]);
+    time_from_bytes(b)
 }
 
 fn uuid_at(bytes: &[u8], at: usize) -> Uuid {

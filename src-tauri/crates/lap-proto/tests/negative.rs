@@ -381,9 +381,9 @@ fn retries_accept_an_answer_to_any_attempt_in_flight() {
 #[test]
 fn times_beyond_five_bytes_are_refused() {
     let mut request = sample_request();
-    request.client_time = lap_proto::wire::MAX_TIME;
+    request.client_time = lap_proto::time::MAX_TIME;
     assert!(request.encode().is_ok());
-    request.client_time = lap_proto::wire::MAX_TIME + 1;
+    request.client_time = lap_proto::time::MAX_TIME + 1;
     assert!(matches!(
         request.encode(),
         Err(ProtoError::TimeOutOfRange(_))

@@ -3,7 +3,8 @@
 
 mod common;
 
-use lap_proto::wire::{MAX_SEED_LEN, MAX_TIME};
+use lap_proto::time::MAX_TIME;
+use lap_proto::wire::MAX_SEED_LEN;
 use lap_proto::{
     ActivationRecord, EphemeralSecret, LicenseKind, Request, Response, ServerData, Uuid,
     open_request, seal_request,

@@ -2,16 +2,32 @@
 //! first call in a fresh process, as the tray app and `lapctl` pay it) and warm (repeated
 //! calls), against the 50 ms budget; and the TPM's EK read when one is reachable.
 
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lapwing_machine::{EkMethod, Options, TpmState, TpmTarget};
 use serde::Serialize;
 
-use crate::{CliError, MachineArgs, emit, to_json};
+use crate::{CliError, output};
 
 /// The issue's budget for the identity without a TPM.
 const BUDGET: Duration = Duration::from_millis(50);
+
+/// What `--bench` was asked for beyond the identity's options: the flags it passes on to its
+/// timed children and how it reports.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// Fresh processes for the cold figure (warm calls are ten times as many).
+    pub runs: u32,
+    /// The SMBIOS dump the timed children read instead of the live table.
+    pub smbios: Option<&'a Path>,
+    /// How long each TPM EK read may take.
+    pub tpm_timeout: Duration,
+    /// Print JSON instead of a table.
+    pub json: bool,
+}
 
 #[derive(Debug, Serialize)]
 struct Figures {
@@ -64,20 +80,20 @@ struct TpmBench {
 }
 
 /// Times one identity in this (fresh) process and prints the nanoseconds.
-pub fn child(options: &Options) -> Result<(), CliError> {
+pub fn child(options: &Options, out: &mut dyn Write) -> Result<(), CliError> {
     let start = Instant::now();
     let identity = lapwing_machine::identify(options)?;
     let elapsed = start.elapsed();
     std::hint::black_box(&identity);
-    emit(&format!("{}\n", elapsed.as_nanos()))
+    Ok(writeln!(out, "{}", elapsed.as_nanos())?)
 }
 
-pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
-    let runs = usize::try_from(args.runs.max(1)).unwrap_or(1);
+pub fn run(request: &Request<'_>, options: &Options, out: &mut dyn Write) -> Result<(), CliError> {
+    let runs = usize::try_from(request.runs.max(1)).unwrap_or(1);
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Runtime(format!("cannot find lapctl's own path: {e}")))?;
     let mut child_args = vec!["machine".to_owned(), "--bench-child".to_owned()];
-    if let Some(file) = &args.smbios {
+    if let Some(file) = request.smbios {
         child_args.push("--smbios".to_owned());
         child_args.push(file.display().to_string());
     }
@@ -85,18 +101,18 @@ pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
     let mut cold_process = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        let out = Command::new(&exe)
+        let timed = Command::new(&exe)
             .args(&child_args)
             .output()
             .map_err(|e| CliError::Runtime(format!("cannot run {}: {e}", exe.display())))?;
         cold_process.push(start.elapsed());
-        if !out.status.success() {
+        if !timed.status.success() {
             return Err(CliError::Runtime(format!(
                 "the timed child failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&timed.stderr).trim()
             )));
         }
-        let nanos: u64 = String::from_utf8_lossy(&out.stdout)
+        let nanos: u64 = String::from_utf8_lossy(&timed.stdout)
             .trim()
             .parse()
             .map_err(|_| CliError::Runtime("the timed child printed no figure".to_owned()))?;
@@ -111,7 +127,7 @@ pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
         std::hint::black_box(&identity);
     }
     let target = TpmTarget::from_env();
-    let timeout = Duration::from_millis(args.tpm_timeout_ms);
+    let timeout = request.tpm_timeout;
     let first = lapwing_machine::tpm::read_ek(&target, EkMethod::Auto, timeout);
     let ek_read = matches!(first.state, TpmState::Present(_)).then(|| {
         let mut samples = vec![first.elapsed];
@@ -135,8 +151,8 @@ pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
             ek_read,
         },
     };
-    if args.json {
-        return emit(&(to_json(&report)? + "\n"));
+    if request.json {
+        return output::json(out, &report);
     }
     let tpm = match &report.tpm.ek_read {
         Some(figures) => format!("TPM EK read via {}: {figures}", report.tpm.via),
@@ -145,7 +161,8 @@ pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
             report.tpm.via, report.tpm.state
         ),
     };
-    emit(&format!(
+    Ok(write!(
+        out,
         "identity without a TPM (budget {:.0} ms)\n\
          \x20 cold, first call in a fresh process  {}\n\
          \x20 cold, whole process                  {}\n\
@@ -157,5 +174,5 @@ pub fn run(args: &MachineArgs, options: &Options) -> Result<(), CliError> {
         report.cold_process,
         report.warm_identity,
         if report.within_budget { "yes" } else { "NO" },
-    ))
+    )?)
 }

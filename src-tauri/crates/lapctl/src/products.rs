@@ -1,33 +1,22 @@
-//! The engine's commands: status, products, activate, key, server, install, uninstall,
-//! doctor. Each is a thin adapter: parse, call `lapwing-core`, print (text or `--json`).
+//! The engine's commands: status, products, activate, key, install, uninstall, doctor. Each
+//! is a thin adapter: parse, call `lapwing-core`, write (text or `--json`) to `out`.
 
 use std::fmt::Write as _;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use lapwing_core::doctor::{DoctorOptions, Level};
 use lapwing_core::engine::{Engine, EngineError, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
+use lapwing_core::shown::shown;
 use lapwing_core::status::Phase;
-use lapwing_secrets::SecretError;
 
-/// Exit codes, stable for scripts (listed in `lapctl --help` and the README).
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const ERROR: u8 = 1;
-    pub const USAGE: u8 = 2;
-    /// `activate` ran but a product is not activated (no answer, refused, nothing to send).
-    pub const NOT_ACTIVATED: u8 = 3;
-    /// A license key failed its local check (length, character, check characters).
-    pub const BAD_KEY: u8 = 4;
-    /// The keyring is locked, missing or refused access.
-    pub const KEYRING: u8 = 5;
-    /// `doctor` found a problem.
-    pub const DOCTOR_PROBLEM: u8 = 6;
-}
+use crate::error::exit;
+use crate::keyinput::{self, KeySource};
+use crate::{CliError, output};
 
 /// Options every engine command shares.
 #[derive(Debug, Args, Clone)]
@@ -40,8 +29,21 @@ pub struct EngineArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Check a key locally and store it, then activate the product.
-    Set { id: String, key: String },
+    /// Check a key locally and store it, then activate the product. The key is read from a
+    /// prompt on the terminal, from stdin when piped (`echo KEY | lapctl key set ID`), or
+    /// from --key-file: never from the command line, where `ps` shows it to everyone.
+    Set {
+        id: String,
+        /// A file holding the key; `-` reads stdin.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Refused: a key on the command line (kept only to say how to give it instead).
+        #[arg(hide = true)]
+        key: Option<String>,
+        /// Refused, as the positional key.
+        #[arg(long = "key", hide = true)]
+        key_flag: Option<String>,
+    },
     /// Print the stored key, masked unless --reveal.
     Show {
         id: String,
@@ -54,54 +56,8 @@ pub enum KeyCommand {
     Remove { id: String },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ServerCommand {
-    /// Use HOST:PORT for one product (--product) or all.
-    Set {
-        #[arg(long)]
-        product: Option<String>,
-        server: String,
-    },
-    /// Go back to discovery.
-    Clear {
-        #[arg(long)]
-        product: Option<String>,
-    },
-    /// The servers that would be tried, in order, and how each was found.
-    Show {
-        #[arg(long)]
-        product: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// What failed, mapped to an exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error("{0}")]
-    Message(String, u8),
-}
-
-impl CommandError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Engine(EngineError::Key(_)) => exit::BAD_KEY,
-            Self::Engine(EngineError::Secrets(e))
-                if !matches!(e, SecretError::InvalidProductId { .. }) =>
-            {
-                exit::KEYRING
-            }
-            Self::Engine(_) => exit::ERROR,
-            Self::Message(_, code) => *code,
-        }
-    }
-}
-
 /// The engine as configured by the environment (see `lapwing_core::environment`).
-pub fn engine(args: &EngineArgs) -> Result<Engine, CommandError> {
+pub fn engine(args: &EngineArgs) -> Result<Engine, CliError> {
     let choice = if args.insecure_file_store {
         SecretsChoice::InsecureFile
     } else {
@@ -110,20 +66,11 @@ pub fn engine(args: &EngineArgs) -> Result<Engine, CommandError> {
     Ok(engine_from_environment(choice)?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            CommandError::Message(format!("cannot start the async runtime: {e}"), exit::ERROR)
-        })
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
 /// `YYYY-MM-DD` (UTC) for UNIX seconds.
@@ -146,10 +93,10 @@ pub fn describe(status: &ProductStatus) -> String {
     text
 }
 
-fn print_table(statuses: &[ProductStatus]) {
+fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), CliError> {
     if statuses.is_empty() {
-        println!("No product is installed.");
-        return;
+        writeln!(out, "No product is installed.")?;
+        return Ok(());
     }
     let width = statuses
         .iter()
@@ -157,30 +104,62 @@ fn print_table(statuses: &[ProductStatus]) {
         .max()
         .unwrap_or(2)
         .max(2);
-    println!("{:width$}  {:18}  STATUS", "ID", "STATE");
+    writeln!(out, "{:width$}  {:18}  STATUS", "ID", "STATE")?;
+    // Ids are slugs (the manifest is refused otherwise); names, host names, the causes that
+    // quote them and the server's words are outside text.
     for s in statuses {
-        println!("{:width$}  {:18}  {}", s.id, s.state.as_str(), describe(s));
+        writeln!(
+            out,
+            "{:width$}  {:18}  {}",
+            s.id,
+            s.state.as_str(),
+            shown(&describe(s))
+        )?;
         if let Some(server) = &s.server {
-            println!(
+            writeln!(
+                out,
                 "{:width$}  {:18}  server {} (by {})",
-                "", "", server.address, server.source
-            );
+                "",
+                "",
+                shown(&server.address),
+                server.source
+            )?;
+        }
+        if !s.features.is_empty() {
+            writeln!(
+                out,
+                "{:width$}  {:18}  features {}",
+                "",
+                "",
+                shown(&s.features.join(", "))
+            )?;
+        }
+        if let Some(notice) = &s.notice {
+            writeln!(out, "{:width$}  {:18}  notice {}", "", "", shown(notice))?;
         }
     }
+    Ok(())
 }
 
-pub fn status(args: &EngineArgs, json: bool) -> Result<u8, CommandError> {
+pub fn status(args: &EngineArgs, json: bool, out: &mut dyn Write) -> Result<u8, CliError> {
     let statuses = engine(args)?.status()?;
     if json {
-        print_json(&statuses);
+        output::json(out, &statuses)?;
     } else {
-        print_table(&statuses);
+        print_table(out, &statuses)?;
     }
     Ok(exit::OK)
 }
 
-pub fn products(args: &EngineArgs, json: bool) -> Result<u8, CommandError> {
+pub fn products(
+    args: &EngineArgs,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, CliError> {
     let catalog = engine(args)?.catalog();
+    // JSON keeps every name exactly: serde_json escapes control characters, and bidi
+    // characters stay as the data they are (a program reading it decides how to show them).
     if json {
         let products: Vec<_> = catalog
             .products
@@ -198,7 +177,10 @@ pub fn products(args: &EngineArgs, json: bool) -> Result<u8, CommandError> {
             .iter()
             .map(|e| serde_json::json!({"file": e.file, "field": e.field, "reason": e.reason}))
             .collect();
-        print_json(&serde_json::json!({"products": products, "errors": errors}));
+        output::json(
+            out,
+            &serde_json::json!({"products": products, "errors": errors}),
+        )?;
     } else {
         for m in catalog.products.values() {
             let addon = m
@@ -206,16 +188,17 @@ pub fn products(args: &EngineArgs, json: bool) -> Result<u8, CommandError> {
                 .as_ref()
                 .map(|b| format!(" (add-on of {b})"))
                 .unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "{}  {} by {}{addon}  [{}]",
                 m.id,
-                m.name,
-                m.vendor,
-                m.file.display()
-            );
+                shown(&m.name),
+                shown(&m.vendor),
+                shown(&m.file.display().to_string())
+            )?;
         }
         for e in &catalog.errors {
-            eprintln!("lapctl: warning: {e}");
+            writeln!(err, "lapctl: warning: {}", shown(&e.to_string()))?;
         }
     }
     Ok(exit::OK)
@@ -227,15 +210,15 @@ pub fn activate(
     all: bool,
     server: Option<&str>,
     json: bool,
-) -> Result<u8, CommandError> {
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
     let engine = engine(args)?;
     let server = server
         .map(|s| {
             s.parse::<SocketAddr>().map_err(|_| {
-                CommandError::Message(
-                    format!("--server {s:?}: give an IP address and port, e.g. 192.0.2.7:4711"),
-                    exit::USAGE,
-                )
+                CliError::Usage(format!(
+                    "--server {s:?}: give an IP address and port, e.g. 192.0.2.7:4711"
+                ))
             })
         })
         .transpose()?;
@@ -243,10 +226,7 @@ pub fn activate(
         (Some(id), false) => vec![id.to_owned()],
         (None, true) => engine.catalog().products.into_keys().collect(),
         _ => {
-            return Err(CommandError::Message(
-                "give a product id or --all".into(),
-                exit::USAGE,
-            ));
+            return Err(CliError::Usage("give a product id or --all".into()));
         }
     };
     let rt = runtime()?;
@@ -257,9 +237,9 @@ pub fn activate(
         statuses.push(result?);
     }
     if json {
-        print_json(&statuses);
+        output::json(out, &statuses)?;
     } else {
-        print_table(&statuses);
+        print_table(out, &statuses)?;
     }
     let activated = |s: &ProductStatus| {
         matches!(s.state, Phase::Activated | Phase::Evaluation)
@@ -274,14 +254,20 @@ pub fn activate(
     })
 }
 
-pub fn key(args: &EngineArgs, command: &KeyCommand) -> Result<u8, CommandError> {
+pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Result<u8, CliError> {
+    if let KeyCommand::Set { key, key_flag, .. } = command
+        && (key.is_some() || key_flag.is_some())
+    {
+        return Err(keyinput::refused_argument());
+    }
     let engine = engine(args)?;
     match command {
-        KeyCommand::Set { id, key } => {
-            match engine.set_key(id, key) {
+        KeyCommand::Set { id, key_file, .. } => {
+            let key = KeySource::from_flag(key_file.as_deref()).read(id)?;
+            match engine.set_key(id, &key) {
                 Ok(_) => {}
                 Err(EngineError::Key(e)) => {
-                    let suggestions = lap_proto::license_key::suggestions(key);
+                    let suggestions = lap_proto::license_key::suggestions(&key);
                     let mut message = format!("the key was not stored: {e}");
                     if !suggestions.is_empty() {
                         message.push_str("\ndid you mean:");
@@ -289,13 +275,13 @@ pub fn key(args: &EngineArgs, command: &KeyCommand) -> Result<u8, CommandError> 
                             let _ = write!(message, "\n  {}", s.to_display());
                         }
                     }
-                    return Err(CommandError::Message(message, exit::BAD_KEY));
+                    return Err(CliError::BadKey(message));
                 }
                 Err(e) => return Err(e.into()),
             }
-            println!("key stored for {id}; activating…");
+            writeln!(out, "key stored for {id}; activating…")?;
             let status = runtime()?.block_on(engine.activate(id, None))?;
-            println!("{id}: {}", describe(&status));
+            writeln!(out, "{id}: {}", shown(&describe(&status)))?;
             let ok = status
                 .last_attempt
                 .as_ref()
@@ -306,105 +292,91 @@ pub fn key(args: &EngineArgs, command: &KeyCommand) -> Result<u8, CommandError> 
             let key = engine.key(id)?;
             let text = key.map(|k| if *reveal { k.to_display() } else { k.masked() });
             if *json {
-                print_json(&serde_json::json!({"id": id, "key": text, "masked": !reveal}));
+                output::json(
+                    out,
+                    &serde_json::json!({"id": id, "key": text, "masked": !reveal}),
+                )?;
             } else {
-                println!("{}", text.unwrap_or_else(|| "(no key stored)".into()));
+                writeln!(out, "{}", text.unwrap_or_else(|| "(no key stored)".into()))?;
             }
             Ok(exit::OK)
         }
         KeyCommand::Remove { id } => {
             engine.remove_key(id)?;
-            println!("key removed for {id}");
+            writeln!(out, "key removed for {id}")?;
             Ok(exit::OK)
         }
     }
 }
 
-pub fn server(args: &EngineArgs, command: &ServerCommand) -> Result<u8, CommandError> {
-    let engine = engine(args)?;
-    match command {
-        ServerCommand::Set { product, server } => {
-            engine.set_server_override(product.as_deref(), Some(server))?;
-            println!(
-                "server {server} set for {}",
-                product.as_deref().unwrap_or("every product")
-            );
-        }
-        ServerCommand::Clear { product } => {
-            engine.set_server_override(product.as_deref(), None)?;
-            println!(
-                "server override cleared for {}",
-                product.as_deref().unwrap_or("every product")
-            );
-        }
-        ServerCommand::Show { product, json } => {
-            let ids: Vec<String> = match product {
-                Some(id) => vec![id.clone()],
-                None => engine.catalog().products.into_keys().collect(),
-            };
-            let rt = runtime()?;
-            let mut out = serde_json::Map::new();
-            for id in ids {
-                let found = rt.block_on(engine.discover(&id))?;
-                if !*json {
-                    println!("{id}:");
-                    for (n, c) in found.candidates.iter().enumerate() {
-                        println!("  {}. {} ({}: {})", n + 1, c.address, c.source, c.detail);
-                    }
-                    for s in &found.skipped {
-                        println!("  skipped: {s}");
-                    }
-                }
-                out.insert(id, serde_json::to_value(&found).unwrap_or_default());
-            }
-            if *json {
-                print_json(&out);
-            }
-        }
-    }
-    Ok(exit::OK)
-}
-
 /// Where `install` puts manifests: `LAPWING_PRODUCTS_DIR`, else the per-user directory.
-fn install_dir() -> Result<PathBuf, CommandError> {
-    product_dirs().pop().ok_or_else(|| {
-        CommandError::Message("no products directory on this platform".into(), exit::ERROR)
-    })
+fn install_dir() -> Result<PathBuf, CliError> {
+    product_dirs()
+        .pop()
+        .ok_or_else(|| CliError::Runtime("no products directory on this platform".into()))
 }
 
-pub fn install(args: &EngineArgs, manifest: &Path, key: Option<&str>) -> Result<u8, CommandError> {
-    let parsed =
-        Manifest::load(manifest).map_err(|e| CommandError::Message(e.to_string(), exit::ERROR))?;
+/// `install`'s arguments. A key is optional (without one the product starts its evaluation,
+/// if it has one) and read only when --key-file names where: a script's stdin may be an
+/// inherited pipe that never ends, and a keyless install must not wait on it.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// A file holding the license key; `-` reads stdin (a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Refused: a key on the command line (kept only to say how to give it instead).
+    #[arg(long, hide = true)]
+    pub key: Option<String>,
+}
+
+pub fn install(
+    args: &EngineArgs,
+    install: &InstallArgs,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
+    if install.key.is_some() {
+        return Err(keyinput::refused_argument());
+    }
+    let manifest = install.manifest.as_path();
+    let parsed = Manifest::load(manifest).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let key = install
+        .key_file
+        .as_deref()
+        .map(|file| KeySource::from_flag(Some(file)).read(&parsed.id))
+        .transpose()?;
+    let key = key.as_deref();
     if let Some(key) = key {
         // Refuse a mistyped key before anything is installed.
-        lap_proto::LicenseKey::parse(key).map_err(|e| {
-            CommandError::Message(format!("the key was not accepted: {e}"), exit::BAD_KEY)
-        })?;
+        lap_proto::LicenseKey::parse(key)
+            .map_err(|e| CliError::BadKey(format!("the key was not accepted: {e}")))?;
     }
     let dir = install_dir()?;
     std::fs::create_dir_all(&dir)
-        .map_err(|e| CommandError::Message(format!("{}: {e}", dir.display()), exit::ERROR))?;
+        .map_err(|e| CliError::Runtime(format!("{}: {e}", dir.display())))?;
     let target = dir.join(format!("{}.toml", parsed.id));
     let text = std::fs::read(manifest)
-        .map_err(|e| CommandError::Message(format!("{}: {e}", manifest.display()), exit::ERROR))?;
+        .map_err(|e| CliError::Runtime(format!("{}: {e}", manifest.display())))?;
     lapwing_core::state::write_atomically(&target, &text, 0o644)
-        .map_err(|e| CommandError::Message(format!("{}: {e}", target.display()), exit::ERROR))?;
-    println!(
+        .map_err(|e| CliError::Runtime(format!("{}: {e}", target.display())))?;
+    writeln!(
+        out,
         "installed {} ({}) in {}",
         parsed.id,
-        parsed.name,
-        target.display()
-    );
+        shown(&parsed.name),
+        shown(&target.display().to_string())
+    )?;
     let engine = engine(args)?;
     if let Some(key) = key {
         engine.set_key(&parsed.id, key)?;
     }
     let status = runtime()?.block_on(engine.activate(&parsed.id, None))?;
-    println!("{}: {}", parsed.id, describe(&status));
+    writeln!(out, "{}: {}", parsed.id, shown(&describe(&status)))?;
     Ok(exit::OK)
 }
 
-pub fn uninstall(args: &EngineArgs, id: &str) -> Result<u8, CommandError> {
+pub fn uninstall(args: &EngineArgs, id: &str, out: &mut dyn Write) -> Result<u8, CliError> {
     let engine = engine(args)?;
     let manifest = engine
         .catalog()
@@ -413,13 +385,15 @@ pub fn uninstall(args: &EngineArgs, id: &str) -> Result<u8, CommandError> {
         .ok_or_else(|| EngineError::UnknownProduct(id.to_owned()))?;
     engine.forget(id)?;
     match std::fs::remove_file(&manifest.file) {
-        Ok(()) => {
-            println!("uninstalled {id}: manifest, secrets, state and activation record removed");
-        }
-        Err(e) => println!(
+        Ok(()) => writeln!(
+            out,
+            "uninstalled {id}: manifest, secrets, state and activation record removed"
+        )?,
+        Err(e) => writeln!(
+            out,
             "forgot {id} (secrets, state, activation record); its manifest {} stays: {e} (it belongs to the product's installer)",
-            manifest.file.display()
-        ),
+            shown(&manifest.file.display().to_string())
+        )?,
     }
     Ok(exit::OK)
 }
@@ -429,39 +403,23 @@ pub fn doctor(
     id: Option<&str>,
     sntp: Option<&str>,
     json: bool,
-) -> Result<u8, CommandError> {
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
     let engine = engine(args)?;
     let sntp = sntp
         .map(|s| {
             std::net::ToSocketAddrs::to_socket_addrs(s)
                 .ok()
                 .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    CommandError::Message(
-                        format!("--sntp {s:?}: not a reachable HOST:PORT"),
-                        exit::USAGE,
-                    )
-                })
+                .ok_or_else(|| CliError::Usage(format!("--sntp {s:?}: not a reachable HOST:PORT")))
         })
         .transpose()?;
-    let checks = runtime()?.block_on(engine.doctor(
-        id,
-        &DoctorOptions {
-            sntp,
-            timeout: Duration::from_secs(2),
-        },
-    ))?;
+    let checks = runtime()?.block_on(engine.doctor(id, &DoctorOptions { sntp }))?;
     if json {
-        print_json(&checks);
+        output::json(out, &checks)?;
     } else {
         for c in &checks {
-            let mark = match c.level {
-                Level::Ok => "ok     ",
-                Level::Info => "info   ",
-                Level::Warning => "warning",
-                Level::Problem => "PROBLEM",
-            };
-            println!("{mark}  {}: {}", c.subject, c.message);
+            writeln!(out, "{}", shown(&c.to_string()))?;
         }
     }
     Ok(if checks.iter().any(|c| c.level == Level::Problem) {

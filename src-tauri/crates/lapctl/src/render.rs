@@ -1,9 +1,11 @@
 //! Human-readable tables for the machine report. Everything shown comes from the report that
-//! `--json` prints; nothing is computed here.
+//! `--json` prints; nothing is computed here. Firmware strings (SMBIOS vendors, serials),
+//! file paths and error details are outside text: every value goes through `shown`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use lapwing_core::shown::shown;
 use lapwing_machine::anchor_file::AnchorFileState;
 use lapwing_machine::cpu::SocketsFrom;
 use lapwing_machine::identity::SmbiosReport;
@@ -15,7 +17,7 @@ fn or_dash(value: Option<&str>) -> &str {
 
 /// One `label  value` line of the table. Writing to a `String` cannot fail.
 fn row(out: &mut String, label: &str, value: &str) {
-    let _ = writeln!(out, "  {label:<14} {value}");
+    let _ = writeln!(out, "  {label:<14} {}", shown(value));
 }
 
 /// `lapctl machine`.
@@ -41,7 +43,7 @@ pub fn machine(report: &Report) -> String {
     if !warnings.is_empty() {
         out.push_str("\nWarnings\n");
         for warning in warnings {
-            let _ = writeln!(out, "  - {warning}");
+            let _ = writeln!(out, "  - {}", shown(&warning));
         }
     }
     out
@@ -203,20 +205,25 @@ fn rest(out: &mut String, report: &Report) {
 
 /// `lapctl machine anchor`.
 pub fn anchor_file(path: &Path, state: &AnchorFileState) -> String {
+    let line = anchor_file_line(path, state);
+    format!("{}\n", shown(&line))
+}
+
+fn anchor_file_line(path: &Path, state: &AnchorFileState) -> String {
     match state {
         AnchorFileState::Valid(record) => format!(
-            "{}: source {}, digest {}, written {} (UNIX time)\n",
+            "{}: source {}, digest {}, written {} (UNIX time)",
             path.display(),
             record.source,
             hex::encode(record.digest),
             record.written
         ),
         AnchorFileState::Missing => format!(
-            "{}: missing (root writes it: lapctl machine anchor --write)\n",
+            "{}: missing (root writes it: lapctl machine anchor --write)",
             path.display()
         ),
-        AnchorFileState::Corrupt(why) => format!("{}: corrupt ({why})\n", path.display()),
-        AnchorFileState::Unreadable(why) => format!("{}: unreadable ({why})\n", path.display()),
-        _ => format!("{}: {}\n", path.display(), state.name()),
+        AnchorFileState::Corrupt(why) => format!("{}: corrupt ({why})", path.display()),
+        AnchorFileState::Unreadable(why) => format!("{}: unreadable ({why})", path.display()),
+        _ => format!("{}: {}", path.display(), state.name()),
     }
 }

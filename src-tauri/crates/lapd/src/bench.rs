@@ -1,9 +1,11 @@
-//! A load generator: replays pre-built valid requests against a running lapd and reports
+//! A load generator: sends pre-built valid requests against a running lapd and reports
 //! responses per second and latency percentiles.
 //!
 //! Requests are built before the clock starts (client crypto is not what is measured) and
-//! all carry one machine hash, so a run takes one seat. The server's 30-second clock window
-//! bounds a run's length.
+//! all carry one machine hash, so a run takes one seat. Each is sent once: lapd answers a
+//! request key only once (a repeated datagram is dropped as a replay), so a run needs as
+//! many distinct requests as it sends. The server's 30-second clock window bounds a run's
+//! length.
 #![allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
@@ -12,7 +14,7 @@
 )]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lap_proto::{
     EphemeralSecret, LicenseKey, PendingExchange, Request, SeedV1, ServerPublicKeys, Uuid,
@@ -51,9 +53,49 @@ pub struct BenchConfig {
     pub rate: u32,
     pub seconds: f64,
     pub concurrency: usize,
+    /// Requests built before the run; 0: enough for the rate (or [`AUTO_MAX_RATE`]) over the
+    /// run. A run that sends more builds the rest as it goes (counted in `built_during_run`).
     pub distinct_requests: usize,
-    pub machine_hash: [u8; 32],
+    pub machines: Machines,
 }
+
+/// Which machines the requests come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machines {
+    /// One machine: a run takes at most one seat, every other request is a returning machine.
+    One([u8; 32]),
+    /// A new machine each request: each takes a new seat.
+    New,
+    /// Machines of [`filled_machine`] `0, 10, 20, …` below this: the bench license's seats in
+    /// a database filled by `lapd db fill`, returning at random.
+    Filled(u64),
+}
+
+/// The MachineHash of seat `n` of a database that `lapd db fill` made.
+pub fn filled_machine(n: u64) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"lapd-fill");
+    hash.update(n.to_le_bytes());
+    hash.finalize().into()
+}
+
+/// Every this many filled seats one is the bench license's (the rest are other licenses').
+pub const FILL_STRIDE: u64 = 10;
+
+fn machine(machines: Machines) -> Result<[u8; 32], BenchError> {
+    Ok(match machines {
+        Machines::One(hash) => hash,
+        Machines::New => random()?,
+        Machines::Filled(count) => {
+            let draws = (count / FILL_STRIDE).max(1);
+            filled_machine(u64::from_le_bytes(random()?) % draws * FILL_STRIDE)
+        }
+    })
+}
+
+/// Without a rate, `distinct_requests = 0` builds enough for this many answers per second.
+pub const AUTO_MAX_RATE: u32 = 15_000;
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +112,9 @@ pub struct BenchReport {
     /// Sampled answers opened and fully checked, and how many failed.
     pub verified: u64,
     pub invalid: u64,
+    /// Requests built during the run because the pre-built ones ran out: the generator's
+    /// core did client crypto, so when this is not small the figures say less about lapd.
+    pub built_during_run: u64,
     pub responses_per_second: f64,
     pub p50_us: u64,
     pub p99_us: u64,
@@ -85,7 +130,7 @@ impl std::fmt::Display for BenchReport {
         };
         write!(
             f,
-            "target {target}, {} clients, {:.1} s: sent {}, answered {}, timeouts {}, sent late {}, verified {} ({} invalid)\n\
+            "target {target}, {} clients, {:.1} s: sent {}, answered {}, timeouts {}, sent late {}, verified {} ({} invalid), built during the run {}\n\
              responses/s {:.0}   latency p50 {} µs   p99 {} µs   max {} µs",
             self.concurrency,
             self.seconds,
@@ -95,6 +140,7 @@ impl std::fmt::Display for BenchReport {
             self.late_sends,
             self.verified,
             self.invalid,
+            self.built_during_run,
             self.responses_per_second,
             self.p50_us,
             self.p99_us,
@@ -109,25 +155,56 @@ fn random<const N: usize>() -> Result<[u8; N], BenchError> {
     Ok(out)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 struct Prebuilt {
     datagram: Vec<u8>,
     pending: PendingExchange,
 }
 
-fn prebuild(config: &BenchConfig) -> Result<Vec<Prebuilt>, BenchError> {
-    let now = unix_now();
+/// How many requests to build before the run.
+fn pool_size(config: &BenchConfig, warmup: Duration) -> usize {
+    if config.distinct_requests > 0 {
+        return config.distinct_requests;
+    }
+    let rate = if config.rate > 0 {
+        config.rate
+    } else {
+        AUTO_MAX_RATE
+    };
+    let seconds = config.seconds + warmup.as_secs_f64();
+    (f64::from(rate) * seconds).ceil() as usize + config.concurrency
+}
+
+/// Builds `count` requests on every core (lapd is idle until the run starts).
+fn prebuild(config: &BenchConfig, count: usize) -> Result<Vec<Prebuilt>, BenchError> {
+    let now = lap_proto::time::unix_now();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = count.div_ceil(threads).max(1);
+    let parts = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..count)
+            .step_by(chunk)
+            .map(|first| {
+                let n = chunk.min(count - first);
+                scope.spawn(move || build(config, now, n))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(BenchError::Usage("a builder thread failed".into())))
+            })
+            .collect::<Result<Vec<_>, BenchError>>()
+    })?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+fn build(config: &BenchConfig, now: u64, count: usize) -> Result<Vec<Prebuilt>, BenchError> {
     let decoded_key = config.key.as_ref().map_or([0; 16], |k| *k.as_bytes());
-    (0..config.distinct_requests)
+    (0..count)
         .map(|_| {
             let seed = SeedV1 {
                 decoded_key,
-                machine_hash: config.machine_hash,
+                machine_hash: machine(config.machines)?,
                 num_cpus: 1,
                 num_cores: 2,
                 install_nonce: random()?,
@@ -209,6 +286,7 @@ struct Tally {
     late_sends: u64,
     verified: u64,
     invalid: u64,
+    built_during_run: u64,
     latencies_us: Vec<u64>,
 }
 
@@ -230,17 +308,15 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             "--seconds must be in (0, {MAX_SECONDS}]: requests are built up front and the server accepts them for 30 s"
         )));
     }
-    if config.concurrency == 0 || config.distinct_requests == 0 {
-        return Err(BenchError::Usage(
-            "--concurrency and --requests must be at least 1".into(),
-        ));
+    if config.concurrency == 0 {
+        return Err(BenchError::Usage("--concurrency must be at least 1".into()));
     }
-    let requests = prebuild(config)?;
+    let warmup = Duration::from_millis(500);
+    let mut requests = prebuild(config, pool_size(config, warmup))?;
     let mut clients = (0..config.concurrency)
         .map(|_| Client::new(config.server))
         .collect::<Result<Vec<_>, BenchError>>()?;
     let interval = (config.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(config.rate)));
-    let warmup = Duration::from_millis(500);
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + Duration::from_secs_f64(config.seconds);
@@ -268,7 +344,11 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             };
             next_client = (index + 1) % clients.len();
             let due = due_at(next_due);
-            let request = next_request % requests.len();
+            if next_request == requests.len() {
+                requests.extend(build(config, lap_proto::time::unix_now(), 1)?);
+                total.built_during_run += 1;
+            }
+            let request = next_request;
             next_request += 1;
             clients[index].socket.send(&requests[request].datagram)?;
             let measured = due >= measure_from;
@@ -334,6 +414,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         late_sends: total.late_sends,
         verified: total.verified,
         invalid: total.invalid,
+        built_during_run: total.built_during_run,
         responses_per_second: total.answered as f64 / config.seconds,
         p50_us: percentile(0.50),
         p99_us: percentile(0.99),
@@ -348,7 +429,7 @@ mod tests {
     use lap_proto::ServerSecretKeys;
 
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::LicenseCatalog;
     use crate::ratelimit::RateLimiter;
     use crate::server::{Background, Server};
     use crate::store::Store;
@@ -365,7 +446,7 @@ mod tests {
         fn start() -> Self {
             let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
             let public = keys.public().clone();
-            let catalog = Catalog::parse(
+            let catalog = LicenseCatalog::parse(
                 &format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench\"\nevaluation_days = 30\n"),
                 Path::new("bench.toml"),
             )
@@ -392,8 +473,9 @@ mod tests {
                 rate,
                 seconds,
                 concurrency: 4,
-                distinct_requests: 8,
-                machine_hash: [7; 32],
+                // Fewer than a run sends: the rest is built as it goes.
+                distinct_requests: 64,
+                machines: Machines::One([7; 32]),
             }
         }
     }

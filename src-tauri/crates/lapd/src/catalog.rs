@@ -8,6 +8,8 @@
 //! name = "Acme Studio"
 //! evaluation_days = 30            # optional: grant evaluations to all-zero keys
 //! evaluation_features = ["basic"] # optional
+//! evaluation_cap = 1000           # optional: at most this many new evaluation machines…
+//! evaluation_cap_hours = 24       # …in any window of this many hours (defaults 1000, 24)
 //!
 //! [[sku]]
 //! id = "…"
@@ -33,6 +35,10 @@ use lap_proto::server_data::MAX_NOTICE_LEN;
 use lap_proto::{LicenseKey, LicenseKind, Uuid};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+mod edit;
+
+pub use edit::{NewLicense, add_license};
 
 /// Why a catalog was refused. The running server keeps its previous catalog.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +79,17 @@ struct RawSku {
     evaluation_days: Option<u32>,
     #[serde(default)]
     evaluation_features: Vec<String>,
+    evaluation_cap: Option<u32>,
+    evaluation_cap_hours: Option<u32>,
 }
+
+/// New evaluation machines a SKU takes per window when the catalog does not say: anyone
+/// holding a product's public keys can ask for evaluations with made-up machine hashes, so
+/// without a cap a flood fills the seat database. Legitimate first starts of a product
+/// rarely come a thousand a day to one reference server; vendors expecting more raise it.
+pub const DEFAULT_EVALUATION_CAP: u32 = 1000;
+/// The window of [`DEFAULT_EVALUATION_CAP`], in hours.
+pub const DEFAULT_EVALUATION_CAP_HOURS: u32 = 24;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +116,9 @@ pub struct Sku {
     pub base: Option<Uuid>,
     pub evaluation_days: Option<u32>,
     pub evaluation_features: Vec<String>,
+    /// At most this many machines start an evaluation in any `evaluation_cap_hours`.
+    pub evaluation_cap: u32,
+    pub evaluation_cap_hours: u32,
 }
 
 /// When a license ends.
@@ -152,14 +171,14 @@ pub fn evaluation_reference(sku: Uuid) -> String {
 
 /// A validated catalog, indexed for the request path.
 #[derive(Debug, Clone, Default)]
-pub struct Catalog {
+pub struct LicenseCatalog {
     pub renew_after_days: Option<u32>,
     skus: HashMap<Uuid, Sku>,
     /// Keyed by (SKU, key bytes).
     licenses: HashMap<(Uuid, [u8; 16]), License>,
 }
 
-impl Catalog {
+impl LicenseCatalog {
     /// Reads and validates a catalog file.
     pub fn load(path: &Path) -> Result<Self, CatalogError> {
         let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
@@ -188,12 +207,21 @@ impl Catalog {
                 return Err(invalid("a SKU id is the nil UUID".into()));
             }
             let id = sku.id;
+            if sku.evaluation_cap == Some(0) || sku.evaluation_cap_hours == Some(0) {
+                return Err(invalid(format!(
+                    "SKU {id}: evaluation_cap and evaluation_cap_hours must be at least 1 (to offer no evaluation, leave out evaluation_days)"
+                )));
+            }
             let entry = Sku {
                 id,
                 name: sku.name,
                 base: sku.base,
                 evaluation_days: sku.evaluation_days.filter(|&d| d > 0),
                 evaluation_features: sku.evaluation_features,
+                evaluation_cap: sku.evaluation_cap.unwrap_or(DEFAULT_EVALUATION_CAP),
+                evaluation_cap_hours: sku
+                    .evaluation_cap_hours
+                    .unwrap_or(DEFAULT_EVALUATION_CAP_HOURS),
             };
             if skus.insert(id, entry).is_some() {
                 return Err(invalid(format!("SKU {id} is listed twice")));
@@ -256,6 +284,21 @@ impl Catalog {
     }
 }
 
+/// The kinds a `[[license]]` may have: evaluations go to the all-zero key, never to a license.
+pub const LICENSE_KINDS: [LicenseKind; 3] = [
+    LicenseKind::Perpetual,
+    LicenseKind::Term,
+    LicenseKind::Subscription,
+];
+
+/// A license's kind from its word (catalog or command line); `None` for a word that names no
+/// kind or a kind a license may not have.
+pub fn license_kind(word: &str) -> Option<LicenseKind> {
+    word.parse::<LicenseKind>()
+        .ok()
+        .filter(|kind| LICENSE_KINDS.contains(kind))
+}
+
 /// Validates one `[[license]]` entry (`n` counts from 1, for messages).
 fn parse_license(raw: RawLicense, n: usize, skus: &HashMap<Uuid, Sku>) -> Result<License, String> {
     let key = LicenseKey::parse(&raw.key).map_err(|e| format!("license #{n}: key: {e}"))?;
@@ -267,15 +310,11 @@ fn parse_license(raw: RawLicense, n: usize, skus: &HashMap<Uuid, Sku>) -> Result
     if !skus.contains_key(&raw.sku) {
         return Err(format!("license #{n}: unknown SKU {}", raw.sku));
     }
-    let kind = match raw.kind.as_str() {
-        "perpetual" => LicenseKind::Perpetual,
-        "term" => LicenseKind::Term,
-        "subscription" => LicenseKind::Subscription,
-        other => {
-            return Err(format!(
-                "license #{n}: kind {other:?} is not one of perpetual, term, subscription"
-            ));
-        }
+    let Some(kind) = license_kind(&raw.kind) else {
+        return Err(format!(
+            "license #{n}: kind {:?} is not one of perpetual, term, subscription",
+            raw.kind
+        ));
     };
     if raw.seats == 0 {
         return Err(format!("license #{n}: seats must be at least 1"));
@@ -332,214 +371,5 @@ fn check_features(features: &[String]) -> Result<(), String> {
     }
 }
 
-/// What `lapd license new` adds.
-#[derive(Debug, Clone)]
-pub struct NewLicense {
-    pub sku: Uuid,
-    pub kind: LicenseKind,
-    pub seats: u32,
-    pub days: Option<u32>,
-    pub features: Vec<String>,
-    pub notice: Option<String>,
-}
-
-/// Appends a license to the catalog file, keeping its comments and layout, after checking
-/// that the result is still a valid catalog. Written atomically.
-pub fn add_license(
-    path: &Path,
-    license: &NewLicense,
-    key: &LicenseKey,
-) -> Result<(), CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| CatalogError::Syntax {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?;
-    let mut table = toml_edit::Table::new();
-    table["key"] = toml_edit::value(key.to_display());
-    table["sku"] = toml_edit::value(license.sku.to_string());
-    table["kind"] = toml_edit::value(license.kind.as_str());
-    table["seats"] = toml_edit::value(i64::from(license.seats));
-    if let Some(days) = license.days {
-        table["days"] = toml_edit::value(i64::from(days));
-    }
-    if !license.features.is_empty() {
-        let mut array = toml_edit::Array::new();
-        for f in &license.features {
-            array.push(f.as_str());
-        }
-        table["features"] = toml_edit::value(array);
-    }
-    if let Some(notice) = &license.notice {
-        table["notice"] = toml_edit::value(notice.as_str());
-    }
-    let licenses = doc
-        .entry("license")
-        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
-    let Some(array) = licenses.as_array_of_tables_mut() else {
-        return Err(CatalogError::Invalid {
-            path: path.to_owned(),
-            message: "`license` is not an array of tables".into(),
-        });
-    };
-    array.push(table);
-    let new_text = doc.to_string();
-    Catalog::parse(&new_text, path)?;
-    crate::fsutil::write_atomically(path, new_text.as_bytes(), None).map_err(|source| {
-        CatalogError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = "6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11";
-    const ADDON: &str = "0d3f4b43-4c39-4a43-9a3e-5f7a1c0e9b12";
-
-    fn key_from(n: u8) -> LicenseKey {
-        // A deterministic draw that moves on, as generate re-draws untypeable keys.
-        let mut draw = [n; 16];
-        LicenseKey::generate(move || {
-            draw[15] = draw[15].wrapping_add(1);
-            draw
-        })
-    }
-
-    fn key() -> LicenseKey {
-        key_from(0x42)
-    }
-
-    fn catalog_text(extra: &str) -> String {
-        format!(
-            "[[sku]]\nid = \"{BASE}\"\nname = \"Base\"\nevaluation_days = 30\n\n[[sku]]\nid = \"{ADDON}\"\nname = \"Addon\"\nbase = \"{BASE}\"\n{extra}"
-        )
-    }
-
-    fn parse(text: &str) -> Result<Catalog, CatalogError> {
-        Catalog::parse(text, Path::new("test.toml"))
-    }
-
-    #[test]
-    fn valid_catalog_indexes_skus_and_licenses() {
-        let text = catalog_text(&format!(
-            "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 2\ndays = 365\nfeatures = [\"pro\"]\n",
-            key().to_display()
-        ));
-        let catalog = parse(&text).expect("valid");
-        let base: Uuid = BASE.parse().expect("uuid");
-        let addon: Uuid = ADDON.parse().expect("uuid");
-        assert_eq!(catalog.sku(&addon).and_then(|s| s.base), Some(base));
-        assert_eq!(catalog.sku(&base).and_then(|s| s.evaluation_days), Some(30));
-        let license = catalog
-            .license(base, key().as_bytes())
-            .expect("license indexed");
-        assert_eq!(license.term, Term::Days(365));
-        assert_eq!(license.seats, 2);
-        assert!(catalog.license(addon, key().as_bytes()).is_none());
-    }
-
-    #[test]
-    fn each_mistake_is_named() {
-        let k = key().to_display();
-        let cases = [
-            (
-                "[[sku]]\nid = \"nope\"\nname = \"x\"\n".to_owned(),
-                "not valid TOML",
-            ),
-            (
-                catalog_text(
-                    "[[sku]]\nid = \"00000000-0000-0000-0000-000000000001\"\nname = \"x\"\nbase = \"00000000-0000-0000-0000-000000000002\"\n",
-                ),
-                "unknown base",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"lifetime\"\nseats = 1\n"
-                )),
-                "is not one of",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 0\n"
-                )),
-                "at least 1",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 1\n"
-                )),
-                "needs days or not_after",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 1\ndays = 3\nnot_after = 5\n"
-                )),
-                "not both",
-            ),
-            (
-                catalog_text(
-                    "[[license]]\nkey = \"0000-0000-0000-0000-0000-0000-0000\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nkind = \"perpetual\"\nseats = 1\n",
-                ),
-                "key",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\n[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\n"
-                )),
-                "twice",
-            ),
-            (
-                catalog_text(&format!(
-                    "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\nfeatures = [\"a,b\"]\n"
-                )),
-                "comma",
-            ),
-            (catalog_text("surprise = 1\n"), "not valid TOML"),
-        ];
-        for (text, needle) in cases {
-            let err = parse(&text).expect_err(&text).to_string();
-            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
-            assert!(!err.contains(&k), "errors never echo a key: {err}");
-        }
-    }
-
-    #[test]
-    fn add_license_keeps_comments_and_validates() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("catalog.toml");
-        std::fs::write(&path, format!("# my products\n{}", catalog_text(""))).expect("write");
-        let new = NewLicense {
-            sku: BASE.parse().expect("uuid"),
-            kind: LicenseKind::Perpetual,
-            seats: 3,
-            days: None,
-            features: vec!["pro".into()],
-            notice: Some("hi".into()),
-        };
-        add_license(&path, &new, &key()).expect("added");
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with("# my products\n"));
-        let catalog = Catalog::load(&path).expect("still valid");
-        assert_eq!(catalog.licenses().count(), 1);
-
-        let bad = NewLicense {
-            sku: Uuid::from_u128(7),
-            ..new
-        };
-        assert!(add_license(&path, &bad, &key_from(7)).is_err());
-        assert_eq!(
-            std::fs::read_to_string(&path).expect("read"),
-            text,
-            "a refused add changes nothing"
-        );
-    }
-}
+mod tests;

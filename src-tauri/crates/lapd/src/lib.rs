@@ -4,10 +4,16 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod datagram;
+pub mod dbtool;
 pub mod fsutil;
+pub mod keyfile;
 pub mod keys;
-pub mod policy;
 pub mod probe;
 pub mod ratelimit;
+pub mod replay;
+pub mod rules;
 pub mod server;
 pub mod store;
+#[cfg(all(unix, feature = "test-util"))]
+pub mod test_util;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use lap_proto::{LicenseKey, LicenseKind, ServerPublicKeys, Uuid};
-use lapd::catalog::{Catalog, NewLicense, add_license};
+use lapd::catalog::{LicenseCatalog, NewLicense, add_license, license_kind};
 use lapd::ratelimit::RateLimiter;
 use lapd::server::{Server, bind, run, watch_catalog};
-use lapd::store::Store;
+use lapd::store::{DbLocation, Store};
 use lapd::{bench, keys};
 use serde::Deserialize;
 
@@ -48,6 +48,52 @@ enum Command {
     Probe(ProbeArgs),
     /// Load-test a running lapd with pre-built valid requests; prints responses/s and latency.
     Bench(BenchArgs),
+    /// Manage the seat database: schema migrations, importing a SQLite file into PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Bring the database's schema forward to this lapd's (never back); `serve` does the same
+    /// when it starts.
+    Migrate(DbArg),
+    /// Copy every seat of a SQLite file into another database (PostgreSQL), keeping each
+    /// machine's LicenseId; seats already there stay as they are, so it can be run again.
+    Import {
+        /// The SQLite file `lapd serve --db` used.
+        #[arg(long, value_name = "FILE")]
+        from: String,
+        #[command(flatten)]
+        to: DbArg,
+    },
+    /// Add made-up seats (for benchmarks: `lapd bench --machines filled`).
+    #[command(hide = true)]
+    Fill {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        seats: u64,
+        /// The license (a key file, `-` for stdin) that every tenth seat is taken under.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+}
+
+/// The database a `db` command works on.
+#[derive(Debug, Args)]
+struct DbArg {
+    /// A SQLite file or a postgres:// URL (`--to` for `import`).
+    #[arg(
+        long,
+        alias = "to",
+        value_name = "DB",
+        required_unless_present = "config"
+    )]
+    db: Option<String>,
+    /// Or the `db` of a `serve` config file (keeps a password off the command line).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// Who to ask and what for: shared by `probe` and `bench`.
@@ -61,8 +107,12 @@ struct Target {
     public: PathBuf,
     #[arg(long)]
     sku: Uuid,
-    /// A license key for that SKU; without one, evaluations are asked for.
-    #[arg(long)]
+    /// A file holding a license key for that SKU (`-` reads stdin); without one,
+    /// evaluations are asked for. Never the key itself: `ps` shows arguments to everyone.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Refused: a key on the command line (kept only to say how to give it instead).
+    #[arg(long, hide = true)]
     key: Option<String>,
     /// Ask as an add-on installation (the SKU must be an add-on).
     #[arg(long)]
@@ -100,9 +150,10 @@ struct ServeArgs {
     /// Catalog TOML (SKUs and licenses); reloaded when it changes.
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// SQLite file holding seat assignments (created if missing).
+    /// Where seats are kept: a SQLite file (created if missing) or a PostgreSQL URL,
+    /// `postgres://USER@HOST/DB` (put one with a password in --config, not here).
     #[arg(long)]
-    db: Option<PathBuf>,
+    db: Option<String>,
     /// Worker threads, one socket each; 0 means one per core.
     #[arg(long)]
     threads: Option<usize>,
@@ -123,7 +174,7 @@ struct ServeFile {
     listen: Option<SocketAddr>,
     keys: Option<PathBuf>,
     catalog: Option<PathBuf>,
-    db: Option<PathBuf>,
+    db: Option<String>,
     threads: Option<usize>,
     rate_limit: Option<u32>,
     burst: Option<u32>,
@@ -172,9 +223,15 @@ struct BenchArgs {
     /// Clients (sockets) sending in parallel, each with one request in flight.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Distinct requests built before the run.
-    #[arg(long, default_value_t = 512)]
+    /// Requests built before the run, each sent once (lapd drops a repeated request as a
+    /// replay); 0: enough for --rate (or 15,000/s) over the run. More are built as needed.
+    #[arg(long, default_value_t = 0)]
     requests: usize,
+    /// Who asks: `one` (a random machine, then the same one: a returning machine), `new` (a
+    /// new machine each request: each takes a seat), or `filled:N` (returning machines of a
+    /// database that `lapd db fill --seats N` made).
+    #[arg(long, default_value = "one")]
+    machines: String,
     #[arg(long)]
     json: bool,
 }
@@ -191,6 +248,14 @@ enum CliError {
     Bench(#[from] bench::BenchError),
     #[error(transparent)]
     Probe(#[from] lapd::probe::ProbeError),
+    #[error(transparent)]
+    KeyFile(#[from] lapd::keyfile::KeyFileError),
+    /// Not the key's text: the error line can end up in logs.
+    #[error(
+        "a license key is never given on the command line (every user can read it in `ps`): {}",
+        lapd::keyfile::HOW
+    )]
+    KeyArgument,
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -213,7 +278,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("lapd: error: {error}");
-            ExitCode::FAILURE
+            match error {
+                // A usage error, as clap's own; the other usage errors keep their 1.
+                CliError::KeyArgument => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -242,14 +311,12 @@ fn execute(command: Command) -> Result<(), CliError> {
         }) => {
             let kind = match kind.as_deref() {
                 None if days.is_some() => LicenseKind::Term,
-                None | Some("perpetual") => LicenseKind::Perpetual,
-                Some("term") => LicenseKind::Term,
-                Some("subscription") => LicenseKind::Subscription,
-                Some(other) => {
-                    return Err(CliError::Usage(format!(
-                        "--kind {other:?}: use perpetual, term or subscription"
-                    )));
-                }
+                None => LicenseKind::Perpetual,
+                Some(word) => license_kind(word).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--kind {word:?}: use perpetual, term or subscription"
+                    ))
+                })?,
             };
             let key = LicenseKey::generate(|| {
                 let mut bytes = [0u8; 16];
@@ -284,7 +351,7 @@ fn execute(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::CheckCatalog { catalog } => {
-            let loaded = Catalog::load(&catalog)?;
+            let loaded = LicenseCatalog::load(&catalog)?;
             println!(
                 "{}: {} SKUs, {} licenses: OK",
                 catalog.display(),
@@ -295,12 +362,96 @@ fn execute(command: Command) -> Result<(), CliError> {
         }
         Command::Probe(args) => probe(&args),
         Command::Bench(args) => bench(&args),
+        Command::Db(command) => db(command),
     }
 }
 
+fn db_location(arg: &DbArg) -> Result<DbLocation, CliError> {
+    if let Some(text) = &arg.db {
+        return Ok(DbLocation::parse(text, None));
+    }
+    let (file, base) = match &arg.config {
+        Some(path) => read_serve_file(path)?,
+        None => return Err(CliError::Usage("give --db (or --config)".into())),
+    };
+    let text = file
+        .db
+        .ok_or_else(|| CliError::Usage("the config file has no `db`".into()))?;
+    Ok(DbLocation::parse(&text, base.as_deref()))
+}
+
+fn db(command: DbCommand) -> Result<(), CliError> {
+    match command {
+        DbCommand::Migrate(arg) => {
+            let location = db_location(&arg)?;
+            let store = location.open()?;
+            println!(
+                "{location}: schema version {} (this lapd's), {} seats",
+                store.schema_version()?,
+                store.seat_count()?
+            );
+        }
+        DbCommand::Import { from, to } => {
+            let from = DbLocation::parse(&from, None);
+            if let DbLocation::Sqlite(path) = &from
+                && !path.exists()
+            {
+                return Err(CliError::Usage(format!(
+                    "--from {}: no such file",
+                    path.display()
+                )));
+            }
+            let to = db_location(&to)?;
+            if from == to {
+                return Err(CliError::Usage(
+                    "--from and --to name the same database".into(),
+                ));
+            }
+            let source = from.open()?;
+            let target = to.open()?;
+            let total = source.seat_count()?;
+            let copied = lapd::dbtool::copy(
+                source.as_ref(),
+                target.as_ref(),
+                lapd::dbtool::BATCH,
+                &mut |c| eprintln!("lapd: {} of {total} seats read, {} added", c.read, c.added),
+            )?;
+            println!(
+                "imported {} seats from {from} into {to}: {} added, {} already there",
+                copied.read,
+                copied.added,
+                copied.read - copied.added
+            );
+        }
+        DbCommand::Fill {
+            db,
+            seats,
+            key_file,
+        } => {
+            let key = lapd::keyfile::read(&key_file)?;
+            let location = db_location(&db)?;
+            let store = location.open()?;
+            let reference = lapd::catalog::license_reference(&key);
+            let added = lapd::dbtool::fill(
+                store.as_ref(),
+                seats,
+                &reference,
+                lap_proto::time::unix_now(),
+                &mut |n| {
+                    if n % 1_000_000 == 0 {
+                        eprintln!("lapd: {n} seats added");
+                    }
+                },
+            )?;
+            println!("{location}: {added} seats added");
+        }
+    }
+    Ok(())
+}
+
 fn probe(args: &ProbeArgs) -> Result<(), CliError> {
+    let key = target_key(&args.target)?;
     let public_keys = read_public_keys(&args.target.public)?;
-    let key = parse_key(args.target.key.as_deref())?;
     let machine_hash = match args.machine.as_deref() {
         Some(text) => {
             let mut out = [0u8; 32];
@@ -329,9 +480,24 @@ fn probe(args: &ProbeArgs) -> Result<(), CliError> {
 }
 
 fn bench(args: &BenchArgs) -> Result<(), CliError> {
+    let key = target_key(&args.target)?;
     let public_keys = read_public_keys(&args.target.public)?;
-    let key = parse_key(args.target.key.as_deref())?;
-    let machine_hash = random_machine_hash()?;
+    let machines = match args.machines.split_once(':') {
+        None if args.machines == "one" => bench::Machines::One(random_machine_hash()?),
+        None if args.machines == "new" => bench::Machines::New,
+        Some(("filled", count)) => bench::Machines::Filled(count.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "--machines {}: filled:N takes a count",
+                args.machines
+            ))
+        })?),
+        _ => {
+            return Err(CliError::Usage(format!(
+                "--machines {}: use one, new or filled:N",
+                args.machines
+            )));
+        }
+    };
     let report = bench::run(&bench::BenchConfig {
         server: args.target.server,
         public_keys,
@@ -342,7 +508,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         seconds: args.seconds,
         concurrency: args.concurrency,
         distinct_requests: args.requests,
-        machine_hash,
+        machines,
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -358,10 +524,15 @@ fn read_public_keys(path: &Path) -> Result<ServerPublicKeys, CliError> {
         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
 }
 
-fn parse_key(text: Option<&str>) -> Result<Option<LicenseKey>, CliError> {
-    text.map(LicenseKey::parse)
-        .transpose()
-        .map_err(|e| CliError::Usage(format!("--key: {e}")))
+fn target_key(target: &Target) -> Result<Option<LicenseKey>, CliError> {
+    if target.key.is_some() {
+        return Err(CliError::KeyArgument);
+    }
+    Ok(target
+        .key_file
+        .as_deref()
+        .map(lapd::keyfile::read)
+        .transpose()?)
 }
 
 fn random_machine_hash() -> Result<[u8; 32], CliError> {
@@ -378,17 +549,20 @@ fn resolve(base: Option<&Path>, path: PathBuf) -> PathBuf {
     }
 }
 
+/// A `serve` config file, and the folder its relative paths are relative to.
+fn read_serve_file(path: &Path) -> Result<(ServeFile, Option<PathBuf>), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let file: ServeFile = toml::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {}", path.display(), e.message())))?;
+    Ok((file, path.parent().map(Path::to_owned)))
+}
+
 fn serve(args: ServeArgs) -> Result<(), CliError> {
     let (file, base) = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-                context: format!("reading {}", path.display()),
-                source,
-            })?;
-            let file: ServeFile = toml::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {}", path.display(), e.message())))?;
-            (file, path.parent().map(Path::to_owned))
-        }
+        Some(path) => read_serve_file(path)?,
         None => (ServeFile::default(), None),
     };
     let missing =
@@ -405,10 +579,13 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .catalog
         .or_else(|| file.catalog.map(|p| resolve(base.as_deref(), p)))
         .ok_or_else(|| missing("catalog"))?;
-    let db_path = args
-        .db
-        .or_else(|| file.db.map(|p| resolve(base.as_deref(), p)))
-        .ok_or_else(|| missing("db"))?;
+    // A relative SQLite path on the command line is the working directory's; in the file,
+    // the file's folder's.
+    let db = match (args.db, file.db) {
+        (Some(text), _) => DbLocation::parse(&text, None),
+        (None, Some(text)) => DbLocation::parse(&text, base.as_deref()),
+        (None, None) => return Err(missing("db")),
+    };
     let threads = match args.threads.or(file.threads).unwrap_or(0) {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
@@ -420,8 +597,8 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let burst = args.burst.or(file.burst).unwrap_or(DEFAULT_BURST);
 
     let keys = keys::load(&keys_dir)?;
-    let catalog = Catalog::load(&catalog_path)?;
-    let store = Store::open(&db_path)?;
+    let catalog = LicenseCatalog::load(&catalog_path)?;
+    let store = Store::open(&db)?;
     let sockets = bind(listen, threads).map_err(|source| CliError::Io {
         context: format!("binding {listen}"),
         source,
@@ -432,7 +609,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     })?;
     tracing::info!(
         %bound, threads, skus = catalog.skus().count(), licenses = catalog.licenses().count(),
-        rate_limit = rate, burst, "lapd serving"
+        rate_limit = rate, burst, db = %db, "lapd serving"
     );
     let server = Arc::new(Server::new(
         keys,

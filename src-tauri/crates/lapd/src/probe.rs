@@ -2,7 +2,7 @@
 //! server and a catalog without installing a client. Prints what the server granted.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lap_proto::{
     Activation, EphemeralSecret, LicenseKey, PendingExchange, Request, SeedV1, ServerData,
@@ -91,9 +91,7 @@ pub fn run(probe: &Probe) -> Result<ProbeAnswer, ProbeError> {
     let mut pending: Vec<PendingExchange> = Vec::new();
     let mut buffer = [0u8; 2048];
     for attempt in 1..=probe.attempts {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = lap_proto::time::unix_now();
         let request = Request {
             client_time: now,
             client_base_id: base_id,

@@ -5,14 +5,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use lap_proto::wire::EPHEMERAL_LEN;
 use lap_proto::{ProtoError, ServerSecretKeys, Uuid, check_request_datagram_len, open_request};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::catalog::Catalog;
-use crate::policy::{DropReason, decide};
+use crate::catalog::LicenseCatalog;
+use crate::datagram::DatagramIo;
 use crate::ratelimit::RateLimiter;
+use crate::replay::{ReplayGuard, Verdict};
+use crate::rules::{DropReason, decide};
 use crate::store::Store;
 
 /// How often workers look up from a quiet socket to notice a stop request.
@@ -56,9 +59,11 @@ impl Stats {
 #[derive(Debug)]
 pub struct Server {
     keys: ServerSecretKeys,
-    catalog: RwLock<Arc<Catalog>>,
-    store: Mutex<Store>,
+    catalog: RwLock<Arc<LicenseCatalog>>,
+    store: Store,
     limiter: RateLimiter,
+    /// Request keys already answered: no key is answered twice (see `replay`).
+    replay: Mutex<ReplayGuard>,
     pub stats: Stats,
     stop: Arc<AtomicBool>,
     /// Added to the system clock: lets tests and demos run a server in another time.
@@ -68,7 +73,7 @@ pub struct Server {
 impl Server {
     pub fn new(
         keys: ServerSecretKeys,
-        catalog: Catalog,
+        catalog: LicenseCatalog,
         store: Store,
         limiter: RateLimiter,
         time_offset: i64,
@@ -76,12 +81,38 @@ impl Server {
         Self {
             keys,
             catalog: RwLock::new(Arc::new(catalog)),
-            store: Mutex::new(store),
+            store,
             limiter,
+            replay: Mutex::new(ReplayGuard::default()),
             stats: Stats::default(),
             stop: Arc::new(AtomicBool::new(false)),
             time_offset,
         }
+    }
+
+    /// Replaces the replay guard (to give it another capacity).
+    #[must_use]
+    pub fn with_replay_guard(mut self, guard: ReplayGuard) -> Self {
+        self.replay = Mutex::new(guard);
+        self
+    }
+
+    /// How many request keys the replay guard remembers now, and at most.
+    pub fn remembered_requests(&self) -> (usize, usize) {
+        let guard = self
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (guard.len(), guard.capacity())
+    }
+
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Runs `read` on the seat store (for tests and diagnostics).
+    pub fn with_store<T>(&self, read: impl FnOnce(&Store) -> T) -> T {
+        read(&self.store)
     }
 
     /// The flag that stops every worker (set by SIGINT/SIGTERM).
@@ -89,7 +120,7 @@ impl Server {
         Arc::clone(&self.stop)
     }
 
-    pub fn replace_catalog(&self, catalog: Catalog) {
+    pub fn replace_catalog(&self, catalog: LicenseCatalog) {
         *self
             .catalog
             .write()
@@ -97,16 +128,24 @@ impl Server {
     }
 
     fn now(&self) -> u64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        system.saturating_add_signed(self.time_offset)
+        lap_proto::time::unix_now().saturating_add_signed(self.time_offset)
     }
 
     /// Handles one datagram; `Some(answer)` or silence.
     pub fn handle(&self, datagram: &[u8], source: SocketAddr, arrived: Instant) -> Option<Vec<u8>> {
+        self.handle_at(datagram, source, arrived, self.now())
+    }
+
+    /// As [`Self::handle`], at server time `now` (UNIX seconds) instead of the clock's.
+    pub fn handle_at(
+        &self,
+        datagram: &[u8],
+        source: SocketAddr,
+        arrived: Instant,
+        now: u64,
+    ) -> Option<Vec<u8>> {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        match self.answer(datagram, source, arrived) {
+        match self.answer(datagram, source, arrived, now) {
             Ok(answer) => {
                 self.stats.answered.fetch_add(1, Ordering::Relaxed);
                 Some(answer)
@@ -124,6 +163,7 @@ impl Server {
         datagram: &[u8],
         source: SocketAddr,
         arrived: Instant,
+        now: u64,
     ) -> Result<Vec<u8>, DropReason> {
         check_request_datagram_len(datagram.len()).map_err(|_| DropReason::Length)?;
         if !self.limiter.allow(source.ip(), arrived) {
@@ -133,24 +173,39 @@ impl Server {
             ProtoError::Authentication(_) => DropReason::Authentication,
             _ => DropReason::Malformed,
         })?;
-        let now = self.now();
+        // After authentication, so that only requests someone could have sealed take room;
+        // before the rules, so that a replay takes no seat and gets no second answer.
+        let verdict = self
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(&datagram[..EPHEMERAL_LEN], request.client_time, now);
+        match verdict {
+            Verdict::Fresh | Verdict::OutsideWindow => {}
+            Verdict::Replayed => return Err(DropReason::Replayed),
+            Verdict::Full => return Err(DropReason::ReplayGuardFull),
+        }
         let catalog = Arc::clone(
             &self
                 .catalog
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let grant = {
-            let mut store = self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            decide(&catalog, &mut store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
-        }
+        // The store locks what it needs itself: a machine that holds a seat reads it while
+        // other threads take new ones.
+        let accepted = decide(&catalog, &self.store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
         .inspect_err(|reason| {
             tracing::info!(%source, sku = %request.sku_id, reason = reason.as_str(), "request refused (silently)");
         })?;
         let answer = sealer
-            .seal(&self.keys, now, grant.license_id, &grant.server_data_bytes)
+            .seal(
+                &self.keys,
+                now,
+                accepted.license_id,
+                &accepted.server_data_bytes,
+            )
             .map_err(|_| DropReason::ResponseTooLarge)?;
-        tracing::debug!(%source, sku = %request.sku_id, license = %grant.license_ref, license_id = %grant.license_id, "answered");
+        tracing::debug!(%source, sku = %request.sku_id, license = %accepted.license_ref, license_id = %accepted.license_id, "answered");
         Ok(answer)
     }
 }
@@ -178,6 +233,7 @@ fn new_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(4 << 20);
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
+    crate::datagram::enable_destination_info(&socket, addr.is_ipv6())?;
     socket.set_read_timeout(Some(POLL_INTERVAL))?;
     Ok(socket)
 }
@@ -197,8 +253,9 @@ pub fn run(server: &Arc<Server>, sockets: Vec<UdpSocket>) {
 
 fn worker(server: &Server, socket: &UdpSocket) {
     let mut buffer = [0u8; 2048];
+    let mut io = DatagramIo::new(socket);
     while !server.stop.load(Ordering::Relaxed) {
-        let (len, source) = match socket.recv_from(&mut buffer) {
+        let (len, source, arrival) = match io.recv(&mut buffer) {
             Ok(received) => received,
             Err(e)
                 if matches!(
@@ -215,7 +272,7 @@ fn worker(server: &Server, socket: &UdpSocket) {
             }
         };
         if let Some(answer) = server.handle(&buffer[..len], source, Instant::now())
-            && let Err(e) = socket.send_to(&answer, source)
+            && let Err(e) = io.send(&answer, source, arrival)
         {
             tracing::debug!(error = %e, %source, "send_to");
         }
@@ -282,7 +339,7 @@ pub fn watch_catalog(server: &Arc<Server>, path: PathBuf, interval: Duration) {
                     continue;
                 }
                 last = now;
-                match Catalog::load(&path) {
+                match LicenseCatalog::load(&path) {
                     Ok(catalog) => {
                         tracing::info!(
                             skus = catalog.skus().count(),

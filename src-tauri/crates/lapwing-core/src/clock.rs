@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The wall clock as the engine sees it, in UNIX seconds.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -26,10 +25,7 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        system.saturating_add_signed(self.offset.load(Ordering::Relaxed))
+        lap_proto::time::unix_now().saturating_add_signed(self.offset.load(Ordering::Relaxed))
     }
 }
 

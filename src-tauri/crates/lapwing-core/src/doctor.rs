@@ -3,15 +3,14 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cause::{Cause, span};
+use crate::clock_check::ClockReport;
 use crate::engine::{Engine, EngineError};
 use crate::policy::Policy;
-
-/// The clock difference the server tolerates.
-pub const CLOCK_TOLERANCE_SECS: i64 = 30;
+use crate::time_mark::moved_back_by;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +19,25 @@ pub enum Level {
     Info,
     Warning,
     Problem,
+}
+
+impl Level {
+    /// The mark a report shows for the level: a problem shouts.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Problem => "PROBLEM",
+        }
+    }
+}
+
+/// The mark, padded when a width is given (`{:7}` lines the marks up).
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.mark())
+    }
 }
 
 /// One finding.
@@ -31,6 +49,14 @@ pub struct Check {
     pub message: String,
 }
 
+/// The finding's report line, as `lapctl doctor` and the tray's diagnostics show it: the mark
+/// in a column of its own, then what was checked and what was found.
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:7}  {}: {}", self.level, self.subject, self.message)
+    }
+}
+
 fn check(subject: impl Into<String>, level: Level, message: impl Into<String>) -> Check {
     Check {
         subject: subject.into(),
@@ -40,11 +66,67 @@ fn check(subject: impl Into<String>, level: Level, message: impl Into<String>) -
 }
 
 /// What to check beyond the local state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DoctorOptions {
-    /// A time server, HOST:PORT already resolved; `None` skips the clock check (said so).
+    /// A time server to measure the clock against, HOST:PORT already resolved; `None` asks
+    /// the machine policy's `[clock] time_server`, else the system's.
     pub sntp: Option<SocketAddr>,
-    pub timeout: Duration,
+}
+
+/// The clock check's report line.
+fn clock_line(report: &ClockReport) -> Check {
+    let system = match &report.synchronized {
+        Ok(true) => "the system says it is synchronized with network time".to_owned(),
+        Ok(false) => "the system says it is NOT synchronized with network time".to_owned(),
+        Err(e) => format!("the system's synchronization is unknown ({e})"),
+    };
+    match report.cause() {
+        Cause::ClockOff {
+            offset_secs,
+            server,
+        } => check(
+            "clock",
+            Level::Problem,
+            format!(
+                "this machine's clock is {} {} the time server {server}: LAP servers ignore requests more than 30 s off; set the clock (turn network time on); {system}",
+                span(offset_secs.unsigned_abs()),
+                if offset_secs > 0 {
+                    "ahead of"
+                } else {
+                    "behind"
+                }
+            ),
+        ),
+        Cause::ClockRight {
+            offset_secs,
+            server,
+        } => check(
+            "clock",
+            Level::Ok,
+            format!(
+                "within {} of the time server {server}; {system}",
+                span(offset_secs.unsigned_abs())
+            ),
+        ),
+        Cause::ClockSynchronized => {
+            let measured = match &report.measured {
+                Some((server, Err(e))) => format!("; not measured: {server}: {e}"),
+                _ => "; not measured (no time server named: `[clock] time_server` in the machine policy, or --sntp HOST:PORT)".to_owned(),
+            };
+            check("clock", Level::Ok, format!("{system}{measured}"))
+        }
+        other => check(
+            "clock",
+            Level::Warning,
+            format!(
+                "could not be checked: {}",
+                match other {
+                    Cause::ClockNotChecked { reason } => reason,
+                    other => other.to_string(),
+                }
+            ),
+        ),
+    }
 }
 
 impl Engine {
@@ -149,22 +231,7 @@ impl Engine {
             Err(e) => out.push(check("machine", Level::Problem, e.to_string())),
         }
 
-        match options.sntp {
-            Some(server) => match self.clock_offset(server, options.timeout).await {
-                Ok(offset) if offset.abs() > CLOCK_TOLERANCE_SECS => out.push(check(
-                    "clock",
-                    Level::Problem,
-                    format!(
-                        "this machine's clock is {} s {} the time server {server}: LAP servers ignore requests more than 30 s off; set the clock (enable NTP)",
-                        offset.abs(),
-                        if offset > 0 { "ahead of" } else { "behind" }
-                    ),
-                )),
-                Ok(offset) => out.push(check("clock", Level::Ok, format!("within {} s of the time server {server}", offset.abs()))),
-                Err(e) => out.push(check("clock", Level::Warning, format!("{e}: the clock could not be checked"))),
-            },
-            None => out.push(check("clock", Level::Info, "not checked (no time server given: --sntp HOST:PORT)")),
-        }
+        out.extend(self.clock_checks(options, &state).await);
 
         for manifest in catalog
             .products
@@ -175,6 +242,32 @@ impl Engine {
                 .await?;
         }
         Ok(out)
+    }
+
+    /// The clock: what the checks found, and whether it is behind a time already seen.
+    async fn clock_checks(
+        &self,
+        options: &DoctorOptions,
+        state: &crate::state::State,
+    ) -> Vec<Check> {
+        // A broken policy is reported above; the clock is still checked, with the defaults.
+        let policy = Policy::load(&self.config().policy_path).unwrap_or_default();
+        let report = self
+            .check_clock(&policy, options.sntp.map(|s| s.to_string()))
+            .await;
+        let mut out = vec![clock_line(&report)];
+        let now = self.config().clock.now();
+        if let Some(by) = moved_back_by(state, now) {
+            out.push(check(
+                "clock",
+                Level::Problem,
+                format!(
+                    "{} behind a time already seen (a server's answer or an earlier run): nothing is sent until the clock is set right",
+                    span(by)
+                ),
+            ));
+        }
+        out
     }
 
     /// The checks of one product: its key, its servers, its last attempt.
@@ -201,7 +294,10 @@ impl Engine {
             Ok(None) => out.push(check(
                 &subject,
                 Level::Problem,
-                format!("no license key: run `lapctl key set {} KEY`", manifest.id),
+                format!(
+                    "no license key: run `lapctl key set {}` (it asks for the key)",
+                    manifest.id
+                ),
             )),
             Err(e) => out.push(check(&subject, Level::Problem, e.to_string())),
         }
@@ -245,5 +341,27 @@ impl Engine {
             out.push(check(&subject, level, message));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_line_their_marks_up() {
+        let lines: Vec<String> = [Level::Ok, Level::Info, Level::Warning, Level::Problem]
+            .into_iter()
+            .map(|level| check("clock", level, "said so").to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ok       clock: said so",
+                "info     clock: said so",
+                "warning  clock: said so",
+                "PROBLEM  clock: said so",
+            ]
+        );
     }
 }

@@ -4,38 +4,43 @@
 //! Every change to durable state goes through `StateStore::update` (one lock, one atomic
 //! write), so the tray and `lapctl` can act at once without losing each other's updates.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
+use lap_proto::time::DAY;
 use lap_proto::{ActivationRecord, LicenseKey, LicenseKeyError, Request, SeedV1, Uuid};
 use lapwing_discovery::{Discovery, DiscoveryConfig, ServerSettings};
 use lapwing_secrets::{SecretError, SecretStore};
-use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::apply::{Attempted, Outcome, apply};
+use crate::cause::Cause;
+use crate::client_ids::Provisioner;
 use crate::clock::Clock;
 use crate::identity::{IdentityError, MachineIdentity};
-use crate::manifest::{Catalog, Manifest, scan};
+use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
+use crate::product_status::product_status;
+pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
+use crate::rebuild::{Survivors, rebuilder};
 use crate::records::{grant_from, remove_record};
-use crate::schedule::{DAY, next_retry};
-use crate::state::{
-    Attempt, AttemptOutcome, Backoff, Grant, ProductState, ServerUsed, State, StateError,
-    StateStore,
-};
-use crate::status::{Phase, Standing, standing};
-use crate::transport::{Entropy, RetryPolicy, ServerOutcome, TransportError, exchange};
-
-/// A clock this far behind the latest time seen has been moved back.
-pub const CLOCK_BACK_TOLERANCE: u64 = 300;
+use crate::server_race::{self, Servers};
+use crate::state::{AttemptOutcome, ProductState, State, StateError, StateStore};
+use crate::transport::{Entropy, RetryPolicy, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     #[error("no product {0:?} is installed (see `lapctl products`)")]
     UnknownProduct(String),
+    /// An add-on whose base product is not installed: it is neither provisioned nor
+    /// activated, since its ClientBaseId is its base's (draft §3.1).
+    #[error(
+        "{addon:?} is an add-on of {base:?}, which is not installed: install {base:?} first, then activate {addon:?}"
+    )]
+    BaseNotInstalled { addon: String, base: String },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -52,6 +57,11 @@ pub enum EngineError {
     Server(String),
     #[error("the machine policy locks the server to {0}: a user override is not allowed")]
     PolicyLocked(String),
+    /// Refused rather than fall back to a folder other users share (`/tmp`).
+    #[error(
+        "no per-user data directory: {missing} is not set (set it, or LAPWING_HOME, to a folder only this user can read)"
+    )]
+    NoDataDir { missing: &'static str },
 }
 
 /// Everything the engine is built from. Time, randomness, the keyring and the machine are
@@ -69,82 +79,43 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
 }
 
-/// One product's status, as the tray and `lapctl status --json` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProductStatus {
-    pub id: String,
-    pub name: String,
-    pub vendor: String,
-    pub sku: Uuid,
-    pub addon_of: Option<String>,
-    pub state: Phase,
-    pub not_after: Option<u64>,
-    pub ends_at: Option<u64>,
-    pub days_left: Option<u64>,
-    pub license_id: Option<Uuid>,
-    pub kind: Option<crate::state::GrantKind>,
-    pub in_compliance: Option<bool>,
-    pub features: Vec<String>,
-    pub notice: Option<String>,
-    pub has_key: bool,
-    pub server: Option<ServerUsed>,
-    pub last_attempt: Option<Attempt>,
-    pub next_attempt_at: Option<u64>,
-    /// Set when this machine's clock is behind a time it has already seen.
-    pub clock_moved_back_by: Option<u64>,
-}
-
-impl ProductStatus {
-    /// Where the product stands in a few words, worded alike in the tray and in `lapctl`:
-    /// "Activated until <date>", "Activated until <date> (renewal due)", "Expired on <date>",
-    /// "Evaluation: 3 days left", "Evaluation over: enter a license key", "Not activated";
-    /// then " (out of compliance)" when the server says so. `date` writes UNIX seconds in the
-    /// caller's style (ISO for scripts, "12 Mar 2027" in the tray). Why an attempt failed is
-    /// the caller's to add: the room for it differs.
-    pub fn headline(&self, date: impl Fn(u64) -> String) -> String {
-        let until = |prefix: &str| match self.not_after {
-            Some(end) => format!("{prefix} until {}", date(end)),
-            None => prefix.to_owned(),
-        };
-        let mut text = match self.state {
-            Phase::Activated => until("Activated"),
-            Phase::RenewalDue => format!("{} (renewal due)", until("Activated")),
-            Phase::Expired => match self.not_after {
-                Some(end) => format!("Expired on {}", date(end)),
-                None => "Expired".to_owned(),
-            },
-            Phase::Evaluation => match self.days_left {
-                Some(1) => "Evaluation: 1 day left".to_owned(),
-                Some(n) => format!("Evaluation: {n} days left"),
-                None => "Evaluation".to_owned(),
-            },
-            Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
-            Phase::Unlicensed => "Not activated".to_owned(),
-        };
-        if self.in_compliance == Some(false) {
-            text.push_str(" (out of compliance)");
-        }
-        text
-    }
-}
-
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     store: StateStore,
-    discovery: Discovery,
+    pub(crate) discovery: Discovery,
     manifests: crate::manifest::ScanCache,
+    /// What clock checks ask (`clock_check`); none until given.
+    pub(crate) time_sources: Arc<dyn crate::time_sources::TimeSources>,
+}
+
+/// How a stored license key stands to the server key its manifest names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyBinding {
+    /// Entered for this server (or no key is stored).
+    ThisServer,
+    /// Stored before keys were bound to their server.
+    Unbound,
+    /// Entered for another server key: the manifest was replaced since.
+    AnotherServer,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
-        let store = StateStore::with_rebuild(config.data_dir.clone(), rebuilder(&config));
+        let survivors = Survivors {
+            product_dirs: config.product_dirs.clone(),
+            data_dir: config.data_dir.clone(),
+            secrets: Arc::clone(&config.secrets),
+            entropy: Arc::clone(&config.entropy),
+        };
+        let store = StateStore::with_rebuild(config.data_dir.clone(), rebuilder(survivors));
         let discovery = Discovery::new(config.discovery.clone());
         Self {
             config,
             store,
             discovery,
             manifests: crate::manifest::ScanCache::default(),
+            time_sources: Arc::new(crate::time_sources::NoTimeSources),
         }
     }
 
@@ -162,10 +133,11 @@ impl Engine {
     }
 
     fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
-        self.catalog()
+        let mut catalog = self.catalog();
+        catalog
             .products
             .remove(id)
-            .ok_or_else(|| EngineError::UnknownProduct(id.to_owned()))
+            .ok_or_else(|| not_installed(&catalog, id))
     }
 
     fn policy(&self) -> Result<Policy, EngineError> {
@@ -218,20 +190,14 @@ impl Engine {
         Ok(uuid::Builder::from_random_bytes(self.random()?).into_uuid())
     }
 
-    /// Gives the product its ids (state) and install nonce (keyring) if it has none yet.
+    /// Gives the product its client ids (state and keyring; an add-on's base first, see
+    /// `client_ids`) and install nonce (keyring) if it has none yet.
     pub fn provision(&self, manifest: &Manifest) -> Result<(), EngineError> {
-        let base_id = self.new_uuid()?;
-        let addon_id = if manifest.is_addon() {
-            self.new_uuid()?
-        } else {
-            Uuid::nil()
-        };
-        self.store.update(|state| {
-            state
-                .products
-                .entry(manifest.id.clone())
-                .or_insert_with(|| ProductState::new(base_id, addon_id));
-        })?;
+        let catalog = self.manifests.scan_shared(&self.config.product_dirs);
+        let (_, mut failed) = self.provision_all(&catalog, &[manifest])?;
+        if let Some(error) = failed.remove(&manifest.id) {
+            return Err(error);
+        }
         if self
             .config
             .secrets
@@ -246,11 +212,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Checks a key locally (profile §4) and stores it; the caller activates next.
+    /// Checks a key locally (profile §4) and stores it, bound to the server key the manifest
+    /// names now; the caller activates next. Entering the key again is also how a person
+    /// confirms a product whose server key changed.
     pub fn set_key(&self, id: &str, text: &str) -> Result<LicenseKey, EngineError> {
         let manifest = self.manifest(id)?;
         let key = LicenseKey::parse(text)?;
         self.provision(&manifest)?;
+        // The binding first: should the key's write then fail, the key stored before stays,
+        // bound to the server the person has just entered a key for.
+        self.config
+            .secrets
+            .set_license_key_server(id, manifest.server_keys.ed25519_bytes())?;
         self.config.secrets.set_license_key(id, key.as_bytes())?;
         self.store.update(|state| {
             if let Some(product) = state.products.get_mut(id) {
@@ -265,11 +238,27 @@ impl Engine {
     /// The stored key, if any.
     pub fn key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
         self.manifest(id)?;
-        Ok(self
+        self.stored_key(id)
+    }
+
+    /// The keyring's key for `id`. The all-zero key is what an evaluation sends in its place
+    /// (profile §2): one found in the keyring (written by anything but `set_key`, which refuses
+    /// it) counts as no key, so it can never bypass a policy that forbids evaluations.
+    fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+        let key = self
             .config
             .secrets
             .get_license_key(id)?
-            .map(|k| LicenseKey::from_bytes(*k)))
+            .map(|k| LicenseKey::from_bytes(*k));
+        Ok(key.filter(|k| {
+            if k.is_evaluation() {
+                tracing::warn!(
+                    product = id,
+                    "ignored the all-zero key found in the keyring"
+                );
+            }
+            !k.is_evaluation()
+        }))
     }
 
     pub fn remove_key(&self, id: &str) -> Result<(), EngineError> {
@@ -277,6 +266,9 @@ impl Engine {
         self.config
             .secrets
             .delete(id, lapwing_secrets::SecretItem::LicenseKey)?;
+        self.config
+            .secrets
+            .delete(id, lapwing_secrets::SecretItem::LicenseKeyServer)?;
         self.store.update(|state| {
             if let Some(product) = state.products.get_mut(id) {
                 product.has_key = false;
@@ -399,7 +391,7 @@ impl Engine {
                 catalog
                     .products
                     .get(*id)
-                    .ok_or_else(|| EngineError::UnknownProduct((*id).to_owned()))
+                    .ok_or_else(|| not_installed(&catalog, id))
             })
             .collect();
         let known: Vec<&Manifest> = manifests
@@ -414,29 +406,47 @@ impl Engine {
                 .map(Err)
                 .collect());
         }
-        let state = self.provision_all(&known)?;
+        let (state, mut unprovisioned) = self.provision_all(&catalog, &known)?;
         let policy = self.policy()?;
         let facts = self.config.identity.read(state.pinned_anchor.as_deref())?;
         let now = self.config.clock.now();
+        // A clock behind a time already seen sends nothing (said, with by how much).
+        let clock_guard = self.guard_clock(&state, &policy, now).await;
 
         let (state_ref, policy_ref, facts_ref) = (&state, &policy, &facts);
+        let guard_ref = &clock_guard;
         let attempted: Vec<Result<(&Manifest, Attempted), EngineError>> =
-            futures::future::join_all(manifests.into_iter().map(|manifest| async move {
-                let manifest = manifest?;
-                let attempted = self
-                    .attempt(manifest, state_ref, policy_ref, facts_ref, server, now)
-                    .await?;
-                Ok((manifest, attempted))
+            futures::future::join_all(manifests.into_iter().map(|manifest| {
+                // A product whose ids could not be settled sends nothing: its error instead.
+                let unprovisioned = manifest
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| unprovisioned.remove(&m.id));
+                async move {
+                    let manifest = manifest?;
+                    if let Some(error) = unprovisioned {
+                        return Err(error);
+                    }
+                    if let Some(refused) = guard_ref.refusal(now) {
+                        return Ok((manifest, refused));
+                    }
+                    let attempted = self
+                        .attempt(manifest, state_ref, policy_ref, facts_ref, server, now)
+                        .await?;
+                    Ok((manifest, attempted))
+                }
             }))
             .await;
         // After the exchanges, not among them: writing while answers are still being opened
         // slowed both (measured: the CPU-bound exchanges and the writer threads share two
         // cores). All records are on disk before the commit below.
+        let (attempted, clock_guard) = self.diagnose_silence(&policy, attempted, clock_guard).await;
         let attempted = self.write_records(attempted).await;
 
         let commit_now = self.config.clock.now();
         let anchor_source = facts.anchor_source.as_str();
         let (mut statuses, _) = self.store.update(|state| {
+            clock_guard.mark(state, commit_now);
             attempted
                 .iter()
                 .map(|result| {
@@ -464,34 +474,57 @@ impl Engine {
             .collect())
     }
 
-    /// Gives every product that has none its client ids, in at most one state write, and
-    /// returns the state as it then stands.
-    fn provision_all(&self, manifests: &[&Manifest]) -> Result<State, EngineError> {
+    /// Gives every product that has none its client ids (and an add-on's base its own, see
+    /// `client_ids`), in at most one state write, and returns the state as it then stands
+    /// with the products whose ids could not be settled (a keyring that cannot be read or
+    /// written) and why. The keyring is asked only for products new to the state or whose
+    /// ids it is not yet known to hold, so a provisioned product costs no round trip.
+    fn provision_all(
+        &self,
+        catalog: &Catalog,
+        manifests: &[&Manifest],
+    ) -> Result<(State, BTreeMap<String, EngineError>), EngineError> {
+        let provisioner = Provisioner {
+            catalog: &catalog.products,
+            data_dir: &self.config.data_dir,
+            secrets: self.config.secrets.as_ref(),
+        };
         let lock = self.store.lock()?;
         let (mut state, _) = self.store.load(&lock)?;
-        let mut added = false;
+        let mut changed = false;
+        let mut failed = BTreeMap::new();
         for manifest in manifests {
-            if !state.products.contains_key(&manifest.id) {
-                let base_id = self.new_uuid()?;
-                let addon_id = if manifest.is_addon() {
-                    self.new_uuid()?
-                } else {
-                    Uuid::nil()
-                };
-                state
-                    .products
-                    .insert(manifest.id.clone(), ProductState::new(base_id, addon_id));
-                added = true;
+            match provisioner.provision(&mut state, &manifest.id, &mut || self.new_uuid()) {
+                Ok(this_changed) => changed |= this_changed,
+                Err(error) => {
+                    failed.insert(manifest.id.clone(), error);
+                }
             }
         }
-        if added {
+        if changed {
             self.store.save(&lock, &state)?;
         }
-        Ok(state)
+        Ok((state, failed))
+    }
+
+    /// Which server key the stored key was entered for, next to the one the manifest names now.
+    fn key_binding(&self, manifest: &Manifest) -> Result<KeyBinding, EngineError> {
+        let bound_to = self
+            .config
+            .secrets
+            .get_license_key_server(manifest.id.as_str())?;
+        let server_ed25519 = manifest.server_keys.ed25519_bytes();
+        Ok(match bound_to {
+            // Stored before keys were bound: bound at the next answer.
+            None => KeyBinding::Unbound,
+            Some(bound) if *bound == *server_ed25519 => KeyBinding::ThisServer,
+            Some(_) => KeyBinding::AnotherServer,
+        })
     }
 
     /// One product's attempt, up to the answer: nothing durable is written here except the
-    /// keyring's install nonce and evaluation start (both needed before a request is sent).
+    /// keyring's install nonce and evaluation start (both needed before a request is sent),
+    /// and the binding of a key stored before keys were bound (after the server answered).
     async fn attempt(
         &self,
         manifest: &Manifest,
@@ -502,7 +535,20 @@ impl Engine {
         now: u64,
     ) -> Result<Attempted, EngineError> {
         let id = manifest.id.as_str();
-        let key = self.config.secrets.get_license_key(id)?;
+        let key = self.stored_key(id)?;
+        let binding = match key {
+            Some(_) => self.key_binding(manifest)?,
+            None => KeyBinding::ThisServer,
+        };
+        if binding == KeyBinding::AnotherServer {
+            // The manifest was replaced since the key was entered: the key goes nowhere
+            // until the person confirms this server by entering it again.
+            return Ok(Attempted {
+                at: now,
+                evaluation_started: None,
+                outcome: Outcome::NotSent(Cause::ServerKeyChanged),
+            });
+        }
         let nonce = self.install_nonce(id)?;
         let product = state
             .products
@@ -510,7 +556,7 @@ impl Engine {
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
         let mut evaluation_started = None;
-        let not_sent = |why: String, evaluation_started| Attempted {
+        let not_sent = |why: Cause, evaluation_started| Attempted {
             at: now,
             evaluation_started,
             outcome: Outcome::NotSent(why),
@@ -520,122 +566,82 @@ impl Engine {
             // Checked before the evaluation's start is taken: a forbidden evaluation never
             // starts, not even in the keyring.
             if manifest.evaluation_days > 0 && !policy.evaluation.allowed {
-                return Ok(not_sent(
-                    crate::policy::EVALUATION_DISABLED.to_owned(),
-                    None,
-                ));
+                return Ok(not_sent(Cause::EvaluationDisabled, None));
             }
             if manifest.evaluation_days == 0 {
-                return Ok(not_sent(
-                    "no license key: enter one with `lapctl key set` or from the tray".to_owned(),
-                    None,
-                ));
+                return Ok(not_sent(Cause::NoLicenseKey, None));
             }
             let started = self.evaluation_start(manifest, &product, now)?;
             evaluation_started = Some(started);
             if now >= started + u64::from(manifest.evaluation_days) * DAY {
-                return Ok(not_sent(
-                    "the evaluation has ended: enter a license key".to_owned(),
-                    evaluation_started,
-                ));
+                return Ok(not_sent(Cause::EvaluationEnded, evaluation_started));
             }
         }
 
-        let seed = SeedV1 {
-            decoded_key: key.as_ref().map_or([0; 16], |k| **k),
-            machine_hash: lap_proto::machine_hash(
-                manifest.server_keys.ed25519_bytes(),
-                &facts.anchor_digest,
-            ),
-            num_cpus: facts.num_cpus,
-            num_cores: facts.num_cores,
-            install_nonce: nonce,
-        };
-        let seed_bytes = seed
-            .encode(manifest.response_room)
-            .map_err(|e| EngineError::Server(e.to_string()))?;
-        let current_license_id = product.grant.as_ref().map_or(Uuid::nil(), |g| g.license_id);
-        let (base_id, addon_id, sku) = (
-            product.client_base_id,
-            product.client_addon_id,
-            manifest.sku,
-        );
-        let build = move |client_time: u64| Request {
-            client_time,
-            client_base_id: base_id,
-            client_addon_id: addon_id,
-            sku_id: sku,
-            current_license_id,
-            client_seed: Zeroizing::new(seed_bytes.to_vec()),
-        };
+        let build = request_builder(manifest, key.as_ref(), facts, nonce, &product)?;
 
-        let (candidates, skipped) = self.servers_to_try(manifest, state, policy, server).await?;
-        if candidates.is_empty() {
+        let settings = settings_for(policy, manifest, state);
+        let servers = match server {
+            Some(address) => {
+                // A server forced for one run is still a user's choice: a locked policy refuses it.
+                if policy.server.locked {
+                    return Err(EngineError::PolicyLocked(
+                        policy.server.address.clone().unwrap_or_default(),
+                    ));
+                }
+                Servers::Forced(address)
+            }
+            None => Servers::Discover(&settings),
+        };
+        // The servers race in the profile's order (see `race`); the first valid answer wins.
+        let parts = server_race::Parts {
+            discovery: &self.discovery,
+            data_dir: &self.config.data_dir,
+            clock: self.config.clock.as_ref(),
+            entropy: self.config.entropy.as_ref(),
+            retry: &self.config.retry,
+            budget: self.config.discovery.exchange_timeout,
+        };
+        let raced = server_race::race(
+            parts,
+            id,
+            &manifest.server_keys,
+            servers,
+            &build,
+            |used, activation| {
+                let received = self.config.clock.now();
+                let grant = grant_from(activation, received, Some(used.clone()), key.is_none())
+                    .map_err(|e| Cause::InvalidServerData {
+                        address: used.address.clone(),
+                        error: e.to_string(),
+                    })?;
+                Ok((grant, ActivationRecord::new(id, activation)))
+            },
+        )
+        .await?;
+        if let Some((_, (grant, record))) = raced.won {
+            if binding == KeyBinding::Unbound {
+                self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
+            }
+            return Ok(Attempted {
+                at: now,
+                evaluation_started,
+                outcome: Outcome::Accepted {
+                    grant: Box::new(grant),
+                    record: Box::new(record),
+                },
+            });
+        }
+        if raced.tried.is_empty() {
             return Ok(not_sent(
-                format!(
-                    "no server found: set one with `lapctl server set HOST:PORT`{}",
-                    if skipped.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", skipped.join("; "))
-                    }
-                ),
+                Cause::NoServerFound {
+                    skipped: raced.skipped,
+                },
                 evaluation_started,
             ));
         }
-
-        let mut rejections = Vec::new();
-        for (address, used) in &candidates {
-            let outcome = exchange(
-                *address,
-                &manifest.server_keys,
-                &build,
-                self.config.clock.as_ref(),
-                self.config.entropy.as_ref(),
-                &self.config.retry,
-            )
-            .await?;
-            match outcome {
-                ServerOutcome::Answered { activation, .. } => {
-                    let received = self.config.clock.now();
-                    match grant_from(&activation, received, Some(used.clone()), key.is_none()) {
-                        Ok(grant) => {
-                            return Ok(Attempted {
-                                at: now,
-                                evaluation_started,
-                                outcome: Outcome::Accepted {
-                                    grant: Box::new(grant),
-                                    record: Box::new(ActivationRecord::new(id, &activation)),
-                                },
-                            });
-                        }
-                        // The previous activation stands; the next server may do better.
-                        Err(e) => rejections.push(format!(
-                            "{} sent a signed answer with invalid ServerData ({e}); the previous activation stands",
-                            used.address
-                        )),
-                    }
-                }
-                ServerOutcome::Silent {
-                    rejected,
-                    last_rejection,
-                    ..
-                } => {
-                    if rejected > 0 {
-                        rejections.push(format!(
-                            "{} datagram(s) from {} failed their checks ({}): not from this product's server, or damaged",
-                            rejected,
-                            used.address,
-                            last_rejection.unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-        }
-        let tried: Vec<String> = candidates
-            .iter()
-            .map(|(_, u)| format!("{} ({})", u.address, u.source))
-            .collect();
+        let (rejections, tried) = (raced.rejections, raced.tried);
+        let first_tried = tried.first().cloned();
         // Answers that came but failed their checks are named first: they are not silence.
         let outcome = if rejections.is_empty() {
             AttemptOutcome::NoAnswer
@@ -643,16 +649,28 @@ impl Engine {
             AttemptOutcome::RejectedAnswer
         };
         let mut diagnosis = rejections;
-        diagnosis.extend(silence_diagnosis(key.is_some(), &tried));
+        diagnosis.extend(Cause::of_silence(key.is_some(), tried));
         Ok(Attempted {
             at: now,
             evaluation_started,
             outcome: Outcome::Failed {
                 outcome,
                 diagnosis,
-                server: candidates.first().map(|(_, u)| u.clone()),
+                server: first_tried,
             },
         })
+    }
+
+    /// Binds a key stored before keys were bound to the server that just answered it. Not
+    /// binding only delays the migration to the next activation: the grant stands.
+    fn bind_key_stored_unbound(&self, id: &str, server_ed25519: &[u8; 32]) {
+        if let Err(e) = self
+            .config
+            .secrets
+            .set_license_key_server(id, server_ed25519)
+        {
+            tracing::warn!(product = id, error = %e, "cannot bind the license key to its server key; retried at the next activation");
+        }
     }
 
     /// The product's install nonce, made and stored in the keyring if it has none yet.
@@ -718,47 +736,6 @@ impl Engine {
         attempted
     }
 
-    /// The servers to try, in order: the one forced by the caller (no discovery at all),
-    /// else discovery's.
-    async fn servers_to_try(
-        &self,
-        manifest: &Manifest,
-        state: &State,
-        policy: &Policy,
-        server: Option<SocketAddr>,
-    ) -> Result<(Vec<(SocketAddr, ServerUsed)>, Vec<String>), EngineError> {
-        if let Some(address) = server {
-            // A server forced for one run is still a user's choice: a locked policy refuses it.
-            if policy.server.locked {
-                return Err(EngineError::PolicyLocked(
-                    policy.server.address.clone().unwrap_or_default(),
-                ));
-            }
-            let used = ServerUsed {
-                address: address.to_string(),
-                source: lapwing_discovery::ServerSource::Override,
-            };
-            return Ok((vec![(address, used)], Vec::new()));
-        }
-        let settings = settings_for(policy, manifest, state);
-        let found = self.discovery.candidates(&settings).await;
-        let skipped = found.skipped.iter().map(ToString::to_string).collect();
-        let candidates = found
-            .candidates
-            .into_iter()
-            .map(|c| {
-                (
-                    c.address,
-                    ServerUsed {
-                        address: c.address.to_string(),
-                        source: c.source,
-                    },
-                )
-            })
-            .collect();
-        Ok((candidates, skipped))
-    }
-
     /// The evaluation's start: the keyring's, else the state's, else now. The keyring is
     /// written here, before anything is sent; the state catches up in the batch's commit.
     fn evaluation_start(
@@ -781,7 +758,10 @@ impl Engine {
         Ok(start)
     }
 
-    /// Forgets a product: its state, its record and its secrets.
+    /// Forgets a product: its state, its record and its secrets (its client ids included).
+    /// Its add-ons keep the ClientBaseId they were given: ids are static for an add-on's
+    /// installation, and the base, provisioned again, takes that id back from them (see
+    /// `client_ids`).
     pub fn forget(&self, id: &str) -> Result<(), EngineError> {
         self.config.secrets.forget_product(id)?;
         self.store.update(|state| state.products.remove(id))?;
@@ -791,111 +771,21 @@ impl Engine {
         })?;
         Ok(())
     }
-
-    /// Waits for a time server's answer; `Some(offset)` is this clock minus the server's.
-    pub async fn clock_offset(
-        &self,
-        sntp: SocketAddr,
-        timeout: Duration,
-    ) -> Result<i64, crate::sntp::SntpError> {
-        let server_time = crate::sntp::query(sntp, timeout).await?;
-        let ours = self.config.clock.now();
-        Ok(
-            i64::try_from(ours).unwrap_or(i64::MAX)
-                - i64::try_from(server_time).unwrap_or(i64::MAX),
-        )
-    }
 }
 
-/// What one product's attempt came to, before anything of it is committed.
-#[derive(Debug)]
-struct Attempted {
-    /// When the attempt began.
-    at: u64,
-    /// The evaluation's start, when the attempt used (and so fixed) it.
-    evaluation_started: Option<u64>,
-    outcome: Outcome,
-}
-
-#[derive(Debug)]
-enum Outcome {
-    /// An answer that passed every check; its record is written before the commit. Boxed:
-    /// the other outcomes are a fraction of its size.
-    Accepted {
-        grant: Box<Grant>,
-        record: Box<ActivationRecord>,
-    },
-    /// Silence, or answers that failed their checks: the previous grant stands.
-    Failed {
-        outcome: AttemptOutcome,
-        diagnosis: Vec<String>,
-        server: Option<ServerUsed>,
-    },
-    /// Nothing was sent, and why.
-    NotSent(String),
-}
-
-/// Applies one product's attempt to the state read under the lock. A product removed
-/// meanwhile (`forget`) stays removed.
-fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_source: &str) {
-    if let Outcome::Accepted { grant, .. } = &attempted.outcome {
-        state
-            .pinned_anchor
-            .get_or_insert_with(|| anchor_source.to_owned());
-        state.highest_time_seen = state.highest_time_seen.max(grant.received_at);
-    }
-    let Some(p) = state.products.get_mut(id) else {
-        return;
-    };
-    if let Some(start) = attempted.evaluation_started {
-        // The earliest start wins, as in the keyring: an evaluation never restarts.
-        p.evaluation_started = Some(p.evaluation_started.map_or(start, |s| s.min(start)));
-    }
-    match &attempted.outcome {
-        Outcome::Accepted { grant, .. } => {
-            p.grant = Some((**grant).clone());
-            p.backoff = None;
-            p.last_attempt = Some(Attempt {
-                at: grant.received_at,
-                outcome: AttemptOutcome::Activated,
-                diagnosis: Vec::new(),
-                server: grant.server.clone(),
-            });
-        }
-        Outcome::Failed {
-            outcome,
-            diagnosis,
-            server,
-        } => {
-            let now = attempted.at;
-            let not_after = p.grant.as_ref().and_then(|g| g.not_after);
-            let first = p.backoff.map_or(now, |b| b.first_failure_at);
-            let failures = p.backoff.map_or(1, |b| b.failures + 1);
-            p.backoff = Some(Backoff {
-                first_failure_at: first,
-                failures,
-                next_at: next_retry(first, now, not_after),
-            });
-            p.last_attempt = Some(Attempt {
-                at: now,
-                outcome: *outcome,
-                diagnosis: diagnosis.clone(),
-                server: server.clone(),
-            });
-        }
-        Outcome::NotSent(why) => {
-            p.last_attempt = Some(Attempt {
-                at: attempted.at,
-                outcome: AttemptOutcome::NotSent,
-                diagnosis: vec![why.clone()],
-                server: None,
-            });
-        }
+/// Why `id` is not in the catalog: an add-on waiting for its base, or no such product.
+fn not_installed(catalog: &Catalog, id: &str) -> EngineError {
+    match catalog.waiting_for_base.get(id) {
+        Some(base) => EngineError::BaseNotInstalled {
+            addon: id.to_owned(),
+            base: base.clone(),
+        },
+        None => EngineError::UnknownProduct(id.to_owned()),
     }
 }
 
 /// What discovery is given for a product under this policy.
-fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) -> ServerSettings {
+pub(crate) fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) -> ServerSettings {
     ServerSettings {
         product_override: state
             .products
@@ -906,208 +796,44 @@ fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) -> ServerSe
         policy_locked: policy.server.locked,
         srv_domain: manifest.srv_domain.clone(),
         manifest_address: manifest.address.clone(),
+        allow_local_addresses: policy.discovery.allow_local_addresses,
     }
 }
 
-/// The likely causes of silence, most likely first (profile §1: never a bare "network error").
-fn silence_diagnosis(has_key: bool, tried: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    out.push("this machine's clock may be off: the server ignores requests more than 30 s away from its time (`lapctl doctor` compares it with a time server)".to_owned());
-    if has_key {
-        out.push("the license key may not be accepted for this product, or has no free seat: check it with your vendor".to_owned());
-    } else {
-        out.push(
-            "the server may not offer an evaluation for this product: enter a license key"
-                .to_owned(),
-        );
-    }
-    out.push(format!(
-        "the server may be unreachable: no answer from {}",
-        tried.join(", ")
-    ));
-    out
-}
-
-fn product_status(
+/// The request of one attempt, made afresh for each send (only ClientTime changes): the seed
+/// with the key (or zeros for an evaluation), the machine hash for this server and the ids.
+fn request_builder(
     manifest: &Manifest,
-    state: &State,
-    now: u64,
-    evaluation_allowed: bool,
-) -> ProductStatus {
-    let fresh = ProductState::new(Uuid::nil(), Uuid::nil());
-    let product = state.products.get(&manifest.id).unwrap_or(&fresh);
-    // Evaluations forbidden by the machine policy: the product stands as if it offered none
-    // (unlicensed without a key); the last attempt names the administrator's reason.
-    let without_evaluation;
-    let offered = if evaluation_allowed {
-        manifest
-    } else {
-        without_evaluation = Manifest {
-            evaluation_days: 0,
-            ..manifest.clone()
-        };
-        &without_evaluation
+    key: Option<&LicenseKey>,
+    facts: &crate::identity::MachineFacts,
+    nonce: [u8; 16],
+    product: &ProductState,
+) -> Result<impl Fn(u64) -> Request + use<>, EngineError> {
+    let seed = SeedV1 {
+        decoded_key: key.map_or([0; 16], |k| *k.as_bytes()),
+        machine_hash: lap_proto::machine_hash(
+            manifest.server_keys.ed25519_bytes(),
+            &facts.anchor_digest,
+        ),
+        num_cpus: facts.num_cpus,
+        num_cores: facts.num_cores,
+        install_nonce: nonce,
     };
-    let Standing {
-        phase,
-        ends_at,
-        days_left,
-    } = standing(offered, product, product.has_key, now);
-    let grant: Option<&Grant> = product.grant.as_ref();
-    ProductStatus {
-        id: manifest.id.clone(),
-        name: manifest.name.clone(),
-        vendor: manifest.vendor.clone(),
-        sku: manifest.sku,
-        addon_of: manifest.addon_of.clone(),
-        state: phase,
-        not_after: grant.and_then(|g| g.not_after),
-        ends_at,
-        days_left,
-        license_id: grant.map(|g| g.license_id),
-        kind: grant.and_then(|g| g.kind),
-        in_compliance: grant.and_then(|g| g.in_compliance),
-        features: grant.map(|g| g.features.clone()).unwrap_or_default(),
-        notice: grant.and_then(|g| g.notice.clone()),
-        has_key: product.has_key,
-        server: grant
-            .and_then(|g| g.server.clone())
-            .or_else(|| product.last_attempt.as_ref().and_then(|a| a.server.clone())),
-        last_attempt: product.last_attempt.clone(),
-        next_attempt_at: product
-            .backoff
-            .map(|b| b.next_at)
-            .or_else(|| grant.map(crate::schedule::renew_at)),
-        clock_moved_back_by: (state.highest_time_seen > now + CLOCK_BACK_TOLERANCE)
-            .then(|| state.highest_time_seen - now),
-    }
-}
-
-/// What survives a lost or corrupt state file: the keyring (key, evaluation start) and the
-/// signed activation records, re-verified with each manifest's server key.
-fn rebuilder(config: &EngineConfig) -> crate::state::Rebuild {
-    let (dirs, data, secrets, entropy) = (
-        config.product_dirs.clone(),
-        config.data_dir.clone(),
-        Arc::clone(&config.secrets),
-        Arc::clone(&config.entropy),
+    let seed_bytes = seed
+        .encode(manifest.response_room)
+        .map_err(|e| EngineError::Server(e.to_string()))?;
+    let current_license_id = product.grant.as_ref().map_or(Uuid::nil(), |g| g.license_id);
+    let (base_id, addon_id, sku) = (
+        product.client_base_id,
+        product.client_addon_id,
+        manifest.sku,
     );
-    Arc::new(move |state: &mut State| {
-        let random_id = || {
-            let mut bytes = [0u8; 16];
-            entropy
-                .fill(&mut bytes)
-                .ok()
-                .map(|()| uuid::Builder::from_random_bytes(bytes).into_uuid())
-        };
-        for manifest in scan(&dirs).products.into_values() {
-            let verified = crate::records::read_record(&data, &manifest.id).and_then(|record| {
-                record
-                    .verify(manifest.sku, manifest.server_keys.ed25519_bytes())
-                    .ok()
-            });
-            let Some(fresh_id) = random_id() else {
-                continue;
-            };
-            let addon_id = if manifest.is_addon() {
-                random_id().unwrap_or(fresh_id)
-            } else {
-                Uuid::nil()
-            };
-            let mut product = ProductState::new(fresh_id, addon_id);
-            if let Some(verified) = verified {
-                let response = &verified.response;
-                if manifest.is_addon() {
-                    product.client_addon_id = response.client_id;
-                } else {
-                    product.client_base_id = response.client_id;
-                }
-                let evaluation =
-                    verified.server_data.kind == Some(lap_proto::LicenseKind::Evaluation);
-                let received_at = response.server_time;
-                product.grant = Some(Grant::from_server_data(
-                    response,
-                    verified.server_data,
-                    received_at,
-                    None,
-                    evaluation,
-                ));
-            }
-            product.has_key = matches!(secrets.get_license_key(&manifest.id), Ok(Some(_)));
-            product.evaluation_started = secrets.get_evaluation_start(&manifest.id).ok().flatten();
-            state.products.insert(manifest.id.clone(), product);
-        }
+    Ok(move |client_time: u64| Request {
+        client_time,
+        client_base_id: base_id,
+        client_addon_id: addon_id,
+        sku_id: sku,
+        current_license_id,
+        client_seed: Zeroizing::new(seed_bytes.to_vec()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(state: Phase) -> ProductStatus {
-        ProductStatus {
-            id: "p".into(),
-            name: "P".into(),
-            vendor: "V".into(),
-            sku: Uuid::nil(),
-            addon_of: None,
-            state,
-            not_after: Some(20 * DAY),
-            ends_at: Some(20 * DAY),
-            days_left: Some(3),
-            license_id: None,
-            kind: None,
-            in_compliance: None,
-            features: Vec::new(),
-            notice: None,
-            has_key: true,
-            server: None,
-            last_attempt: None,
-            next_attempt_at: None,
-            clock_moved_back_by: None,
-        }
-    }
-
-    #[test]
-    fn the_headline_names_each_phase_with_the_callers_dates() {
-        let day = |unix: u64| format!("day {}", unix / DAY);
-        let cases = [
-            (status(Phase::Activated), "Activated until day 20"),
-            (
-                status(Phase::RenewalDue),
-                "Activated until day 20 (renewal due)",
-            ),
-            (status(Phase::Expired), "Expired on day 20"),
-            (status(Phase::Evaluation), "Evaluation: 3 days left"),
-            (
-                ProductStatus {
-                    days_left: Some(1),
-                    ..status(Phase::Evaluation)
-                },
-                "Evaluation: 1 day left",
-            ),
-            (
-                status(Phase::EvaluationExpired),
-                "Evaluation over: enter a license key",
-            ),
-            (status(Phase::Unlicensed), "Not activated"),
-            (
-                ProductStatus {
-                    not_after: None,
-                    ..status(Phase::Activated)
-                },
-                "Activated",
-            ),
-            (
-                ProductStatus {
-                    in_compliance: Some(false),
-                    ..status(Phase::Activated)
-                },
-                "Activated until day 20 (out of compliance)",
-            ),
-        ];
-        for (status, expected) in cases {
-            assert_eq!(status.headline(day), expected, "{:?}", status.state);
-        }
-    }
 }

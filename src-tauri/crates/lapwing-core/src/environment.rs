@@ -6,7 +6,9 @@
 //! the DNS server to ask instead of the system's) with `LAPWING_DNS_SEARCH` (comma-separated
 //! domains), and `LAPWING_NO_MDNS` (skip the DNS-SD browse on the local link).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lapwing_discovery::{DiscoveryConfig, DnsConfig};
@@ -17,7 +19,8 @@ use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::identity::HardwareIdentity;
 use crate::manifest::product_dirs;
 use crate::policy::policy_path;
-use crate::records::data_dir;
+use crate::state::{StateError, prepare_data_dir};
+use crate::time_sources::SystemTimeSources;
 use crate::transport::{OsEntropy, RetryPolicy};
 
 /// Where secrets are kept.
@@ -33,22 +36,63 @@ pub enum SecretsChoice {
 
 /// The engine for this machine, configured from the environment.
 pub fn engine_from_environment(secrets: SecretsChoice) -> Result<Engine, EngineError> {
-    let data = data_dir();
+    let data = data_dir()?;
+    // Before the secret store may create its file there.
+    prepare_data_dir(&data).map_err(|source| StateError::Io {
+        path: data.clone(),
+        source,
+    })?;
     let secrets: Arc<dyn SecretStore> = match secrets {
         SecretsChoice::InsecureFile => Arc::new(InsecureFileStore::new(data.join("secrets.json"))),
         SecretsChoice::Keyring => Arc::new(KeyringStore::new()?),
     };
+    let offset = clock_offset();
     Ok(Engine::new(EngineConfig {
         secrets,
         data_dir: data,
         product_dirs: product_dirs(),
         policy_path: policy_path(),
-        clock: Arc::new(SystemClock::with_offset(clock_offset())),
+        clock: Arc::new(SystemClock::with_offset(offset)),
         entropy: Arc::new(OsEntropy),
         identity: Arc::new(HardwareIdentity),
         discovery: discovery_config(),
         retry: RetryPolicy::default(),
-    }))
+    })
+    .with_time_sources(Arc::new(SystemTimeSources {
+        shifted_by: (offset != 0).then_some(offset),
+    })))
+}
+
+/// The per-user data directory: `LAPWING_HOME`, else the platform's (XDG on Linux). With
+/// none of their variables set there is no per-user place: it refuses rather than fall back
+/// to a shared folder such as `/tmp`, where other users could read or plant the files.
+pub fn data_dir() -> Result<PathBuf, EngineError> {
+    data_dir_from(|name| std::env::var_os(name))
+}
+
+/// [`data_dir`] with the environment given.
+pub fn data_dir_from(var: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, EngineError> {
+    // An empty value names no folder (and would make a relative path).
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("LAPWING_HOME") {
+        return Ok(PathBuf::from(dir));
+    }
+    #[cfg(windows)]
+    let (base, missing) = (var("LOCALAPPDATA").map(PathBuf::from), "LOCALAPPDATA");
+    #[cfg(target_os = "macos")]
+    let (base, missing) = (
+        var("HOME").map(|h| PathBuf::from(h).join("Library/Application Support")),
+        "HOME",
+    );
+    #[cfg(not(any(windows, target_os = "macos")))]
+    let (base, missing) = (
+        var("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share"))),
+        "HOME",
+    );
+    base.map(|b| b.join("lapwing"))
+        .ok_or(EngineError::NoDataDir { missing })
 }
 
 fn clock_offset() -> i64 {
@@ -73,4 +117,43 @@ fn discovery_config() -> DiscoveryConfig {
         discovery.mdns = None;
     }
     discovery
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let vars: Vec<(String, OsString)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn without_a_home_there_is_no_data_directory_and_no_shared_fallback() {
+        for vars in [&[][..], &[("HOME", "")][..]] {
+            let err = data_dir_from(env(vars)).expect_err("refused");
+            assert!(matches!(err, EngineError::NoDataDir { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains("is not set") && text.contains("LAPWING_HOME"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn lapwing_home_wins_and_home_gives_the_platforms_folder() {
+        assert_eq!(
+            data_dir_from(env(&[("LAPWING_HOME", "/srv/lw"), ("HOME", "/home/a")])).expect("dir"),
+            PathBuf::from("/srv/lw")
+        );
+        #[cfg(not(any(windows, target_os = "macos")))]
+        assert_eq!(
+            data_dir_from(env(&[("HOME", "/home/a")])).expect("dir"),
+            PathBuf::from("/home/a/.local/share/lapwing")
+        );
+    }
 }

@@ -1,13 +1,21 @@
 //! Product manifests (profile §6): one TOML file per installed product.
 //!
 //! A bad manifest is reported with its file, field and reason and never hides the others.
+//!
+//! This file reads and checks one manifest; `installed` finds every installed one, and
+//! `system_folder` says when a manifest installed for everyone can be trusted.
 
-use std::collections::BTreeMap;
+mod installed;
+mod system_folder;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use lap_proto::{ServerPublicKeys, Uuid};
 use serde::Deserialize;
+
+pub use installed::{Catalog, ScanCache, platform_system_folder, product_dirs, scan, scan_with};
+pub use system_folder::{Access, SystemFolder, untrusted_because};
 
 /// The Room a manifest gets when it names none (profile §2).
 pub const DEFAULT_RESPONSE_ROOM: usize = lap_proto::seed::DEFAULT_RESPONSE_ROOM;
@@ -216,122 +224,6 @@ impl Manifest {
     }
 }
 
-/// The directories manifests are read from, in order (later ones win on equal ids).
-pub fn product_dirs() -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os("LAPWING_PRODUCTS_DIR") {
-        return vec![PathBuf::from(dir)];
-    }
-    platform_product_dirs()
-}
-
-#[cfg(target_os = "linux")]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/share/lap/products.d")];
-    let data_home = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    if let Some(data_home) = data_home {
-        dirs.push(data_home.join("lap/products.d"));
-    }
-    dirs
-}
-
-#[cfg(target_os = "windows")]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = std::env::var_os("ProgramData") {
-        dirs.push(PathBuf::from(p).join("LAP\\products.d"));
-    }
-    if let Some(p) = std::env::var_os("LOCALAPPDATA") {
-        dirs.push(PathBuf::from(p).join("LAP\\products.d"));
-    }
-    dirs
-}
-
-#[cfg(target_os = "macos")]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/Library/Application Support/LAP/products.d")];
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join("Library/Application Support/LAP/products.d"));
-    }
-    dirs
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    Vec::new()
-}
-
-/// Every product found, and every manifest refused, across the directories.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Catalog {
-    /// By id.
-    pub products: BTreeMap<String, Manifest>,
-    pub errors: Vec<ManifestError>,
-}
-
-/// Reads every `*.toml` in `dirs`. Missing directories are fine (nothing installed there).
-pub fn scan(dirs: &[PathBuf]) -> Catalog {
-    let mut catalog = Catalog::default();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        files.sort();
-        for file in files {
-            match Manifest::load(&file) {
-                Ok(manifest) => {
-                    if let Some(previous) = catalog.products.get(&manifest.id)
-                        && previous.file.parent() == manifest.file.parent()
-                    {
-                        catalog.errors.push(ManifestError {
-                            file: manifest.file.clone(),
-                            field: "id".into(),
-                            reason: format!(
-                                "{:?} is already used by {}",
-                                manifest.id,
-                                previous.file.display()
-                            ),
-                        });
-                        continue;
-                    }
-                    catalog.products.insert(manifest.id.clone(), manifest);
-                }
-                Err(e) => catalog.errors.push(e),
-            }
-        }
-    }
-    // An add-on whose base is not installed cannot be activated: report it, keep the rest.
-    let orphans: Vec<String> = catalog
-        .products
-        .values()
-        .filter(|m| {
-            m.addon_of
-                .as_ref()
-                .is_some_and(|b| !catalog.products.contains_key(b))
-        })
-        .map(|m| m.id.clone())
-        .collect();
-    for id in orphans {
-        if let Some(m) = catalog.products.remove(&id) {
-            catalog.errors.push(ManifestError {
-                file: m.file,
-                field: "addon_of".into(),
-                reason: format!(
-                    "base product {:?} is not installed",
-                    m.addon_of.unwrap_or_default()
-                ),
-            });
-        }
-    }
-    catalog
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -339,7 +231,7 @@ pub(crate) mod tests {
     pub(crate) const X: &str = "4954728102f02d2917df9aabf24634d4a3a3b83312273e818e40da0cf2755623";
     pub(crate) const ED: &str = "a72f4e02db405c0582a48e79f4830538bccc150e4ccda0404e03f4a190e12356";
 
-    fn text(id: &str, extra: &str) -> String {
+    pub(crate) fn text(id: &str, extra: &str) -> String {
         format!(
             "schema = 1\nid = \"{id}\"\nname = \"Acme Studio\"\nvendor = \"Acme\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\n{extra}\n[server]\nx25519 = \"{X}\"\ned25519 = \"{ED}\"\naddress = \"127.0.0.1:4711\"\n"
         )
@@ -400,44 +292,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn scan_reports_bad_files_and_keeps_the_good_ones() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("a.toml"), text("acme-studio", "")).expect("write");
-        std::fs::write(dir.path().join("b.toml"), "schema = 1\nid = ").expect("write");
-        std::fs::write(
-            dir.path().join("c.toml"),
-            text("acme-export", "addon_of = \"acme-studio\""),
-        )
-        .expect("write");
-        std::fs::write(
-            dir.path().join("d.toml"),
-            text("orphan", "addon_of = \"missing\""),
-        )
-        .expect("write");
-        std::fs::write(dir.path().join("e.toml"), text("acme-studio", "")).expect("write");
-        std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
-        let catalog = scan(&[dir.path().to_owned(), dir.path().join("absent")]);
-        assert_eq!(
-            catalog.products.keys().collect::<Vec<_>>(),
-            ["acme-export", "acme-studio"]
-        );
-        let fields: Vec<(&str, &str)> = catalog
-            .errors
-            .iter()
-            .map(|e| {
-                (
-                    e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""),
-                    e.field.as_str(),
-                )
-            })
-            .collect();
-        assert!(fields.contains(&("b.toml", "-")), "{fields:?}");
-        assert!(fields.contains(&("d.toml", "addon_of")), "{fields:?}");
-        assert!(fields.contains(&("e.toml", "id")), "{fields:?}");
-        assert_eq!(catalog.errors.len(), 3);
-    }
-
-    #[test]
     fn ids_are_slugs() {
         for ok in ["a", "acme-studio", "x1", &"a".repeat(64)] {
             assert!(is_valid_id(ok), "{ok}");
@@ -445,92 +299,5 @@ pub(crate) mod tests {
         for bad in ["", "-a", "Acme", "a_b", "a b", "a/b", &"a".repeat(65), "é"] {
             assert!(!is_valid_id(bad), "{bad}");
         }
-    }
-}
-
-/// What identifies the manifests on disk: each file's path, modification time and length.
-type Fingerprint = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
-
-fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
-    let mut out = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                let meta = entry.metadata().ok();
-                out.push((
-                    path,
-                    meta.as_ref().and_then(|m| m.modified().ok()),
-                    meta.map_or(0, |m| m.len()),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Scans once and again only when a manifest file appears, goes, or changes: parsing every
-/// manifest (and checking its keys) on each call would dominate an activation's cost.
-#[derive(Debug, Default)]
-pub struct ScanCache {
-    // Shared, not cloned per call: a catalog of 100 manifests costs more to copy than the
-    // activation that needs one of them.
-    cached: std::sync::Mutex<Option<(Fingerprint, std::sync::Arc<Catalog>)>>,
-}
-
-impl ScanCache {
-    pub fn scan(&self, dirs: &[PathBuf]) -> Catalog {
-        (*self.scan_shared(dirs)).clone()
-    }
-
-    /// The catalog, rescanned only if a manifest file appeared, went or changed.
-    pub fn scan_shared(&self, dirs: &[PathBuf]) -> std::sync::Arc<Catalog> {
-        let now = fingerprint(dirs);
-        let mut cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((seen, catalog)) = cached.as_ref()
-            && *seen == now
-        {
-            return std::sync::Arc::clone(catalog);
-        }
-        let catalog = std::sync::Arc::new(scan(dirs));
-        *cached = Some((now, std::sync::Arc::clone(&catalog)));
-        catalog
-    }
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_notices_added_changed_and_removed_manifests() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let dirs = vec![dir.path().to_owned()];
-        let text = |id: &str, name: &str| {
-            format!(
-                "schema = 1\nid = \"{id}\"\nname = \"{name}\"\nvendor = \"V\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\n[server]\nx25519 = \"{}\"\ned25519 = \"{}\"\n",
-                tests::X,
-                tests::ED
-            )
-        };
-        let cache = ScanCache::default();
-        assert!(cache.scan(&dirs).products.is_empty());
-        std::fs::write(dir.path().join("a.toml"), text("a", "First")).expect("write");
-        assert_eq!(cache.scan(&dirs).products["a"].name, "First");
-        std::fs::write(dir.path().join("a.toml"), text("a", "Second name")).expect("write");
-        assert_eq!(
-            cache.scan(&dirs).products["a"].name,
-            "Second name",
-            "a changed length is noticed"
-        );
-        std::fs::remove_file(dir.path().join("a.toml")).expect("remove");
-        assert!(cache.scan(&dirs).products.is_empty());
     }
 }

@@ -14,6 +14,12 @@
 //!
 //! [evaluation]
 //! allowed = false                     # products never start an evaluation: a key is needed
+//!
+//! [discovery]
+//! allow_local_addresses = true        # use loopback/link-local servers found by DNS or mDNS
+//!
+//! [clock]
+//! time_server = "ntp.corp.example:123" # asked (one SNTP query) when a server stays silent
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -48,11 +54,6 @@ pub struct PolicyError {
     pub reason: String,
 }
 
-/// Why a product without a key is not activated when the policy forbids evaluations: the
-/// status, `lapctl` and the notification say it in these words.
-pub const EVALUATION_DISABLED: &str =
-    "evaluation disabled by the administrator (machine policy): enter a license key";
-
 // Unknown keys are refused everywhere (`deny_unknown_fields`): a misspelt `[evaluation]
 // alowed = false` silently ignored would leave evaluations on against the administrator's will.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -64,6 +65,32 @@ pub struct Policy {
     pub notifications: NotificationPolicy,
     #[serde(default)]
     pub evaluation: EvaluationPolicy,
+    #[serde(default)]
+    pub discovery: DiscoveryPolicy,
+    #[serde(default)]
+    pub clock: ClockPolicy,
+}
+
+/// How this machine's clock is checked when a server stays silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockPolicy {
+    /// A time server, `HOST:PORT` (NTP's port is 123), asked with one SNTP query to measure
+    /// the clock. Preferred to the system's own (systemd-timesyncd's `NTP=`), which is used
+    /// when this is not set.
+    pub time_server: Option<String>,
+}
+
+/// What discovery may use of what the network says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryPolicy {
+    /// `true`: loopback, unspecified, multicast, broadcast and link-local addresses found by
+    /// DNS SRV, DNS-SD or mDNS are used (a LAP server on this machine or its link). By
+    /// default they are dropped, so a hostile DNS server or LAN cannot point the app at a
+    /// local service; the override, the policy's server and the manifest's address are
+    /// never dropped.
+    pub allow_local_addresses: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -149,6 +176,14 @@ impl Policy {
                 None => e.message().to_owned(),
             },
         })?;
+        if let Some(server) = &policy.clock.time_server
+            && let Err(e) = lapwing_discovery::parse_host_port(server)
+        {
+            return Err(PolicyError {
+                path: path.to_owned(),
+                reason: format!("clock.time_server: {e}"),
+            });
+        }
         if policy.server.locked && policy.server.address.is_none() {
             return Err(PolicyError {
                 path: path.to_owned(),
@@ -201,6 +236,7 @@ mod tests {
         assert_eq!(load(example).expect("example"), Policy::default());
         let with_server = example
             .replace("# address = ", "address = ")
+            .replace("# time_server = ", "time_server = ")
             .replace("locked = false", "locked = true");
         let policy = load(&with_server).expect("example with a server");
         assert_eq!(
@@ -208,6 +244,10 @@ mod tests {
             Some("lap.corp.example:4711")
         );
         assert!(policy.server.locked);
+        assert_eq!(
+            policy.clock.time_server.as_deref(),
+            Some("ntp.corp.example:123")
+        );
     }
 
     fn load(text: &str) -> Result<Policy, PolicyError> {
@@ -232,15 +272,32 @@ mod tests {
     #[test]
     fn each_key_is_read() {
         let policy = load(
-            "[notifications]\nenabled = false\nwarnings = true\n[evaluation]\nallowed = false\n",
+            "[notifications]\nenabled = false\nwarnings = true\n[evaluation]\nallowed = false\n\
+             [discovery]\nallow_local_addresses = true\n",
         )
         .expect("valid");
+        assert!(policy.discovery.allow_local_addresses);
+        assert!(!load("").expect("empty").discovery.allow_local_addresses);
         assert!(!policy.notifications.enabled);
         assert!(
             !policy.notifications.warnings_shown(),
             "disabled notifications silence warnings too"
         );
         assert!(!policy.evaluation.allowed);
+    }
+
+    #[test]
+    fn the_time_server_is_read_and_checked() {
+        assert_eq!(load("").expect("empty").clock.time_server, None);
+        let policy = load("[clock]\ntime_server = \"ntp.corp.example:123\"\n").expect("valid");
+        assert_eq!(
+            policy.clock.time_server.as_deref(),
+            Some("ntp.corp.example:123")
+        );
+        let e = load("[clock]\ntime_server = \"ntp.corp.example\"\n")
+            .expect_err("no port")
+            .to_string();
+        assert!(e.contains("clock.time_server"), "{e}");
     }
 
     #[test]

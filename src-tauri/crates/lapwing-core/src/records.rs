@@ -1,34 +1,18 @@
-//! Where Lapwing keeps its files, and the activation records products read (profile §7).
+//! The data directory's files, and the activation records products read (profile §7).
 
 use std::path::{Path, PathBuf};
 
 use lap_proto::{Activation, ActivationRecord, ServerData, ServerDataError};
 
-use crate::state::{Grant, ServerUsed};
-
-/// The per-user data directory: `LAPWING_HOME`, else the platform's (XDG on Linux).
-pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LAPWING_HOME") {
-        return PathBuf::from(dir);
-    }
-    #[cfg(windows)]
-    let base = std::env::var_os("LOCALAPPDATA").map(PathBuf::from);
-    #[cfg(target_os = "macos")]
-    let base =
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Library/Application Support"));
-    #[cfg(not(any(windows, target_os = "macos")))]
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    base.unwrap_or_else(std::env::temp_dir).join("lapwing")
-}
+use crate::state::{Grant, ServerUsed, prepare_data_dir};
 
 /// `activations/` under the data directory.
 pub fn records_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("activations")
 }
 
-/// Writes products' records, `activations/<id>.json`, readable by the product (same user).
+/// Writes products' records, `activations/<id>.json`, readable by the product (same user)
+/// and nobody else (0600): they hold the server-to-client key.
 ///
 /// Each is written atomically, with the disk flushes shared
 /// (`lapwing_fs::write_all_atomically`): N records cost N file flushes side by side and one
@@ -41,7 +25,9 @@ pub fn write_records(
     /// Flushes waiting side by side; 32 or 100 measured no faster here (2 cores).
     const PARALLEL_FLUSHES: usize = 8;
     let dir = records_dir(data_dir);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    let created =
+        prepare_data_dir(data_dir).and_then(|()| lapwing_fs::create_private_dir(&dir).map(drop));
+    if let Err(e) = created {
         return records
             .iter()
             .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
@@ -60,7 +46,7 @@ pub fn write_records(
         .map(|(path, text)| lapwing_fs::FileWrite {
             path,
             bytes: text.as_bytes(),
-            mode: 0o644,
+            mode: 0o600,
         })
         .collect();
     lapwing_fs::write_all_atomically(&files, PARALLEL_FLUSHES)
@@ -111,4 +97,59 @@ pub fn grant_from(
         server,
         without_key,
     ))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).expect("meta").permissions().mode() & 0o7777
+    }
+
+    fn record(id: &str) -> ActivationRecord {
+        ActivationRecord {
+            schema: 1,
+            id: id.into(),
+            sku: lap_proto::Uuid::from_u128(1),
+            client_id: lap_proto::Uuid::from_u128(2),
+            license_id: lap_proto::Uuid::from_u128(3),
+            server_time: 1_700_000_000,
+            response: "AAAA".into(),
+            key: "c2Vzc2lvbiBrZXk=".into(),
+        }
+    }
+
+    #[test]
+    fn records_are_the_users_alone_in_a_private_data_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("share/lapwing");
+        let acme = record("acme");
+        let results = write_records(&data, &[&acme]);
+        let path = results[0].as_ref().expect("written");
+        assert_eq!(
+            mode_of(path),
+            0o600,
+            "a record holds the server-to-client key"
+        );
+        assert_eq!(mode_of(&data), 0o700);
+        assert_eq!(mode_of(&records_dir(&data)), 0o700);
+        assert_eq!(read_record(&data, "acme").expect("read back").key, acme.key);
+    }
+
+    #[test]
+    fn a_record_written_over_a_readable_one_is_narrowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = records_dir(dir.path()).join("acme.json");
+        std::fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&old, b"{}").expect("old record");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_records(dir.path(), &[&record("acme")])
+            .pop()
+            .expect("one result")
+            .expect("written");
+        assert_eq!(mode_of(&old), 0o600);
+    }
 }

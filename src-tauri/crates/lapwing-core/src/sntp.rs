@@ -27,7 +27,15 @@ pub enum SntpError {
 }
 
 /// The server's time in UNIX seconds (whole seconds: the 30-second window makes finer useless).
-pub async fn query(server: SocketAddr, timeout: Duration) -> Result<u64, SntpError> {
+/// Exactly one 48-byte request is sent (RFC 4330 client mode). `transmit` goes in its
+/// Transmit Timestamp, which the server echoes as the Originate Timestamp: an answer that does
+/// not echo it is not an answer to this request (RFC 4330 §5), so random bytes there keep an
+/// off-path sender from passing a forged time.
+pub async fn query(
+    server: SocketAddr,
+    timeout: Duration,
+    transmit: [u8; 8],
+) -> Result<u64, SntpError> {
     let name = server.to_string();
     let io = |source| SntpError::Io {
         server: name.clone(),
@@ -42,6 +50,7 @@ pub async fn query(server: SocketAddr, timeout: Duration) -> Result<u64, SntpErr
     socket.connect(server).await.map_err(io)?;
     let mut request = [0u8; 48];
     request[0] = 0b00_100_011; // LI 0, version 4, mode 3 (client)
+    request[TRANSMIT].copy_from_slice(&transmit);
     socket.send(&request).await.map_err(io)?;
     let mut answer = [0u8; 68];
     let len = tokio::time::timeout(timeout, socket.recv(&mut answer))
@@ -51,16 +60,24 @@ pub async fn query(server: SocketAddr, timeout: Duration) -> Result<u64, SntpErr
             timeout_ms: timeout.as_millis(),
         })?
         .map_err(io)?;
-    parse(&answer[..len]).map_err(|reason| SntpError::Invalid {
+    parse(&answer[..len], transmit).map_err(|reason| SntpError::Invalid {
         server: name,
         reason,
     })
 }
 
-/// Reads the transmit timestamp of an SNTP answer.
-pub fn parse(answer: &[u8]) -> Result<u64, &'static str> {
+/// Where the answer echoes the request's Transmit Timestamp.
+const ORIGINATE: std::ops::Range<usize> = 24..32;
+/// The Transmit Timestamp: the request's nonce going out, the server's time coming back.
+const TRANSMIT: std::ops::Range<usize> = 40..48;
+
+/// Reads the transmit timestamp of an SNTP answer to the request sent with `transmit`.
+pub fn parse(answer: &[u8], transmit: [u8; 8]) -> Result<u64, &'static str> {
     if answer.len() < 48 {
         return Err("shorter than 48 bytes");
+    }
+    if answer[ORIGINATE] != transmit {
+        return Err("not an answer to this request (originate timestamp)");
     }
     let mode = answer[0] & 0b111;
     if mode != 4 && mode != 5 {
@@ -70,7 +87,10 @@ pub fn parse(answer: &[u8]) -> Result<u64, &'static str> {
         return Err("server not synchronised (kiss-o'-death or alarm)");
     }
     let seconds = u64::from(u32::from_be_bytes([
-        answer[40], answer[41], answer[42], answer[43],
+        answer[TRANSMIT.start],
+        answer[TRANSMIT.start + 1],
+        answer[TRANSMIT.start + 2],
+        answer[TRANSMIT.start + 3],
     ]));
     if seconds == 0 {
         return Err("no transmit time");
@@ -88,8 +108,11 @@ pub fn parse(answer: &[u8]) -> Result<u64, &'static str> {
 mod tests {
     use super::*;
 
+    const NONCE: [u8; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
+
     fn answer(unix: u64) -> [u8; 48] {
         let mut a = [0u8; 48];
+        a[ORIGINATE].copy_from_slice(&NONCE);
         a[0] = 0b00_100_100;
         a[1] = 2;
         let ntp = u32::try_from((unix + NTP_UNIX_OFFSET) % (1 << 32)).expect("fits");
@@ -99,9 +122,9 @@ mod tests {
 
     #[test]
     fn parses_transmit_time_across_the_2036_wrap() {
-        assert_eq!(parse(&answer(1_795_000_000)), Ok(1_795_000_000));
+        assert_eq!(parse(&answer(1_795_000_000), NONCE), Ok(1_795_000_000));
         assert_eq!(
-            parse(&answer(2_100_000_000)),
+            parse(&answer(2_100_000_000), NONCE),
             Ok(2_100_000_000),
             "after 2036"
         );
@@ -109,33 +132,47 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_usable_answer() {
-        assert!(parse(&[0; 47]).is_err());
+        assert!(parse(&[0; 47], NONCE).is_err());
         let mut a = answer(1_795_000_000);
         a[0] = 0b00_100_011;
-        assert!(parse(&a).is_err(), "client mode");
+        assert!(parse(&a, NONCE).is_err(), "client mode");
         let mut a = answer(1_795_000_000);
         a[1] = 0;
-        assert!(parse(&a).is_err(), "stratum 0");
+        assert!(parse(&a, NONCE).is_err(), "stratum 0");
+        assert_eq!(
+            parse(&answer(1_795_000_000), [0; 8]),
+            Err("not an answer to this request (originate timestamp)"),
+            "an answer that does not echo the request's nonce"
+        );
     }
 
     #[tokio::test]
     async fn queries_a_server_on_loopback() {
         let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = server.local_addr().expect("addr");
+        let (seen_tx, seen) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let mut buffer = [0u8; 64];
-            if let Ok((_, from)) = server.recv_from(&mut buffer).await {
+            if let Ok((len, from)) = server.recv_from(&mut buffer).await {
+                let _ = seen_tx.send(buffer[..len].to_vec());
                 drop(server.send_to(&answer(1_800_000_000), from).await);
             }
         });
         assert_eq!(
-            query(addr, Duration::from_secs(2)).await.expect("answer"),
+            query(addr, Duration::from_secs(2), NONCE)
+                .await
+                .expect("answer"),
             1_800_000_000
         );
+        let request = seen.await.expect("the server saw the request");
+        assert_eq!(request.len(), 48, "RFC 4330: one 48-byte request");
+        assert_eq!(request[0], 0b00_100_011, "version 4, client mode");
+        assert_eq!(request[TRANSMIT], NONCE, "the nonce in Transmit Timestamp");
         let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let err = query(
             silent.local_addr().expect("addr"),
             Duration::from_millis(100),
+            NONCE,
         )
         .await
         .expect_err("silence");

@@ -4,8 +4,11 @@
 use serde::Serialize;
 
 use crate::manifest::Manifest;
-use crate::schedule::{DAY, renew_at};
-use crate::state::{GrantKind, ProductState};
+use lap_proto::LicenseKind;
+use lap_proto::time::DAY;
+
+use crate::state::ProductState;
+use crate::timing::renew_at;
 
 /// The states `lapctl status --json` reports (kebab-case words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,7 +74,7 @@ pub fn standing(manifest: &Manifest, product: &ProductState, has_key: bool, now:
     let keyed_grant = product
         .grant
         .as_ref()
-        .filter(|g| !g.without_key && g.kind != Some(GrantKind::Evaluation));
+        .filter(|g| !g.without_key && g.kind != Some(LicenseKind::Evaluation));
     if let Some(grant) = keyed_grant {
         let phase = match grant.not_after {
             Some(end) if now >= end => Phase::Expired,
@@ -136,9 +139,9 @@ mod tests {
             not_after,
             renew_after: Some(NOW + 7 * DAY),
             kind: Some(if without_key {
-                GrantKind::Evaluation
+                LicenseKind::Evaluation
             } else {
-                GrantKind::Term
+                LicenseKind::Term
             }),
             in_compliance: Some(true),
             features: vec![],

@@ -1,17 +1,17 @@
-//! The UDP exchange with retries (profile §1): each attempt is a fresh request (new
-//! ephemeral key, current ClientTime); the keys of every attempt stay valid, so a late answer
-//! to an earlier attempt is accepted; anything that does not open is ignored.
+//! The UDP exchange with one server: a socket driver for the retry rules of [`crate::retry`].
+//! It owns the socket, the timers, the wall clock (ClientTime) and the randomness (ephemeral
+//! keys); what to send when and which answer to accept is decided by [`Attempts`].
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::Instant;
 
-use lap_proto::{
-    Activation, EphemeralSecret, PendingExchange, ProtoError, Request, ServerPublicKeys, open_any,
-    seal_request,
-};
+use lap_proto::{EphemeralSecret, ProtoError, ServerPublicKeys};
 use tokio::net::UdpSocket;
+use zeroize::Zeroizing;
 
 use crate::clock::Clock;
+use crate::retry::{Attempts, BuildRequest, Received};
+pub use crate::retry::{RetryPolicy, ServerOutcome};
 
 /// Randomness, injected so that tests can fix ephemeral keys.
 pub trait Entropy: Send + Sync + std::fmt::Debug {
@@ -39,52 +39,50 @@ pub enum TransportError {
     Request(ProtoError),
 }
 
-/// How hard to try one server.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// How long to wait after each attempt; one attempt per entry.
-    pub waits: Vec<Duration>,
-}
-
-impl Default for RetryPolicy {
-    /// Three attempts, waiting 1, 2 and 4 s: a lost datagram costs a second, a dead server 7.
-    fn default() -> Self {
-        Self {
-            waits: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-                Duration::from_secs(4),
-            ],
-        }
-    }
-}
-
-/// What happened with one server.
-#[derive(Debug)]
-pub enum ServerOutcome {
-    Answered {
-        activation: Box<Activation>,
-        attempts: usize,
-    },
-    /// Nothing that opened came back. `rejected` counts datagrams that arrived but failed a
-    /// check, with the last reason: a forged or broken answer, not silence.
-    Silent {
-        attempts: usize,
-        rejected: usize,
-        last_rejection: Option<String>,
-    },
-}
-
 /// Sends up to `policy.waits.len()` fresh requests to `server`, returning the first answer
 /// that opens under any attempt's keys.
 pub async fn exchange(
     server: SocketAddr,
     keys: &ServerPublicKeys,
-    build_request: &(dyn Fn(u64) -> Request + Send + Sync),
+    build_request: &BuildRequest<'_>,
     clock: &dyn Clock,
     entropy: &dyn Entropy,
     policy: &RetryPolicy,
 ) -> Result<ServerOutcome, TransportError> {
+    let socket = connected_socket(server).await?;
+    let mut attempts = Attempts::new(keys, build_request, policy);
+    let mut buffer = [0u8; 2048];
+    loop {
+        if attempts.is_send_due() {
+            send_attempt(&socket, server, &mut attempts, clock, entropy).await?;
+        }
+        let Some(deadline) = attempts.poll_timeout() else {
+            break;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
+            Err(_elapsed) => attempts.handle_timeout(monotonic_now()),
+            Ok(Ok(len)) => {
+                if let Received::Rejected(e) =
+                    attempts.handle_datagram(monotonic_now(), &buffer[..len])
+                {
+                    tracing::warn!(%server, reason = %e, "ignored a datagram that did not open");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%server, error = %e, "recv failed");
+                attempts.handle_recv_error(monotonic_now());
+                // A socket that keeps failing must not spin: wait out the attempt instead.
+                tokio::time::sleep_until(deadline).await;
+                attempts.handle_timeout(monotonic_now());
+            }
+        }
+    }
+    Ok(attempts.into_outcome())
+}
+
+/// Connected: the kernel drops datagrams from any other address or port.
+async fn connected_socket(server: SocketAddr) -> Result<UdpSocket, TransportError> {
     let bind: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -93,58 +91,38 @@ pub async fn exchange(
     let socket = UdpSocket::bind(bind)
         .await
         .map_err(TransportError::Socket)?;
-    // Connected: the kernel drops datagrams from any other address or port.
     socket
         .connect(server)
         .await
         .map_err(TransportError::Socket)?;
-    let mut pending: Vec<PendingExchange> = Vec::with_capacity(policy.waits.len());
-    let mut buffer = [0u8; 2048];
-    let (mut rejected, mut last_rejection) = (0, None);
-    for (attempt, wait) in policy.waits.iter().enumerate() {
-        let mut secret = [0u8; 32];
-        entropy.fill(&mut secret)?;
-        let request = build_request(clock.now());
-        let (datagram, exchange) =
-            seal_request(keys, &request, &EphemeralSecret::from_bytes(secret))
-                .map_err(TransportError::Request)?;
-        pending.push(exchange);
-        // A send error (no route, ICMP unreachable from an earlier attempt) is one more
-        // unanswered attempt, not a reason to stop.
-        if let Err(e) = socket.send(&datagram).await {
-            tracing::debug!(%server, error = %e, "send failed");
-        }
-        let deadline = tokio::time::Instant::now() + *wait;
-        loop {
-            let received = tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await;
-            let len = match received {
-                Err(_) => break,
-                Ok(Err(e)) => {
-                    tracing::debug!(%server, error = %e, "recv failed");
-                    // Linux reports an earlier ICMP port-unreachable here: wait out the rest.
-                    tokio::time::sleep_until(deadline).await;
-                    break;
-                }
-                Ok(Ok(len)) => len,
-            };
-            match open_any(&pending, &buffer[..len]) {
-                Ok((_, activation)) => {
-                    return Ok(ServerOutcome::Answered {
-                        activation: Box::new(activation),
-                        attempts: attempt + 1,
-                    });
-                }
-                Err(e) => {
-                    rejected += 1;
-                    tracing::warn!(%server, reason = %e, "ignored a datagram that did not open");
-                    last_rejection = Some(e.to_string());
-                }
-            }
-        }
+    Ok(socket)
+}
+
+/// Sends the attempt that is due, with a fresh ephemeral key and the ClientTime of now.
+async fn send_attempt(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    attempts: &mut Attempts<'_>,
+    clock: &dyn Clock,
+    entropy: &dyn Entropy,
+) -> Result<(), TransportError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    entropy.fill(secret.as_mut_slice())?;
+    let ephemeral = EphemeralSecret::from_bytes(*secret);
+    let Some(datagram) = attempts
+        .poll_transmit(monotonic_now(), &ephemeral, clock.now())
+        .map_err(TransportError::Request)?
+    else {
+        return Ok(());
+    };
+    if let Err(e) = socket.send(&datagram).await {
+        tracing::debug!(%server, error = %e, "send failed");
+        attempts.handle_send_error(monotonic_now());
     }
-    Ok(ServerOutcome::Silent {
-        attempts: policy.waits.len(),
-        rejected,
-        last_rejection,
-    })
+    Ok(())
+}
+
+/// Tokio's clock, so that the deadlines and the timers agree (also when a test pauses time).
+fn monotonic_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }

@@ -4,17 +4,21 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lap_proto::{LicenseKey, ServerSecretKeys, Uuid};
-use lapd::catalog::Catalog;
+use lap_proto::server_data::MIN_RENEW_SECS;
+use lap_proto::test_util::key;
+use lap_proto::time::unix_now;
+use lap_proto::time::{DAY, HOUR, MINUTE};
+use lap_proto::{ServerSecretKeys, Uuid};
+use lapd::catalog::LicenseCatalog;
 use lapd::ratelimit::RateLimiter;
 use lapd::server::{Background, Server};
 use lapd::store::Store;
+use lapwing_core::cause::Cause;
 use lapwing_core::clock::{Clock, FakeClock};
 use lapwing_core::engine::{Engine, EngineConfig, EngineError};
 use lapwing_core::identity::FixedIdentity;
-use lapwing_core::schedule::{DAY, HOUR, MINUTE};
 use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
 use lapwing_core::transport::{OsEntropy, RetryPolicy};
@@ -23,20 +27,6 @@ use lapwing_secrets::{MemoryStore, SecretStore};
 
 const BASE_SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
 const ADDON_SKU: Uuid = Uuid::from_u128(0x0d3f_4b43_4c39_4a43_9a3e_5f7a_1c0e_9b12);
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn key(n: u8) -> LicenseKey {
-    let mut draw = [n; 16];
-    LicenseKey::generate(move || {
-        draw[15] = draw[15].wrapping_add(1);
-        draw
-    })
-}
 
 /// A lapd on 127.0.0.1 with a base SKU (30-day evaluation), an add-on, and licenses for keys 1 (base,
 /// term 365 days) and 2 (add-on, perpetual). Stops when dropped.
@@ -48,18 +38,29 @@ struct TestServer {
 
 impl TestServer {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// [`TestServer::start`] with `head` (top-level catalog settings) in front of the SKUs.
+    fn start_with(head: &str) -> Self {
+        Self::start_keyed(head, 0x41)
+    }
+
+    /// [`TestServer::start_with`] under its own keys: X25519 secret bytes all `seed`, Ed25519
+    /// seed bytes all `seed + 1`.
+    fn start_keyed(head: &str, seed: u8) -> Self {
         let catalog = format!(
-            "[[sku]]\nid = \"{BASE_SKU}\"\nname = \"Acme Studio\"\nevaluation_days = 30\n\
+            "{head}[[sku]]\nid = \"{BASE_SKU}\"\nname = \"Acme Studio\"\nevaluation_days = 30\n\
              [[sku]]\nid = \"{ADDON_SKU}\"\nname = \"Acme Export\"\nbase = \"{BASE_SKU}\"\n\
              [[license]]\nkey = \"{}\"\nsku = \"{BASE_SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\nfeatures = [\"pro\"]\n\
              [[license]]\nkey = \"{}\"\nsku = \"{ADDON_SKU}\"\nkind = \"perpetual\"\nseats = 2\n",
             key(1).to_display(),
             key(2).to_display()
         );
-        let catalog = Catalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
-        let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
+        let catalog = LicenseCatalog::parse(&catalog, Path::new("catalog.toml")).expect("catalog");
+        let keys = ServerSecretKeys::from_bytes([seed; 32], &[seed + 1; 32]);
         let server = Server::new(
-            ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]),
+            ServerSecretKeys::from_bytes([seed; 32], &[seed + 1; 32]),
             catalog,
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
@@ -290,20 +291,22 @@ async fn silence_is_diagnosed_in_order_and_backs_off() {
     assert_eq!(status.state, Phase::Unlicensed);
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
-    assert!(
-        attempt.diagnosis[0].contains("clock"),
+    let codes: Vec<&str> = attempt.diagnosis.iter().map(Cause::code).collect();
+    // The clock is not blamed unmeasured (this engine has no time sources): what its check
+    // found comes last (tests/clock.rs has the measured cases).
+    assert_eq!(
+        codes,
+        ["key-may-be-refused", "unreachable", "clock-not-checked"],
         "{:?}",
         attempt.diagnosis
     );
+    assert!(attempt.diagnosis[0].to_string().contains("key"));
     assert!(
-        attempt.diagnosis[1].contains("key may not be accepted"),
-        "{:?}",
-        attempt.diagnosis
-    );
-    assert!(
-        attempt.diagnosis[2].contains("unreachable"),
-        "{:?}",
-        attempt.diagnosis
+        attempt.diagnosis[1]
+            .to_string()
+            .starts_with("the server may be unreachable: no answer from 127.0.0.1:"),
+        "{}",
+        attempt.diagnosis[1]
     );
     assert_eq!(status.next_attempt_at, Some(s.clock.now() + 15 * MINUTE));
 }
@@ -379,6 +382,52 @@ async fn an_override_beats_the_manifest_and_a_locked_policy_refuses_it() {
     );
 }
 
+/// A list of silent servers cannot hold an activation past the exchange bound
+/// (`DiscoveryConfig::exchange_timeout`): the first server is asked, the bound ends the
+/// attempt while it is still silent, and the next one is never sent to.
+#[tokio::test]
+async fn silent_servers_cannot_hold_an_activation_past_the_exchange_bound() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let first = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let second = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (first_addr, second_addr) = (
+        first.local_addr().expect("addr"),
+        second.local_addr().expect("addr"),
+    );
+    point_manifests_at(&s, &server, second_addr);
+    s.engine
+        .set_server_override(Some("acme-studio"), Some(&first_addr.to_string()))
+        .expect("override set");
+    let mut config = s.engine.config().clone();
+    // Shorter than one server's retries (2 × 300 ms).
+    config.discovery.exchange_timeout = Duration::from_millis(200);
+    let engine = Engine::new(config);
+    let status = engine.activate("acme-studio", None).await.expect("runs");
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
+    let said: Vec<String> = attempt.diagnosis.iter().map(ToString::to_string).collect();
+    assert!(
+        said.iter().any(|t| t.contains(&first_addr.to_string())),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|t| t.contains(&second_addr.to_string())),
+        "{said:?}"
+    );
+    let mut buffer = [0u8; 2048];
+    first.set_nonblocking(true).expect("nonblocking");
+    second.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        first.recv(&mut buffer).is_ok(),
+        "the first server was asked"
+    );
+    assert!(
+        second.recv(&mut buffer).is_err(),
+        "a server after the bound was sent to"
+    );
+}
+
 #[tokio::test]
 async fn unknown_products_and_missing_keys_are_clear() {
     let server = TestServer::start();
@@ -390,10 +439,10 @@ async fn unknown_products_and_missing_keys_are_clear() {
     let status = s.engine.activate("acme-export", None).await.expect("runs");
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
-    assert!(
-        attempt.diagnosis[0].contains("no license key"),
-        "{:?}",
-        attempt.diagnosis
+    assert_eq!(attempt.diagnosis, [Cause::NoLicenseKey]);
+    assert_eq!(
+        attempt.diagnosis[0].to_string(),
+        "no license key: enter one with `lapctl key set` or from the tray"
     );
 }
 
@@ -453,6 +502,46 @@ async fn the_scheduler_activates_what_is_due_and_warns_once_per_point() {
         matches!(&warnings[..], [lapwing_core::scheduler::Event::Warning { label, .. }] if label.ends_with("/2d")),
         "{warnings:?}"
     );
+}
+
+#[tokio::test]
+async fn a_renew_after_of_zero_days_never_renews_in_a_loop() {
+    // RenewAfter = ServerTime in every answer.
+    let server = TestServer::start_with("renew_after_days = 0\n");
+    let s = setup(&server);
+    let status = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(status.state, Phase::Activated, "not due again at once");
+    let attempted_at = status.last_attempt.as_ref().map(|a| a.at);
+    let renewal = s
+        .engine
+        .next_deadline()
+        .expect("deadline")
+        .expect("the renewal is due some time");
+    assert!(
+        renewal.abs_diff(s.clock.now() + MIN_RENEW_SECS) <= 5,
+        "{renewal} vs {}",
+        s.clock.now()
+    );
+    let saves = s.engine.state_store().saves();
+    for _ in 0..3 {
+        assert!(s.engine.tick().await.expect("tick").is_empty());
+    }
+    s.clock.set(renewal - 1);
+    assert!(s.engine.tick().await.expect("tick").is_empty());
+    assert_eq!(
+        s.engine.state_store().saves(),
+        saves,
+        "nothing ran before the renewal"
+    );
+    let status = s.engine.status().expect("status");
+    let studio = status
+        .iter()
+        .find(|p| p.id == "acme-studio")
+        .expect("installed");
+    assert_eq!(studio.last_attempt.as_ref().map(|a| a.at), attempted_at);
+    assert_eq!(studio.state, Phase::Activated);
+    s.clock.set(renewal);
+    assert_eq!(s.engine.next_deadline().expect("deadline"), Some(renewal));
 }
 
 #[tokio::test]
@@ -690,9 +779,14 @@ async fn a_batch_commits_mixed_outcomes_in_one_state_write() {
     assert_eq!(outcome(&second[2]), Some(AttemptOutcome::RejectedAnswer));
     let rejected = second[2].last_attempt.as_ref().expect("recorded");
     assert!(
-        rejected.diagnosis[0].contains("failed their checks"),
+        matches!(&rejected.diagnosis[0], Cause::DatagramsRejected { count, .. } if *count > 0),
         "{:?}",
         rejected.diagnosis
+    );
+    assert!(
+        rejected.diagnosis[0]
+            .to_string()
+            .contains("failed their checks")
     );
     // The failing ones keep their previous grants and back off.
     for (before, after) in first[1..].iter().zip(&second[1..]) {
@@ -767,7 +861,6 @@ fn inode(path: &Path) -> u64 {
 /// even in the keyring), the status is unlicensed with the administrator's reason, said once.
 #[tokio::test]
 async fn a_policy_without_evaluations_starts_none_and_says_why() {
-    use lapwing_core::policy::EVALUATION_DISABLED;
     use lapwing_core::scheduler::Event;
     let server = TestServer::start();
     let s = setup(&server);
@@ -785,15 +878,19 @@ async fn a_policy_without_evaluations_starts_none_and_says_why() {
     assert_eq!(status.state, Phase::Unlicensed, "no evaluation on offer");
     let events = s.engine.tick().await.expect("tick");
     assert!(
-        matches!(&events[..], [Event::NeedsAttention { product, reason, .. }]
-            if product == "acme-studio" && reason == EVALUATION_DISABLED),
+        matches!(&events[..], [Event::NeedsAttention { product, cause, .. }]
+            if product == "acme-studio" && *cause == Cause::EvaluationDisabled),
         "{events:?}"
     );
     let status = s.engine.product_status("acme-studio").expect("status");
     assert_eq!(status.state, Phase::Unlicensed);
     let attempt = status.last_attempt.expect("the reason is recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
-    assert_eq!(attempt.diagnosis, [EVALUATION_DISABLED]);
+    assert_eq!(attempt.diagnosis, [Cause::EvaluationDisabled]);
+    assert_eq!(
+        attempt.diagnosis[0].to_string(),
+        "evaluation disabled by the administrator (machine policy): enter a license key"
+    );
     assert_eq!(received(), 0, "nothing sent");
     assert_eq!(
         s.secrets
@@ -871,6 +968,468 @@ async fn the_notification_policy_silences_warnings_and_events() {
     let status = s.engine.product_status("acme-studio").expect("status");
     assert_eq!(
         status.last_attempt.map(|a| a.diagnosis),
-        Some(vec![lapwing_core::policy::EVALUATION_DISABLED.to_owned()])
+        Some(vec![Cause::EvaluationDisabled])
+    );
+}
+
+/// The all-zero key is what an evaluation sends in place of a key: neither `set_key` nor a
+/// zero key written into the keyring behind the engine's back may get past `[evaluation]
+/// allowed = false`.
+#[tokio::test]
+async fn the_all_zero_key_never_bypasses_a_policy_without_evaluations() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    std::fs::write(&s.policy, "[evaluation]\nallowed = false\n").expect("policy");
+    let received = || {
+        server
+            .serving
+            .server()
+            .stats
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    let refused = s
+        .engine
+        .set_key("acme-studio", "0000-0000-0000-0000-0000-0000-0001")
+        .expect_err("the all-zero key is refused");
+    assert!(
+        matches!(
+            refused,
+            lapwing_core::engine::EngineError::Key(lap_proto::LicenseKeyError::AllZero)
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        s.secrets
+            .get_license_key("acme-studio")
+            .expect("keyring")
+            .is_none(),
+        "nothing stored"
+    );
+
+    // Whatever writes the keyring, the zero key counts as no key.
+    s.secrets
+        .set_license_key("acme-studio", &[0; 16])
+        .expect("keyring");
+    assert!(s.engine.key("acme-studio").expect("key").is_none());
+    s.engine.tick().await.expect("tick");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.state, Phase::Unlicensed);
+    assert!(!status.has_key);
+    let attempt = status.last_attempt.expect("the reason is recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
+    assert_eq!(received(), 0, "nothing sent");
+}
+
+/// The client ids the state holds for `id`: (ClientBaseId, ClientAddOnId).
+fn client_ids(s: &Setup, id: &str) -> Option<(Uuid, Uuid)> {
+    let store = s.engine.state_store();
+    let lock = store.lock().expect("lock");
+    let (state, _) = store.load(&lock).expect("state");
+    state
+        .products
+        .get(id)
+        .map(|p| (p.client_base_id, p.client_addon_id))
+}
+
+/// The client ids the keyring holds for `id`.
+fn kept_ids(s: &Setup, id: &str) -> Option<(Uuid, Uuid)> {
+    s.secrets
+        .get_client_ids(id)
+        .expect("keyring")
+        .map(|ids| (Uuid::from_bytes(ids.base), Uuid::from_bytes(ids.addon)))
+}
+
+/// The `client_id` of `id`'s activation record, verified with the server's key.
+fn record_client_id(s: &Setup, server: &TestServer, id: &str, sku: Uuid) -> Uuid {
+    let path = s
+        .engine
+        .config()
+        .data_dir
+        .join(format!("activations/{id}.json"));
+    let record = lap_proto::ActivationRecord::from_json(
+        &std::fs::read_to_string(path).expect("record written"),
+    )
+    .expect("record parses");
+    record
+        .verify(sku, server.keys.public().ed25519_bytes())
+        .expect("verifies")
+        .response
+        .client_id
+}
+
+/// (ClientBaseId, ClientAddOnId, SKU) of one request as the server opened it.
+type SeenIds = (Uuid, Uuid, Uuid);
+
+/// A UDP relay in front of `lapd` that opens every request with the server's secret keys,
+/// notes the ids it carries, and passes it on (and the answer back): what went on the wire.
+fn recording_relay(server: &TestServer) -> (SocketAddr, Arc<std::sync::Mutex<Vec<SeenIds>>>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    upstream.connect(server.addr).expect("connect");
+    upstream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let addr = socket.local_addr().expect("addr");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = Arc::clone(&seen);
+    let keys = ServerSecretKeys::from_bytes([0x41; 32], &[0x42; 32]);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        let mut answer = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buffer) {
+            if let Ok((request, _)) = lap_proto::open_request(&keys, &buffer[..len]) {
+                noted.lock().expect("lock").push((
+                    request.client_base_id,
+                    request.client_addon_id,
+                    request.sku_id,
+                ));
+            }
+            if upstream.send(&buffer[..len]).is_ok()
+                && let Ok(n) = upstream.recv(&mut answer)
+            {
+                let _ = socket.send_to(&answer[..n], from);
+            }
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn an_add_on_sends_its_base_s_client_base_id_and_its_own_add_on_id() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let (relay, seen) = recording_relay(&server);
+    point_manifests_at(&s, &server, relay);
+    let base = licensed(&s, "acme-studio", 1).await;
+    let addon = licensed(&s, "acme-export", 2).await;
+    assert_eq!(
+        (base.state, addon.state),
+        (Phase::Activated, Phase::Activated)
+    );
+
+    let (base_id, base_addon_id) = client_ids(&s, "acme-studio").expect("provisioned");
+    let (addon_base_id, addon_id) = client_ids(&s, "acme-export").expect("provisioned");
+    assert!(!base_id.is_nil());
+    assert!(base_addon_id.is_nil(), "a base product's add-on id is nil");
+    assert_eq!(
+        addon_base_id, base_id,
+        "the add-on names its base installation"
+    );
+    assert!(!addon_id.is_nil() && addon_id != base_id);
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.contains(&(base_id, Uuid::nil(), BASE_SKU)), "{seen:?}");
+    assert!(seen.contains(&(base_id, addon_id, ADDON_SKU)), "{seen:?}");
+    assert!(
+        seen.iter().all(|(b, _, _)| *b == base_id),
+        "no other base id ever sent: {seen:?}"
+    );
+    // The server answered for exactly those ids, and the keyring keeps them.
+    assert_eq!(
+        record_client_id(&s, &server, "acme-export", ADDON_SKU),
+        addon_id
+    );
+    assert_eq!(
+        record_client_id(&s, &server, "acme-studio", BASE_SKU),
+        base_id
+    );
+    assert_eq!(kept_ids(&s, "acme-studio"), Some((base_id, Uuid::nil())));
+    assert_eq!(kept_ids(&s, "acme-export"), Some((base_id, addon_id)));
+}
+
+#[tokio::test]
+async fn an_add_on_activated_before_its_base_provisions_the_base_too() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let addon = licensed(&s, "acme-export", 2).await;
+    assert_eq!(addon.state, Phase::Activated);
+    let (addon_base_id, addon_id) = client_ids(&s, "acme-export").expect("provisioned");
+    let (base_id, _) = client_ids(&s, "acme-studio").expect("the base was provisioned with it");
+    assert_eq!(addon_base_id, base_id);
+    assert!(!addon_id.is_nil());
+    // The base, activated later, sends the id its add-on already carries.
+    let base = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(base.state, Phase::Activated);
+    assert_eq!(client_ids(&s, "acme-studio"), Some((base_id, Uuid::nil())));
+    assert_eq!(
+        record_client_id(&s, &server, "acme-studio", BASE_SKU),
+        base_id
+    );
+}
+
+#[tokio::test]
+async fn an_add_on_whose_base_is_not_installed_waits_for_it_with_a_clear_cause() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let base_manifest = s.products.join("acme-studio.toml");
+    let text = std::fs::read_to_string(&base_manifest).expect("read");
+    std::fs::remove_file(&base_manifest).expect("uninstall the base");
+
+    let refused = s.engine.set_key("acme-export", &key(2).to_display());
+    assert!(
+        matches!(&refused, Err(EngineError::BaseNotInstalled { addon, base })
+            if addon == "acme-export" && base == "acme-studio"),
+        "{refused:?}"
+    );
+    let refused = s.engine.activate("acme-export", None).await;
+    assert!(
+        matches!(refused, Err(EngineError::BaseNotInstalled { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(client_ids(&s, "acme-export"), None, "nothing provisioned");
+    assert_eq!(kept_ids(&s, "acme-export"), None);
+
+    std::fs::write(&base_manifest, text).expect("install the base");
+    let addon = licensed(&s, "acme-export", 2).await;
+    assert_eq!(addon.state, Phase::Activated);
+    let (base_id, _) = client_ids(&s, "acme-studio").expect("base provisioned");
+    assert_eq!(
+        client_ids(&s, "acme-export").map(|ids| ids.0),
+        Some(base_id)
+    );
+}
+
+#[tokio::test]
+async fn forgetting_the_base_leaves_the_add_on_its_ids_and_the_base_takes_them_back() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    licensed(&s, "acme-studio", 1).await;
+    let addon = licensed(&s, "acme-export", 2).await;
+    let before = client_ids(&s, "acme-export").expect("provisioned");
+
+    s.engine.forget("acme-studio").expect("forget the base");
+    assert_eq!(client_ids(&s, "acme-studio"), None);
+    assert_eq!(kept_ids(&s, "acme-studio"), None, "its keyring items went");
+    assert_eq!(client_ids(&s, "acme-export"), Some(before));
+    let again = s
+        .engine
+        .activate("acme-export", None)
+        .await
+        .expect("renews");
+    assert_eq!(again.license_id, addon.license_id);
+    assert_eq!(client_ids(&s, "acme-export"), Some(before), "ids static");
+
+    // The base provisioned again rejoins its add-on rather than drawing a new id.
+    let base = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("evaluation");
+    assert_eq!(base.state, Phase::Evaluation);
+    assert_eq!(client_ids(&s, "acme-studio"), Some((before.0, Uuid::nil())));
+}
+
+/// Makes the installation look like one provisioned before the keyring kept client ids: the
+/// keyring has none, the state does not claim it has.
+fn as_an_older_installation(s: &Setup) {
+    for id in ["acme-studio", "acme-export"] {
+        s.secrets
+            .delete(id, lapwing_secrets::SecretItem::ClientIds)
+            .expect("delete");
+    }
+    let path = s.engine.state_store().path();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+    for product in state["products"]
+        .as_object_mut()
+        .expect("products")
+        .values_mut()
+    {
+        product
+            .as_object_mut()
+            .expect("product")
+            .remove("client_ids_in_keyring");
+    }
+    std::fs::write(&path, state.to_string()).expect("write");
+}
+
+#[tokio::test]
+async fn a_deleted_state_file_mints_no_new_client_ids() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let base = licensed(&s, "acme-studio", 1).await;
+    let addon = licensed(&s, "acme-export", 2).await;
+    let base_ids = client_ids(&s, "acme-studio").expect("provisioned");
+    let addon_ids = client_ids(&s, "acme-export").expect("provisioned");
+
+    // An installation from before the keyring kept the ids gets them there on its next
+    // provisioning, and from then on a lost state file costs nothing.
+    as_an_older_installation(&s);
+    s.engine
+        .activate_many(&["acme-studio", "acme-export"], None)
+        .await
+        .expect("renews");
+    assert_eq!(kept_ids(&s, "acme-studio"), Some(base_ids));
+    assert_eq!(kept_ids(&s, "acme-export"), Some(addon_ids));
+
+    std::fs::remove_file(s.engine.state_store().path()).expect("lose the state");
+    let again = s
+        .engine
+        .activate_many(&["acme-export", "acme-studio"], None)
+        .await
+        .expect("activates");
+    assert_eq!(client_ids(&s, "acme-studio"), Some(base_ids));
+    assert_eq!(client_ids(&s, "acme-export"), Some(addon_ids));
+    let license_ids: Vec<_> = again
+        .into_iter()
+        .map(|r| r.expect("activated").license_id)
+        .collect();
+    assert_eq!(license_ids, [addon.license_id, base.license_id]);
+}
+
+#[tokio::test]
+async fn a_rebuilt_state_recovers_the_client_ids_from_the_records_when_the_keyring_has_none() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let base = licensed(&s, "acme-studio", 1).await;
+    licensed(&s, "acme-export", 2).await;
+    let base_ids = client_ids(&s, "acme-studio").expect("provisioned");
+    let addon_ids = client_ids(&s, "acme-export").expect("provisioned");
+
+    as_an_older_installation(&s);
+    let path = s.engine.state_store().path();
+    std::fs::write(&path, b"{\"schema\": 1, \"produ").expect("corrupt it");
+    s.engine.status().expect("rebuilt");
+    assert_eq!(
+        client_ids(&s, "acme-studio"),
+        Some(base_ids),
+        "base's record"
+    );
+    assert_eq!(
+        client_ids(&s, "acme-export"),
+        Some(addon_ids),
+        "the add-on's record for its own id, its base for the base id"
+    );
+    assert_eq!(
+        kept_ids(&s, "acme-export"),
+        Some(addon_ids),
+        "kept from now on"
+    );
+    let again = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("renews");
+    assert_eq!(again.license_id, base.license_id);
+    assert_eq!(client_ids(&s, "acme-studio"), Some(base_ids));
+}
+
+/// How many datagrams `server` has received.
+fn received_by(server: &TestServer) -> u64 {
+    server
+        .serving
+        .server()
+        .stats
+        .received
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The stored key is bound to the server key it was entered for: a manifest replaced with
+/// another server key gets nothing sent, says why, is not retried on its own, and activates
+/// once the key is entered again.
+#[tokio::test]
+async fn a_changed_server_key_sends_nothing_until_the_key_is_entered_again() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let status = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(status.state, Phase::Activated, "{status:?}");
+    assert_eq!(
+        s.secrets
+            .get_license_key_server("acme-studio")
+            .expect("keyring")
+            .map(|bound| *bound),
+        Some(*server.keys.public().ed25519_bytes()),
+        "bound at set_key"
+    );
+
+    // The manifest is replaced: same product, another server (its own keys).
+    let other = TestServer::start_keyed("", 0x51);
+    std::fs::write(
+        s.products.join("acme-studio.toml"),
+        manifest(
+            "acme-studio",
+            BASE_SKU,
+            &other.keys,
+            &other.addr.to_string(),
+            "evaluation_days = 30",
+        ),
+    )
+    .expect("write");
+    let (before, before_other) = (received_by(&server), received_by(&other));
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("the attempt runs");
+    let attempt = status.last_attempt.expect("the reason is recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
+    assert_eq!(attempt.diagnosis, [Cause::ServerKeyChanged]);
+    assert_eq!(attempt.diagnosis[0].code(), "server-key-changed");
+    assert_eq!(
+        (received_by(&server), received_by(&other)),
+        (before, before_other),
+        "no datagram reaches any server"
+    );
+    // Not retried on its own, even when a renewal is due: only the person can confirm.
+    let today = s.clock.now();
+    s.clock.advance(400 * DAY);
+    s.engine.tick().await.expect("tick");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(
+        status.last_attempt.map(|a| a.at),
+        Some(attempt.at),
+        "not attempted again"
+    );
+    assert_eq!(
+        (received_by(&server), received_by(&other)),
+        (before, before_other)
+    );
+
+    // Entering the key again confirms the new server (back at lapd's time: it ignores
+    // requests too far from it).
+    s.clock.set(today);
+    let status = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(status.state, Phase::Activated, "{status:?}");
+    assert!(received_by(&other) > before_other, "sent once confirmed");
+    assert_eq!(
+        s.secrets
+            .get_license_key_server("acme-studio")
+            .expect("keyring")
+            .map(|bound| *bound),
+        Some(*other.keys.public().ed25519_bytes()),
+        "bound to the new server key"
+    );
+}
+
+/// A key stored before keys were bound still activates, and is bound afterwards.
+#[tokio::test]
+async fn a_key_stored_unbound_activates_and_is_bound_then() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    s.secrets
+        .set_license_key("acme-studio", key(1).as_bytes())
+        .expect("an older Lapwing stored the key");
+    assert_eq!(
+        s.secrets
+            .get_license_key_server("acme-studio")
+            .expect("keyring"),
+        None
+    );
+    let status = s
+        .engine
+        .activate("acme-studio", None)
+        .await
+        .expect("activates");
+    assert_eq!(status.state, Phase::Activated, "{status:?}");
+    assert_eq!(
+        s.secrets
+            .get_license_key_server("acme-studio")
+            .expect("keyring")
+            .map(|bound| *bound),
+        Some(*server.keys.public().ed25519_bytes())
     );
 }

@@ -1,147 +1,44 @@
-//! The lookups: host names, SRV, unicast DNS-SD (hickory-resolver) and mDNS (mdns-sd), each
-//! bounded by a timeout and failing on its own.
+//! The entry point: [`Discovery`] asks every source for one product at the same time and lists
+//! what they found in the order to try it. The sources themselves live in the submodules:
+//! `resolver` (setting up hickory from the configuration), `dns` (host names, SRV and unicast
+//! DNS-SD) and `mdns` (the mDNS browse); each lookup is bounded by a timeout and fails on its
+//! own.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::sync::{Arc, Mutex};
+mod dns;
+mod mdns;
+mod names;
+mod resolver;
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use mdns_sd::{IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use hickory_resolver::proto::rr::Name;
 
-use crate::address::{Host, parse_host_port, validate_name};
+use crate::address::{Host, parse_host_port};
+use crate::config::{DiscoveryConfig, MAX_CANDIDATES};
 use crate::error::DiscoveryError;
-use crate::model::{Candidate, Discovered, ServerSettings, ServerSource, plan};
-use crate::srv::{SrvRecord, SrvRng, order_srv};
+use crate::local::LocalAddresses;
+use crate::model::{Candidate, Discovered, ServerSettings, ServerSource, SourceEvent, Stage, plan};
+use crate::srv::SrvRng;
+use dns::Dns;
+use mdns::Mdns;
+use names::{display_name, trim_dot};
+use resolver::build_resolver;
 
-/// The DNS-SD service type of LAP (draft §3.2 and §5: service name "lap", UDP).
-pub const SERVICE_LABELS: &str = "_lap._udp";
-/// The same, as mDNS names it.
-pub const MDNS_SERVICE_TYPE: &str = "_lap._udp.local.";
-/// The default bound on one lookup.
-pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Which DNS servers to ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsConfig {
-    /// The system's configuration (`/etc/resolv.conf` on Unix, the registry on Windows):
-    /// its name servers, and its search domains for unicast DNS-SD.
-    System,
-    /// One name server at an explicit address and port (tests, or a diagnostic that asks a
-    /// given server), with the search domains to browse for unicast DNS-SD.
-    Nameserver {
-        address: SocketAddr,
-        search: Vec<String>,
-    },
-}
-
-/// mDNS browsing on the local link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MdnsConfig {
-    /// 5353 in real use (RFC 6762); tests use their own port so that they neither see nor
-    /// disturb anything else on the machine.
-    pub port: u16,
-    /// How long the first browse collects answers before they are used (a browse cannot
-    /// know when everyone has answered); later calls read the running browse at once. The
-    /// default, 1.5 s, covers the second query: responders answer within 20–120 ms, but
-    /// multicast a record at most once a second (RFC 6762 §6), so a first query that
-    /// follows another host's by less than a second is answered only after our second
-    /// query, which mdns-sd sends 1 s after the first. Measured here: answered 60 ms after
-    /// the first query normally, about 1.07 s after it inside the one-second hold-off.
-    pub browse_window: Duration,
-    /// Interface names to use; empty means all (loopback included).
-    pub interfaces: Vec<String>,
-}
-
-impl Default for MdnsConfig {
-    fn default() -> Self {
-        Self {
-            port: 5353,
-            browse_window: Duration::from_millis(1500),
-            interfaces: Vec::new(),
-        }
-    }
-}
-
-/// How discovery is set up. `Default` is what the engine uses: the system's DNS, mDNS on
-/// all interfaces, 2 s per lookup, SRV order seeded from the OS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveryConfig {
-    pub dns: DnsConfig,
-    /// The bound on each lookup (one SRV, PTR or address query, with its retries).
-    pub lookup_timeout: Duration,
-    /// `None` turns mDNS off.
-    pub mdns: Option<MdnsConfig>,
-    /// A fixed seed for the SRV weighted order (tests); `None` seeds from the OS.
-    pub srv_seed: Option<u64>,
-}
-
-impl Default for DiscoveryConfig {
-    fn default() -> Self {
-        Self {
-            dns: DnsConfig::System,
-            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
-            mdns: Some(MdnsConfig::default()),
-            srv_seed: None,
-        }
-    }
-}
+pub use dns::SERVICE_LABELS;
+pub use mdns::{MDNS_HOST_TTL, MDNS_SERVICE_TYPE};
 
 /// Answers "which servers, in which order, and how was each found" for a product.
 #[derive(Debug)]
 pub struct Discovery {
-    // A machine without DNS configuration can still use literal addresses and mDNS, so the
-    // reason is kept and reported per lookup instead of failing construction.
-    resolver: Result<TokioResolver, String>,
+    dns_config: crate::config::DnsConfig,
+    dns: Dns,
     search: Vec<Name>,
-    timeout: Duration,
+    total_timeout: Duration,
     mdns: Option<Mdns>,
-    rng: Mutex<SrvRng>,
-}
-
-struct Mdns {
-    config: MdnsConfig,
-    // Started by the first browse and kept running: the daemon keeps querying (RFC 6762
-    // §5.2, backing off to once an hour) and hears announcements and goodbyes, so later
-    // calls read an up-to-date view at once instead of waiting a window each time, and a
-    // machine that never browses never opens the mDNS port.
-    browser: tokio::sync::Mutex<Option<Browser>>,
-}
-
-/// One running browse for `_lap._udp.local.` and what it has seen so far.
-struct Browser {
-    daemon: ServiceDaemon,
-    // Answers are complete enough to read once the window after the first query is over.
-    ready_at: tokio::time::Instant,
-    view: Arc<Mutex<MdnsView>>,
-}
-
-/// Instances by full name; `None` while found but not yet resolved to host and addresses.
-type MdnsView = BTreeMap<String, Option<Box<ResolvedService>>>;
-
-impl std::fmt::Debug for Mdns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mdns")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Mdns {
-    fn drop(&mut self) {
-        if let Some(browser) = self.browser.get_mut().take() {
-            // The daemon thread exits once told, which closes the event channel and so ends
-            // the thread that drains it; nothing to wait for.
-            let _ = browser.daemon.shutdown();
-        }
-    }
 }
 
 impl Discovery {
@@ -153,15 +50,28 @@ impl Discovery {
         };
         let rng = config.srv_seed.map_or_else(SrvRng::from_os, SrvRng::seeded);
         Self {
-            resolver,
+            dns_config: config.dns,
+            dns: Dns {
+                resolver,
+                timeout,
+                rng: Mutex::new(rng),
+            },
             search,
-            timeout,
-            mdns: config.mdns.map(|config| Mdns {
-                config,
-                browser: tokio::sync::Mutex::new(None),
-            }),
-            rng: Mutex::new(rng),
+            total_timeout: config.total_timeout,
+            mdns: config.mdns.map(Mdns::new),
         }
+    }
+
+    /// SRV `_lap._udp.<domain>`: targets in RFC 2782 order, each with all its addresses;
+    /// local addresses dropped unless `local` allows them.
+    pub async fn srv(&self, domain: &str, local: LocalAddresses) -> Discovered {
+        self.dns.srv(domain).await.without_local(local)
+    }
+
+    /// The key of the network the machine is on now (see [`crate::network`]), for what is
+    /// learnt from this discovery's answers.
+    pub fn network_key(&self) -> String {
+        crate::network::network_key(&self.dns_config)
     }
 
     /// The search domains unicast DNS-SD browses, as configured.
@@ -171,44 +81,196 @@ impl Discovery {
 
     /// All servers for one product, in the order to try them: the manual choice (see
     /// [`crate::model`]'s precedence table), then SRV, then DNS-SD (unicast in each search
-    /// domain, then mDNS), then the manifest's address. The sources are looked up at the
-    /// same time, so this takes as long as the slowest one, not their sum (with mDNS on, the
-    /// first call on a `Discovery` takes at least the browse window; keep one `Discovery`
-    /// for the life of the process).
+    /// domain, then mDNS), then the manifest's address; at most [`MAX_CANDIDATES`]. The
+    /// sources are looked up at the same time, so this takes as long as the slowest one,
+    /// not their sum, and never longer than the configured total: a source still running
+    /// then is reported as skipped. With mDNS on, it takes at least the browse window.
     pub async fn candidates(&self, settings: &ServerSettings) -> Discovered {
+        let deadline = tokio::time::Instant::now() + self.total_timeout;
+        let local = LocalAddresses::from_allowed(settings.allow_local_addresses);
         let plan = plan(settings);
         let mut out = plan.notes;
         let manual = async {
             match &plan.manual {
-                Some(m) => self.resolve(m.text, m.source, m.detail).await,
+                Some(m) => {
+                    let found = self.resolve(m.text, m.source, m.detail);
+                    self.bounded(deadline, m.source, m.text, found).await
+                }
                 None => Discovered::default(),
             }
         };
         if !plan.automatic {
             out.append(manual.await);
-            return out;
+            return out.capped(MAX_CANDIDATES);
         }
         let srv = async {
             match settings.srv_domain.as_deref().map(str::trim) {
-                Some(domain) if !domain.is_empty() => self.srv(domain).await,
-                _ => Discovered::default(),
-            }
-        };
-        let manifest = async {
-            match settings.manifest_address.as_deref().map(str::trim) {
-                Some(text) if !text.is_empty() => {
-                    self.resolve(text, ServerSource::Manifest, "manifest address")
+                Some(domain) if !domain.is_empty() => {
+                    let subject = format!("{SERVICE_LABELS}.{domain}");
+                    let found = self.srv(domain, local);
+                    self.bounded(deadline, ServerSource::Srv, &subject, found)
                         .await
                 }
                 _ => Discovered::default(),
             }
         };
-        let (manual, srv, dns_sd, manifest) = tokio::join!(manual, srv, self.dns_sd(), manifest);
+        let dns_sd = self.bounded(
+            deadline,
+            ServerSource::DnsSd,
+            SERVICE_LABELS,
+            self.dns_sd(local),
+        );
+        let manifest = async {
+            match settings.manifest_address.as_deref().map(str::trim) {
+                Some(text) if !text.is_empty() => {
+                    let found = self.resolve(text, ServerSource::Manifest, "manifest address");
+                    self.bounded(deadline, ServerSource::Manifest, text, found)
+                        .await
+                }
+                _ => Discovered::default(),
+            }
+        };
+        let (manual, srv, dns_sd, manifest) = tokio::join!(manual, srv, dns_sd, manifest);
         out.append(manual);
         out.append(srv);
         out.append(dns_sd);
         out.append(manifest);
-        out
+        out.capped(MAX_CANDIDATES)
+    }
+
+    /// The same discovery as [`Discovery::candidates`], reported source by source as each
+    /// finds something, for a caller that uses the first server that answers instead of
+    /// waiting for the slowest source (the engine's race). Every stage of [`Stage::ALL`]
+    /// ends with one [`SourceEvent::Done`]; a source not asked (no override, no SRV domain,
+    /// a locked policy's other stages) is done at once. mDNS instances are reported as they
+    /// resolve. The same bounds hold: each source ends by the total timeout, local addresses
+    /// from the network are dropped unless allowed; the cap on the number of servers is the
+    /// caller's, who sees them in arrival order. Dropping the stream stops every lookup and
+    /// closes the mDNS browse unless another discovery still waits for it.
+    pub fn sources<'a>(&'a self, settings: &'a ServerSettings) -> BoxStream<'a, SourceEvent> {
+        let deadline = tokio::time::Instant::now() + self.total_timeout;
+        let local = LocalAddresses::from_allowed(settings.allow_local_addresses);
+        let plan = plan(settings);
+        // Overrides the settings refuse or supersede are noted at once, with the manual stage.
+        let notes: BoxStream<'a, Discovered> = if plan.notes == Discovered::default() {
+            stream::empty().boxed()
+        } else {
+            stream::iter([plan.notes]).boxed()
+        };
+        let manual = match plan.manual {
+            Some(m) => {
+                let found = once(self.resolve(m.text, m.source, m.detail));
+                notes
+                    .chain(self.bounded_stream(deadline, m.source, m.text.to_owned(), found))
+                    .boxed()
+            }
+            None => notes,
+        };
+        let mut stages = vec![done_after(Stage::Manual, manual)];
+        if !plan.automatic {
+            for stage in [Stage::Srv, Stage::DnsSd, Stage::Manifest] {
+                stages.push(done_after(stage, stream::empty().boxed()));
+            }
+            return stream::select_all(stages).boxed();
+        }
+        let srv = match settings.srv_domain.as_deref().map(str::trim) {
+            Some(domain) if !domain.is_empty() => {
+                let subject = format!("{SERVICE_LABELS}.{domain}");
+                self.bounded_stream(
+                    deadline,
+                    ServerSource::Srv,
+                    subject,
+                    once(self.srv(domain, local)),
+                )
+            }
+            _ => stream::empty().boxed(),
+        };
+        let unicast = self
+            .search
+            .iter()
+            .map(|domain| once(self.dns.unicast_dns_sd(domain)));
+        let mut dns_sd: Vec<BoxStream<'a, Discovered>> = unicast.collect();
+        if let Some(mdns) = &self.mdns {
+            dns_sd.push(mdns.progress().boxed());
+        }
+        let dns_sd = stream::select_all(dns_sd)
+            .map(move |found| found.without_local(local))
+            .boxed();
+        let dns_sd = self.bounded_stream(
+            deadline,
+            ServerSource::DnsSd,
+            SERVICE_LABELS.to_owned(),
+            dns_sd,
+        );
+        let manifest = match settings.manifest_address.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => {
+                let found = self.resolve(text, ServerSource::Manifest, "manifest address");
+                self.bounded_stream(
+                    deadline,
+                    ServerSource::Manifest,
+                    text.to_owned(),
+                    once(found),
+                )
+            }
+            _ => stream::empty().boxed(),
+        };
+        stages.push(done_after(Stage::Srv, srv));
+        stages.push(done_after(Stage::DnsSd, dns_sd));
+        stages.push(done_after(Stage::Manifest, manifest));
+        stream::select_all(stages).boxed()
+    }
+
+    /// `found` until the discovery's total time is up, then a note that it was cut short.
+    fn bounded_stream<'a>(
+        &self,
+        deadline: tokio::time::Instant,
+        source: ServerSource,
+        subject: String,
+        found: BoxStream<'a, Discovered>,
+    ) -> BoxStream<'a, Discovered> {
+        let limit = self.total_timeout;
+        stream::unfold(Some(found), move |found| {
+            let subject = subject.clone();
+            async move {
+                let mut found = found?;
+                match tokio::time::timeout_at(deadline, found.next()).await {
+                    Ok(Some(part)) => Some((part, Some(found))),
+                    Ok(None) => None,
+                    Err(_elapsed) => {
+                        tracing::warn!(%source, subject, "a discovery source ran out of time");
+                        let note = Discovered::only_skipped(
+                            source,
+                            subject,
+                            DiscoveryError::OutOfTime { limit },
+                        );
+                        Some((note, None))
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// `found`, or a note that it did not finish within the discovery's total time.
+    async fn bounded(
+        &self,
+        deadline: tokio::time::Instant,
+        source: ServerSource,
+        subject: &str,
+        found: impl Future<Output = Discovered>,
+    ) -> Discovered {
+        if let Ok(found) = tokio::time::timeout_at(deadline, found).await {
+            found
+        } else {
+            tracing::warn!(%source, subject, "a discovery source ran out of time");
+            Discovered::only_skipped(
+                source,
+                subject,
+                DiscoveryError::OutOfTime {
+                    limit: self.total_timeout,
+                },
+            )
+        }
     }
 
     /// One `HOST:PORT` text: validated, its name resolved (IPv6 addresses first, then IPv4),
@@ -227,11 +289,14 @@ impl Discovery {
                     host: shown,
                     source,
                     detail,
+                    ttl: None,
                 }],
                 skipped: Vec::new(),
             },
-            Host::Name(name) => match self.lookup_ip(name).await {
-                Ok(ips) => Discovered {
+            // A name a person wrote is looked up each time (the resolver caches it): its
+            // TTL is not this crate's to keep.
+            Host::Name(name) => match self.dns.lookup_ip(name).await {
+                Ok((ips, _ttl)) => Discovered {
                     candidates: ips
                         .into_iter()
                         .map(|ip| Candidate {
@@ -239,6 +304,7 @@ impl Discovery {
                             host: trim_dot(name).to_owned(),
                             source,
                             detail: detail.clone(),
+                            ttl: None,
                         })
                         .collect(),
                     skipped: Vec::new(),
@@ -248,547 +314,47 @@ impl Discovery {
         }
     }
 
-    /// SRV `_lap._udp.<domain>`: targets in RFC 2782 order, each with all its addresses.
-    pub async fn srv(&self, domain: &str) -> Discovered {
-        let name = match service_name(domain) {
-            Ok(name) => name,
-            Err(e) => return Discovered::only_skipped(ServerSource::Srv, domain, e),
-        };
-        let label = format!("SRV {}", display_name(&name));
-        self.srv_at(&name, ServerSource::Srv, &label).await
-    }
-
     /// DNS-SD browse for `_lap._udp`: unicast in each search domain (PTR, then each
-    /// instance's SRV), then mDNS on the local link when enabled.
-    pub async fn dns_sd(&self) -> Discovered {
-        let unicast = join_all(self.search.iter().map(|d| self.unicast_dns_sd(d)));
+    /// instance's SRV), then mDNS on the local link when enabled. Local addresses in the
+    /// answers are dropped unless `local` allows them.
+    pub async fn dns_sd(&self, local: LocalAddresses) -> Discovered {
+        let unicast = join_all(self.search.iter().map(|d| self.dns.unicast_dns_sd(d)));
         let (unicast, mdns) = tokio::join!(unicast, self.mdns_browse());
         let mut out = Discovered::default();
         for part in unicast {
             out.append(part);
         }
         out.append(mdns);
-        out
+        out.without_local(local)
     }
 
-    async fn unicast_dns_sd(&self, domain: &Name) -> Discovered {
-        let source = ServerSource::DnsSd;
-        let browse = match Name::from_ascii(SERVICE_LABELS).and_then(|n| n.append_domain(domain)) {
-            Ok(mut name) => {
-                name.set_fqdn(true);
-                name
-            }
-            Err(e) => {
-                return Discovered::only_skipped(
-                    source,
-                    display_name(domain),
-                    DiscoveryError::Domain {
-                        name: display_name(domain),
-                        message: e.to_string(),
-                    },
-                );
-            }
-        };
-        let shown = display_name(&browse);
-        let instances = match self.lookup(&browse, RecordType::PTR).await {
-            Ok(records) => {
-                let mut names: Vec<Name> = records
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::PTR(ptr) => Some(ptr.0),
-                        _ => None,
-                    })
-                    .collect();
-                // PTR answers come in no defined order; sorting makes the list stable
-                // between runs (the order among DNS-SD instances carries no preference).
-                names.sort();
-                names.dedup();
-                names
-            }
-            Err(e) => return Discovered::only_skipped(source, shown, e),
-        };
-        let parts = join_all(instances.iter().map(|instance| {
-            let label = format!(
-                "DNS-SD {} (search domain {})",
-                display_name(instance),
-                display_name(domain)
-            );
-            async move { self.srv_at(instance, source, &label).await }
-        }))
-        .await;
-        let mut out = Discovered::default();
-        for part in parts {
-            out.append(part);
-        }
-        out
-    }
-
-    /// SRV at `name`, ordered, every target resolved. Shared by SRV and unicast DNS-SD.
-    async fn srv_at(&self, name: &Name, source: ServerSource, label: &str) -> Discovered {
-        let shown = display_name(name);
-        let records: Vec<SrvRecord> = match self.lookup(name, RecordType::SRV).await {
-            Ok(answers) => answers
-                .into_iter()
-                .filter_map(|r| match r {
-                    RData::SRV(srv) => Some(SrvRecord {
-                        priority: srv.priority,
-                        weight: srv.weight,
-                        port: srv.port,
-                        target: if srv.target.is_root() {
-                            ".".to_owned()
-                        } else {
-                            display_name(&srv.target)
-                        },
-                    }),
-                    _ => None,
-                })
-                .collect(),
-            Err(e) => return Discovered::only_skipped(source, shown, e),
-        };
-        let mut out = Discovered::default();
-        // RFC 2782's "." target: the service is decidedly not available here. As with RFC
-        // 7505's null MX, that is a statement only when it is the whole answer; a "." among
-        // real targets is a zone mistake, noted and passed over.
-        if !records.is_empty() && records.iter().all(SrvRecord::is_not_available_marker) {
-            out.skip(
-                source,
-                shown.clone(),
-                DiscoveryError::ServiceNotAvailable { name: shown },
-            );
-            return out;
-        }
-        if records.iter().any(SrvRecord::is_not_available_marker) {
-            out.skip(
-                source,
-                format!("{shown} target \".\""),
-                DiscoveryError::DotAmongTargets {
-                    name: shown.clone(),
-                },
-            );
-        }
-        let usable: Vec<SrvRecord> = records
-            .into_iter()
-            .filter(|r| !r.is_not_available_marker())
-            .collect();
-        if usable.is_empty() {
-            out.skip(
-                source,
-                shown.clone(),
-                DiscoveryError::NoRecords {
-                    name: shown,
-                    rtype: "SRV",
-                },
-            );
-            return out;
-        }
-        let ordered = {
-            // Poisoning cannot leave the generator in a broken state (it is one u64), so a
-            // panic elsewhere while it was held does not matter here.
-            let mut rng = self
-                .rng
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            order_srv(&usable, &mut rng)
-        };
-        // Targets are resolved concurrently (join_all keeps the SRV order), as absolute names:
-        // a target is never looked for under the machine's search domains.
-        let resolved = join_all(
-            ordered
-                .iter()
-                .map(|r| async move { self.lookup_ip(&format!("{}.", r.target)).await }),
-        )
-        .await;
-        for (record, addresses) in ordered.iter().zip(resolved) {
-            let detail = format!(
-                "{label} priority {} weight {} → {}:{}",
-                record.priority, record.weight, record.target, record.port
-            );
-            match addresses {
-                Ok(ips) => {
-                    for ip in ips {
-                        out.push(Candidate {
-                            address: SocketAddr::new(ip, record.port),
-                            host: record.target.clone(),
-                            source,
-                            detail: detail.clone(),
-                        });
-                    }
-                }
-                Err(e) => out.skip(source, format!("{}:{}", record.target, record.port), e),
-            }
-        }
-        out
-    }
-
-    /// mDNS instances of `_lap._udp.local.`. The first call starts a browse that keeps
-    /// running and waits for its window; later calls (and calls made meanwhile) read the
-    /// browse's current view, waiting only for what is left of the first window. Instances
-    /// by name; each one's addresses IPv6 first, then IPv4.
     async fn mdns_browse(&self) -> Discovered {
-        let source = ServerSource::DnsSd;
-        let Some(mdns) = &self.mdns else {
-            return Discovered::default();
-        };
-        let (ready_at, view) = {
-            let mut guard = mdns.browser.lock().await;
-            if guard.is_none() {
-                match start_browser(&mdns.config) {
-                    Ok(browser) => *guard = Some(browser),
-                    Err(e) => return Discovered::only_skipped(source, MDNS_SERVICE_TYPE, e),
-                }
-            }
-            let Some(browser) = guard.as_ref() else {
-                return Discovered::default();
-            };
-            (browser.ready_at, Arc::clone(&browser.view))
-        };
-        tokio::time::sleep_until(ready_at).await;
-        let snapshot: MdnsView = view
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-
-        let mut out = Discovered::default();
-        if snapshot.is_empty() {
-            out.skip(
-                source,
-                trim_dot(MDNS_SERVICE_TYPE),
-                DiscoveryError::Mdns(format!(
-                    "no instance answered within {} ms",
-                    mdns.config.browse_window.as_millis()
-                )),
-            );
-        }
-        for (fullname, service) in snapshot {
-            let Some(service) = service else {
-                out.skip(
-                    source,
-                    trim_dot(&fullname),
-                    DiscoveryError::Mdns(
-                        "instance seen, but its host and addresses have not arrived".to_owned(),
-                    ),
-                );
-                continue;
-            };
-            let host = trim_dot(&service.host).to_owned();
-            let detail = format!(
-                "mDNS {} → {}:{}",
-                trim_dot(&service.fullname),
-                host,
-                service.port
-            );
-            let mut addresses: Vec<SocketAddr> = service
-                .addresses
-                .iter()
-                .map(|ip| socket_addr(ip, service.port))
-                .collect();
-            // The set has no order; the same preference as for DNS answers, then stable.
-            addresses.sort_by_key(|a| (a.is_ipv4(), *a));
-            for address in addresses {
-                out.push(Candidate {
-                    address,
-                    host: host.clone(),
-                    source,
-                    detail: detail.clone(),
-                });
-            }
-        }
-        out
-    }
-
-    fn resolver(&self) -> Result<&TokioResolver, DiscoveryError> {
-        self.resolver
-            .as_ref()
-            .map_err(|reason| DiscoveryError::NoResolver(reason.clone()))
-    }
-
-    /// One query for `rtype` at an absolute name, bounded by the lookup timeout.
-    async fn lookup(&self, name: &Name, rtype: RecordType) -> Result<Vec<RData>, DiscoveryError> {
-        let resolver = self.resolver()?;
-        let shown = display_name(name);
-        match tokio::time::timeout(self.timeout, resolver.lookup(name.clone(), rtype)).await {
-            Err(_elapsed) => Err(DiscoveryError::Timeout {
-                name: shown,
-                timeout: self.timeout,
-            }),
-            Ok(Err(e)) => Err(dns_error(&shown, rtype_word(rtype), &e, self.timeout)),
-            Ok(Ok(lookup)) => {
-                let answers: Vec<RData> = lookup
-                    .answers()
-                    .iter()
-                    .filter(|r| r.record_type() == rtype)
-                    .map(|r| r.data.clone())
-                    .collect();
-                if answers.is_empty() {
-                    Err(DiscoveryError::NoRecords {
-                        name: shown,
-                        rtype: rtype_word(rtype),
-                    })
-                } else {
-                    Ok(answers)
-                }
-            }
-        }
-    }
-
-    /// A host name's addresses, IPv6 first, then IPv4 (RFC 6724's default preference), both
-    /// asked at once. A name without a trailing dot goes through the search list as the
-    /// system resolver would take it (a user's `licserver:4711`).
-    async fn lookup_ip(&self, name: &str) -> Result<Vec<IpAddr>, DiscoveryError> {
-        let resolver = self.resolver()?;
-        match tokio::time::timeout(self.timeout, resolver.lookup_ip(name)).await {
-            Err(_elapsed) => Err(DiscoveryError::Timeout {
-                name: trim_dot(name).to_owned(),
-                timeout: self.timeout,
-            }),
-            Ok(Err(e)) => Err(dns_error(trim_dot(name), "A/AAAA", &e, self.timeout)),
-            Ok(Ok(ips)) => {
-                let mut out: Vec<IpAddr> = Vec::new();
-                for ip in ips.iter() {
-                    if !out.contains(&ip) {
-                        out.push(ip);
-                    }
-                }
-                if out.is_empty() {
-                    Err(DiscoveryError::NoRecords {
-                        name: trim_dot(name).to_owned(),
-                        rtype: "A/AAAA",
-                    })
-                } else {
-                    Ok(out)
-                }
-            }
+        match &self.mdns {
+            Some(mdns) => mdns.browse().await,
+            None => Discovered::default(),
         }
     }
 }
 
-fn build_resolver(
-    dns: &DnsConfig,
-    timeout: Duration,
-) -> Result<(TokioResolver, Vec<Name>), String> {
-    let (config, mut options) = match dns {
-        DnsConfig::System => system_config()?,
-        DnsConfig::Nameserver { address, search } => {
-            let mut server = NameServerConfig::udp_and_tcp(address.ip());
-            for connection in &mut server.connections {
-                connection.port = address.port();
-            }
-            let mut names = Vec::with_capacity(search.len());
-            for domain in search {
-                validate_name(domain).map_err(|p| format!("search domain {domain:?}: {p}"))?;
-                let mut name = Name::from_ascii(domain)
-                    .map_err(|e| format!("search domain {domain:?}: {e}"))?;
-                name.set_fqdn(true);
-                names.push(name);
-            }
-            let config = ResolverConfig::from_parts(None, names, vec![server]);
-            let mut options = ResolverOpts::default();
-            // A test's answers come from its own server only, never from /etc/hosts.
-            options.use_hosts_file = ResolveHosts::Never;
-            (config, options)
-        }
-    };
-    // Two tries within the bound, so one lost UDP datagram is not a failure; the hard bound
-    // is the tokio timeout around each lookup.
-    options.timeout = timeout / 2;
-    options.attempts = 2;
-    options.ip_strategy = LookupIpStrategy::Ipv6AndIpv4;
-    let search = search_domains(&config);
-    let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(options)
-        .build()
-        .map_err(|e| format!("cannot set up the resolver: {e}"))?;
-    Ok((resolver, search))
+/// A one-item stream of what `found` finds.
+fn once<'a>(found: impl Future<Output = Discovered> + Send + 'a) -> BoxStream<'a, Discovered> {
+    stream::once(found).boxed()
 }
 
-#[cfg(any(unix, windows))]
-fn system_config() -> Result<(ResolverConfig, ResolverOpts), String> {
-    hickory_resolver::system_conf::read_system_conf()
-        .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))
-}
-
-#[cfg(not(any(unix, windows)))]
-fn system_config() -> Result<(ResolverConfig, ResolverOpts), String> {
-    Err("no system DNS configuration on this platform".to_owned())
-}
-
-/// The domains unicast DNS-SD browses: the search list (which hickory fills from `search`,
-/// else `domain`, as the system resolver does), absolute, without duplicates.
-fn search_domains(config: &ResolverConfig) -> Vec<Name> {
-    let mut out: Vec<Name> = Vec::new();
-    for name in config.search() {
-        let mut name = name.clone();
-        name.set_fqdn(true);
-        if !name.is_root() && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
-}
-
-fn start_browser(config: &MdnsConfig) -> Result<Browser, DiscoveryError> {
-    let daemon = ServiceDaemon::new_with_port(config.port)
-        .map_err(|e| DiscoveryError::Mdns(format!("cannot start: {e}")))?;
-    let fail = |daemon: &ServiceDaemon, message: String| {
-        let _ = daemon.shutdown();
-        DiscoveryError::Mdns(message)
-    };
-    if !config.interfaces.is_empty() {
-        let names: Vec<IfKind> = config
-            .interfaces
-            .iter()
-            .map(|n| IfKind::Name(n.clone()))
-            .collect();
-        if let Err(e) = daemon
-            .disable_interface(IfKind::All)
-            .and_then(|()| daemon.enable_interface(names))
-        {
-            return Err(fail(&daemon, format!("cannot select interfaces: {e}")));
-        }
-    }
-    let events = match daemon.browse(MDNS_SERVICE_TYPE) {
-        Ok(events) => events,
-        Err(e) => return Err(fail(&daemon, format!("cannot browse: {e}"))),
-    };
-    let ready_at = tokio::time::Instant::now() + config.browse_window;
-    let view: Arc<Mutex<MdnsView>> = Arc::default();
-    let writer = Arc::clone(&view);
-    // A plain thread, not a task: mdns-sd's channel blocks, and the view must keep being
-    // updated whichever runtime (if any) the callers run on. It ends when the daemon does.
-    let spawned = std::thread::Builder::new()
-        .name("lapwing-mdns-view".to_owned())
-        .spawn(move || {
-            while let Ok(event) = events.recv() {
-                let mut view = writer
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match event {
-                    ServiceEvent::ServiceFound(_, fullname) => {
-                        view.entry(fullname).or_default();
-                    }
-                    ServiceEvent::ServiceResolved(service) => {
-                        view.insert(service.fullname.clone(), Some(service));
-                    }
-                    ServiceEvent::ServiceRemoved(_, fullname) => {
-                        view.remove(&fullname);
-                    }
-                    _ => {}
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        return Err(fail(&daemon, format!("cannot start the event thread: {e}")));
-    }
-    Ok(Browser {
-        daemon,
-        ready_at,
-        view,
-    })
-}
-
-fn socket_addr(ip: &ScopedIp, port: u16) -> SocketAddr {
-    match ip {
-        ScopedIp::V6(v6) if v6.addr().is_unicast_link_local() => {
-            // A link-local address means nothing without its interface.
-            SocketAddr::V6(SocketAddrV6::new(*v6.addr(), port, 0, v6.scope_id().index))
-        }
-        other => SocketAddr::new(other.to_ip_addr(), port),
-    }
-}
-
-fn service_name(domain: &str) -> Result<Name, DiscoveryError> {
-    let bare = domain.trim();
-    validate_name(bare).map_err(|p| DiscoveryError::Domain {
-        name: bare.to_owned(),
-        message: p.to_string(),
-    })?;
-    // Absolute: the manifest names the vendor's domain, which must not be tried under the
-    // machine's search domains as well.
-    Name::from_ascii(format!("{SERVICE_LABELS}.{}.", trim_dot(bare))).map_err(|e| {
-        DiscoveryError::Domain {
-            name: bare.to_owned(),
-            message: e.to_string(),
-        }
-    })
-}
-
-fn dns_error(name: &str, rtype: &'static str, e: &NetError, timeout: Duration) -> DiscoveryError {
-    if e.is_no_records_found() {
-        DiscoveryError::NoRecords {
-            name: name.to_owned(),
-            rtype,
-        }
-    } else if matches!(e, NetError::Timeout) {
-        DiscoveryError::Timeout {
-            name: name.to_owned(),
-            timeout,
-        }
-    } else {
-        DiscoveryError::Lookup {
-            name: name.to_owned(),
-            message: e.to_string(),
-        }
-    }
-}
-
-fn rtype_word(rtype: RecordType) -> &'static str {
-    match rtype {
-        RecordType::SRV => "SRV",
-        RecordType::PTR => "PTR",
-        RecordType::A => "A",
-        RecordType::AAAA => "AAAA",
-        _ => "DNS",
-    }
-}
-
-fn display_name(name: &Name) -> String {
-    let text = name.to_string();
-    trim_dot(&text).to_owned()
-}
-
-fn trim_dot(name: &str) -> &str {
-    if name.len() > 1 {
-        name.strip_suffix('.').unwrap_or(name)
-    } else {
-        name
-    }
+/// A stage's reports, then its end.
+fn done_after(stage: Stage, found: BoxStream<'_, Discovered>) -> BoxStream<'_, SourceEvent> {
+    found
+        .map(move |found| SourceEvent::Found(stage, found))
+        .chain(stream::iter([SourceEvent::Done(stage)]))
+        .boxed()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use hickory_resolver::system_conf::parse_resolv_conf;
-
-    #[test]
-    fn search_domains_come_from_search_else_domain() {
-        let (config, _) =
-            parse_resolv_conf("nameserver 127.0.0.1\nsearch corp.test lab.corp.test corp.test\n")
-                .expect("valid resolv.conf");
-        let names: Vec<String> = search_domains(&config).iter().map(display_name).collect();
-        assert_eq!(names, vec!["corp.test", "lab.corp.test"]);
-
-        let (config, _) = parse_resolv_conf("nameserver 127.0.0.1\ndomain office.test\n")
-            .expect("valid resolv.conf");
-        let names: Vec<String> = search_domains(&config).iter().map(display_name).collect();
-        assert_eq!(names, vec!["office.test"]);
-    }
-
-    #[test]
-    fn service_names_are_absolute() {
-        let name = service_name("acme.example.").expect("valid domain");
-        assert!(name.is_fqdn());
-        assert_eq!(name.to_string(), "_lap._udp.acme.example.");
-        assert_eq!(
-            service_name(" acme.example ")
-                .expect("valid domain")
-                .to_string(),
-            "_lap._udp.acme.example."
-        );
-        assert!(matches!(
-            service_name("acme example"),
-            Err(DiscoveryError::Domain { .. })
-        ));
-    }
+    use crate::config::DnsConfig;
 
     /// The engine runs discovery inside spawned tasks.
     #[test]
@@ -800,8 +366,8 @@ mod tests {
         });
         let settings = ServerSettings::default();
         send(&d.candidates(&settings));
-        send(&d.dns_sd());
-        send(&d.srv("acme.example"));
+        send(&d.dns_sd(LocalAddresses::Drop));
+        send(&d.srv("acme.example", LocalAddresses::Drop));
     }
 
     #[tokio::test]
@@ -815,6 +381,7 @@ mod tests {
             lookup_timeout: Duration::from_millis(300),
             mdns: None,
             srv_seed: Some(1),
+            ..DiscoveryConfig::default()
         });
         let settings = ServerSettings {
             product_override: Some("[::1]:4711".into()),
@@ -853,6 +420,7 @@ mod tests {
             lookup_timeout: Duration::from_millis(300),
             mdns: None,
             srv_seed: Some(1),
+            ..DiscoveryConfig::default()
         });
         let settings = ServerSettings {
             srv_domain: Some("acme.example".into()),
@@ -870,6 +438,50 @@ mod tests {
         );
     }
 
+    /// A locked policy's server is the only one: every other stage ends at once, unasked.
+    #[tokio::test]
+    async fn sources_of_a_locked_policy_name_its_server_only() {
+        use futures_util::StreamExt;
+
+        let discovery = Discovery::new(DiscoveryConfig {
+            dns: DnsConfig::Nameserver {
+                address: "127.0.0.1:9".parse().expect("valid literal"),
+                search: vec!["corp.test".into()],
+            },
+            mdns: Some(crate::MdnsConfig::default()),
+            ..DiscoveryConfig::default()
+        });
+        let settings = ServerSettings {
+            product_override: Some("127.0.0.1:1".into()),
+            policy_server: Some("127.0.0.1:3".into()),
+            policy_locked: true,
+            srv_domain: Some("acme.example".into()),
+            manifest_address: Some("127.0.0.1:4712".into()),
+            ..ServerSettings::default()
+        };
+        let events: Vec<SourceEvent> = discovery.sources(&settings).collect().await;
+        let mut found = Discovered::default();
+        let mut done = Vec::new();
+        for event in events {
+            match event {
+                SourceEvent::Found(stage, part) => {
+                    assert_eq!(stage, Stage::Manual);
+                    found.append(part);
+                }
+                SourceEvent::Done(stage) => done.push(stage),
+            }
+        }
+        done.sort();
+        assert_eq!(done, Stage::ALL.to_vec());
+        let got: Vec<(String, ServerSource)> = found
+            .candidates
+            .iter()
+            .map(|c| (c.address.to_string(), c.source))
+            .collect();
+        assert_eq!(got, vec![("127.0.0.1:3".into(), ServerSource::Policy)]);
+        assert_eq!(found.skipped.len(), 1, "the refused override is noted");
+    }
+
     #[tokio::test]
     async fn bad_settings_are_reported_not_dropped() {
         let discovery = Discovery::new(DiscoveryConfig {
@@ -880,6 +492,7 @@ mod tests {
             lookup_timeout: Duration::from_millis(300),
             mdns: None,
             srv_seed: Some(1),
+            ..DiscoveryConfig::default()
         });
         let settings = ServerSettings {
             global_override: Some("lap.example".into()),

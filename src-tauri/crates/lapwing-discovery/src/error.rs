@@ -108,4 +108,15 @@ pub enum DiscoveryError {
     Lookup { name: String, message: String },
     #[error("mDNS: {0}")]
     Mdns(String),
+    #[error(
+        "{address} is a {kind} address, which is not used when it comes from the network; the machine policy can allow it ([discovery] allow_local_addresses = true)"
+    )]
+    LocalAddress {
+        address: std::net::SocketAddr,
+        kind: crate::local::LocalKind,
+    },
+    #[error("left out: at most {limit} servers are tried")]
+    TooMany { limit: usize },
+    #[error("did not finish within the {} ms one discovery may take", limit.as_millis())]
+    OutOfTime { limit: Duration },
 }

@@ -13,13 +13,22 @@
 //! ([`DEFAULT_LOOKUP_TIMEOUT`]), so a dead DNS server costs at most that long and never hides
 //! the manifest's address.
 //!
+//! What the network says cannot stall a renewal: one discovery lists at most
+//! [`MAX_CANDIDATES`] servers and takes at most [`DiscoveryConfig::total_timeout`]; local
+//! addresses (loopback, unspecified, multicast, broadcast, link-local) found by DNS, DNS-SD
+//! or mDNS are dropped unless the machine policy allows them ([`local`]); and mDNS listens
+//! only while a discovery runs.
+//!
 //! [`parse_host_port`] is the one validator of `HOST:PORT` text, for the CLI and the tray.
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod local;
 pub mod model;
+pub mod network;
 pub mod srv;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -29,9 +38,13 @@ pub mod test_util;
 mod tests;
 
 pub use address::{Host, HostPort, parse_host_port};
-pub use discovery::{
-    DEFAULT_LOOKUP_TIMEOUT, Discovery, DiscoveryConfig, DnsConfig, MDNS_SERVICE_TYPE, MdnsConfig,
+pub use config::{
+    DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_EXCHANGE_TIMEOUT, DEFAULT_LOOKUP_TIMEOUT, DiscoveryConfig,
+    DnsConfig, MAX_CANDIDATES, MdnsConfig,
 };
+pub use discovery::{Discovery, MDNS_HOST_TTL, MDNS_SERVICE_TYPE};
 pub use error::{AddressProblem, DiscoveryError};
-pub use model::{Candidate, Discovered, ServerSettings, ServerSource, Skipped};
+pub use local::{LocalAddresses, LocalKind, local_kind};
+pub use model::{Candidate, Discovered, ServerSettings, ServerSource, Skipped, SourceEvent, Stage};
+pub use network::network_key;
 pub use srv::{SrvRecord, SrvRng, order_srv};

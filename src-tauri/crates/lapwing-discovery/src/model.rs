@@ -3,10 +3,12 @@
 //! Everything here is pure, so the rules are tested without a network.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::DiscoveryError;
+use crate::local::{LocalAddresses, local_kind};
 
 /// How a server was found. The words are the ones `lapctl status --json` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,6 +36,40 @@ impl ServerSource {
             Self::Manifest => "manifest",
         }
     }
+
+    /// Where in the profile's order a server found this way stands.
+    pub fn stage(self) -> Stage {
+        match self {
+            Self::Override | Self::Policy => Stage::Manual,
+            Self::Srv => Stage::Srv,
+            Self::DnsSd => Stage::DnsSd,
+            Self::Manifest => Stage::Manifest,
+        }
+    }
+}
+
+/// The profile's order of sources (§6), most preferred first: the manual choice (the
+/// override, else the policy's server; one slot), SRV, DNS-SD, the manifest's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    Manual,
+    Srv,
+    DnsSd,
+    Manifest,
+}
+
+impl Stage {
+    /// Every stage, most preferred first.
+    pub const ALL: [Self; 4] = [Self::Manual, Self::Srv, Self::DnsSd, Self::Manifest];
+}
+
+/// What one source of a running discovery reports ([`crate::Discovery::sources`]), as it
+/// happens: servers found (a source may report several times, e.g. mDNS instances as they
+/// answer), and the end of the source. What a source left out comes with its `Found`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceEvent {
+    Found(Stage, Discovered),
+    Done(Stage),
 }
 
 impl std::fmt::Display for ServerSource {
@@ -53,6 +89,10 @@ pub struct Candidate {
     /// How exactly it was found, one line for people, e.g.
     /// `SRV _lap._udp.acme.example priority 10 weight 5 → lap1.acme.example:4711`.
     pub detail: String,
+    /// How long the network said this answer holds (the least TTL of the records it came
+    /// from; for mDNS the host records' TTL); `None` for an address a person wrote.
+    #[serde(skip)]
+    pub ttl: Option<Duration>,
 }
 
 /// Something a source offered that gave no candidate, and why. `lapctl doctor` prints these.
@@ -106,6 +146,67 @@ impl Discovered {
         }
     }
 
+    /// Drops the candidates at local addresses (see [`crate::local`]) unless they are
+    /// allowed; each one dropped is logged and reported in `skipped`.
+    pub(crate) fn without_local(mut self, local: LocalAddresses) -> Self {
+        if local == LocalAddresses::Allow {
+            return self;
+        }
+        let mut kept = Vec::with_capacity(self.candidates.len());
+        for candidate in std::mem::take(&mut self.candidates) {
+            match local_kind(candidate.address.ip()) {
+                None => kept.push(candidate),
+                Some(kind) => {
+                    tracing::info!(
+                        address = %candidate.address,
+                        host = %candidate.host,
+                        source = %candidate.source,
+                        %kind,
+                        "dropped a local address found on the network"
+                    );
+                    self.skip(
+                        candidate.source,
+                        format!("{} ({})", candidate.host, candidate.detail),
+                        DiscoveryError::LocalAddress {
+                            address: candidate.address,
+                            kind,
+                        },
+                    );
+                }
+            }
+        }
+        self.candidates = kept;
+        self
+    }
+
+    /// Keeps the first `limit` candidates; the rest are reported in one entry per source.
+    pub(crate) fn capped(mut self, limit: usize) -> Self {
+        if self.candidates.len() <= limit {
+            return self;
+        }
+        let left_out = self.candidates.split_off(limit);
+        let mut sources: Vec<ServerSource> = Vec::new();
+        for c in &left_out {
+            if !sources.contains(&c.source) {
+                sources.push(c.source);
+            }
+        }
+        for source in sources {
+            let addresses: Vec<String> = left_out
+                .iter()
+                .filter(|c| c.source == source)
+                .map(|c| c.address.to_string())
+                .collect();
+            tracing::info!(%source, left_out = addresses.len(), limit, "too many servers");
+            self.skip(
+                source,
+                addresses.join(", "),
+                DiscoveryError::TooMany { limit },
+            );
+        }
+        self
+    }
+
     pub(crate) fn skip(
         &mut self,
         source: ServerSource,
@@ -149,6 +250,9 @@ pub struct ServerSettings {
     pub srv_domain: Option<String>,
     /// The manifest's `[server] address`.
     pub manifest_address: Option<String>,
+    /// The machine policy's `[discovery] allow_local_addresses`: local addresses found on
+    /// the network (see [`crate::local`]) are used instead of dropped.
+    pub allow_local_addresses: bool,
 }
 
 /// The one manually chosen server, if any, before resolution.
@@ -277,6 +381,7 @@ mod tests {
             policy_locked: locked,
             srv_domain: Some("acme.example".into()),
             manifest_address: Some("lap.acme.example:4711".into()),
+            allow_local_addresses: false,
         }
     }
 
@@ -433,6 +538,7 @@ mod tests {
             host: addr.into(),
             source,
             detail: String::new(),
+            ttl: None,
         }
     }
 

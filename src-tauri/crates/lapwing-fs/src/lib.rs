@@ -43,15 +43,124 @@ pub fn write_all_atomically(files: &[FileWrite<'_>], parallel: usize) -> Vec<std
     const FILES_PER_ROUND: usize = 256;
     files
         .chunks(FILES_PER_ROUND)
-        .flat_map(|round| write_round(round, parallel))
+        .flat_map(|round| write_round(round, &[], parallel))
         .collect()
 }
 
-fn write_round(files: &[FileWrite<'_>], parallel: usize) -> Vec<std::io::Result<()>> {
+/// Replaces the file at `path` keeping its permission bits, its owner and its group (as
+/// [`write_atomically`] does otherwise): a file other users or services read, such as a
+/// `root:lapd 0640` catalog, stays readable by them and by nobody else. A file that does
+/// not exist yet is created with `new_mode`. When the owner or the group cannot be kept
+/// (not allowed to give the file away), nothing changes and the error says so.
+pub fn replace_keeping_access(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<()> {
+    let access = match std::fs::metadata(path) {
+        Ok(meta) => Access::of(&meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Access {
+            mode: new_mode,
+            owner: None,
+        },
+        Err(e) => return Err(e),
+    };
+    write_round(
+        &[FileWrite {
+            path,
+            bytes,
+            mode: access.mode,
+        }],
+        &[access.owner],
+        1,
+    )
+    .pop()
+    .unwrap_or_else(|| Err(std::io::Error::other("no result for the one file written")))
+}
+
+/// Creates the directory `path` (and its missing parents) readable by its owner only (0700),
+/// or narrows it to 0700 if it exists with access for the group or others. Returns the bits
+/// it had when it had to narrow them, for the caller to log. Directories of private files
+/// (license keys, records holding session keys) are made so.
+pub fn create_private_dir(path: &Path) -> std::io::Result<Option<u32>> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => narrow_to_owner(path, &meta),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            match builder.create(path) {
+                // Another process created it meanwhile: check it as an existing one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    narrow_to_owner(path, &std::fs::metadata(path)?)
+                }
+                other => other.map(|()| None),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(unix)]
+fn narrow_to_owner(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    let group_and_others = mode & 0o077;
+    if group_and_others == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(Some(mode))
+}
+
+#[cfg(not(unix))]
+fn narrow_to_owner(_path: &Path, _meta: &std::fs::Metadata) -> std::io::Result<Option<u32>> {
+    // Per-user folders on Windows (LOCALAPPDATA) inherit an owner-only ACL.
+    Ok(None)
+}
+
+/// The mode, owner and group a rewritten file keeps.
+struct Access {
+    mode: u32,
+    /// `(uid, gid)`: `None` leaves the new file the writer's.
+    owner: Option<(u32, u32)>,
+}
+
+impl Access {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            mode: meta.mode() & 0o7777,
+            owner: Some((meta.uid(), meta.gid())),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Self {
+        Self {
+            mode: 0o644,
+            owner: None,
+        }
+    }
+}
+
+fn write_round(
+    files: &[FileWrite<'_>],
+    owners: &[Option<(u32, u32)>],
+    parallel: usize,
+) -> Vec<std::io::Result<()>> {
     // Stage 1: temporaries written, not yet flushed.
     let mut staged: Vec<std::io::Result<(PathBuf, File)>> = files
         .iter()
-        .map(|f| write_temporary(f.path, f.bytes, f.mode))
+        .enumerate()
+        .map(|(n, f)| write_temporary(f.path, f.bytes, f.mode, owners.get(n).copied().flatten()))
         .collect();
     // Stage 2: flushed, side by side.
     flush_all(&mut staged, parallel);
@@ -92,9 +201,14 @@ fn parent(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Creates `path`'s temporary next to it with `mode` and writes `bytes` into it; on error
-/// nothing is left behind.
-fn write_temporary(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<(PathBuf, File)> {
+/// Creates `path`'s temporary next to it with `mode` (and `owner`, when given) and writes
+/// `bytes` into it; on error nothing is left behind.
+fn write_temporary(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<(PathBuf, File)> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
@@ -119,12 +233,18 @@ fn write_temporary(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<(Pat
     let _ = mode;
     let mut file = options.open(&tmp)?;
     let written = (|| {
-        // The umask may have narrowed the mode (a 0644 file others must read).
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            // Before the mode: a change of owner clears the set-id bits.
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+            }
+            // The umask may have narrowed the mode (a 0644 file others must read).
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
+        #[cfg(not(unix))]
+        let _ = owner;
         file.write_all(bytes)
     })();
     match written {
@@ -169,21 +289,44 @@ pub fn remove_stale_temporaries(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
     };
-    remove_stale(dir, &format!(".{}.tmp-", name.to_string_lossy()));
+    if can_tell_liveness() {
+        remove_temporaries(dir, &temporary_prefix(name), writer_is_gone);
+    }
 }
 
 /// [`remove_stale_temporaries`] for every file of `dir` at once: one directory read for a
 /// batch of files written there.
 pub fn remove_stale_temporaries_in(dir: &Path) {
-    remove_stale(dir, ".");
+    if can_tell_liveness() {
+        remove_temporaries(dir, ".", writer_is_gone);
+    }
 }
 
-/// Removes `dir`'s `<prefix>…tmp-<pid>-<n>` files whose writer no longer runs.
-fn remove_stale(dir: &Path, prefix: &str) {
-    let proc_fs = Path::new("/proc/self");
-    if !proc_fs.exists() {
+/// Removes every temporary [`write_atomically`] left next to `path`, whichever process wrote
+/// it, on every platform. Only for a caller that holds the lock every writer of `path` takes
+/// first: under it no write of `path` is under way, so each temporary is a killed writer's,
+/// even one whose process id has since been reused by a live process.
+pub fn remove_temporaries_under_lock(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
-    }
+    };
+    remove_temporaries(dir, &temporary_prefix(name), |_| true);
+}
+
+fn temporary_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.tmp-", name.to_string_lossy())
+}
+
+fn can_tell_liveness() -> bool {
+    Path::new("/proc/self").exists()
+}
+
+fn writer_is_gone(pid: u32) -> bool {
+    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes `dir`'s `<prefix>…tmp-<pid>-<n>` files whose writer `remove` says may go.
+fn remove_temporaries(dir: &Path, prefix: &str, remove: impl Fn(u32) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -198,7 +341,7 @@ fn remove_stale(dir: &Path, prefix: &str) {
         else {
             continue;
         };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+        if remove(pid) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -287,6 +430,35 @@ mod tests {
         assert!(live.exists(), "a live writer's temporary is kept");
         assert!(other.exists(), "another file's temporary is not touched");
         assert!(path.exists());
+    }
+
+    #[test]
+    fn under_the_lock_every_temporary_of_the_file_goes_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        write_atomically(&path, b"{}", 0o600).expect("write");
+        // Under the lock even a temporary named after a running process (this one: its id
+        // reused after a killed writer) cannot belong to a write under way.
+        let own = format!(".state.json.tmp-{}-3", std::process::id());
+        for name in [
+            ".state.json.tmp-4194305-0",
+            own.as_str(),
+            ".state.json.corrupt-7",
+            ".other.json.tmp-4194305-0",
+            "state.json.tmp-1-1",
+        ] {
+            std::fs::write(dir.path().join(name), b"partial").expect("file");
+        }
+        remove_temporaries_under_lock(&path);
+        assert_eq!(
+            entries(dir.path()),
+            [
+                ".other.json.tmp-4194305-0",
+                ".state.json.corrupt-7",
+                "state.json",
+                "state.json.tmp-1-1"
+            ]
+        );
     }
 
     #[test]
@@ -387,5 +559,94 @@ mod tests {
             "the failed target is as it was"
         );
         assert_eq!(entries(dir.path()), ["blocked", "good.json", "kept.json"]);
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("meta").permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    fn gid_of(path: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("meta").gid()
+    }
+
+    /// A group this process may give its files other than `not`: any as root, else one of
+    /// its supplementary groups (`/proc/self/status`), if it has one.
+    #[cfg(unix)]
+    fn another_group(not: u32) -> Option<u32> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|n| n.parse::<u32>().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .unwrap_or_default()
+        };
+        if field("Uid:").get(1) == Some(&0) {
+            return Some(if not == 4242 { 4243 } else { 4242 });
+        }
+        field("Groups:").into_iter().find(|g| *g != not)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.toml");
+        write_atomically(&path, b"old", 0o640).expect("write");
+        let group = another_group(gid_of(&path));
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(&path, None, Some(gid)).expect("chgrp");
+        }
+        let before = gid_of(&path);
+        replace_keeping_access(&path, b"new", 0o644).expect("replace");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+        assert_eq!(mode_of(&path), 0o640, "the mode is kept, not the default");
+        assert_eq!(gid_of(&path), before, "the group is kept");
+        assert_eq!(entries(dir.path()), ["catalog.toml"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_for_the_first_time_gets_the_new_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.toml");
+        replace_keeping_access(&path, b"first", 0o600).expect("create");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_private_dir_is_created_owner_only_and_a_loose_one_is_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = dir.path().join("share/lapwing");
+        assert_eq!(create_private_dir(&new).expect("create"), None);
+        assert_eq!(mode_of(&new), 0o700);
+        assert_eq!(
+            create_private_dir(&new).expect("again"),
+            None,
+            "already private"
+        );
+
+        let loose = dir.path().join("loose");
+        std::fs::create_dir(&loose).expect("mkdir");
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(create_private_dir(&loose).expect("narrow"), Some(0o755));
+        assert_eq!(mode_of(&loose), 0o700);
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("file");
+        assert!(
+            create_private_dir(&file).is_err(),
+            "a file is not a directory"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Lapwing's per-product secrets: the license key (16 bytes), the install nonce (16 bytes) and
-//! the evaluation start (UNIX seconds), kept in the OS keyring (LAP profile §2 and §8).
+//! Lapwing's per-product secrets: the license key (16 bytes), the server key it was entered for
+//! (32 bytes), the install nonce (16 bytes), the evaluation start (UNIX seconds) and the client
+//! ids (2 × 16 bytes), kept in the OS keyring (LAP profile §2 and §8, draft §3.1).
 //!
 //! The engine sees only [`SecretStore`]. Three stores implement it:
 //!
@@ -69,28 +70,40 @@ pub const SERVICE: &str = "lapwing";
 pub enum SecretItem {
     /// The 16 bytes of the license key (profile §4), as decoded; absent for an evaluation.
     LicenseKey,
+    /// The server Ed25519 public key the license key was entered for: the key is sent to
+    /// that server only, so a replaced manifest cannot redirect it unconfirmed. Absent for a
+    /// key stored before keys were bound (bound at its next activation).
+    LicenseKeyServer,
     /// 16 CSPRNG bytes made once per product installation (profile §2).
     InstallNonce,
     /// When the evaluation started: UNIX seconds, 8 bytes little-endian (profile §8).
     EvaluationStart,
+    /// The ClientBaseId then the ClientAddOnId the product sends (draft §3.1), 16 bytes each.
+    /// Not secret, but kept here because it must outlive the state file: the ids are "static
+    /// for the installation time", and a server binds seats and correlates add-ons by them.
+    ClientIds,
     /// Written, read back and deleted by [`probe`]; never kept.
     Probe,
 }
 
 impl SecretItem {
     /// The items a product keeps (what uninstalling forgets); [`SecretItem::Probe`] is not one.
-    pub const PRODUCT_ITEMS: [SecretItem; 3] = [
+    pub const PRODUCT_ITEMS: [SecretItem; 5] = [
         SecretItem::LicenseKey,
+        SecretItem::LicenseKeyServer,
         SecretItem::InstallNonce,
         SecretItem::EvaluationStart,
+        SecretItem::ClientIds,
     ];
 
     /// The stable name (see the type's docs).
     pub const fn name(self) -> &'static str {
         match self {
             SecretItem::LicenseKey => "license-key",
+            SecretItem::LicenseKeyServer => "license-key-server",
             SecretItem::InstallNonce => "install-nonce",
             SecretItem::EvaluationStart => "evaluation-start",
+            SecretItem::ClientIds => "client-ids",
             SecretItem::Probe => "probe",
         }
     }
@@ -98,8 +111,10 @@ impl SecretItem {
     pub fn from_name(name: &str) -> Option<Self> {
         [
             SecretItem::LicenseKey,
+            SecretItem::LicenseKeyServer,
             SecretItem::InstallNonce,
             SecretItem::EvaluationStart,
+            SecretItem::ClientIds,
             SecretItem::Probe,
         ]
         .into_iter()
@@ -113,6 +128,7 @@ impl SecretItem {
         match self {
             SecretItem::LicenseKey | SecretItem::InstallNonce | SecretItem::Probe => 16,
             SecretItem::EvaluationStart => 8,
+            SecretItem::ClientIds | SecretItem::LicenseKeyServer => 32,
         }
     }
 }
@@ -190,6 +206,22 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
         self.set(product_id, SecretItem::LicenseKey, key)
     }
 
+    /// The server Ed25519 public key the stored license key is bound to.
+    fn get_license_key_server(
+        &self,
+        product_id: &str,
+    ) -> Result<Option<Secret<[u8; 32]>>, SecretError> {
+        get_array(self, product_id, SecretItem::LicenseKeyServer)
+    }
+
+    fn set_license_key_server(
+        &self,
+        product_id: &str,
+        server_ed25519: &[u8; 32],
+    ) -> Result<(), SecretError> {
+        self.set(product_id, SecretItem::LicenseKeyServer, server_ed25519)
+    }
+
     fn get_install_nonce(&self, product_id: &str) -> Result<Option<Secret<[u8; 16]>>, SecretError> {
         get_array(self, product_id, SecretItem::InstallNonce)
     }
@@ -213,6 +245,36 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
             &unix_seconds.to_le_bytes(),
         )
     }
+
+    /// The client ids the product was provisioned with.
+    fn get_client_ids(&self, product_id: &str) -> Result<Option<ClientIds>, SecretError> {
+        Ok(
+            get_array::<32, _>(self, product_id, SecretItem::ClientIds)?.map(|bytes| {
+                let mut ids = ClientIds {
+                    base: [0; 16],
+                    addon: [0; 16],
+                };
+                ids.base.copy_from_slice(&bytes[..16]);
+                ids.addon.copy_from_slice(&bytes[16..]);
+                ids
+            }),
+        )
+    }
+
+    fn set_client_ids(&self, product_id: &str, ids: &ClientIds) -> Result<(), SecretError> {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&ids.base);
+        bytes[16..].copy_from_slice(&ids.addon);
+        self.set(product_id, SecretItem::ClientIds, &bytes)
+    }
+}
+
+/// A product's client ids as kept in the store: the ClientBaseId and the ClientAddOnId (all
+/// zero for a base product), each a UUID's 16 bytes in wire order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIds {
+    pub base: [u8; 16],
+    pub addon: [u8; 16],
 }
 
 fn get_array<const N: usize, S: SecretStore + ?Sized>(
@@ -336,7 +398,16 @@ mod tests {
     #[test]
     fn item_names_are_stable_and_round_trip() {
         let names: Vec<_> = SecretItem::PRODUCT_ITEMS.iter().map(|i| i.name()).collect();
-        assert_eq!(names, ["license-key", "install-nonce", "evaluation-start"]);
+        assert_eq!(
+            names,
+            [
+                "license-key",
+                "license-key-server",
+                "install-nonce",
+                "evaluation-start",
+                "client-ids"
+            ]
+        );
         for item in SecretItem::PRODUCT_ITEMS
             .into_iter()
             .chain([SecretItem::Probe])
@@ -344,6 +415,24 @@ mod tests {
             assert_eq!(SecretItem::from_name(item.name()), Some(item));
         }
         assert_eq!(SecretItem::from_name("license_key"), None);
+    }
+
+    #[test]
+    fn client_ids_round_trip_in_wire_order_and_are_forgotten_with_the_product() {
+        let store = MemoryStore::new();
+        let ids = ClientIds {
+            base: [1; 16],
+            addon: [2; 16],
+        };
+        store.set_client_ids("acme-export", &ids).expect("set");
+        assert_eq!(store.get_client_ids("acme-export").expect("get"), Some(ids));
+        let raw = store
+            .get("acme-export", SecretItem::ClientIds)
+            .expect("get")
+            .expect("stored");
+        assert_eq!(&raw[..16], &[1; 16], "the base id comes first");
+        store.forget_product("acme-export").expect("forget");
+        assert_eq!(store.get_client_ids("acme-export").expect("get"), None);
     }
 
     #[test]

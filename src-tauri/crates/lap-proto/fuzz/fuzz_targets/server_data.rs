@@ -4,11 +4,11 @@
 //! record walk (type, u16 LE length, value) consumes the input exactly, every field equals the
 //! model's, `encode()` succeeds, re-parses to the same value and is canonical (encoding again
 //! gives the same bytes, and the same bytes as the walk's known records in type order with
-//! vendor records kept in order), and `renew_at` follows §5.
+//! vendor records kept in order), and `renew_at` follows §5 with its clamps.
 #![no_main]
 
-use lap_proto::server_data::DEFAULT_RENEW_SECS;
-use lap_proto::wire::MAX_TIME;
+use lap_proto::server_data::{DEFAULT_RENEW_SECS, MIN_RENEW_SECS};
+use lap_proto::time::MAX_TIME;
 use lap_proto::{LicenseKind, ServerData};
 use lap_proto_fuzz::{hex, tlv};
 use libfuzzer_sys::fuzz_target;
@@ -72,18 +72,20 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(encoded, canonical, "encode is not the canonical form");
 
-    // §5 renewal: RenewAfter, else halfway from ServerTime to NotAfter, else 30 days later.
+    // §5 renewal: RenewAfter (brought back to NotAfter when past it), else halfway from
+    // ServerTime to NotAfter, else 30 days later; never sooner than MIN_RENEW_SECS after
+    // ServerTime, so no answer is due again at once.
     for server_time in [0, 1_750_000_000, MAX_TIME - 1, MAX_TIME] {
         let renew = parsed.renew_at(server_time);
-        match (model.renew_after, model.not_after) {
-            (Some(r), _) => assert_eq!(renew, r),
-            (None, Some(end)) if end >= server_time => {
-                assert_eq!(renew, server_time + (end - server_time) / 2);
-            }
-            (None, Some(_)) => assert_eq!(renew, server_time),
-            (None, None) => {
-                assert_eq!(renew, (server_time + DEFAULT_RENEW_SECS).min(MAX_TIME));
-            }
-        }
+        let soonest = server_time + MIN_RENEW_SECS;
+        assert!(renew >= soonest, "renewal {renew} before {soonest}");
+        let asked = match (model.renew_after, model.not_after) {
+            (Some(r), Some(end)) => r.min(end),
+            (Some(r), None) => r,
+            (None, Some(end)) if end >= server_time => server_time + (end - server_time) / 2,
+            (None, Some(_)) => server_time,
+            (None, None) => server_time + DEFAULT_RENEW_SECS,
+        };
+        assert_eq!(renew, asked.max(soonest));
     }
 });

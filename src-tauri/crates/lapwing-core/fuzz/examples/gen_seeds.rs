@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use lap_proto::LicenseKind;
 use lapwing_core::manifest::Manifest;
 use lapwing_core::policy::Policy;
-use lapwing_core::state::{Grant, GrantKind, ProductState, ServerSource, ServerUsed, State};
+use lapwing_core::state::{Grant, ProductState, ServerSource, ServerUsed, State};
 use lapwing_machine::smbios::{SmbiosVersion, parse_dump};
 use lapwing_machine::test_util::desktop;
 
@@ -79,7 +80,7 @@ fn main() {
         received_at: 1_795_000_001,
         not_after: Some(1_800_000_000),
         renew_after: Some(1_797_000_000),
-        kind: Some(GrantKind::Term),
+        kind: Some(LicenseKind::Term),
         in_compliance: Some(true),
         features: vec!["pro".into(), "export".into()],
         notice: Some("Thank you".into()),

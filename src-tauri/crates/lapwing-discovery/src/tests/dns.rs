@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use super::dns_zone as zone;
 use crate::test_util::{Dnsmasq, SilentNameserver};
 use crate::{
-    Candidate, Discovered, Discovery, DiscoveryConfig, DiscoveryError, DnsConfig, ServerSettings,
-    ServerSource,
+    Candidate, Discovered, Discovery, DiscoveryConfig, DiscoveryError, DnsConfig, LocalAddresses,
+    ServerSettings, ServerSource,
 };
 
 fn discovery(dns: &Dnsmasq, search: &[&str], seed: u64) -> Discovery {
@@ -18,6 +18,7 @@ fn discovery(dns: &Dnsmasq, search: &[&str], seed: u64) -> Discovery {
         lookup_timeout: Duration::from_secs(2),
         mdns: None,
         srv_seed: Some(seed),
+        ..DiscoveryConfig::default()
     })
 }
 
@@ -58,7 +59,7 @@ async fn srv_targets_in_priority_and_weight_order_with_all_their_addresses() {
     for seed in 0..u64::from(rounds) {
         let d = discovery(&dns, &[], seed);
         let started = Instant::now();
-        let found = d.srv("acme.test").await;
+        let found = d.srv("acme.test", LocalAddresses::Allow).await;
         timings.push(started.elapsed());
         assert!(found.skipped.is_empty(), "{:?}", found.skipped);
         let got = summary(&found);
@@ -93,7 +94,7 @@ async fn srv_targets_in_priority_and_weight_order_with_all_their_addresses() {
     assert!(dns.log().contains("_lap._udp.acme.test"), "{}", dns.log());
 
     let d = discovery(&dns, &[], 5);
-    let found = d.srv("acme.test").await;
+    let found = d.srv("acme.test", LocalAddresses::Allow).await;
     let detail = &found
         .candidates
         .iter()
@@ -116,6 +117,7 @@ async fn full_order_override_then_srv_then_manifest_without_duplicates() {
         // Resolved through the same DNS; a second manifest-like name equal to an SRV
         // address shows the dedup: backup's address is already listed.
         manifest_address: Some("lap.acme.test:4799".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -143,6 +145,7 @@ async fn full_order_override_then_srv_then_manifest_without_duplicates() {
     let settings = ServerSettings {
         srv_domain: Some("acme.test".into()),
         manifest_address: Some("backup.acme.test:4713".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -159,6 +162,7 @@ async fn unknown_domain_gives_no_srv_but_still_the_manifest_address() {
     let settings = ServerSettings {
         srv_domain: Some("nowhere.test".into()),
         manifest_address: Some("lap.acme.test:4711".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -188,6 +192,7 @@ async fn dot_target_means_not_available() {
     let settings = ServerSettings {
         srv_domain: Some("gone.test".into()),
         manifest_address: Some("127.0.0.1:4711".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -207,7 +212,7 @@ async fn dot_target_means_not_available() {
 async fn dot_among_real_targets_is_noted_and_passed_over() {
     let dns = Dnsmasq::start(&zone());
     let d = discovery(&dns, &[], 1);
-    let found = d.srv("mixed.test").await;
+    let found = d.srv("mixed.test", LocalAddresses::Allow).await;
     assert_eq!(
         summary(&found),
         vec![row("127.0.0.8:4730", ServerSource::Srv, "ok.partial.test")]
@@ -224,7 +229,7 @@ async fn dot_among_real_targets_is_noted_and_passed_over() {
 async fn a_target_that_does_not_resolve_is_reported_and_the_next_kept() {
     let dns = Dnsmasq::start(&zone());
     let d = discovery(&dns, &[], 1);
-    let found = d.srv("partial.test").await;
+    let found = d.srv("partial.test", LocalAddresses::Allow).await;
     assert_eq!(
         summary(&found),
         vec![row("127.0.0.8:4721", ServerSource::Srv, "ok.partial.test")]
@@ -246,6 +251,7 @@ async fn unicast_dns_sd_in_the_search_domains() {
     assert_eq!(d.search_domains(), vec!["corp.test", "empty.test"]);
     let settings = ServerSettings {
         manifest_address: Some("lap.acme.test:4711".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -277,6 +283,7 @@ async fn locked_policy_is_the_only_server_asked_for() {
         policy_locked: true,
         srv_domain: Some("acme.test".into()),
         manifest_address: Some("backup.acme.test:4713".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -313,6 +320,7 @@ async fn unlocked_policy_is_a_default_the_user_override_replaces() {
     let mut settings = ServerSettings {
         policy_server: Some("lap.acme.test:4750".into()),
         srv_domain: Some("partial.test".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -355,11 +363,13 @@ async fn dead_dns_server_costs_one_timeout_and_hides_nothing() {
         lookup_timeout: timeout,
         mdns: None,
         srv_seed: Some(1),
+        ..DiscoveryConfig::default()
     });
     let settings = ServerSettings {
         global_override: Some("lap.acme.test:4700".into()),
         srv_domain: Some("acme.test".into()),
         manifest_address: Some("127.0.0.1:4711".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let started = Instant::now();
@@ -400,9 +410,146 @@ fn candidate_serialises_for_status_json() {
         host: "lap1.acme.test".into(),
         source: ServerSource::DnsSd,
         detail: "x".into(),
+        ttl: None,
     };
     assert_eq!(
         serde_json::to_value(&c).expect("serde"),
         serde_json::json!({"address": "127.0.0.2:4711", "host": "lap1.acme.test", "source": "dns-sd", "detail": "x"})
+    );
+}
+
+/// By default a loopback SRV target is dropped and named in `skipped` (a hostile DNS
+/// server must not point the app at a service on this machine); the manifest's own
+/// loopback address, written by the vendor, is kept. The policy's allowance keeps both.
+#[tokio::test]
+async fn a_loopback_srv_target_is_dropped_by_default_and_named() {
+    let dns = Dnsmasq::start(&zone());
+    let d = discovery(&dns, &[], 1);
+    let mut settings = ServerSettings {
+        srv_domain: Some("partial.test".into()),
+        manifest_address: Some("127.0.0.1:4711".into()),
+        ..ServerSettings::default()
+    };
+    let found = d.candidates(&settings).await;
+    assert_eq!(
+        summary(&found),
+        vec![row("127.0.0.1:4711", ServerSource::Manifest, "127.0.0.1")]
+    );
+    let dropped: Vec<String> = found
+        .skipped
+        .iter()
+        .filter(|s| matches!(s.reason, DiscoveryError::LocalAddress { .. }))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        dropped,
+        vec![
+            "srv ok.partial.test (SRV _lap._udp.partial.test priority 2 weight 0 → \
+             ok.partial.test:4721): 127.0.0.8:4721 is a loopback address, which is not used \
+             when it comes from the network; the machine policy can allow it ([discovery] \
+             allow_local_addresses = true)"
+        ]
+    );
+
+    settings.allow_local_addresses = true;
+    let found = d.candidates(&settings).await;
+    assert_eq!(
+        summary(&found),
+        vec![
+            row("127.0.0.8:4721", ServerSource::Srv, "ok.partial.test"),
+            row("127.0.0.1:4711", ServerSource::Manifest, "127.0.0.1"),
+        ]
+    );
+}
+
+/// A hostile SRV answer of many targets: only the first 8 are resolved and listed, the rest
+/// are named in one note. The addresses are documentation ones: nothing is sent.
+#[tokio::test]
+async fn at_most_eight_servers_are_listed() {
+    let mut records = Vec::new();
+    for n in 1..=12 {
+        records.push(format!(
+            "--srv-host=_lap._udp.many.test,t{n:02}.many.test,{},1,0",
+            4700 + n
+        ));
+        records.push(format!("--host-record=t{n:02}.many.test,192.0.2.{n}"));
+    }
+    let dns = Dnsmasq::start(&records);
+    let d = discovery(&dns, &[], 1);
+    let settings = ServerSettings {
+        product_override: Some("198.51.100.1:4711".into()),
+        srv_domain: Some("many.test".into()),
+        manifest_address: Some("198.51.100.2:4711".into()),
+        ..ServerSettings::default()
+    };
+    let found = d.candidates(&settings).await;
+    assert_eq!(found.candidates.len(), crate::MAX_CANDIDATES);
+    assert_eq!(found.candidates[0].source, ServerSource::Override);
+    assert!(
+        found.candidates[1..]
+            .iter()
+            .all(|c| c.source == ServerSource::Srv),
+        "{:?}",
+        summary(&found)
+    );
+    let too_many: Vec<(ServerSource, usize)> = found
+        .skipped
+        .iter()
+        .filter(|s| s.reason == DiscoveryError::TooMany { limit: 8 })
+        .map(|s| (s.source, s.subject.split(", ").count()))
+        .collect();
+    // Four SRV targets never resolved, the eighth resolved one cut by the final cap, and
+    // the manifest's address after them.
+    assert_eq!(
+        too_many,
+        vec![
+            (ServerSource::Srv, 4),
+            (ServerSource::Srv, 1),
+            (ServerSource::Manifest, 1)
+        ],
+        "{:?}",
+        found.skipped
+    );
+    let asked = dns.log();
+    assert_eq!(
+        asked.matches("query[A] t").count(),
+        8,
+        "resolved past the cap:\n{asked}"
+    );
+}
+
+/// A DNS server that never answers cannot make one discovery outlast its total bound,
+/// however long each lookup may take: the source still waiting is reported, the manifest's
+/// address is used. Time is tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn one_discovery_ends_at_its_total_bound() {
+    let silent = SilentNameserver::start();
+    let d = Discovery::new(DiscoveryConfig {
+        dns: DnsConfig::Nameserver {
+            address: silent.address(),
+            search: vec![],
+        },
+        lookup_timeout: Duration::from_secs(60),
+        total_timeout: Duration::from_secs(3),
+        mdns: None,
+        srv_seed: Some(1),
+        ..DiscoveryConfig::default()
+    });
+    let settings = ServerSettings {
+        srv_domain: Some("acme.test".into()),
+        manifest_address: Some("192.0.2.7:4711".into()),
+        ..ServerSettings::default()
+    };
+    let started = tokio::time::Instant::now();
+    let found = d.candidates(&settings).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(
+        summary(&found),
+        vec![row("192.0.2.7:4711", ServerSource::Manifest, "192.0.2.7")]
+    );
+    let skipped: Vec<String> = found.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        skipped,
+        vec!["srv _lap._udp.acme.test: did not finish within the 3000 ms one discovery may take"]
     );
 }

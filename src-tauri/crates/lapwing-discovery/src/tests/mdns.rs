@@ -12,8 +12,8 @@ use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceInfo};
 use super::dns_zone;
 use crate::test_util::{Dnsmasq, free_udp_and_tcp_port};
 use crate::{
-    Discovered, Discovery, DiscoveryConfig, DiscoveryError, DnsConfig, MdnsConfig, ServerSettings,
-    ServerSource,
+    Discovered, Discovery, DiscoveryConfig, DiscoveryError, DnsConfig, LocalAddresses, MdnsConfig,
+    ServerSettings, ServerSource,
 };
 
 const WINDOW: Duration = Duration::from_millis(700);
@@ -70,6 +70,7 @@ impl Responder {
                 interfaces: vec!["lo".into()],
             }),
             srv_seed: Some(1),
+            ..DiscoveryConfig::default()
         })
     }
 }
@@ -126,7 +127,7 @@ async fn browse_finds_a_responder_with_all_its_addresses() {
     responder.register("Lab Server", "labhost.local.", "127.0.0.1,127.0.0.11", 4711);
     let d = responder.discovery(None, &[]);
     let started = Instant::now();
-    let found = d.dns_sd().await;
+    let found = d.dns_sd(LocalAddresses::Allow).await;
     let elapsed = started.elapsed();
     assert_eq!(
         summary(&found),
@@ -145,11 +146,11 @@ async fn browse_finds_a_responder_with_all_its_addresses() {
     assert!(elapsed < WINDOW + Duration::from_millis(500), "{elapsed:?}");
 }
 
-/// Polls the running browse until `want` holds, for at most 5 s.
+/// Browses again until `want` holds, for at most 5 s.
 async fn eventually(d: &Discovery, want: impl Fn(&Discovered) -> bool) -> Discovered {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let found = d.dns_sd().await;
+        let found = d.dns_sd(LocalAddresses::Allow).await;
         if want(&found) || Instant::now() > deadline {
             return found;
         }
@@ -161,8 +162,10 @@ fn hosts(found: &Discovered) -> Vec<&str> {
     found.candidates.iter().map(|c| c.host.as_str()).collect()
 }
 
+/// Each discovery browses anew (nothing runs in between): a server that starts later is
+/// found by the next discovery, one that stopped is no longer listed.
 #[tokio::test]
-async fn the_running_browse_follows_arrivals_and_goodbyes() {
+async fn each_discovery_browses_anew() {
     let responder = Responder::start();
     let zulu = responder.register("zulu", "zulu.local.", "127.0.0.21", 4721);
     responder.register("alpha", "alpha.local.", "127.0.0.22", 4722);
@@ -172,18 +175,8 @@ async fn the_running_browse_follows_arrivals_and_goodbyes() {
         row("127.0.0.22:4722", ServerSource::DnsSd, "alpha.local"),
         row("127.0.0.21:4721", ServerSource::DnsSd, "zulu.local"),
     ];
-    assert_eq!(summary(&d.dns_sd().await), both);
+    assert_eq!(summary(&d.dns_sd(LocalAddresses::Allow).await), both);
 
-    // Later calls read the running browse: no second window.
-    let started = Instant::now();
-    assert_eq!(summary(&d.dns_sd().await), both);
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        started.elapsed()
-    );
-
-    // A server that starts later is heard (its announcement) without a new browse.
     responder.register("mike", "mike.local.", "127.0.0.23", 4723);
     let found = eventually(&d, |f| f.candidates.len() == 3).await;
     assert_eq!(
@@ -191,7 +184,6 @@ async fn the_running_browse_follows_arrivals_and_goodbyes() {
         vec!["alpha.local", "mike.local", "zulu.local"]
     );
 
-    // A server that stops sends a goodbye (TTL 0, RFC 6762 §10.1): no longer listed.
     let status = responder.daemon.unregister(&zulu).expect("unregister");
     status
         .recv_timeout(Duration::from_secs(5))
@@ -200,15 +192,92 @@ async fn the_running_browse_follows_arrivals_and_goodbyes() {
     assert_eq!(hosts(&found), vec!["alpha.local", "mike.local"]);
 }
 
-/// Calls made while the first browse is in its window wait for that same window (one
-/// browse, not one each) and all see the instance.
+/// The sockets of this process bound to UDP `port` (IPv4 and IPv6).
+fn udp_sockets_on(port: u16) -> usize {
+    let mut ours = std::collections::HashSet::new();
+    for fd in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
+        if let Ok(link) = std::fs::read_link(fd.path())
+            && let Some(inode) = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:["))
+                .and_then(|l| l.strip_suffix(']'))
+        {
+            ours.insert(inode.to_owned());
+        }
+    }
+    let suffix = format!(":{port:04X}");
+    ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .flat_map(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1).is_some_and(|local| local.ends_with(&suffix))
+                && fields.get(9).is_some_and(|inode| ours.contains(*inode))
+        })
+        .count()
+}
+
+/// mDNS is open only during a discovery: the browse holds its sockets in its window and
+/// closes them after, so an idle app listens nowhere.
+#[tokio::test]
+async fn the_browse_closes_its_sockets_after_its_window() {
+    let port = free_udp_and_tcp_port();
+    let d = Discovery::new(DiscoveryConfig {
+        dns: DnsConfig::Nameserver {
+            address: "127.0.0.1:9".parse().expect("valid literal"),
+            search: vec![],
+        },
+        mdns: Some(MdnsConfig {
+            port,
+            browse_window: WINDOW,
+            interfaces: vec!["lo".into()],
+        }),
+        ..DiscoveryConfig::default()
+    });
+    assert_eq!(udp_sockets_on(port), 0, "nothing open before a discovery");
+    let watch = async {
+        let deadline = Instant::now() + WINDOW;
+        let mut most = 0;
+        while Instant::now() < deadline {
+            most = most.max(udp_sockets_on(port));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        most
+    };
+    let (found, during) = tokio::join!(d.dns_sd(LocalAddresses::Allow), watch);
+    assert!(found.candidates.is_empty());
+    assert!(during > 0, "the check sees the browse's own sockets");
+    // The daemon thread closes them once told to stop, just after the browse returns.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while udp_sockets_on(port) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(udp_sockets_on(port), 0, "a socket outlived the discovery");
+}
+
+/// Calls made while a browse is in its window wait for that same window (one browse, not
+/// one each) and all see the instance.
 #[tokio::test]
 async fn concurrent_calls_share_one_browse() {
     let responder = Responder::start();
     responder.register("shared", "shared.local.", "127.0.0.31", 4731);
     let d = responder.discovery(None, &[]);
     let started = Instant::now();
-    let (a, b, c) = tokio::join!(d.dns_sd(), d.dns_sd(), d.dns_sd());
+    let (a, b, c) = tokio::join!(
+        d.dns_sd(LocalAddresses::Allow),
+        d.dns_sd(LocalAddresses::Allow),
+        d.dns_sd(LocalAddresses::Allow)
+    );
     let elapsed = started.elapsed();
     let expected = vec![row("127.0.0.31:4731", ServerSource::DnsSd, "shared.local")];
     assert_eq!(summary(&a), expected);
@@ -221,7 +290,7 @@ async fn concurrent_calls_share_one_browse() {
 async fn silence_is_noted_for_doctor() {
     let responder = Responder::start();
     let d = responder.discovery(None, &[]);
-    let found = d.dns_sd().await;
+    let found = d.dns_sd(LocalAddresses::Allow).await;
     assert!(found.candidates.is_empty());
     assert_eq!(found.skipped.len(), 1);
     assert_eq!(found.skipped[0].source, ServerSource::DnsSd);
@@ -243,9 +312,10 @@ async fn mdns_off_means_no_browse() {
         lookup_timeout: Duration::from_secs(1),
         mdns: None,
         srv_seed: Some(1),
+        ..DiscoveryConfig::default()
     });
     let started = Instant::now();
-    let found = d.dns_sd().await;
+    let found = d.dns_sd(LocalAddresses::Allow).await;
     assert_eq!(found, Discovered::default());
     assert!(started.elapsed() < Duration::from_millis(100));
 }
@@ -261,6 +331,7 @@ async fn the_whole_chain_in_profile_order() {
     let settings = ServerSettings {
         srv_domain: Some("partial.test".into()),
         manifest_address: Some("lap.acme.test:4711".into()),
+        allow_local_addresses: true,
         ..ServerSettings::default()
     };
     let found = d.candidates(&settings).await;
@@ -396,8 +467,9 @@ async fn mdns_over_a_veth_pair_with_ipv6_link_local() {
             interfaces: vec!["va".into()],
         }),
         srv_seed: Some(1),
+        ..DiscoveryConfig::default()
     });
-    let found = d.dns_sd().await;
+    let found = d.dns_sd(LocalAddresses::Allow).await;
     let _ = responder.shutdown();
     assert_eq!(
         summary(&found),
@@ -410,5 +482,79 @@ async fn mdns_over_a_veth_pair_with_ipv6_link_local() {
             ),
             row("10.77.0.2:4711", ServerSource::DnsSd, "nsb.local"),
         ]
+    );
+}
+
+/// The race's view of the same browse: an instance is reported as soon as it resolves, while
+/// the browse is still open, not at the end of its window; and dropping the stream (the race
+/// won) closes the browse's sockets.
+#[tokio::test]
+async fn sources_report_an_instance_while_the_browse_still_runs() {
+    use futures_util::StreamExt;
+
+    use crate::{SourceEvent, Stage};
+
+    let responder = Responder::start();
+    responder.register("Early", "early.local.", "127.0.0.61", 4761);
+    let d = Discovery::new(DiscoveryConfig {
+        dns: DnsConfig::Nameserver {
+            address: "127.0.0.1:9".parse().expect("valid literal"),
+            search: vec![],
+        },
+        mdns: Some(MdnsConfig {
+            port: responder.port,
+            // Far longer than the test: the end of the window cannot be what reports it.
+            browse_window: Duration::from_secs(60),
+            interfaces: vec!["lo".into()],
+        }),
+        srv_seed: Some(1),
+        ..DiscoveryConfig::default()
+    });
+    let settings = ServerSettings {
+        manifest_address: Some("192.0.2.7:4711".into()),
+        allow_local_addresses: true,
+        ..ServerSettings::default()
+    };
+    // The responder's own sockets are on the same port.
+    let responder_only = udp_sockets_on(responder.port);
+    let mut events = d.sources(&settings);
+    let mut dns_sd = None;
+    let mut done = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            SourceEvent::Found(Stage::DnsSd, found) if !found.candidates.is_empty() => {
+                dns_sd = Some(found);
+                break;
+            }
+            SourceEvent::Done(stage) => done.push(stage),
+            SourceEvent::Found(..) => {}
+        }
+    }
+    let found = dns_sd.expect("the instance is reported");
+    assert_eq!(
+        summary(&found),
+        vec![row("127.0.0.61:4761", ServerSource::DnsSd, "early.local")]
+    );
+    assert!(
+        !done.contains(&Stage::DnsSd),
+        "reported before DNS-SD ended"
+    );
+    assert!(
+        done.contains(&Stage::Manual) && done.contains(&Stage::Srv),
+        "{done:?}"
+    );
+    assert!(
+        udp_sockets_on(responder.port) > responder_only,
+        "the browse still runs"
+    );
+    drop(events);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while udp_sockets_on(responder.port) > responder_only && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        udp_sockets_on(responder.port),
+        responder_only,
+        "a socket outlived the race"
     );
 }

@@ -6,8 +6,12 @@ use lap_proto::Uuid;
 use zeroize::Zeroizing;
 
 use super::*;
+use crate::anchor::PinOutcome;
+use crate::anchor_file::{AnchorFileState, AnchorRecord};
+use crate::os_id::OsIdState;
 use crate::smbios::parse_dump;
 use crate::test_util::{SmbiosWriter, desktop};
+use crate::tpm::{TpmReading, TpmState};
 
 const UUID: Uuid = Uuid::from_u128(0x4c4c_4544_0035_1052_8036_b4c0_4f31_3432);
 const V3_2: crate::SmbiosVersion = crate::SmbiosVersion::new(3, 2);

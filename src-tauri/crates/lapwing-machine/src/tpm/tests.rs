@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use super::canonical::der_prefix;
 use super::*;
 use crate::test_util::{SwtpmState, free_port_pair};
 

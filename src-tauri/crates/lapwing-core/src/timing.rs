@@ -1,11 +1,10 @@
 //! The timing rules of profile §8, as pure functions of the state and `now`, so each is
 //! tested with plain numbers. The engine sleeps until the earliest deadline they return.
 
+use lap_proto::time::{DAY, HOUR, MINUTE};
+
 use crate::state::Grant;
 
-pub const MINUTE: u64 = 60;
-pub const HOUR: u64 = 60 * MINUTE;
-pub const DAY: u64 = 24 * HOUR;
 /// Retry every 15 minutes for the first 2 hours of failures…
 pub const RETRY_FAST: u64 = 15 * MINUTE;
 pub const FAST_WINDOW: u64 = 2 * HOUR;
@@ -13,17 +12,10 @@ pub const FAST_WINDOW: u64 = 2 * HOUR;
 pub const RETRY_SLOW: u64 = 4 * HOUR;
 /// …and hourly once NotAfter has passed.
 pub const RETRY_EXPIRED: u64 = HOUR;
-/// Renewal interval when the server names neither RenewAfter nor NotAfter.
-pub const DEFAULT_RENEW: u64 = 30 * DAY;
-
-/// When to activate again after this grant (profile §5): RenewAfter, else halfway between
-/// ServerTime and NotAfter, else 30 days after ServerTime.
+/// When to activate again after this grant: lap-proto's one renewal rule (profile §5, with
+/// its clamps) on the stored records.
 pub fn renew_at(grant: &Grant) -> u64 {
-    match (grant.renew_after, grant.not_after) {
-        (Some(renew), _) => renew,
-        (None, Some(end)) => grant.server_time + end.saturating_sub(grant.server_time) / 2,
-        (None, None) => grant.server_time.saturating_add(DEFAULT_RENEW),
-    }
+    lap_proto::server_data::renew_at(grant.server_time, grant.renew_after, grant.not_after)
 }
 
 /// When to try again after a failed attempt at `now`, failures having started at
@@ -123,9 +115,26 @@ mod tests {
 
     #[test]
     fn renewal_follows_the_profile() {
-        assert_eq!(renew_at(&grant(1000, Some(3000), Some(1500))), 1500);
-        assert_eq!(renew_at(&grant(1000, Some(3000), None)), 2000);
-        assert_eq!(renew_at(&grant(1000, None, None)), 1000 + 30 * DAY);
+        let now = 1_795_000_000;
+        let end = Some(now + 20 * DAY);
+        assert_eq!(
+            renew_at(&grant(now, end, Some(now + 7 * DAY))),
+            now + 7 * DAY
+        );
+        assert_eq!(renew_at(&grant(now, end, None)), now + 10 * DAY);
+        assert_eq!(renew_at(&grant(now, None, None)), now + 30 * DAY);
+    }
+
+    #[test]
+    fn a_stored_grant_gets_the_clamped_renewal() {
+        let now = 1_795_000_000;
+        let end = now + 20 * DAY;
+        assert_eq!(
+            renew_at(&grant(now, Some(end), Some(now))),
+            now + 15 * MINUTE,
+            "RenewAfter = ServerTime (0 days) is not due at once"
+        );
+        assert_eq!(renew_at(&grant(now, Some(end), Some(end + DAY))), end);
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! lapctl's one error type and its exit codes. `main` prints an error once, as
+//! `lapctl: error: …` on stderr, and exits with the code the error names.
+
+use lapwing_core::engine::EngineError;
+use lapwing_machine::MachineError;
+use lapwing_secrets::SecretError;
+
+/// Exit codes, stable for scripts (listed in `lapctl --help` and the user guide).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A runtime error (one line on stderr).
+    pub const ERROR: u8 = 1;
+    /// The command line asks for something that cannot be done (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// `activate` ran but a product is not activated (no answer, refused, nothing to send).
+    pub const NOT_ACTIVATED: u8 = 3;
+    /// A license key failed its local check (length, character, check characters).
+    pub const BAD_KEY: u8 = 4;
+    /// The keyring is locked, missing or refused access.
+    pub const KEYRING: u8 = 5;
+    /// `doctor` found a problem.
+    pub const DOCTOR_PROBLEM: u8 = 6;
+}
+
+/// Everything that can stop a lapctl command. Not activated (3) and a doctor's problem (6)
+/// are answers, not errors: their commands print in full and return the code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    /// Arguments clap accepts but that cannot be used together or parsed further.
+    #[error("{0}")]
+    Usage(String),
+    /// A license key refused by its local check; the message may list the likely right keys.
+    #[error("{0}")]
+    BadKey(String),
+    #[error("{0}")]
+    Runtime(String),
+    /// Writing the output failed (a closed pipe never gets here: see `output::Quiet`).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Engine(EngineError::Key(_)) | Self::BadKey(_) => exit::BAD_KEY,
+            Self::Engine(EngineError::Secrets(e))
+                if !matches!(e, SecretError::InvalidProductId { .. }) =>
+            {
+                exit::KEYRING
+            }
+            Self::Usage(_) => exit::USAGE,
+            Self::Engine(_) | Self::Machine(_) | Self::Runtime(_) | Self::Output(_) => exit::ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_names_its_documented_exit_code() {
+        let cases = [
+            (CliError::Usage("give a product id or --all".into()), 2),
+            (CliError::BadKey("the key was not stored".into()), 4),
+            (
+                CliError::Engine(EngineError::Key(lap_proto::LicenseKeyError::Check)),
+                4,
+            ),
+            (
+                CliError::Engine(EngineError::Secrets(SecretError::NoSessionBus {
+                    address: None,
+                })),
+                5,
+            ),
+            (
+                CliError::Engine(EngineError::Secrets(SecretError::InvalidProductId {
+                    id: "X".into(),
+                })),
+                1,
+            ),
+            (CliError::Engine(EngineError::UnknownProduct("x".into())), 1),
+            (CliError::Runtime("JSON".into()), 1),
+            (CliError::Output(std::io::Error::other("disk full")), 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! `cargo bench -p lapd --bench seats` (run by `./dev.sh bench` and `./dev.sh bench seats`):
+//! lapd with many seats in each backend, next to an empty database. Per backend and size:
+//! start-up time (spawn to the printed address), resident memory after start-up and after
+//! the load, and the rate and latency of returning machines and of new ones, with lapd on
+//! core 0 (one worker) and the load generator on core 1.
+//!
+//! Sizes: `LAPD_BENCH_SEATS` (comma-separated, default `0,1000000`). The databases are filled
+//! with a bulk insert (`lapd db fill`), not through the protocol. PostgreSQL runs privately
+//! on a Unix socket with fsync and synchronous commits on; lapd reaches it over that socket.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use lapd::test_util::TempPostgres;
+
+const LAPD: &str = env!("CARGO_BIN_EXE_lapd");
+const SKU: &str = "6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11";
+const SECONDS: &str = "5";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Resident and peak resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Vendor {
+    dir: tempfile::TempDir,
+}
+
+impl Vendor {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vendor = Self { dir };
+        run(LAPD, &["keygen", "--out", &vendor.path("keys")]);
+        std::fs::write(
+            vendor.dir.path().join("catalog.toml"),
+            format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench\"\n"),
+        )
+        .expect("catalog");
+        let key = run(
+            LAPD,
+            &[
+                "license",
+                "new",
+                "--catalog",
+                &vendor.path("catalog.toml"),
+                "--sku",
+                SKU,
+                "--seats",
+                "100000000",
+                "--days",
+                "3650",
+            ],
+        );
+        std::fs::write(vendor.dir.path().join("license.key"), format!("{key}\n")).expect("key");
+        vendor
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+struct Figures {
+    backend: &'static str,
+    seats: u64,
+    fill_s: f64,
+    startup_ms: f64,
+    rss_start: f64,
+    rss_end: f64,
+    peak: f64,
+    returning: serde_json::Value,
+    returning_at: serde_json::Value,
+    new: serde_json::Value,
+    new_at: serde_json::Value,
+}
+
+fn load(vendor: &Vendor, address: &str, machines: &str, rate: u32) -> serde_json::Value {
+    let text = run(
+        "taskset",
+        &[
+            "-c",
+            "1",
+            LAPD,
+            "bench",
+            "--server",
+            address,
+            "--public",
+            &vendor.path("keys/server.toml"),
+            "--sku",
+            SKU,
+            "--key-file",
+            &vendor.path("license.key"),
+            "--machines",
+            machines,
+            "--rate",
+            &rate.to_string(),
+            "--seconds",
+            SECONDS,
+            "--concurrency",
+            if rate == 0 { "16" } else { "64" },
+            "--json",
+        ],
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bench output {text}: {e}"))
+}
+
+fn measure(backend: &'static str, db: &str, seats: u64) -> Figures {
+    let vendor = Vendor::new();
+    let started = Instant::now();
+    if seats > 0 {
+        run(
+            LAPD,
+            &[
+                "db",
+                "fill",
+                "--db",
+                db,
+                "--seats",
+                &seats.to_string(),
+                "--key-file",
+                &vendor.path("license.key"),
+            ],
+        );
+    } else {
+        run(LAPD, &["db", "migrate", "--db", db]);
+    }
+    let fill_s = started.elapsed().as_secs_f64();
+    // Whatever the fill left in the page cache is dropped by no one: the figures are warm.
+    let spawned = Instant::now();
+    let mut child = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            LAPD,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--rate-limit",
+            "0",
+        ])
+        .args([
+            "--keys",
+            &vendor.path("keys"),
+            "--catalog",
+            &vendor.path("catalog.toml"),
+            "--db",
+            db,
+        ])
+        .env("LAPD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("lapd serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Killed(child);
+    let mut address = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut address)
+        .expect("address");
+    let startup_ms = spawned.elapsed().as_secs_f64() * 1000.0;
+    let address = address.trim().to_owned();
+    let pid = server.0.id();
+    let (rss_start, _) = rss_mib(pid);
+    let filled = format!("filled:{seats}");
+    let returning_machines = if seats > 0 { filled.as_str() } else { "one" };
+    let returning = load(&vendor, &address, returning_machines, 0);
+    let returning_at = load(&vendor, &address, returning_machines, 1000);
+    let new = load(&vendor, &address, "new", 0);
+    let new_at = load(&vendor, &address, "new", 200);
+    let (rss_end, peak) = rss_mib(pid);
+    drop(server);
+    Figures {
+        backend,
+        seats,
+        fill_s,
+        startup_ms,
+        rss_start,
+        rss_end,
+        peak,
+        returning,
+        returning_at,
+        new,
+        new_at,
+    }
+}
+
+fn sizes() -> Vec<u64> {
+    std::env::var("LAPD_BENCH_SEATS")
+        .unwrap_or_else(|_| "0,1000000".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("LAPD_BENCH_SEATS: comma-separated counts")
+        })
+        .collect()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument (a filter) is not ours to read.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let postgres = TempPostgres::start(true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut figures = Vec::new();
+    for seats in sizes() {
+        let sqlite: PathBuf = dir.path().join(format!("seats-{seats}.sqlite"));
+        let sqlite = sqlite.to_string_lossy().into_owned();
+        println!("== sqlite, {seats} seats");
+        figures.push(measure("sqlite", &sqlite, seats));
+        let _ = std::fs::remove_file(Path::new(&sqlite));
+        println!("== postgres, {seats} seats");
+        figures.push(measure("postgres", &postgres.database(), seats));
+    }
+    println!(
+        "\n=== lapd seats (release; {cores} cores shared with other work; lapd on core 0 with one worker, load on core 1)"
+    );
+    println!(
+        "backend   seats      fill s  start-up ms  RSS MiB start/end/peak  returning/s  p99 ms @1000/s  new/s  p99 ms @200/s"
+    );
+    for f in &figures {
+        let ms = |v: &serde_json::Value| v["p99_us"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+        let rate = |v: &serde_json::Value| v["responses_per_second"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<9} {:<10} {:>6.1}  {:>11.0}  {:>6.1}/{:>5.1}/{:>5.1}        {:>11.0}  {:>14.2}  {:>5.0}  {:>13.2}",
+            f.backend,
+            f.seats,
+            f.fill_s,
+            f.startup_ms,
+            f.rss_start,
+            f.rss_end,
+            f.peak,
+            rate(&f.returning),
+            ms(&f.returning_at),
+            rate(&f.new),
+            ms(&f.new_at)
+        );
+        for (name, run) in [
+            ("returning max", &f.returning),
+            ("returning @1000/s", &f.returning_at),
+            ("new max", &f.new),
+            ("new @200/s", &f.new_at),
+        ] {
+            if run["timeouts"].as_u64().unwrap_or(0) > 0 || run["invalid"].as_u64().unwrap_or(0) > 0
+            {
+                println!(
+                    "  {} {}: {} timeouts, {} invalid",
+                    f.backend, name, run["timeouts"], run["invalid"]
+                );
+            }
+        }
+    }
+    println!(
+        "targets: start-up ≤ 1000 ms and RSS ≤ 150 MiB whatever the seat count; new-seat p99 ≤ 5 ms on PostgreSQL"
+    );
+}

@@ -1,0 +1,153 @@
+//! The catalog's parsing rules and lookups, and adding a license to its file.
+
+use super::*;
+use lap_proto::test_util;
+
+const BASE: &str = "6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11";
+const ADDON: &str = "0d3f4b43-4c39-4a43-9a3e-5f7a1c0e9b12";
+
+fn key() -> LicenseKey {
+    test_util::key(0x42)
+}
+
+fn catalog_text(extra: &str) -> String {
+    format!(
+        "[[sku]]\nid = \"{BASE}\"\nname = \"Base\"\nevaluation_days = 30\n\n[[sku]]\nid = \"{ADDON}\"\nname = \"Addon\"\nbase = \"{BASE}\"\n{extra}"
+    )
+}
+
+fn parse(text: &str) -> Result<LicenseCatalog, CatalogError> {
+    LicenseCatalog::parse(text, Path::new("test.toml"))
+}
+
+#[test]
+fn valid_catalog_indexes_skus_and_licenses() {
+    let text = catalog_text(&format!(
+        "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 2\ndays = 365\nfeatures = [\"pro\"]\n",
+        key().to_display()
+    ));
+    let catalog = parse(&text).expect("valid");
+    let base: Uuid = BASE.parse().expect("uuid");
+    let addon: Uuid = ADDON.parse().expect("uuid");
+    assert_eq!(catalog.sku(&addon).and_then(|s| s.base), Some(base));
+    assert_eq!(catalog.sku(&base).and_then(|s| s.evaluation_days), Some(30));
+    assert_eq!(
+        catalog
+            .sku(&base)
+            .map(|s| (s.evaluation_cap, s.evaluation_cap_hours)),
+        Some((DEFAULT_EVALUATION_CAP, DEFAULT_EVALUATION_CAP_HOURS)),
+        "the evaluation cap has a default"
+    );
+    let license = catalog
+        .license(base, key().as_bytes())
+        .expect("license indexed");
+    assert_eq!(license.term, Term::Days(365));
+    assert_eq!(license.seats, 2);
+    assert!(catalog.license(addon, key().as_bytes()).is_none());
+}
+
+#[test]
+fn each_mistake_is_named() {
+    let k = key().to_display();
+    let cases = [
+        (
+            "[[sku]]\nid = \"nope\"\nname = \"x\"\n".to_owned(),
+            "not valid TOML",
+        ),
+        (
+            catalog_text(
+                "[[sku]]\nid = \"00000000-0000-0000-0000-000000000001\"\nname = \"x\"\nbase = \"00000000-0000-0000-0000-000000000002\"\n",
+            ),
+            "unknown base",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"lifetime\"\nseats = 1\n"
+            )),
+            "is not one of",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"evaluation\"\nseats = 1\n"
+            )),
+            "is not one of",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 0\n"
+            )),
+            "at least 1",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 1\n"
+            )),
+            "needs days or not_after",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"term\"\nseats = 1\ndays = 3\nnot_after = 5\n"
+            )),
+            "not both",
+        ),
+        (
+            catalog_text(
+                "[[license]]\nkey = \"0000-0000-0000-0000-0000-0000-0000\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nkind = \"perpetual\"\nseats = 1\n",
+            ),
+            "key",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\n[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\n"
+            )),
+            "twice",
+        ),
+        (
+            catalog_text(&format!(
+                "[[license]]\nkey = \"{k}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\nfeatures = [\"a,b\"]\n"
+            )),
+            "comma",
+        ),
+        (catalog_text("surprise = 1\n"), "not valid TOML"),
+        (
+            "[[sku]]\nid = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nname = \"x\"\nevaluation_days = 30\nevaluation_cap = 0\n".to_owned(),
+            "evaluation_cap",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        assert!(!err.contains(&k), "errors never echo a key: {err}");
+    }
+}
+
+#[test]
+fn add_license_keeps_comments_and_validates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.toml");
+    std::fs::write(&path, format!("# my products\n{}", catalog_text(""))).expect("write");
+    let new = NewLicense {
+        sku: BASE.parse().expect("uuid"),
+        kind: LicenseKind::Perpetual,
+        seats: 3,
+        days: None,
+        features: vec!["pro".into()],
+        notice: Some("hi".into()),
+    };
+    add_license(&path, &new, &key()).expect("added");
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.starts_with("# my products\n"));
+    let catalog = LicenseCatalog::load(&path).expect("still valid");
+    assert_eq!(catalog.licenses().count(), 1);
+
+    let bad = NewLicense {
+        sku: Uuid::from_u128(7),
+        ..new
+    };
+    assert!(add_license(&path, &bad, &test_util::key(7)).is_err());
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        text,
+        "a refused add changes nothing"
+    );
+}

@@ -1,0 +1,152 @@
+//! What a seat store is, whatever holds it: the [`SeatStore`] trait, its values and errors.
+//!
+//! The trait is what the answers need, one indexed read or one short transaction per call, so
+//! that a backend never loads every seat. The lifecycle (profile §9: release, moving a seat to
+//! a new MachineHash under the same LicenseId, leases from a last-seen time, the generation
+//! count) and pool accounting (§10: seats granted to intermediates) land as further methods
+//! over the same two tables: the per-license row is where a pool's granted seats are counted
+//! and locked, the per-seat row where last-seen and generation go.
+
+use lap_proto::Uuid;
+
+/// A database problem. The server logs it and answers from its cache where it may (a
+/// returning machine), or drops the request (a new seat).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("seat database {path}: {source}")]
+    OpenSqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("seat database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// `what` names the database without its password.
+    #[error("seat database {what}: {source}")]
+    Postgres {
+        what: String,
+        source: postgres::Error,
+    },
+    #[error("seat database location {0:?}: give a SQLite file or a postgres:// URL")]
+    Location(String),
+    #[error("seat database holds a malformed row: {0}")]
+    Corrupt(&'static str),
+    #[error(
+        "seat database is at schema version {found}, newer than this lapd knows ({known}): run the newer lapd, or restore a backup"
+    )]
+    NewerSchema { found: u32, known: u32 },
+    /// Not tried: the database was unreachable moments ago.
+    #[error("seat database unreachable a moment ago; trying again in a few seconds")]
+    Unavailable,
+}
+
+impl StoreError {
+    /// Whether the database could not be reached at all (as opposed to refusing a query):
+    /// the cache then answers returning machines without asking again for a while.
+    pub fn is_unreachable(&self) -> bool {
+        // A server's refusal carries an SQLSTATE; a lost or refused connection does not.
+        matches!(self, Self::Postgres { source, .. } if source.as_db_error().is_none())
+    }
+}
+
+/// The schema version this lapd writes; migrations run forward to it, never back.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A 32-byte MachineHash.
+pub type MachineHash = [u8; 32];
+
+/// One machine holding one seat of one license (or one evaluation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    pub license_id: Uuid,
+    /// UNIX seconds of the first activation on this machine.
+    pub first_seen: u64,
+}
+
+/// What the store knows of one license (or one SKU's evaluations) as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Distinct machines holding a seat.
+    pub seats_used: u32,
+    /// When its first seat was taken (terms counted in days run from it).
+    pub first_use: Option<u64>,
+}
+
+/// When a new seat may be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// While fewer than this many seats are taken.
+    Seats(u32),
+    /// While fewer than `cap` seats were taken at or after `since` (UNIX seconds): the cap on
+    /// new evaluations per window.
+    TakenSince { since: u64, cap: u32 },
+    /// Always (a license that allows overuse).
+    None,
+}
+
+/// A request for a seat.
+#[derive(Debug, Clone, Copy)]
+pub struct Take<'a> {
+    pub license: &'a str,
+    pub machine: &'a MachineHash,
+    /// Given to the seat if it is new.
+    pub license_id: Uuid,
+    pub now: u64,
+    pub limit: Limit,
+}
+
+/// What [`SeatStore::take_seat`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A new seat, durable before this returns; `usage` is the license's after it.
+    New { seat: Assignment, usage: Usage },
+    /// The machine already held one (taken meanwhile, on this server or another).
+    Held { seat: Assignment, usage: Usage },
+    /// No seat left under the limit; nothing changed.
+    Full,
+}
+
+/// A backend holding seats: SQLite (embedded) or PostgreSQL (shared by several servers).
+///
+/// Every method is one indexed read or one transaction; none reads every seat except
+/// [`SeatStore::export`], which only `lapd db import` calls.
+pub trait SeatStore: Send + Sync + std::fmt::Debug {
+    /// The machine's seat under this license, if it holds one.
+    fn seat(&self, license: &str, machine: &MachineHash) -> Result<Option<Assignment>, StoreError>;
+
+    /// The license's seat count and first use.
+    fn usage(&self, license: &str) -> Result<Usage, StoreError>;
+
+    /// How many seats of this license were taken at or after `since` (UNIX seconds).
+    fn seats_taken_since(&self, license: &str, since: u64) -> Result<u32, StoreError>;
+
+    /// Takes a seat for the machine if it holds none and the limit allows, atomically against
+    /// every other server on the same database: never more seats than the limit.
+    fn take_seat(&self, take: &Take<'_>) -> Result<Taken, StoreError>;
+
+    /// Every seat, every license together.
+    fn seat_count(&self) -> Result<u64, StoreError>;
+
+    /// The schema version the database is at.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+
+    /// Calls `each` with every seat in (license, machine) order, `batch` at a time (for
+    /// `lapd db import`); stops at the first error `each` returns.
+    fn export(
+        &self,
+        batch: usize,
+        each: &mut dyn FnMut(&[SeatRow]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Adds seats as they are (for `lapd db import`), in one transaction with the license
+    /// counts; a seat already there is left as it is.
+    fn import(&self, rows: &[SeatRow]) -> Result<u64, StoreError>;
+}
+
+/// One seat as it is stored, for export and import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatRow {
+    pub license: String,
+    pub machine: MachineHash,
+    pub seat: Assignment,
+}

@@ -1,0 +1,199 @@
+//! A private PostgreSQL server for tests (the `test-util` feature): `initdb` into a temporary
+//! folder, a Unix socket only (no TCP port), no system service; gone when the test process
+//! ends. lapd's store tests and the system tests share it.
+//!
+//! It needs PostgreSQL's server programs (Debian's `postgresql` package). Without them the
+//! harness fails with the way to install them: no test is skipped.
+
+use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Said when the server programs are missing.
+pub const INSTALL_HINT: &str = "PostgreSQL's server programs (initdb, postgres) are needed for these tests: `apt-get install postgresql` (./dev.sh setup installs it), or set LAPD_TEST_PG_BIN to the folder holding them";
+
+/// Runs postgres until its standard input closes (this process ending, however it ends, or
+/// the handle dropped), then stops it at once and removes its folder.
+const SHELL: &str = r#"
+"$1" -D "$2" -k "$3" -h '' -c fsync="$5" -c synchronous_commit="$5" -c full_page_writes="$5" \
+    -c max_connections=300 2>>"$4/log" &
+pid=$!
+read -r _ignored
+kill -QUIT "$pid" 2>/dev/null
+wait "$pid"
+rm -rf "$4"
+"#;
+
+/// A running PostgreSQL server of this test process.
+#[derive(Debug)]
+pub struct TempPostgres {
+    shell: Child,
+    stdin: Option<ChildStdin>,
+    dir: PathBuf,
+    next_database: AtomicU32,
+}
+
+/// Where `initdb` and `postgres` are: $LAPD_TEST_PG_BIN, or Debian's newest version.
+fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LAPD_TEST_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, bin)) if bin.join("initdb").exists() => bin,
+        _ => panic!("{INSTALL_HINT}"),
+    }
+}
+
+/// The user and group the server runs as: postgres refuses root, so root hands it to the
+/// `postgres` system user (or `nobody`); anyone else runs it as themselves.
+fn server_user() -> Option<(u32, u32)> {
+    let id = |flag: &str, user: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, user]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    let me = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        return None;
+    }
+    ["postgres", "nobody"]
+        .iter()
+        .find_map(|user| Some((id("-u", user)?, id("-g", user)?)))
+}
+
+fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    command
+}
+
+impl TempPostgres {
+    /// One server for this whole test process (stopped when it ends), fast rather than
+    /// durable: fsync off.
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<TempPostgres> = OnceLock::new();
+        SHARED.get_or_init(|| Self::start(false))
+    }
+
+    /// Starts a server of its own; `durable` keeps fsync and synchronous commits on (what
+    /// benchmarks measure).
+    pub fn start(durable: bool) -> Self {
+        let bin = bin_dir();
+        let user = server_user();
+        let dir = tempfile::Builder::new()
+            .prefix("lapd-pg-")
+            .tempdir()
+            .expect("a temporary folder")
+            .keep();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .expect("handing the folder to the server's user");
+        }
+        let data = dir.join("data");
+        let out = as_server_user(&mut Command::new(bin.join("initdb")), user)
+            .current_dir(&dir)
+            .env("LC_ALL", "C")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "lapd",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap_or_else(|e| panic!("initdb: {e}; {INSTALL_HINT}"));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fsync = if durable { "on" } else { "off" };
+        let mut shell = as_server_user(&mut Command::new("sh"), user)
+            .current_dir(&dir)
+            .args(["-c", SHELL, "lapd-test-postgres"])
+            .arg(bin.join("postgres"))
+            .arg(&data)
+            .arg(&dir)
+            .arg(&dir)
+            .arg(fsync)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting postgres");
+        let stdin = shell.stdin.take();
+        let server = Self {
+            shell,
+            stdin,
+            dir,
+            next_database: AtomicU32::new(0),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
+                Ok(_) => return,
+                Err(error) if Instant::now() > deadline => {
+                    let mut log = String::new();
+                    let _ = std::fs::File::open(self.dir.join("log"))
+                        .and_then(|mut f| f.read_to_string(&mut log));
+                    panic!("postgres did not start: {error}\n{log}");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// The folder holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgresql://lapd@/{name}?host={}", self.dir.display())
+    }
+
+    /// Creates a new, empty database and returns its URL.
+    pub fn database(&self) -> String {
+        let n = self.next_database.fetch_add(1, Ordering::Relaxed);
+        let name = format!("lapd_{}_{n}", std::process::id());
+        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connecting to the test server");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("creating a database");
+        self.url(&name)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.shell.wait();
+    }
+}

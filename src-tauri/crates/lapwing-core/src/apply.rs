@@ -1,0 +1,203 @@
+//! Applying one product's attempt to the state: the grant it won, or the backoff and the
+//! causes it failed with. Pure: the caller holds the state's lock and commits.
+
+use lap_proto::ActivationRecord;
+
+use crate::cause::Cause;
+use crate::state::{Attempt, AttemptOutcome, Backoff, Grant, ServerUsed, State};
+use crate::timing::next_retry;
+
+/// What one product's attempt came to, before anything of it is committed.
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    /// When the attempt began.
+    pub at: u64,
+    /// The evaluation's start, when the attempt used (and so fixed) it.
+    pub evaluation_started: Option<u64>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// An answer that passed every check; its record is written before the commit. Boxed:
+    /// the other outcomes are a fraction of its size.
+    Accepted {
+        grant: Box<Grant>,
+        record: Box<ActivationRecord>,
+    },
+    /// Silence, or answers that failed their checks: the previous grant stands.
+    Failed {
+        outcome: AttemptOutcome,
+        diagnosis: Vec<Cause>,
+        server: Option<ServerUsed>,
+    },
+    /// Nothing was sent, and why.
+    NotSent(Cause),
+}
+
+/// Applies one product's attempt to the state read under the lock. A product removed
+/// meanwhile (`forget`) stays removed.
+pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_source: &str) {
+    if let Outcome::Accepted { grant, .. } = &attempted.outcome {
+        state
+            .pinned_anchor
+            .get_or_insert_with(|| anchor_source.to_owned());
+        // Both are times seen: the server's (signed) and this clock's, which the server has
+        // just found within 30 s of its own.
+        state.highest_time_seen = state
+            .highest_time_seen
+            .max(grant.received_at)
+            .max(grant.server_time);
+    }
+    let Some(p) = state.products.get_mut(id) else {
+        return;
+    };
+    if let Some(start) = attempted.evaluation_started {
+        // The earliest start wins, as in the keyring: an evaluation never restarts.
+        p.evaluation_started = Some(p.evaluation_started.map_or(start, |s| s.min(start)));
+    }
+    match &attempted.outcome {
+        Outcome::Accepted { grant, .. } => {
+            p.grant = Some((**grant).clone());
+            p.backoff = None;
+            p.last_attempt = Some(Attempt {
+                at: grant.received_at,
+                outcome: AttemptOutcome::Activated,
+                diagnosis: Vec::new(),
+                server: grant.server.clone(),
+            });
+        }
+        Outcome::Failed {
+            outcome,
+            diagnosis,
+            server,
+        } => {
+            let now = attempted.at;
+            let not_after = p.grant.as_ref().and_then(|g| g.not_after);
+            let first = p.backoff.map_or(now, |b| b.first_failure_at);
+            let failures = p.backoff.map_or(1, |b| b.failures + 1);
+            p.backoff = Some(Backoff {
+                first_failure_at: first,
+                failures,
+                next_at: next_retry(first, now, not_after),
+            });
+            p.last_attempt = Some(Attempt {
+                at: now,
+                outcome: *outcome,
+                diagnosis: diagnosis.clone(),
+                server: server.clone(),
+            });
+        }
+        Outcome::NotSent(why) => {
+            p.last_attempt = Some(Attempt {
+                at: attempted.at,
+                outcome: AttemptOutcome::NotSent,
+                diagnosis: vec![why.clone()],
+                server: None,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cause::Cause;
+    use crate::state::ProductState;
+    use crate::timing::RETRY_FAST;
+    use lap_proto::LicenseKind;
+    use lap_proto::Uuid;
+
+    const NOW: u64 = 1_795_000_000;
+
+    fn state_with(grant: Option<Grant>) -> State {
+        let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
+        product.grant = grant;
+        let mut state = State::default();
+        state.products.insert("acme".into(), product);
+        state
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            license_id: Uuid::from_u128(2),
+            server_time: NOW - 100,
+            received_at: NOW - 100,
+            not_after: Some(NOW + 300 * 86_400),
+            renew_after: None,
+            kind: Some(LicenseKind::Term),
+            in_compliance: Some(true),
+            features: vec![],
+            notice: None,
+            server: None,
+            without_key: false,
+        }
+    }
+
+    fn attempted(outcome: Outcome) -> Attempted {
+        Attempted {
+            at: NOW,
+            evaluation_started: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_grant_records_its_causes_and_backs_off() {
+        let mut state = state_with(Some(grant()));
+        let diagnosis = Cause::of_silence(true, Vec::new());
+        let failed = attempted(Outcome::Failed {
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: diagnosis.clone(),
+            server: None,
+        });
+        apply(&mut state, "acme", &failed, "machine-id");
+        let p = &state.products["acme"];
+        assert_eq!(p.grant, Some(grant()), "the previous grant stands");
+        let attempt = p.last_attempt.as_ref().expect("recorded");
+        assert_eq!(
+            (attempt.outcome, &attempt.diagnosis),
+            (AttemptOutcome::NoAnswer, &diagnosis)
+        );
+        assert_eq!(
+            p.backoff,
+            Some(Backoff {
+                first_failure_at: NOW,
+                failures: 1,
+                next_at: NOW + RETRY_FAST,
+            })
+        );
+        assert_eq!(state.pinned_anchor, None, "nothing granted, nothing pinned");
+        // A second failure counts from the first.
+        apply(&mut state, "acme", &failed, "machine-id");
+        assert_eq!(state.products["acme"].backoff.map(|b| b.failures), Some(2));
+    }
+
+    #[test]
+    fn an_unsent_attempt_records_why_and_leaves_the_backoff() {
+        let mut state = state_with(None);
+        apply(
+            &mut state,
+            "acme",
+            &attempted(Outcome::NotSent(Cause::NoLicenseKey)),
+            "machine-id",
+        );
+        let p = &state.products["acme"];
+        let attempt = p.last_attempt.as_ref().expect("recorded");
+        assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
+        assert_eq!(attempt.diagnosis, [Cause::NoLicenseKey]);
+        assert_eq!(p.backoff, None);
+    }
+
+    #[test]
+    fn a_forgotten_product_stays_forgotten() {
+        let mut state = State::default();
+        apply(
+            &mut state,
+            "acme",
+            &attempted(Outcome::NotSent(Cause::NoLicenseKey)),
+            "machine-id",
+        );
+        assert!(state.products.is_empty());
+    }
+}

@@ -1,0 +1,199 @@
+//! Where a product stands, as the tray and `lapctl` show it, and how that is worded: the
+//! status record built from the manifest, the state and the clock, and its headline.
+
+use lap_proto::Uuid;
+use serde::Serialize;
+
+use crate::manifest::Manifest;
+use crate::state::{Attempt, Grant, ProductState, ServerUsed, State};
+use crate::status::{Phase, Standing, standing};
+
+pub use crate::time_mark::CLOCK_BACK_TOLERANCE;
+
+/// One product's status, as the tray and `lapctl status --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductStatus {
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    pub sku: Uuid,
+    pub addon_of: Option<String>,
+    pub state: Phase,
+    pub not_after: Option<u64>,
+    pub ends_at: Option<u64>,
+    pub days_left: Option<u64>,
+    pub license_id: Option<Uuid>,
+    pub kind: Option<lap_proto::LicenseKind>,
+    pub in_compliance: Option<bool>,
+    pub features: Vec<String>,
+    pub notice: Option<String>,
+    pub has_key: bool,
+    pub server: Option<ServerUsed>,
+    pub last_attempt: Option<Attempt>,
+    pub next_attempt_at: Option<u64>,
+    /// Set when this machine's clock is behind a time it has already seen.
+    pub clock_moved_back_by: Option<u64>,
+}
+
+impl ProductStatus {
+    /// Where the product stands in a few words, worded alike in the tray and in `lapctl`:
+    /// "Activated until <date>", "Activated until <date> (renewal due)", "Expired on <date>",
+    /// "Evaluation: 3 days left", "Evaluation over: enter a license key", "Not activated";
+    /// then " (out of compliance)" when the server says so. `date` writes UNIX seconds in the
+    /// caller's style (ISO for scripts, "12 Mar 2027" in the tray). Why an attempt failed is
+    /// the caller's to add: the room for it differs.
+    pub fn headline(&self, date: impl Fn(u64) -> String) -> String {
+        let until = |prefix: &str| match self.not_after {
+            Some(end) => format!("{prefix} until {}", date(end)),
+            None => prefix.to_owned(),
+        };
+        let mut text = match self.state {
+            Phase::Activated => until("Activated"),
+            Phase::RenewalDue => format!("{} (renewal due)", until("Activated")),
+            Phase::Expired => match self.not_after {
+                Some(end) => format!("Expired on {}", date(end)),
+                None => "Expired".to_owned(),
+            },
+            Phase::Evaluation => match self.days_left {
+                Some(1) => "Evaluation: 1 day left".to_owned(),
+                Some(n) => format!("Evaluation: {n} days left"),
+                None => "Evaluation".to_owned(),
+            },
+            Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
+            Phase::Unlicensed => "Not activated".to_owned(),
+        };
+        if self.in_compliance == Some(false) {
+            text.push_str(" (out of compliance)");
+        }
+        text
+    }
+}
+
+/// The status of one product at `now`. With evaluations forbidden by the machine policy,
+/// the product stands as if its manifest offered none.
+pub fn product_status(
+    manifest: &Manifest,
+    state: &State,
+    now: u64,
+    evaluation_allowed: bool,
+) -> ProductStatus {
+    let fresh = ProductState::new(Uuid::nil(), Uuid::nil());
+    let product = state.products.get(&manifest.id).unwrap_or(&fresh);
+    // Evaluations forbidden by the machine policy: the product stands as if it offered none
+    // (unlicensed without a key); the last attempt names the administrator's reason.
+    let without_evaluation;
+    let offered = if evaluation_allowed {
+        manifest
+    } else {
+        without_evaluation = Manifest {
+            evaluation_days: 0,
+            ..manifest.clone()
+        };
+        &without_evaluation
+    };
+    let Standing {
+        phase,
+        ends_at,
+        days_left,
+    } = standing(offered, product, product.has_key, now);
+    let grant: Option<&Grant> = product.grant.as_ref();
+    ProductStatus {
+        id: manifest.id.clone(),
+        name: manifest.name.clone(),
+        vendor: manifest.vendor.clone(),
+        sku: manifest.sku,
+        addon_of: manifest.addon_of.clone(),
+        state: phase,
+        not_after: grant.and_then(|g| g.not_after),
+        ends_at,
+        days_left,
+        license_id: grant.map(|g| g.license_id),
+        kind: grant.and_then(|g| g.kind),
+        in_compliance: grant.and_then(|g| g.in_compliance),
+        features: grant.map(|g| g.features.clone()).unwrap_or_default(),
+        notice: grant.and_then(|g| g.notice.clone()),
+        has_key: product.has_key,
+        server: grant
+            .and_then(|g| g.server.clone())
+            .or_else(|| product.last_attempt.as_ref().and_then(|a| a.server.clone())),
+        last_attempt: product.last_attempt.clone(),
+        next_attempt_at: product
+            .backoff
+            .map(|b| b.next_at)
+            .or_else(|| grant.map(crate::timing::renew_at)),
+        clock_moved_back_by: crate::time_mark::moved_back_by(state, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lap_proto::time::DAY;
+
+    fn status(state: Phase) -> ProductStatus {
+        ProductStatus {
+            id: "p".into(),
+            name: "P".into(),
+            vendor: "V".into(),
+            sku: Uuid::nil(),
+            addon_of: None,
+            state,
+            not_after: Some(20 * DAY),
+            ends_at: Some(20 * DAY),
+            days_left: Some(3),
+            license_id: None,
+            kind: None,
+            in_compliance: None,
+            features: Vec::new(),
+            notice: None,
+            has_key: true,
+            server: None,
+            last_attempt: None,
+            next_attempt_at: None,
+            clock_moved_back_by: None,
+        }
+    }
+
+    #[test]
+    fn the_headline_names_each_phase_with_the_callers_dates() {
+        let day = |unix: u64| format!("day {}", unix / DAY);
+        let cases = [
+            (status(Phase::Activated), "Activated until day 20"),
+            (
+                status(Phase::RenewalDue),
+                "Activated until day 20 (renewal due)",
+            ),
+            (status(Phase::Expired), "Expired on day 20"),
+            (status(Phase::Evaluation), "Evaluation: 3 days left"),
+            (
+                ProductStatus {
+                    days_left: Some(1),
+                    ..status(Phase::Evaluation)
+                },
+                "Evaluation: 1 day left",
+            ),
+            (
+                status(Phase::EvaluationExpired),
+                "Evaluation over: enter a license key",
+            ),
+            (status(Phase::Unlicensed), "Not activated"),
+            (
+                ProductStatus {
+                    not_after: None,
+                    ..status(Phase::Activated)
+                },
+                "Activated",
+            ),
+            (
+                ProductStatus {
+                    in_compliance: Some(false),
+                    ..status(Phase::Activated)
+                },
+                "Activated until day 20 (out of compliance)",
+            ),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(status.headline(day), expected, "{:?}", status.state);
+        }
+    }
+}

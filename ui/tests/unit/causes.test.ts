@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { causeForWindow } from '../../src/causes';
+
+// The engine's sentences that advise a command (lapwing-core's cause.rs, `Display`).
+const ADVISING = [
+  { code: 'no-license-key', message: 'no license key: enter one with `lapctl key set` or from the tray' },
+  {
+    code: 'server-key-changed',
+    message:
+      "this product's server key changed since the license key was entered: enter the key again to confirm (`lapctl key set` or from the tray)",
+  },
+  { code: 'no-server-found', message: 'no server found: set one with `lapctl server set HOST:PORT`' },
+  {
+    code: 'clock-may-be-off',
+    message:
+      "this machine's clock may be off: the server ignores requests more than 30 s away from its time (`lapctl doctor` compares it with a time server)",
+  },
+];
+
+describe('causeForWindow', () => {
+  it('never shows a command to type in a window', () => {
+    for (const cause of ADVISING) {
+      const shown = causeForWindow(cause);
+      expect(shown.text, cause.code).not.toMatch(/`|lapctl/);
+    }
+  });
+  it('offers the window that fixes the cause', () => {
+    expect(causeForWindow(ADVISING[0]).action).toBe('key');
+    expect(causeForWindow(ADVISING[1]).action).toBe('key');
+    expect(causeForWindow(ADVISING[2]).action).toBe('server');
+    expect(causeForWindow(ADVISING[3]).action).toBeNull();
+    expect(causeForWindow({ code: 'key-may-be-refused', message: 'the key may not be known' }).action).toBe('key');
+  });
+  it('shows any other cause in the engine’s words', () => {
+    const c = { code: 'unreachable', message: 'the server may be unreachable from this network' };
+    expect(causeForWindow(c)).toEqual({ text: c.message, action: null });
+  });
+});
