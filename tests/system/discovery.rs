@@ -15,43 +15,10 @@ use lapwing_system_tests::home::Home;
 use lapwing_system_tests::{BASE_SKU, Server, Vendor};
 use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceInfo};
 
-const INSIDE: &str = "LAPWING_SYSTEM_IN_NETNS";
-
 /// Runs the named test of this binary again inside a private network namespace; returns
 /// true when the caller is already inside and should go on.
 fn inside_a_namespace(name: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let mut command = Command::new("unshare");
-    if !root {
-        command.args(["--user", "--map-root-user"]);
-    }
-    let output = command
-        .args(["--net", "--"])
-        .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the test inside a private network namespace failed ({}); it needs unshare \
-         (util-linux), ip (iproute2) and user namespaces or root:\n{stdout}\n{stderr}",
-        output.status
-    );
-    false
+    lapwing_discovery::test_util::in_network_namespace(name, "LAPWING_SYSTEM_IN_NETNS")
 }
 
 /// Loopback, and a veth pair: `va` (10.77.0.1, where lapctl hears mDNS) and `vb`

@@ -156,37 +156,10 @@ fn several_messages_in_one_datagram_and_damaged_ones() {
 /// an interface there. The host's network is not touched.
 #[tokio::test]
 async fn the_linux_source_fires_when_an_address_is_added() {
-    const INSIDE: &str = "LAPWING_NETWATCH_IN_NETNS";
-    const NAME: &str = "the_linux_source_fires_when_an_address_is_added";
-    if std::env::var_os(INSIDE).is_none() {
-        let exe = std::env::current_exe().expect("test binary path");
-        let mut command = std::process::Command::new("unshare");
-        let root = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .map(|l| l.split_whitespace().nth(2) == Some("0"))
-            })
-            .unwrap_or(false);
-        if !root {
-            command.args(["--user", "--map-root-user"]);
-        }
-        let output = command
-            .args(["--net", "--"])
-            .arg(exe)
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(INSIDE, "1")
-            .output()
-            .expect("unshare (util-linux) runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "the test inside a private network namespace failed ({}); it needs unshare \
-             (util-linux), ip (iproute2) and user namespaces or root:\n{stdout}\n{stderr}",
-            output.status
-        );
+    if !lapwing_discovery::test_util::in_network_namespace(
+        "the_linux_source_fires_when_an_address_is_added",
+        "LAPWING_NETWATCH_IN_NETNS",
+    ) {
         return;
     }
 

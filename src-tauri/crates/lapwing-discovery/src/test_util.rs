@@ -155,3 +155,49 @@ impl SilentNameserver {
         self.socket.local_addr().expect("local address")
     }
 }
+
+/// Runs the test `test_name` of the current test binary again inside a private network
+/// namespace (`unshare --net`, through a user namespace when not root), where it may make
+/// links and addresses without touching the host's network. Returns true in the copy
+/// inside, which goes on with the test; the caller outside returns once the copy passed
+/// (a failure inside fails the caller, with the copy's output). `marker` is the
+/// environment variable that tells the copy it is inside: one per test binary.
+pub fn in_network_namespace(test_name: &str, marker: &str) -> bool {
+    if std::env::var_os(marker).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut command = Command::new("unshare");
+    // Root needs no user namespace; anyone else maps themselves to root in a new one.
+    if !running_as_root() {
+        command.args(["--user", "--map-root-user"]);
+    }
+    let output = command
+        .args(["--net", "--"])
+        .arg(exe)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(marker, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the test inside a private network namespace failed ({}); it needs unshare \
+         (util-linux), ip (iproute2) and user namespaces or root:\n{stdout}\n{stderr}",
+        output.status
+    );
+    false
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .map(|line| line.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}

@@ -361,38 +361,10 @@ async fn the_whole_chain_in_profile_order() {
 /// not touched.
 #[tokio::test]
 async fn mdns_over_a_veth_pair_with_ipv6_link_local() {
-    const INSIDE: &str = "LAPWING_DISCOVERY_IN_NETNS";
-    const NAME: &str = "tests::mdns::mdns_over_a_veth_pair_with_ipv6_link_local";
-    if std::env::var_os(INSIDE).is_none() {
-        let exe = std::env::current_exe().expect("test binary path");
-        let mut command = std::process::Command::new("unshare");
-        // Root needs no user namespace; anyone else maps themselves to root in a new one.
-        let root = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .map(|l| l.split_whitespace().nth(2) == Some("0"))
-            })
-            .unwrap_or(false);
-        if !root {
-            command.args(["--user", "--map-root-user"]);
-        }
-        let output = command
-            .args(["--net", "--"])
-            .arg(exe)
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(INSIDE, "1")
-            .output()
-            .expect("unshare (util-linux) runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "the test inside a private network namespace failed ({}); it needs unshare \
-             (util-linux), ip (iproute2) and user namespaces or root:\n{stdout}\n{stderr}",
-            output.status
-        );
+    if !crate::test_util::in_network_namespace(
+        "tests::mdns::mdns_over_a_veth_pair_with_ipv6_link_local",
+        "LAPWING_DISCOVERY_IN_NETNS",
+    ) {
         return;
     }
 
