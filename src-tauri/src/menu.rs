@@ -7,28 +7,17 @@ use lapwing_core::shown::shown;
 use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
 
-/// The tray icon's state: the worst across products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Overall {
-    AllGood,
-    /// An attempt is due now or running: the result is not known yet.
-    Working,
-    /// Still usable, but something needs looking at (a failed renewal, an end within a week,
-    /// out of compliance, a clock moved back).
-    Attention,
-    /// A product cannot be used: not activated, expired, evaluation over.
-    Broken,
-}
+/// The tray icon's state: the worst verdict across products (`lapwing_core::verdict`, the one
+/// every summary derives from).
+pub use lapwing_core::verdict::Verdict as Overall;
 
-impl Overall {
-    /// The icon file's stem in `icons/tray/`.
-    pub fn icon_name(self) -> &'static str {
-        match self {
-            Self::AllGood => "ok",
-            Self::Working => "working",
-            Self::Attention => "attention",
-            Self::Broken => "broken",
-        }
+/// The icon file's stem in `icons/tray/`.
+pub fn icon_name(overall: Overall) -> &'static str {
+    match overall {
+        Overall::AllGood => "ok",
+        Overall::Working => "working",
+        Overall::Attention => "attention",
+        Overall::Broken => "broken",
     }
 }
 
@@ -127,9 +116,6 @@ pub struct MenuModel {
     pub actions: [Action; 6],
 }
 
-/// An end this close counts as needing attention.
-const SOON_DAYS: u64 = 7;
-
 /// The products in the order a person reads them: each add-on right after its base product,
 /// otherwise in the engine's order. An add-on whose base is not installed stands where it is.
 pub fn base_first(statuses: &[ProductStatus]) -> Vec<ProductStatus> {
@@ -202,25 +188,7 @@ impl MenuModel {
 }
 
 fn product_state(s: &ProductStatus, now: u64) -> Overall {
-    let failed = s
-        .last_attempt
-        .as_ref()
-        .is_some_and(|a| a.outcome != AttemptOutcome::Activated);
-    match s.state {
-        Phase::Unlicensed | Phase::Expired | Phase::EvaluationExpired => return Overall::Broken,
-        Phase::RenewalDue if failed => return Overall::Attention,
-        Phase::Activated | Phase::RenewalDue | Phase::Evaluation => {}
-    }
-    if s.in_compliance == Some(false)
-        || s.clock_moved_back_by.is_some()
-        || s.days_left.is_some_and(|d| d <= SOON_DAYS)
-    {
-        return Overall::Attention;
-    }
-    if s.next_attempt_at.is_some_and(|at| at <= now) {
-        return Overall::Working;
-    }
-    Overall::AllGood
+    lapwing_core::verdict::product_verdict(s, now).verdict
 }
 
 fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {

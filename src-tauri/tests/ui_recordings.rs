@@ -579,7 +579,7 @@ fn record() -> Recording {
     let status = statuses()
         .into_iter()
         .map(|(case, s)| {
-            let view = serde_json::to_value(StatusView::from(s)).expect("a status serializes");
+            let view = serde_json::to_value(StatusView::at(s, NOW)).expect("a status serializes");
             (case.to_owned(), view)
         })
         .collect();
