@@ -286,9 +286,10 @@ pub fn report(
     for s in statuses {
         let _ = writeln!(
             out,
-            "  {} ({}): {}",
+            "  {} ({}, {}): {}",
             s.id,
             s.state.as_str(),
+            lapwing_core::verdict::product_verdict(s, now).verdict.words(),
             crate::menu::line(s)
         );
         if let Some(server) = &s.server {

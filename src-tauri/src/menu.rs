@@ -117,25 +117,10 @@ pub struct MenuModel {
 }
 
 /// The products in the order a person reads them: each add-on right after its base product,
-/// otherwise in the engine's order. An add-on whose base is not installed stands where it is.
+/// otherwise in the engine's order (`lapwing_core::product_status::base_first`, which
+/// `lapctl` lists by too).
 pub fn base_first(statuses: &[ProductStatus]) -> Vec<ProductStatus> {
-    let installed = |id: &str| statuses.iter().any(|s| s.id == id && s.addon_of.is_none());
-    let mut out = Vec::with_capacity(statuses.len());
-    for s in statuses {
-        if s.addon_of.as_deref().is_some_and(installed) {
-            continue;
-        }
-        out.push(s.clone());
-        if s.addon_of.is_none() {
-            out.extend(
-                statuses
-                    .iter()
-                    .filter(|a| a.addon_of.as_deref() == Some(s.id.as_str()))
-                    .cloned(),
-            );
-        }
-    }
-    out
+    lapwing_core::product_status::statuses_base_first(statuses)
 }
 
 /// The tray for these statuses at `now` (UNIX seconds), add-ons after their base.

@@ -11,8 +11,10 @@ use lapwing_core::doctor::{DoctorOptions, Level};
 use lapwing_core::engine::{Engine, EngineError, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
+use lapwing_core::product_status::{base_first, statuses_base_first};
 use lapwing_core::shown::shown;
 use lapwing_core::status::Phase;
+use lapwing_core::verdict::{judged, product_verdict};
 
 use crate::error::exit;
 use crate::keyinput::{self, KeySource};
@@ -93,7 +95,11 @@ pub fn describe(status: &ProductStatus) -> String {
     text
 }
 
-fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), CliError> {
+fn print_table(
+    out: &mut dyn Write,
+    statuses: &[ProductStatus],
+    now: u64,
+) -> Result<(), CliError> {
     if statuses.is_empty() {
         writeln!(out, "No product is installed.")?;
         return Ok(());
@@ -104,21 +110,27 @@ fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), Cl
         .max()
         .unwrap_or(2)
         .max(2);
-    writeln!(out, "{:width$}  {:18}  STATUS", "ID", "STATE")?;
+    writeln!(
+        out,
+        "{:width$}  {:18}  {:15}  STATUS",
+        "ID", "STATE", "VERDICT"
+    )?;
     // Ids are slugs (the manifest is refused otherwise); names, host names, the causes that
     // quote them and the server's words are outside text.
     for s in statuses {
         writeln!(
             out,
-            "{:width$}  {:18}  {}",
+            "{:width$}  {:18}  {:15}  {}",
             s.id,
             s.state.as_str(),
+            product_verdict(s, now).verdict.words(),
             shown(&describe(s))
         )?;
         if let Some(server) = &s.server {
             writeln!(
                 out,
-                "{:width$}  {:18}  server {} (by {})",
+                "{:width$}  {:18}  {:15}  server {} (by {})",
+                "",
                 "",
                 "",
                 shown(&server.address),
@@ -128,25 +140,35 @@ fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), Cl
         if !s.features.is_empty() {
             writeln!(
                 out,
-                "{:width$}  {:18}  features {}",
+                "{:width$}  {:18}  {:15}  features {}",
+                "",
                 "",
                 "",
                 shown(&s.features.join(", "))
             )?;
         }
         if let Some(notice) = &s.notice {
-            writeln!(out, "{:width$}  {:18}  notice {}", "", "", shown(notice))?;
+            writeln!(
+                out,
+                "{:width$}  {:18}  {:15}  notice {}",
+                "",
+                "",
+                "",
+                shown(notice)
+            )?;
         }
     }
     Ok(())
 }
 
 pub fn status(args: &EngineArgs, json: bool, out: &mut dyn Write) -> Result<u8, CliError> {
-    let statuses = engine(args)?.status()?;
+    let engine = engine(args)?;
+    let statuses = statuses_base_first(&engine.status()?);
+    let now = engine.config().clock.now();
     if json {
-        output::json(out, &statuses)?;
+        output::json(out, &judged(&statuses, now))?;
     } else {
-        print_table(out, &statuses)?;
+        print_table(out, &statuses, now)?;
     }
     Ok(exit::OK)
 }
@@ -158,12 +180,13 @@ pub fn products(
     err: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let catalog = engine(args)?.catalog();
+    let all: Vec<&Manifest> = catalog.products.values().collect();
+    let manifests = base_first(&all, |m| &m.id, |m| m.addon_of.as_deref());
     // JSON keeps every name exactly: serde_json escapes control characters, and bidi
     // characters stay as the data they are (a program reading it decides how to show them).
     if json {
-        let products: Vec<_> = catalog
-            .products
-            .values()
+        let products: Vec<_> = manifests
+            .iter()
             .map(|m| {
                 serde_json::json!({
                     "id": m.id, "name": m.name, "vendor": m.vendor, "sku": m.sku, "addon_of": m.addon_of,
@@ -182,7 +205,7 @@ pub fn products(
             &serde_json::json!({"products": products, "errors": errors}),
         )?;
     } else {
-        for m in catalog.products.values() {
+        for m in &manifests {
             let addon = m
                 .addon_of
                 .as_ref()
@@ -236,10 +259,12 @@ pub fn activate(
     for result in results {
         statuses.push(result?);
     }
+    let statuses = statuses_base_first(&statuses);
+    let now = engine.config().clock.now();
     if json {
-        output::json(out, &statuses)?;
+        output::json(out, &judged(&statuses, now))?;
     } else {
-        print_table(out, &statuses)?;
+        print_table(out, &statuses, now)?;
     }
     let activated = |s: &ProductStatus| {
         matches!(s.state, Phase::Activated | Phase::Evaluation)

@@ -38,6 +38,16 @@ impl Verdict {
             Self::Broken => "broken",
         }
     }
+
+    /// The words every summary uses for it: the tray's tooltip, the Products header, doctor.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::AllGood => "all good",
+            Self::Working => "activating",
+            Self::Attention => "needs attention",
+            Self::Broken => "not usable",
+        }
+    }
 }
 
 /// Why a product has its verdict. The variant names are the codes, in kebab-case.
@@ -168,6 +178,26 @@ pub fn product_verdict(s: &ProductStatus, now: u64) -> ProductVerdict {
     } else {
         v(Verdict::AllGood, Reason::Activated)
     }
+}
+
+/// A status with its verdict, as `lapctl status --json` writes each product: the status's
+/// fields and `verdict`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judged<'a> {
+    #[serde(flatten)]
+    pub status: &'a ProductStatus,
+    pub verdict: ProductVerdict,
+}
+
+/// Each status with its verdict at `now`.
+pub fn judged(statuses: &[ProductStatus], now: u64) -> Vec<Judged<'_>> {
+    statuses
+        .iter()
+        .map(|status| Judged {
+            status,
+            verdict: product_verdict(status, now),
+        })
+        .collect()
 }
 
 /// How many products have each verdict.
