@@ -176,6 +176,8 @@ fn product_state(s: &ProductStatus, now: u64) -> Overall {
     lapwing_core::verdict::product_verdict(s, now).verdict
 }
 
+/// The tooltip, in the verdict's words ("all good", "activating", "needs attention", "not
+/// usable") and with the Products header's counts when all is good.
 fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {
     if products.is_empty() {
         return "Lapwing: no product installed".into();
@@ -190,20 +192,14 @@ fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {
     };
     match overall {
         Overall::AllGood => format!(
-            "Lapwing: all good, {} activated",
-            count(products.len(), "product", "products")
+            "Lapwing: {}, {}",
+            overall.words(),
+            lapwing_core::verdict::Overall::of(products.iter().map(|p| p.state)).summary()
         ),
-        Overall::Working => "Lapwing: activating…".into(),
-        Overall::Attention => format!("Lapwing: needs attention: {}", names(Overall::Attention)),
-        Overall::Broken => format!("Lapwing: not usable: {}", names(Overall::Broken)),
-    }
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
+        Overall::Working => format!("Lapwing: {}…", overall.words()),
+        Overall::Attention | Overall::Broken => {
+            format!("Lapwing: {}: {}", overall.words(), names(overall))
+        }
     }
 }
 
@@ -329,7 +325,7 @@ mod tests {
             m.products[0].title(),
             "Acme a — Activated until 12 Mar 2027"
         );
-        assert_eq!(m.tooltip, "Lapwing: all good, 2 products activated");
+        assert_eq!(m.tooltip, "Lapwing: all good, 2 products · all in order");
         let perpetual = ProductStatus {
             not_after: None,
             days_left: None,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use lapwing_core::doctor::{DoctorOptions, Level};
+use lapwing_core::doctor::{DoctorOptions, has_problem};
 use lapwing_core::engine::{Engine, EngineError, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
@@ -447,7 +447,7 @@ pub fn doctor(
             writeln!(out, "{}", shown(&c.to_string()))?;
         }
     }
-    Ok(if checks.iter().any(|c| c.level == Level::Problem) {
+    Ok(if has_problem(&checks) {
         exit::DOCTOR_PROBLEM
     } else {
         exit::OK

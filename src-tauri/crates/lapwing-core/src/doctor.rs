@@ -368,6 +368,12 @@ impl Engine {
     }
 }
 
+/// Whether the checks found a problem: `lapctl doctor` then exits with 6. For a product
+/// that is only when its verdict is "not usable" (see [`bounded_by_verdict`]).
+pub fn has_problem(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.level == Level::Problem)
+}
+
 /// A product's checks under its verdict: first the verdict itself (its level and reason),
 /// then each check no louder than the verdict allows: a product the verdict calls usable
 /// gets no PROBLEM (a missing server is a warning until it is needed), and only a broken one
