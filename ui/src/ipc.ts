@@ -4,6 +4,7 @@ import { invoke as tauriInvoke } from '@tauri-apps/api/core';
 import { listen as tauriListen } from '@tauri-apps/api/event';
 import type {
   About,
+  BatchResult,
   Check,
   ErrorKind,
   KeyCheck,
