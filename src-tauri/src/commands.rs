@@ -289,7 +289,9 @@ pub fn report(
             "  {} ({}, {}): {}",
             s.id,
             s.state.as_str(),
-            lapwing_core::verdict::product_verdict(s, now).verdict.words(),
+            lapwing_core::verdict::product_verdict(s, now)
+                .verdict
+                .words(),
             crate::menu::line(s)
         );
         if let Some(server) = &s.server {

@@ -52,6 +52,7 @@ fn status(id: &str, state: Phase) -> ProductStatus {
     }
 }
 
+#[allow(clippy::unnecessary_wraps, reason = "it fills `last_attempt` directly")]
 fn attempt(outcome: AttemptOutcome, diagnosis: Vec<Cause>) -> Option<Attempt> {
     Some(Attempt {
         at: NOW - 60,
@@ -86,7 +87,12 @@ fn evaluation(id: &str, days: u64) -> ProductStatus {
 
 /// Every state a product can be in, with the verdict it must have.
 fn cases() -> Vec<(&'static str, ProductStatus, Verdict, Reason)> {
-    let no_answer = || attempt(AttemptOutcome::NoAnswer, Cause::of_silence(true, Vec::new()));
+    let no_answer = || {
+        attempt(
+            AttemptOutcome::NoAnswer,
+            Cause::of_silence(true, Vec::new()),
+        )
+    };
     let not_sent = || {
         attempt(
             AttemptOutcome::NotSent,
@@ -225,7 +231,11 @@ fn header(verdict: Verdict) -> &'static str {
 fn every_state_has_one_verdict_in_every_summary() {
     for (case, s, verdict, reason) in cases() {
         let decided = product_verdict(&s, NOW);
-        assert_eq!((decided.verdict, decided.reason), (verdict, reason), "{case}");
+        assert_eq!(
+            (decided.verdict, decided.reason),
+            (verdict, reason),
+            "{case}"
+        );
 
         // The tray: the product's entry, the icon and the tooltip.
         let menu = menu_model(std::slice::from_ref(&s), NOW);
@@ -279,7 +289,9 @@ fn every_state_has_one_verdict_in_every_summary() {
             "{case}: {checks:?}"
         );
         assert!(
-            checks.iter().all(|c| c.level <= Level::from(verdict).max(Level::Warning)),
+            checks
+                .iter()
+                .all(|c| c.level <= Level::from(verdict).max(Level::Warning)),
             "{case}: {checks:?}"
         );
         assert_eq!(
@@ -332,7 +344,10 @@ fn a_batch_counts_only_attempts_that_activated_and_says_why_the_others_were_not_
         },
     ];
     let result = BatchResult::of(&statuses);
-    assert_eq!((result.attempted, result.activated, result.not_sent), (2, 1, 1));
+    assert_eq!(
+        (result.attempted, result.activated, result.not_sent),
+        (2, 1, 1)
+    );
     assert_eq!(
         result.sentence(),
         "1 of 2 products activated; 1 not sent (Acme export: no server found)."
@@ -446,11 +461,9 @@ async fn a_real_engines_doctor_agrees_with_its_status() {
     );
     // The trial's key line says what the verdict says: an evaluation, not a problem.
     assert!(
-        checks
-            .iter()
-            .any(|c| c.subject == "product trial"
-                && c.level == Level::Info
-                && c.message == "no license key: running as an evaluation"),
+        checks.iter().any(|c| c.subject == "product trial"
+            && c.level == Level::Info
+            && c.message == "no license key: running as an evaluation"),
         "{checks:?}"
     );
 }

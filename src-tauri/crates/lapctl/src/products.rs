@@ -95,11 +95,7 @@ pub fn describe(status: &ProductStatus) -> String {
     text
 }
 
-fn print_table(
-    out: &mut dyn Write,
-    statuses: &[ProductStatus],
-    now: u64,
-) -> Result<(), CliError> {
+fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Result<(), CliError> {
     if statuses.is_empty() {
         writeln!(out, "No product is installed.")?;
         return Ok(());
@@ -227,6 +223,27 @@ pub fn products(
     Ok(exit::OK)
 }
 
+/// `--server HOST:PORT` as `server set` reads it (a host name, an IPv4 or a bracketed IPv6
+/// address), refused alike (exit code 2, the same sentence), then resolved to one address
+/// (a name that does not resolve is a runtime error, exit code 1).
+pub fn server_address(text: &str) -> Result<SocketAddr, CliError> {
+    let parsed = lapwing_discovery::parse_host_port(text)
+        .map_err(|e| CliError::Engine(EngineError::Server(e.to_string())))?;
+    match parsed.host {
+        lapwing_discovery::Host::Ip(ip) => Ok(SocketAddr::new(ip, parsed.port)),
+        lapwing_discovery::Host::Name(ref name) => {
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.trim_end_matches('.'), parsed.port))
+                .ok()
+                .and_then(|mut found| found.next())
+                .ok_or_else(|| {
+                    CliError::Runtime(format!(
+                        "--server {parsed}: the host name does not resolve to an address"
+                    ))
+                })
+        }
+    }
+}
+
 pub fn activate(
     args: &EngineArgs,
     id: Option<&str>,
@@ -236,15 +253,7 @@ pub fn activate(
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let engine = engine(args)?;
-    let server = server
-        .map(|s| {
-            s.parse::<SocketAddr>().map_err(|_| {
-                CliError::Usage(format!(
-                    "--server {s:?}: give an IP address and port, e.g. 192.0.2.7:4711"
-                ))
-            })
-        })
-        .transpose()?;
+    let server = server.map(server_address).transpose()?;
     let ids: Vec<String> = match (id, all) {
         (Some(id), false) => vec![id.to_owned()],
         (None, true) => engine.catalog().products.into_keys().collect(),
@@ -327,8 +336,14 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
             Ok(exit::OK)
         }
         KeyCommand::Remove { id } => {
+            // Said as it was: a second remove finds nothing to remove.
+            let had_key = engine.key(id)?.is_some();
             engine.remove_key(id)?;
-            writeln!(out, "key removed for {id}")?;
+            if had_key {
+                writeln!(out, "key removed for {id}")?;
+            } else {
+                writeln!(out, "no key was stored for {id}: nothing removed")?;
+            }
             Ok(exit::OK)
         }
     }
@@ -452,4 +467,32 @@ pub fn doctor(
     } else {
         exit::OK
     })
+}
+
+#[cfg(test)]
+mod server_address_tests {
+    use super::*;
+
+    #[test]
+    fn activate_reads_a_server_as_server_set_does() {
+        assert_eq!(
+            server_address("192.0.2.7:4711").expect("an address"),
+            "192.0.2.7:4711".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            server_address("[2001:db8::1]:4711")
+                .expect("an address")
+                .port(),
+            4711
+        );
+        assert!(server_address("localhost:4711").is_ok_and(|a| a.ip().is_loopback()));
+        for bad in ["lap.example", "lap.example:99999", "[::1]", ""] {
+            let error = server_address(bad).expect_err(bad);
+            assert_eq!(error.exit_code(), exit::USAGE, "{bad}");
+            let said = lapwing_discovery::parse_host_port(bad)
+                .expect_err(bad)
+                .to_string();
+            assert_eq!(error.to_string(), said, "the same sentence as `server set`");
+        }
+    }
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use crate::cause::{Cause, span};
 use crate::clock_check::ClockReport;
+use crate::engine::ProductStatus;
 use crate::engine::{Engine, EngineError};
 use crate::policy::Policy;
-use crate::engine::ProductStatus;
 use crate::status::Phase;
 use crate::time_mark::moved_back_by;
 use crate::verdict::{Verdict, outcome_words, product_verdict};
@@ -233,10 +233,13 @@ impl Engine {
                 } else {
                     Level::Ok
                 };
-                let mut message = format!(
-                    "machine anchor from {} (read via {})",
-                    facts.anchor_source, facts.anchor_path
-                );
+                // The OS id is not hardware: say where it was read, not the path's name.
+                let read = match (facts.anchor_path.as_str(), facts.weak) {
+                    ("anchor-file", _) => "from the anchor file",
+                    (_, true) => "read from the operating system",
+                    (_, false) => "read from the hardware",
+                };
+                let mut message = format!("machine anchor from {}, {read}", facts.anchor_source);
                 if facts.weak {
                     message.push_str(": the OS id changes on reinstall; run `sudo lapctl machine anchor --write` for a hardware anchor");
                 }

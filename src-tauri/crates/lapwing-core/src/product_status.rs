@@ -77,7 +77,11 @@ pub fn base_first<T: Clone>(
     id: impl Fn(&T) -> &str,
     addon_of: impl Fn(&T) -> Option<&str>,
 ) -> Vec<T> {
-    let is_base = |wanted: &str| items.iter().any(|s| id(s) == wanted && addon_of(s).is_none());
+    let is_base = |wanted: &str| {
+        items
+            .iter()
+            .any(|s| id(s) == wanted && addon_of(s).is_none())
+    };
     let mut out = Vec::with_capacity(items.len());
     for s in items {
         if addon_of(s).is_some_and(is_base) {
@@ -85,12 +89,7 @@ pub fn base_first<T: Clone>(
         }
         out.push(s.clone());
         if addon_of(s).is_none() {
-            out.extend(
-                items
-                    .iter()
-                    .filter(|a| addon_of(a) == Some(id(s)))
-                    .cloned(),
-            );
+            out.extend(items.iter().filter(|a| addon_of(a) == Some(id(s))).cloned());
         }
     }
     out

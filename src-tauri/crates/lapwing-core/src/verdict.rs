@@ -5,6 +5,7 @@
 //! disagree about the same product.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -257,14 +258,14 @@ impl Overall {
         let c = &self.counts;
         let mut text = plural(c.total(), "product", "products");
         if c.broken > 0 {
-            text.push_str(&format!(" · {} not usable", c.broken));
+            let _ = write!(text, " · {} not usable", c.broken);
         }
         if c.attention > 0 {
             let verb = if c.attention == 1 { "needs" } else { "need" };
-            text.push_str(&format!(" · {} {verb} attention", c.attention));
+            let _ = write!(text, " · {} {verb} attention", c.attention);
         }
         if c.working > 0 {
-            text.push_str(&format!(" · {} activating", c.working));
+            let _ = write!(text, " · {} activating", c.working);
         }
         if c.broken + c.attention + c.working == 0 {
             text.push_str(" · all in order");
@@ -318,7 +319,8 @@ impl BatchResult {
                 }
                 None => {
                     out.not_sent += 1;
-                    out.not_sent_why.push(not_sent("no attempt was made".into()));
+                    out.not_sent_why
+                        .push(not_sent("no attempt was made".into()));
                 }
                 Some(_) => out.failed += 1,
             }
@@ -335,14 +337,15 @@ impl BatchResult {
             plural(self.attempted, "product", "products")
         );
         if self.not_sent > 0 {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "; {} not sent ({})",
                 self.not_sent,
                 self.not_sent_why.join("; ")
-            ));
+            );
         }
         if self.failed > 0 {
-            text.push_str(&format!("; {} sent without success", self.failed));
+            let _ = write!(text, "; {} sent without success", self.failed);
         }
         text.push('.');
         text
@@ -357,11 +360,11 @@ mod tests {
     fn the_overall_verdict_is_the_worst_and_the_summary_counts_each() {
         let o = Overall::of([Verdict::AllGood, Verdict::Broken, Verdict::Attention]);
         assert_eq!(o.verdict, Verdict::Broken);
+        assert_eq!(o.summary(), "3 products · 1 not usable · 1 needs attention");
         assert_eq!(
-            o.summary(),
-            "3 products · 1 not usable · 1 needs attention"
+            Overall::of([Verdict::AllGood]).summary(),
+            "1 product · all in order"
         );
-        assert_eq!(Overall::of([Verdict::AllGood]).summary(), "1 product · all in order");
         assert_eq!(
             Overall::of([Verdict::AllGood, Verdict::Working]).summary(),
             "2 products · 1 activating"

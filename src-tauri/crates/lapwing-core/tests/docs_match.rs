@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use lapwing_core::cause::{Cause, ServerUsed, SkippedServer};
 use lapwing_core::policy::Policy;
-use lapwing_discovery::DiscoveryError;
 use lapwing_core::state::ServerSource;
+use lapwing_discovery::DiscoveryError;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
