@@ -238,7 +238,8 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
     } else {
       const p = waited.value;
       const d = p.last_attempt?.diagnosis ?? [];
-      if (p.state === 'activated') messages.ok(p.line, d);
+      // This attempt's outcome, not the phase: not sent after an earlier activation is no success.
+      if (p.last_attempt?.outcome === 'activated') messages.ok(p.line, d);
       else messages.info(p.line, d);
     }
     result.finish();
