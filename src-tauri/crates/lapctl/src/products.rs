@@ -14,7 +14,7 @@ use lapwing_core::manifest::{Manifest, product_dirs};
 use lapwing_core::product_status::{base_first, statuses_base_first};
 use lapwing_core::shown::shown;
 use lapwing_core::status::Phase;
-use lapwing_core::verdict::{judged, product_verdict};
+use lapwing_core::verdict::{BatchResult, judged, product_verdict};
 
 use crate::error::exit;
 use crate::keyinput::{self, KeySource};
@@ -274,6 +274,10 @@ pub fn activate(
         output::json(out, &judged(&statuses, now))?;
     } else {
         print_table(out, &statuses, now)?;
+        if all {
+            // Counted from each attempt's outcome, as the tray's "Activate all" says it.
+            writeln!(out, "{}", shown(&BatchResult::of(&statuses).sentence()))?;
+        }
     }
     let activated = |s: &ProductStatus| {
         matches!(s.state, Phase::Activated | Phase::Evaluation)

@@ -269,6 +269,15 @@ fn each_documented_exit_code_has_its_path() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(status[0]["last_attempt"]["outcome"], "not-sent", "{status}");
+    // --all ends with the batch's count, from each attempt's outcome: not sent is said.
+    let out = home.run(&["activate", "--all"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    assert_eq!(
+        last, "0 of 1 product activated; 1 not sent (keyless: no license key).",
+        "{text}"
+    );
 
     let out = home.run_fed(&["key", "set", "keyless"], "AAAA-BBBB\n");
     assert_eq!(out.status.code(), Some(4));
