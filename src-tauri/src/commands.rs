@@ -13,7 +13,7 @@ use tauri::{AppHandle, Manager as _, Runtime, State};
 
 use crate::actions::activate as run_activation;
 use crate::error::CommandError;
-use crate::publish::{StatusView, refresh};
+use crate::publish::{StatusView, refresh, view, views};
 use crate::state::Lapwing;
 use crate::validate::{VIEWS, is_product_id};
 use crate::windows::View;
@@ -42,7 +42,7 @@ fn engine(state: &State<'_, Lapwing>) -> Arc<Engine> {
 
 #[tauri::command]
 pub async fn status<R: Runtime>(app: AppHandle<R>) -> Result<Vec<StatusView>> {
-    Ok(refresh(&app)?.into_iter().map(StatusView::from).collect())
+    Ok(views(&app, refresh(&app)?))
 }
 
 #[tauri::command]
@@ -52,16 +52,36 @@ pub async fn activate<R: Runtime>(
     id: String,
 ) -> Result<StatusView> {
     let id = product(&state.engine, &id)?;
-    Ok(run_activation(&app, &id).await?.into())
+    Ok(view(&app, run_activation(&app, &id).await?))
+}
+
+/// What "Activate all" and the global "Try now" report: the products as they now stand and
+/// the batch's result, counted from each attempt's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchView {
+    pub products: Vec<StatusView>,
+    pub result: BatchResultView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchResultView {
+    #[serde(flatten)]
+    pub counts: lapwing_core::verdict::BatchResult,
+    /// "1 of 2 products activated; 1 not sent (Acme Export: no server found)."
+    pub message: String,
 }
 
 #[tauri::command]
-pub async fn activate_all<R: Runtime>(app: AppHandle<R>) -> Result<Vec<StatusView>> {
-    let statuses = crate::actions::activate_all(&app).await?;
-    Ok(crate::menu::base_first(&statuses)
-        .into_iter()
-        .map(StatusView::from)
-        .collect())
+pub async fn activate_all<R: Runtime>(app: AppHandle<R>) -> Result<BatchView> {
+    let statuses = crate::menu::base_first(&crate::actions::activate_all(&app).await?);
+    let counts = lapwing_core::verdict::BatchResult::of(&statuses);
+    Ok(BatchView {
+        products: views(&app, statuses),
+        result: BatchResultView {
+            message: counts.sentence(),
+            counts,
+        },
+    })
 }
 
 /// The local check of a typed or pasted key (profile §4).
@@ -157,7 +177,7 @@ pub async fn set_key<R: Runtime>(
     engine.set_key(&id, &key)?;
     // Stored: publish (has_key changed) even if the activation below cannot run.
     refresh(&app)?;
-    Ok(run_activation(&app, &id).await?.into())
+    Ok(view(&app, run_activation(&app, &id).await?))
 }
 
 #[tauri::command]
@@ -184,7 +204,7 @@ pub async fn remove_key<R: Runtime>(
     let id = product(&engine, &id)?;
     engine.remove_key(&id)?;
     refresh(&app)?;
-    Ok(engine.product_status(&id)?.into())
+    Ok(view(&app, engine.product_status(&id)?))
 }
 
 #[tauri::command]
@@ -266,9 +286,12 @@ pub fn report(
     for s in statuses {
         let _ = writeln!(
             out,
-            "  {} ({}): {}",
+            "  {} ({}, {}): {}",
             s.id,
             s.state.as_str(),
+            lapwing_core::verdict::product_verdict(s, now)
+                .verdict
+                .words(),
             crate::menu::line(s)
         );
         if let Some(server) = &s.server {

@@ -7,28 +7,17 @@ use lapwing_core::shown::shown;
 use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
 
-/// The tray icon's state: the worst across products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Overall {
-    AllGood,
-    /// An attempt is due now or running: the result is not known yet.
-    Working,
-    /// Still usable, but something needs looking at (a failed renewal, an end within a week,
-    /// out of compliance, a clock moved back).
-    Attention,
-    /// A product cannot be used: not activated, expired, evaluation over.
-    Broken,
-}
+/// The tray icon's state: the worst verdict across products (`lapwing_core::verdict`, the one
+/// every summary derives from).
+pub use lapwing_core::verdict::Verdict as Overall;
 
-impl Overall {
-    /// The icon file's stem in `icons/tray/`.
-    pub fn icon_name(self) -> &'static str {
-        match self {
-            Self::AllGood => "ok",
-            Self::Working => "working",
-            Self::Attention => "attention",
-            Self::Broken => "broken",
-        }
+/// The icon file's stem in `icons/tray/`.
+pub fn icon_name(overall: Overall) -> &'static str {
+    match overall {
+        Overall::AllGood => "ok",
+        Overall::Working => "working",
+        Overall::Attention => "attention",
+        Overall::Broken => "broken",
     }
 }
 
@@ -127,29 +116,11 @@ pub struct MenuModel {
     pub actions: [Action; 6],
 }
 
-/// An end this close counts as needing attention.
-const SOON_DAYS: u64 = 7;
-
 /// The products in the order a person reads them: each add-on right after its base product,
-/// otherwise in the engine's order. An add-on whose base is not installed stands where it is.
+/// otherwise in the engine's order (`lapwing_core::product_status::base_first`, which
+/// `lapctl` lists by too).
 pub fn base_first(statuses: &[ProductStatus]) -> Vec<ProductStatus> {
-    let installed = |id: &str| statuses.iter().any(|s| s.id == id && s.addon_of.is_none());
-    let mut out = Vec::with_capacity(statuses.len());
-    for s in statuses {
-        if s.addon_of.as_deref().is_some_and(installed) {
-            continue;
-        }
-        out.push(s.clone());
-        if s.addon_of.is_none() {
-            out.extend(
-                statuses
-                    .iter()
-                    .filter(|a| a.addon_of.as_deref() == Some(s.id.as_str()))
-                    .cloned(),
-            );
-        }
-    }
-    out
+    lapwing_core::product_status::statuses_base_first(statuses)
 }
 
 /// The tray for these statuses at `now` (UNIX seconds), add-ons after their base.
@@ -202,27 +173,11 @@ impl MenuModel {
 }
 
 fn product_state(s: &ProductStatus, now: u64) -> Overall {
-    let failed = s
-        .last_attempt
-        .as_ref()
-        .is_some_and(|a| a.outcome != AttemptOutcome::Activated);
-    match s.state {
-        Phase::Unlicensed | Phase::Expired | Phase::EvaluationExpired => return Overall::Broken,
-        Phase::RenewalDue if failed => return Overall::Attention,
-        Phase::Activated | Phase::RenewalDue | Phase::Evaluation => {}
-    }
-    if s.in_compliance == Some(false)
-        || s.clock_moved_back_by.is_some()
-        || s.days_left.is_some_and(|d| d <= SOON_DAYS)
-    {
-        return Overall::Attention;
-    }
-    if s.next_attempt_at.is_some_and(|at| at <= now) {
-        return Overall::Working;
-    }
-    Overall::AllGood
+    lapwing_core::verdict::product_verdict(s, now).verdict
 }
 
+/// The tooltip, in the verdict's words ("all good", "activating", "needs attention", "not
+/// usable") and with the Products header's counts when all is good.
 fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {
     if products.is_empty() {
         return "Lapwing: no product installed".into();
@@ -237,20 +192,14 @@ fn tooltip(overall: Overall, products: &[ProductEntry]) -> String {
     };
     match overall {
         Overall::AllGood => format!(
-            "Lapwing: all good, {} activated",
-            count(products.len(), "product", "products")
+            "Lapwing: {}, {}",
+            overall.words(),
+            lapwing_core::verdict::Overall::of(products.iter().map(|p| p.state)).summary()
         ),
-        Overall::Working => "Lapwing: activating…".into(),
-        Overall::Attention => format!("Lapwing: needs attention: {}", names(Overall::Attention)),
-        Overall::Broken => format!("Lapwing: not usable: {}", names(Overall::Broken)),
-    }
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
+        Overall::Working => format!("Lapwing: {}…", overall.words()),
+        Overall::Attention | Overall::Broken => {
+            format!("Lapwing: {}: {}", overall.words(), names(overall))
+        }
     }
 }
 
@@ -376,7 +325,7 @@ mod tests {
             m.products[0].title(),
             "Acme a — Activated until 12 Mar 2027"
         );
-        assert_eq!(m.tooltip, "Lapwing: all good, 2 products activated");
+        assert_eq!(m.tooltip, "Lapwing: all good, 2 products · all in order");
         let perpetual = ProductStatus {
             not_after: None,
             days_left: None,

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lapwing_core::engine::ProductStatus;
+use lapwing_core::verdict::{ProductVerdict, product_verdict};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
 
@@ -20,19 +21,43 @@ pub const STATUS_CHANGED: &str = "status-changed";
 /// status (the masked key, the server overrides) must be read again.
 pub const STORED_CHANGED: &str = "stored-changed";
 
-/// `ProductStatus` as the windows get it: `lapctl status --json`'s fields plus the tray's line.
+/// `ProductStatus` as the windows get it: `lapctl status --json`'s fields (the verdict
+/// included) plus the tray's line.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusView {
     #[serde(flatten)]
     pub status: ProductStatus,
     pub line: String,
+    /// The one verdict (`lapwing_core::verdict`): the windows show it, never recompute it.
+    pub verdict: ProductVerdict,
 }
 
-impl From<ProductStatus> for StatusView {
-    fn from(status: ProductStatus) -> Self {
+impl StatusView {
+    /// The view of a status at `now` (UNIX seconds, the engine's clock).
+    pub fn at(status: ProductStatus, now: u64) -> Self {
         let line = crate::menu::line(&status);
-        Self { status, line }
+        let verdict = product_verdict(&status, now);
+        Self {
+            status,
+            line,
+            verdict,
+        }
     }
+}
+
+/// The views of statuses, at the engine's time now.
+pub fn views<R: Runtime>(app: &AppHandle<R>, statuses: Vec<ProductStatus>) -> Vec<StatusView> {
+    let now = app.state::<Lapwing>().engine.config().clock.now();
+    statuses
+        .into_iter()
+        .map(|s| StatusView::at(s, now))
+        .collect()
+}
+
+/// The view of one status, at the engine's time now.
+pub fn view<R: Runtime>(app: &AppHandle<R>, status: ProductStatus) -> StatusView {
+    let now = app.state::<Lapwing>().engine.config().clock.now();
+    StatusView::at(status, now)
 }
 
 /// What a listener hears on every publish.
@@ -136,7 +161,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) -> Result<Vec<ProductStatus>, Com
     let statuses = crate::menu::base_first(&app.state::<Lapwing>().engine.status()?);
     if app.state::<Publisher>().publish(&statuses) {
         tracing::debug!(products = statuses.len(), "status changed: windows updated");
-        let views: Vec<StatusView> = statuses.iter().cloned().map(StatusView::from).collect();
+        let views = views(app, statuses.clone());
         if let Err(e) = app.emit(STATUS_CHANGED, &views) {
             tracing::warn!(error = %e, "cannot send the status to the windows");
         }

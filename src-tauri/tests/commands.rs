@@ -461,7 +461,7 @@ fn doctor_about_and_report_hold_no_secret() {
     .expect("report");
     let report = report.as_str().expect("text");
     assert!(
-        report.contains("acme-studio (activated): Activated until"),
+        report.contains("acme-studio (activated, all good): Activated until"),
         "{report}"
     );
     let full = key(1).to_display();
@@ -471,6 +471,15 @@ fn doctor_about_and_report_hold_no_secret() {
     );
     let about = invoke(&s.window, "about", json!({})).expect("about");
     assert_eq!(about["version"], env!("CARGO_PKG_VERSION"));
+    // The windows run in the system's web engine: About's third-party list names it.
+    if cfg!(target_os = "linux") {
+        assert!(
+            about["licenses"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|l| l["name"] == "WebKitGTK")),
+            "{about}"
+        );
+    }
     assert!(
         about["state_file"]
             .as_str()

@@ -499,6 +499,63 @@ struct ServerAnswers {
     set_server: BTreeMap<String, Value>,
 }
 
+/// The fixtures' names (fixtures.mjs): a batch's sentence names the products not sent.
+fn fixture_name(id: &str) -> &str {
+    match id {
+        "acme-studio" => "Acme Studio",
+        "acme-export" => "Acme Export",
+        "borealis-draw" => "Borealis Draw",
+        "cartograph-pro" => "Cartograph Pro",
+        "delta-mixer" => "Delta Mixer",
+        "echo-notes" => "Echo Notes",
+        other => other,
+    }
+}
+
+/// The batch results the browser tests' "Activate all" and global "Try now" play: the fake
+/// backend activates each fixture with a key or an evaluation (as after-activation), and
+/// leaves the others as they were. Counted by Rust's `BatchResult`.
+fn record_batches() -> BTreeMap<String, Value> {
+    let fixtures: Vec<ProductStatus> = statuses()
+        .into_iter()
+        .filter(|(case, _)| !case.starts_with("after-"))
+        .map(|(_, s)| ProductStatus {
+            name: fixture_name(&s.id).to_owned(),
+            ..s
+        })
+        .collect();
+    let after: Vec<ProductStatus> = fixtures
+        .iter()
+        .map(|s| {
+            if s.has_key || s.state == Phase::Evaluation {
+                ProductStatus {
+                    last_attempt: Some(attempt(NOW, AttemptOutcome::Activated, Vec::new())),
+                    ..s.clone()
+                }
+            } else {
+                s.clone()
+            }
+        })
+        .collect();
+    let key = after
+        .iter()
+        .map(|s| {
+            let outcome = s.last_attempt.as_ref().map_or("none".to_owned(), |a| {
+                serde_json::to_value(a.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            });
+            format!("{}:{outcome}", s.id)
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let result = lapwing_core::verdict::BatchResult::of(&after);
+    let mut view = serde_json::to_value(&result).expect("serializes");
+    view["message"] = Value::String(result.sentence());
+    BTreeMap::from([(key, view)])
+}
+
 /// Plays every Server window through the real commands and records each answer under the
 /// situation it was given in.
 fn record_servers(app: &MockApp) -> ServerAnswers {
@@ -546,6 +603,9 @@ struct Recording {
     status: BTreeMap<String, Value>,
     server_info: BTreeMap<String, Value>,
     set_server: BTreeMap<String, Value>,
+    /// `activate_all`'s result (`BatchResult.result`) for the products the fake backend ends
+    /// with, keyed by "id:outcome" of each, in order ("none" for no attempt).
+    activate_all: BTreeMap<String, Value>,
 }
 
 fn record() -> Recording {
@@ -579,7 +639,7 @@ fn record() -> Recording {
     let status = statuses()
         .into_iter()
         .map(|(case, s)| {
-            let view = serde_json::to_value(StatusView::from(s)).expect("a status serializes");
+            let view = serde_json::to_value(StatusView::at(s, NOW)).expect("a status serializes");
             (case.to_owned(), view)
         })
         .collect();
@@ -595,6 +655,7 @@ fn record() -> Recording {
         status,
         server_info: servers.server_info,
         set_server: servers.set_server,
+        activate_all: record_batches(),
     }
 }
 

@@ -1,5 +1,5 @@
 // Words and dates for people. Pure functions: unit-tested in tests/unit/format.test.ts.
-import type { Kind, Level, Outcome, Source, State } from './types';
+import type { Kind, Level, Outcome, Source, State, VerdictLevel } from './types';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -124,4 +124,28 @@ export function levelInfo(level: string): { icon: string; label: string } {
   return Object.prototype.hasOwnProperty.call(LEVELS, level)
     ? LEVELS[level as Level]
     : { icon: '?', label: level };
+}
+
+/**
+ * The Products header from the verdicts Rust decided (lapwing-core's verdict.rs): it counts
+ * them, it does not judge a product. The words are `Overall::summary`'s, e.g.
+ * "3 products · 1 not usable · 1 needs attention", "2 products · all in order".
+ */
+export function verdictSummary(levels: VerdictLevel[]): string {
+  const count = (level: VerdictLevel) => levels.filter((l) => l === level).length;
+  const broken = count('broken');
+  const attention = count('attention');
+  const working = count('working');
+  let text = `${levels.length} ${levels.length === 1 ? 'product' : 'products'}`;
+  if (broken) text += ` · ${broken} not usable`;
+  if (attention) text += ` · ${attention} ${attention === 1 ? 'needs' : 'need'} attention`;
+  if (working) text += ` · ${working} activating`;
+  if (!broken && !attention && !working) text += ' · all in order';
+  return text;
+}
+
+/** The worst of the verdicts (the tray icon's), for styling the header. */
+export function worstLevel(levels: VerdictLevel[]): VerdictLevel {
+  const order: VerdictLevel[] = ['all-good', 'working', 'attention', 'broken'];
+  return levels.reduce<VerdictLevel>((worst, l) => (order.indexOf(l) > order.indexOf(worst) ? l : worst), 'all-good');
 }

@@ -4,6 +4,7 @@ import { invoke as tauriInvoke } from '@tauri-apps/api/core';
 import { listen as tauriListen } from '@tauri-apps/api/event';
 import type {
   About,
+  BatchResult,
   Check,
   ErrorKind,
   KeyCheck,
@@ -68,7 +69,7 @@ export const STORED_CHANGED = 'stored-changed';
 export const ipc = {
   status: () => call<ProductStatus[]>('status'),
   activate: (id: string) => call<ProductStatus>('activate', { id }),
-  activateAll: () => call<ProductStatus[]>('activate_all'),
+  activateAll: () => call<BatchResult>('activate_all'),
   checkKey: (text: string) => call<KeyCheck>('check_key', { text }),
   setKey: (id: string, key: string) => call<ProductStatus>('set_key', { id, key }),
   keyMasked: (id: string) => call<string | null>('key_masked', { id }),

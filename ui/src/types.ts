@@ -55,7 +55,30 @@ export interface ProductStatus {
   last_attempt: Attempt | null;
   next_attempt_at: number | null;
   clock_moved_back_by: number | null;
+  verdict: ProductVerdict;
   line: string;
+}
+
+/** The one verdict on a product, decided in Rust (lapwing-core's verdict.rs): shown, never recomputed. */
+export type VerdictLevel = 'all-good' | 'working' | 'attention' | 'broken';
+
+export interface ProductVerdict {
+  level: VerdictLevel;
+  reason: string;
+  message: string;
+}
+
+/** What "Activate all" did, counted from each attempt's outcome. */
+export interface BatchResult {
+  products: ProductStatus[];
+  result: {
+    attempted: number;
+    activated: number;
+    not_sent: number;
+    failed: number;
+    not_sent_why: string[];
+    message: string;
+  };
 }
 
 export type KeyErrorCode = 'empty' | 'length' | 'character' | 'padding' | 'check' | 'all-zero';

@@ -96,7 +96,9 @@ async function activate(w: KeyWindow): Promise<void> {
 
 function showResult(messages: Messages, status: ProductStatus): void {
   const diagnosis = status.last_attempt?.diagnosis ?? [];
-  if (status.state === 'activated') messages.ok(status.line, diagnosis);
+  // Success is this attempt's outcome (Rust's), not the phase: an attempt not sent after an
+  // earlier activation is no success.
+  if (status.last_attempt?.outcome === 'activated') messages.ok(status.line, diagnosis);
   else messages.info(`The key is stored. ${status.line}`, diagnosis);
   const b = badge(status.state);
   messages.el.firstChild?.insertBefore(b, messages.el.firstChild.firstChild);

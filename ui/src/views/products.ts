@@ -13,6 +13,8 @@ import {
   outcomeWords,
   sourceWords,
   stateBadge,
+  verdictSummary,
+  worstLevel,
 } from '../format';
 import type { ProductStatus } from '../types';
 import { header, row } from './common';
@@ -159,9 +161,11 @@ export async function productsView({ root }: ViewContext): Promise<void> {
     void busy(activateAll, 'Activating…', async () => {
       messages.clear();
       try {
-        render(await ipc.activateAll());
-        const done = products.filter((p) => p.state === 'activated').length;
-        messages.ok(`${done} of ${products.length} ${products.length === 1 ? 'product is' : 'products are'} activated.`);
+        const batch = await ipc.activateAll();
+        render(batch.products);
+        // Counted in Rust from each attempt's outcome: not sent is not activated.
+        if (batch.result.activated === batch.result.attempted) messages.ok(batch.result.message);
+        else messages.info(batch.result.message);
       } catch (e) {
         messages.error(e);
       }
@@ -203,10 +207,8 @@ export async function productsView({ root }: ViewContext): Promise<void> {
       return;
     }
     activateAll.hidden = false;
-    const attention = products.filter((p) => p.state !== 'activated' && p.state !== 'evaluation').length;
-    summary.textContent =
-      `${products.length} ${products.length === 1 ? 'product' : 'products'}` +
-      (attention ? ` · ${attention} ${attention === 1 ? 'needs' : 'need'} attention` : ' · all in order');
+    summary.textContent = verdictSummary(products.map((p) => p.verdict.level));
+    summary.dataset.verdict = worstLevel(products.map((p) => p.verdict.level));
     for (const p of products) {
       const card = productCard(p, (updated) => render(products.map((x) => (x.id === updated.id ? updated : x))));
       card.setAttribute('role', 'listitem');

@@ -3,7 +3,7 @@ import { ipc, IpcError } from '../ipc';
 import { button, busy, clear, h, Messages } from '../dom';
 import { closeOnEscape, ResultArea, STOPPED_WAITING, withProgress } from '../dialog';
 import { sourceWords } from '../format';
-import type { ProductStatus, ServerInfo } from '../types';
+import type { BatchResult, ProductStatus, ServerInfo } from '../types';
 import { header, row, section } from './common';
 
 const CHECK_DELAY_MS = 250;
@@ -222,7 +222,7 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
     const text = product
       ? first ? `Activating ${name}: trying ${first}…` : `Activating ${name}…`
       : 'Activating every product…';
-    const attempt: Promise<ProductStatus | ProductStatus[]> = product ? ipc.activate(product) : ipc.activateAll();
+    const attempt: Promise<ProductStatus | BatchResult> = product ? ipc.activate(product) : ipc.activateAll();
     const waited = await withProgress(result.progress, text, attempt);
     tryNow.disabled = false;
     if (waited.kind === 'failed') {
@@ -231,14 +231,15 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
     }
     if (waited.kind === 'cancelled') {
       messages.info(STOPPED_WAITING);
-    } else if (Array.isArray(waited.value)) {
-      const all = waited.value;
-      const done = all.filter((p) => p.state === 'activated').length;
-      messages.info(`${done} of ${all.length} products activated.`, all.map((p) => `${p.name}: ${p.line}`));
+    } else if ('result' in waited.value) {
+      // Counted in Rust from each attempt's outcome: an attempt not sent is not "activated".
+      const batch = waited.value;
+      messages.info(batch.result.message, batch.products.map((p) => `${p.name}: ${p.line}`));
     } else {
       const p = waited.value;
       const d = p.last_attempt?.diagnosis ?? [];
-      if (p.state === 'activated') messages.ok(p.line, d);
+      // This attempt's outcome, not the phase: not sent after an earlier activation is no success.
+      if (p.last_attempt?.outcome === 'activated') messages.ok(p.line, d);
       else messages.info(p.line, d);
     }
     result.finish();

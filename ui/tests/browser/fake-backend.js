@@ -64,7 +64,7 @@
     return Object.assign({}, p, {
       state: r.state, has_key: r.has_key, kind: r.kind, in_compliance: r.in_compliance,
       ends_at: r.ends_at, not_after: r.not_after, days_left: r.days_left,
-      line: r.line,
+      line: r.line, verdict: r.verdict,
       last_attempt: { at: NOW, outcome: 'activated', diagnosis: [], server: { address: address || 'lap.example.com:4711', source: 'srv' } },
     });
   }
@@ -90,7 +90,12 @@
       if (fixture.activateOutcome && fixture.activateOutcome[id]) return replace(Object.assign({}, p, fixture.activateOutcome[id]));
       return replace(activated(p));
     },
-    activate_all: () => state.products.map((p) => replace(p.has_key || p.state === 'evaluation' ? activated(p) : p)),
+    activate_all: () => {
+      const products = state.products.map((p) => replace(p.has_key || p.state === 'evaluation' ? activated(p) : p));
+      // The batch's counts and sentence are Rust's (BatchResult), recorded for this outcome.
+      const key = products.map((p) => `${p.id}:${p.last_attempt ? p.last_attempt.outcome : 'none'}`).join(',');
+      return { products, result: lookup('activate_all', 'activate_all result', key) };
+    },
     check_key: ({ text }) => replay('check_key', text),
     set_key: ({ id, key }) => {
       const p = product(id);
@@ -110,7 +115,7 @@
       const p = product(id);
       delete state.keys[id];
       const r = recordedStatus('after-removal');
-      return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line }));
+      return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line, verdict: r.verdict }));
     },
     server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
     check_server: ({ text }) => replay('check_server', text),

@@ -9,6 +9,8 @@ export const MAR_12_2027 = 1804852800; // 2027-03-12T12:00:00Z
 
 /** The status line Rust words for the product (recorded for the same state and dates). */
 const lineOf = (id) => recorded.status[id].line;
+/** The verdict Rust gives the product (recorded with its line): the UI shows it, never decides it. */
+const verdictOf = (id) => recorded.status[id].verdict;
 
 const base = {
   sku: '6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11',
@@ -39,6 +41,7 @@ export const products = [
     last_attempt: { at: NOW - 3600, outcome: 'activated', diagnosis: [], server: { address: 'lap.example.com:4711', source: 'srv' } },
     next_attempt_at: NOW + 7 * DAY,
     line: lineOf('acme-studio'),
+    verdict: verdictOf('acme-studio'),
   },
   {
     ...base,
@@ -48,6 +51,7 @@ export const products = [
     features: ['basic'], server: { address: 'lap.acme.example:4711', source: 'manifest' },
     last_attempt: { at: NOW - 7 * DAY, outcome: 'activated', diagnosis: [], server: { address: 'lap.acme.example:4711', source: 'manifest' } },
     line: lineOf('acme-export'),
+    verdict: verdictOf('acme-export'),
   },
   {
     ...base,
@@ -55,6 +59,7 @@ export const products = [
     ends_at: NOW - 23 * DAY, not_after: NOW - 23 * DAY, days_left: -23, kind: 'evaluation',
     server: { address: 'lap.borealis.example:4711', source: 'dns-sd' },
     line: lineOf('borealis-draw'),
+    verdict: verdictOf('borealis-draw'),
   },
   {
     ...base,
@@ -73,6 +78,7 @@ export const products = [
     },
     next_attempt_at: NOW + 900,
     line: lineOf('cartograph-pro'),
+    verdict: verdictOf('cartograph-pro'),
   },
   {
     ...base,
@@ -82,12 +88,14 @@ export const products = [
     last_attempt: { at: NOW - 3600, outcome: 'rejected-answer', diagnosis: [{ code: 'datagrams-rejected', message: 'The answer did not verify with the vendor’s server key.', count: 1, address: 'lap.corp.example:4711', last_error: 'authentication failed (Ed25519 signature)' }], server: { address: 'lap.corp.example:4711', source: 'override' } },
     clock_moved_back_by: 180,
     line: lineOf('delta-mixer'),
+    verdict: verdictOf('delta-mixer'),
   },
   {
     ...base,
     id: 'echo-notes', name: 'Echo Notes', vendor: 'Echo Labs', state: 'unlicensed',
     last_attempt: { at: NOW - 60, outcome: 'not-sent', diagnosis: recorded.status['echo-notes'].last_attempt.diagnosis, server: null },
     line: lineOf('echo-notes'),
+    verdict: verdictOf('echo-notes'),
   },
 ];
 

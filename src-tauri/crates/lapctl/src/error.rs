@@ -52,7 +52,8 @@ impl CliError {
             {
                 exit::KEYRING
             }
-            Self::Usage(_) => exit::USAGE,
+            // A HOST:PORT that does not parse: `server set` and `activate --server` alike.
+            Self::Usage(_) | Self::Engine(EngineError::Server(_)) => exit::USAGE,
             Self::Engine(_) | Self::Machine(_) | Self::Runtime(_) | Self::Output(_) => exit::ERROR,
         }
     }
@@ -84,6 +85,10 @@ mod tests {
                 1,
             ),
             (CliError::Engine(EngineError::UnknownProduct("x".into())), 1),
+            (
+                CliError::Engine(EngineError::Server("bad HOST:PORT".into())),
+                2,
+            ),
             (CliError::Runtime("JSON".into()), 1),
             (CliError::Output(std::io::Error::other("disk full")), 1),
         ];

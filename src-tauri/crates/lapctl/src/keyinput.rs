@@ -78,7 +78,8 @@ pub fn key_from(input: impl Read) -> Result<String, CliError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::BadKey("the key was not accepted: the input is not text".into()))?;
     let key = text.trim();
-    if key.is_empty() {
+    // Dashes and spaces alone are no key either (not "found 0 characters").
+    if lap_proto::license_key::normalize(key).is_empty() {
         return Err(CliError::Usage(format!("no key given: {HOW}")));
     }
     Ok(key.to_owned())
@@ -97,7 +98,7 @@ mod tests {
 
     #[test]
     fn empty_input_says_no_key_was_given() {
-        for input in [&b""[..], b"\n", b"  \t\r\n"] {
+        for input in [&b""[..], b"\n", b"  \t\r\n", b"- -\n", b"----"] {
             let error = key_from(input).expect_err("nothing there");
             assert_eq!(error.exit_code(), exit::USAGE);
             let message = error.to_string();

@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every product's status (state, end, server and how it was found, last attempt).
+    /// Every product's status (state, verdict, end, server and how it was found, last attempt).
     Status {
         #[arg(long)]
         json: bool,
@@ -58,7 +58,8 @@ enum Command {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
-        /// Use this IP:PORT for this run only, instead of discovery.
+        /// Use this HOST:PORT for this run only, instead of discovery (read as `server set`
+        /// reads it: a host name, an IPv4 or a bracketed IPv6 address).
         #[arg(long)]
         server: Option<String>,
         #[arg(long)]

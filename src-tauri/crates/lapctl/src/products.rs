@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use lapwing_core::doctor::{DoctorOptions, Level};
+use lapwing_core::doctor::{DoctorOptions, has_problem};
 use lapwing_core::engine::{Engine, EngineError, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
+use lapwing_core::product_status::{base_first, statuses_base_first};
 use lapwing_core::shown::shown;
 use lapwing_core::status::Phase;
+use lapwing_core::verdict::{BatchResult, judged, product_verdict};
 
 use crate::error::exit;
 use crate::keyinput::{self, KeySource};
@@ -93,7 +95,7 @@ pub fn describe(status: &ProductStatus) -> String {
     text
 }
 
-fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), CliError> {
+fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Result<(), CliError> {
     if statuses.is_empty() {
         writeln!(out, "No product is installed.")?;
         return Ok(());
@@ -104,21 +106,27 @@ fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), Cl
         .max()
         .unwrap_or(2)
         .max(2);
-    writeln!(out, "{:width$}  {:18}  STATUS", "ID", "STATE")?;
+    writeln!(
+        out,
+        "{:width$}  {:18}  {:15}  STATUS",
+        "ID", "STATE", "VERDICT"
+    )?;
     // Ids are slugs (the manifest is refused otherwise); names, host names, the causes that
     // quote them and the server's words are outside text.
     for s in statuses {
         writeln!(
             out,
-            "{:width$}  {:18}  {}",
+            "{:width$}  {:18}  {:15}  {}",
             s.id,
             s.state.as_str(),
+            product_verdict(s, now).verdict.words(),
             shown(&describe(s))
         )?;
         if let Some(server) = &s.server {
             writeln!(
                 out,
-                "{:width$}  {:18}  server {} (by {})",
+                "{:width$}  {:18}  {:15}  server {} (by {})",
+                "",
                 "",
                 "",
                 shown(&server.address),
@@ -128,25 +136,35 @@ fn print_table(out: &mut dyn Write, statuses: &[ProductStatus]) -> Result<(), Cl
         if !s.features.is_empty() {
             writeln!(
                 out,
-                "{:width$}  {:18}  features {}",
+                "{:width$}  {:18}  {:15}  features {}",
+                "",
                 "",
                 "",
                 shown(&s.features.join(", "))
             )?;
         }
         if let Some(notice) = &s.notice {
-            writeln!(out, "{:width$}  {:18}  notice {}", "", "", shown(notice))?;
+            writeln!(
+                out,
+                "{:width$}  {:18}  {:15}  notice {}",
+                "",
+                "",
+                "",
+                shown(notice)
+            )?;
         }
     }
     Ok(())
 }
 
 pub fn status(args: &EngineArgs, json: bool, out: &mut dyn Write) -> Result<u8, CliError> {
-    let statuses = engine(args)?.status()?;
+    let engine = engine(args)?;
+    let statuses = statuses_base_first(&engine.status()?);
+    let now = engine.config().clock.now();
     if json {
-        output::json(out, &statuses)?;
+        output::json(out, &judged(&statuses, now))?;
     } else {
-        print_table(out, &statuses)?;
+        print_table(out, &statuses, now)?;
     }
     Ok(exit::OK)
 }
@@ -158,12 +176,13 @@ pub fn products(
     err: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let catalog = engine(args)?.catalog();
+    let all: Vec<&Manifest> = catalog.products.values().collect();
+    let manifests = base_first(&all, |m| &m.id, |m| m.addon_of.as_deref());
     // JSON keeps every name exactly: serde_json escapes control characters, and bidi
     // characters stay as the data they are (a program reading it decides how to show them).
     if json {
-        let products: Vec<_> = catalog
-            .products
-            .values()
+        let products: Vec<_> = manifests
+            .iter()
             .map(|m| {
                 serde_json::json!({
                     "id": m.id, "name": m.name, "vendor": m.vendor, "sku": m.sku, "addon_of": m.addon_of,
@@ -182,7 +201,7 @@ pub fn products(
             &serde_json::json!({"products": products, "errors": errors}),
         )?;
     } else {
-        for m in catalog.products.values() {
+        for m in &manifests {
             let addon = m
                 .addon_of
                 .as_ref()
@@ -204,6 +223,27 @@ pub fn products(
     Ok(exit::OK)
 }
 
+/// `--server HOST:PORT` as `server set` reads it (a host name, an IPv4 or a bracketed IPv6
+/// address), refused alike (exit code 2, the same sentence), then resolved to one address
+/// (a name that does not resolve is a runtime error, exit code 1).
+pub fn server_address(text: &str) -> Result<SocketAddr, CliError> {
+    let parsed = lapwing_discovery::parse_host_port(text)
+        .map_err(|e| CliError::Engine(EngineError::Server(e.to_string())))?;
+    match parsed.host {
+        lapwing_discovery::Host::Ip(ip) => Ok(SocketAddr::new(ip, parsed.port)),
+        lapwing_discovery::Host::Name(ref name) => {
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.trim_end_matches('.'), parsed.port))
+                .ok()
+                .and_then(|mut found| found.next())
+                .ok_or_else(|| {
+                    CliError::Runtime(format!(
+                        "--server {parsed}: the host name does not resolve to an address"
+                    ))
+                })
+        }
+    }
+}
+
 pub fn activate(
     args: &EngineArgs,
     id: Option<&str>,
@@ -213,15 +253,7 @@ pub fn activate(
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let engine = engine(args)?;
-    let server = server
-        .map(|s| {
-            s.parse::<SocketAddr>().map_err(|_| {
-                CliError::Usage(format!(
-                    "--server {s:?}: give an IP address and port, e.g. 192.0.2.7:4711"
-                ))
-            })
-        })
-        .transpose()?;
+    let server = server.map(server_address).transpose()?;
     let ids: Vec<String> = match (id, all) {
         (Some(id), false) => vec![id.to_owned()],
         (None, true) => engine.catalog().products.into_keys().collect(),
@@ -236,10 +268,16 @@ pub fn activate(
     for result in results {
         statuses.push(result?);
     }
+    let statuses = statuses_base_first(&statuses);
+    let now = engine.config().clock.now();
     if json {
-        output::json(out, &statuses)?;
+        output::json(out, &judged(&statuses, now))?;
     } else {
-        print_table(out, &statuses)?;
+        print_table(out, &statuses, now)?;
+        if all {
+            // Counted from each attempt's outcome, as the tray's "Activate all" says it.
+            writeln!(out, "{}", shown(&BatchResult::of(&statuses).sentence()))?;
+        }
     }
     let activated = |s: &ProductStatus| {
         matches!(s.state, Phase::Activated | Phase::Evaluation)
@@ -302,8 +340,14 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
             Ok(exit::OK)
         }
         KeyCommand::Remove { id } => {
+            // Said as it was: a second remove finds nothing to remove.
+            let had_key = engine.key(id)?.is_some();
             engine.remove_key(id)?;
-            writeln!(out, "key removed for {id}")?;
+            if had_key {
+                writeln!(out, "key removed for {id}")?;
+            } else {
+                writeln!(out, "no key was stored for {id}: nothing removed")?;
+            }
             Ok(exit::OK)
         }
     }
@@ -422,9 +466,37 @@ pub fn doctor(
             writeln!(out, "{}", shown(&c.to_string()))?;
         }
     }
-    Ok(if checks.iter().any(|c| c.level == Level::Problem) {
+    Ok(if has_problem(&checks) {
         exit::DOCTOR_PROBLEM
     } else {
         exit::OK
     })
+}
+
+#[cfg(test)]
+mod server_address_tests {
+    use super::*;
+
+    #[test]
+    fn activate_reads_a_server_as_server_set_does() {
+        assert_eq!(
+            server_address("192.0.2.7:4711").expect("an address"),
+            "192.0.2.7:4711".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            server_address("[2001:db8::1]:4711")
+                .expect("an address")
+                .port(),
+            4711
+        );
+        assert!(server_address("localhost:4711").is_ok_and(|a| a.ip().is_loopback()));
+        for bad in ["lap.example", "lap.example:99999", "[::1]", ""] {
+            let error = server_address(bad).expect_err(bad);
+            assert_eq!(error.exit_code(), exit::USAGE, "{bad}");
+            let said = lapwing_discovery::parse_host_port(bad)
+                .expect_err(bad)
+                .to_string();
+            assert_eq!(error.to_string(), said, "the same sentence as `server set`");
+        }
+    }
 }

@@ -49,6 +49,16 @@ pub fn machine(report: &Report) -> String {
     out
 }
 
+/// Where the anchor was read: the OS id is not hardware, so "hardware" is said only of a
+/// hardware source.
+pub fn read_from(path: &str, os_id: bool) -> &'static str {
+    match (path, os_id) {
+        ("anchor-file", _) => "from the anchor file",
+        (_, true) => "read from the operating system",
+        (_, false) => "read from the hardware",
+    }
+}
+
 fn anchor(out: &mut String, report: &Report) {
     let Some(anchor) = &report.anchor else {
         row(out, "anchor", "none: no source is present and plausible");
@@ -59,11 +69,14 @@ fn anchor(out: &mut String, report: &Report) {
     } else {
         ""
     };
-    let path = anchor.path.as_str().replace('-', " ");
     row(
         out,
         "anchor",
-        &format!("{}{weakest}, from the {path}", anchor.source),
+        &format!(
+            "{}{weakest}, {}",
+            anchor.source,
+            read_from(anchor.path.as_str(), anchor.weakest)
+        ),
     );
     row(out, "digest", &anchor.digest);
     if let Some(note) = &anchor.note {
@@ -225,5 +238,20 @@ fn anchor_file_line(path: &Path, state: &AnchorFileState) -> String {
         AnchorFileState::Corrupt(why) => format!("{}: corrupt ({why})", path.display()),
         AnchorFileState::Unreadable(why) => format!("{}: unreadable ({why})", path.display()),
         _ => format!("{}: {}", path.display(), state.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_from;
+
+    #[test]
+    fn the_os_id_is_not_called_hardware() {
+        assert_eq!(
+            read_from("hardware", true),
+            "read from the operating system"
+        );
+        assert_eq!(read_from("hardware", false), "read from the hardware");
+        assert_eq!(read_from("anchor-file", true), "from the anchor file");
     }
 }

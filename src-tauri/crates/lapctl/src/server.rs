@@ -95,6 +95,16 @@ fn or_not_set(value: Option<&str>) -> Cow<'_, str> {
     value.map_or(Cow::Borrowed("not set"), shown)
 }
 
+/// How a candidate was found, once: its detail already names the source ("manifest address
+/// lap.acme.example:4711", "SRV _lap._udp…"), so the source's word is said only without one.
+fn found_by(c: &lapwing_discovery::Candidate) -> Cow<'_, str> {
+    if c.detail.trim().is_empty() {
+        Cow::Borrowed(c.source.as_str())
+    } else {
+        shown(&c.detail)
+    }
+}
+
 /// One product's block: the settings discovery starts from, then its answer. Everything but
 /// the words is outside text (what was typed, the policy, the manifest, DNS and mDNS answers),
 /// so it goes through `shown`; `--json` keeps it exact.
@@ -135,17 +145,39 @@ fn show(out: &mut dyn Write, info: &ServerInfo) -> Result<(), CliError> {
         writeln!(out, "  no server found")?;
     }
     for (n, c) in info.candidates.iter().enumerate() {
-        writeln!(
-            out,
-            "  {}. {} ({}: {})",
-            n + 1,
-            c.address,
-            c.source,
-            shown(&c.detail)
-        )?;
+        writeln!(out, "  {}. {} ({})", n + 1, c.address, found_by(c))?;
     }
     for s in &info.skipped {
         writeln!(out, "  skipped: {}", shown(&s.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapwing_discovery::ServerSource;
+
+    #[test]
+    fn a_candidate_names_how_it_was_found_once() {
+        let candidate = |source, detail: &str| lapwing_discovery::Candidate {
+            address: "192.0.2.7:4711".parse().expect("address"),
+            host: "lap.acme.example".into(),
+            source,
+            detail: detail.into(),
+            ttl: None,
+        };
+        assert_eq!(
+            found_by(&candidate(ServerSource::Manifest, "manifest address")),
+            "manifest address"
+        );
+        assert_eq!(
+            found_by(&candidate(
+                ServerSource::Override,
+                "manual override (all products)"
+            )),
+            "manual override (all products)"
+        );
+        assert_eq!(found_by(&candidate(ServerSource::Srv, "")), "srv");
+    }
 }

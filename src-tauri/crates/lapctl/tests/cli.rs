@@ -256,15 +256,28 @@ fn each_documented_exit_code_has_its_path() {
     let out = home.run(&["activate"]);
     assert_eq!(out.status.code(), Some(2));
     one_error_line(&out, "give a product id or --all");
+    // Read as `server set` reads it, refused alike.
     let out = home.run(&["activate", "--all", "--server", "nowhere"]);
     assert_eq!(out.status.code(), Some(2));
-    one_error_line(&out, "--server \"nowhere\"");
+    one_error_line(&out, "\"nowhere\" is not a valid HOST:PORT");
+    let out = home.run(&["server", "set", "nowhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    one_error_line(&out, "\"nowhere\" is not a valid HOST:PORT");
 
     home.place("keyless", "127.0.0.1:9", "");
     let out = home.run(&["activate", "keyless", "--json"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(status[0]["last_attempt"]["outcome"], "not-sent", "{status}");
+    // --all ends with the batch's count, from each attempt's outcome: not sent is said.
+    let out = home.run(&["activate", "--all"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    assert_eq!(
+        last, "0 of 1 product activated; 1 not sent (keyless: no license key).",
+        "{text}"
+    );
 
     let out = home.run_fed(&["key", "set", "keyless"], "AAAA-BBBB\n");
     assert_eq!(out.status.code(), Some(4));
@@ -278,6 +291,17 @@ fn each_documented_exit_code_has_its_path() {
     let out = home.run_fed(&["key", "set", "keyless"], "\n");
     assert_eq!(out.status.code(), Some(2));
     one_error_line(&out, "no key given");
+    // Dashes alone are no key either: not "found 0 characters".
+    let out = home.run_fed(&["key", "set", "keyless"], "- -\n");
+    assert_eq!(out.status.code(), Some(2));
+    one_error_line(&out, "no key given");
+    // Removing a key that is not there says so, not "removed".
+    let out = home.run(&["key", "remove", "keyless"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no key was stored for keyless: nothing removed\n"
+    );
 
     // The keyring (no --insecure-file-store) on a session bus that is not there.
     let out = home
@@ -345,8 +369,8 @@ fn server_show_reports_the_overrides_and_a_locked_policy() {
         "  override for every product:  127.0.0.2:4711",
         "  machine policy:              none",
         "  manifest:                    address 127.0.0.1:4711, SRV domain not set",
-        "  1. 127.0.0.3:4711 (override: manual override for this product: 127.0.0.3:4711)",
-        "  2. 127.0.0.1:4711 (manifest: manifest address: 127.0.0.1:4711)",
+        "  1. 127.0.0.3:4711 (manual override for this product: 127.0.0.3:4711)",
+        "  2. 127.0.0.1:4711 (manifest address: 127.0.0.1:4711)",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

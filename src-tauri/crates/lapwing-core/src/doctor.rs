@@ -8,9 +8,12 @@ use serde::Serialize;
 
 use crate::cause::{Cause, span};
 use crate::clock_check::ClockReport;
+use crate::engine::ProductStatus;
 use crate::engine::{Engine, EngineError};
 use crate::policy::Policy;
+use crate::status::Phase;
 use crate::time_mark::moved_back_by;
+use crate::verdict::{Verdict, outcome_words, product_verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -29,6 +32,20 @@ impl Level {
             Self::Info => "info",
             Self::Warning => "warning",
             Self::Problem => "PROBLEM",
+        }
+    }
+}
+
+/// A product's verdict as a doctor's level: the one verdict decides how loud a product's
+/// checks may be, so doctor never shouts PROBLEM about a product every other summary calls
+/// usable, nor says ok about one they call broken.
+impl From<Verdict> for Level {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::AllGood => Self::Ok,
+            Verdict::Working => Self::Info,
+            Verdict::Attention => Self::Warning,
+            Verdict::Broken => Self::Problem,
         }
     }
 }
@@ -216,10 +233,13 @@ impl Engine {
                 } else {
                     Level::Ok
                 };
-                let mut message = format!(
-                    "machine anchor from {} (read via {})",
-                    facts.anchor_source, facts.anchor_path
-                );
+                // The OS id is not hardware: say where it was read, not the path's name.
+                let read = match (facts.anchor_path.as_str(), facts.weak) {
+                    ("anchor-file", _) => "from the anchor file",
+                    (_, true) => "read from the operating system",
+                    (_, false) => "read from the hardware",
+                };
+                let mut message = format!("machine anchor from {}, {read}", facts.anchor_source);
                 if facts.weak {
                     message.push_str(": the OS id changes on reinstall; run `sudo lapctl machine anchor --write` for a hardware anchor");
                 }
@@ -233,13 +253,19 @@ impl Engine {
 
         out.extend(self.clock_checks(options, &state).await);
 
+        let statuses = self.status()?;
+        let now = self.config().clock.now();
         for manifest in catalog
             .products
             .values()
             .filter(|m| product.is_none_or(|id| id == m.id))
         {
-            self.doctor_product(manifest, state.products.get(&manifest.id), &mut out)
-                .await?;
+            let Some(status) = statuses.iter().find(|s| s.id == manifest.id) else {
+                continue;
+            };
+            let mut checks = Vec::new();
+            self.doctor_product(manifest, status, &mut checks).await?;
+            out.extend(bounded_by_verdict(status, now, checks));
         }
         Ok(out)
     }
@@ -258,9 +284,10 @@ impl Engine {
         let mut out = vec![clock_line(&report)];
         let now = self.config().clock.now();
         if let Some(by) = moved_back_by(state, now) {
+            // Every product's verdict is "needs attention" then (`verdict::Reason::ClockMovedBack`).
             out.push(check(
                 "clock",
-                Level::Problem,
+                Level::from(Verdict::Attention),
                 format!(
                     "{} behind a time already seen (a server's answer or an earlier run): nothing is sent until the clock is set right",
                     span(by)
@@ -274,7 +301,7 @@ impl Engine {
     async fn doctor_product(
         &self,
         manifest: &crate::manifest::Manifest,
-        saved: Option<&crate::state::ProductState>,
+        status: &ProductStatus,
         out: &mut Vec<Check>,
     ) -> Result<(), EngineError> {
         let subject = format!("product {}", manifest.id);
@@ -284,7 +311,7 @@ impl Engine {
                 Level::Ok,
                 "a license key is stored (well formed)",
             )),
-            Ok(None) if manifest.evaluation_days > 0 => {
+            Ok(None) if status.state == Phase::Evaluation => {
                 out.push(check(
                     &subject,
                     Level::Info,
@@ -329,12 +356,12 @@ impl Engine {
                 ),
             )),
         }
-        if let Some(attempt) = saved.and_then(|p| p.last_attempt.as_ref()) {
+        if let Some(attempt) = &status.last_attempt {
             let level = match attempt.outcome {
                 crate::state::AttemptOutcome::Activated => Level::Ok,
                 _ => Level::Problem,
             };
-            let mut message = format!("last attempt: {:?}", attempt.outcome).to_lowercase();
+            let mut message = format!("last attempt: {}", outcome_words(attempt.outcome));
             for (n, cause) in attempt.diagnosis.iter().enumerate() {
                 let _ = write!(message, "; {}. {cause}", n + 1);
             }
@@ -342,6 +369,34 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Whether the checks found a problem: `lapctl doctor` then exits with 6. For a product
+/// that is only when its verdict is "not usable" (see [`bounded_by_verdict`]).
+pub fn has_problem(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.level == Level::Problem)
+}
+
+/// A product's checks under its verdict: first the verdict itself (its level and reason),
+/// then each check no louder than the verdict allows: a product the verdict calls usable
+/// gets no PROBLEM (a missing server is a warning until it is needed), and only a broken one
+/// can make `lapctl doctor` exit with a problem.
+pub fn bounded_by_verdict(status: &ProductStatus, now: u64, checks: Vec<Check>) -> Vec<Check> {
+    let verdict = product_verdict(status, now);
+    let ceiling = Level::from(verdict.verdict);
+    let subject = format!("product {}", status.id);
+    let mut out = vec![check(
+        &subject,
+        ceiling,
+        format!("{}: {}", verdict.verdict.words(), verdict.reason),
+    )];
+    out.extend(checks.into_iter().map(|mut c| {
+        if c.level > ceiling && c.level == Level::Problem {
+            c.level = ceiling.max(Level::Warning);
+        }
+        c
+    }));
+    out
 }
 
 #[cfg(test)]

@@ -32,3 +32,4 @@ pub mod time_mark;
 pub mod time_sources;
 pub mod timing;
 pub mod transport;
+pub mod verdict;

@@ -69,6 +69,37 @@ impl ProductStatus {
     }
 }
 
+/// Items (statuses, manifests) in the order a person reads them: each add-on right after its
+/// base product, otherwise in the given order. An add-on whose base is not among them stands
+/// where it is. The tray, the windows and `lapctl` all list products so.
+pub fn base_first<T: Clone>(
+    items: &[T],
+    id: impl Fn(&T) -> &str,
+    addon_of: impl Fn(&T) -> Option<&str>,
+) -> Vec<T> {
+    let is_base = |wanted: &str| {
+        items
+            .iter()
+            .any(|s| id(s) == wanted && addon_of(s).is_none())
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for s in items {
+        if addon_of(s).is_some_and(is_base) {
+            continue;
+        }
+        out.push(s.clone());
+        if addon_of(s).is_none() {
+            out.extend(items.iter().filter(|a| addon_of(a) == Some(id(s))).cloned());
+        }
+    }
+    out
+}
+
+/// Statuses with each add-on right after its base (see [`base_first`]).
+pub fn statuses_base_first(statuses: &[ProductStatus]) -> Vec<ProductStatus> {
+    base_first(statuses, |s| &s.id, |s| s.addon_of.as_deref())
+}
+
 /// The status of one product at `now`. With evaluations forbidden by the machine policy,
 /// the product stands as if its manifest offered none.
 pub fn product_status(
