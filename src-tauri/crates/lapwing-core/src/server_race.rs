@@ -17,7 +17,9 @@ use crate::race::{HeadStarts, Race, RaceOutcome};
 use crate::retry::BuildRequest;
 use crate::server_cache::ServerCache;
 use crate::state::ServerUsed;
-use crate::transport::{Entropy, RetryPolicy, ServerOutcome, TransportError, exchange};
+use crate::transport::{
+    Entropy, NetworkSaid, RetryPolicy, ServerOutcome, TransportError, exchange,
+};
 
 /// What the race runs with: the engine's parts, lent.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,9 @@ pub(crate) struct Parts<'a> {
 pub(crate) enum Servers<'a> {
     Forced(SocketAddr),
     Discover(&'a ServerSettings),
+    /// The manual choice alone (the override, or the policy's server), and no one else when
+    /// it does not answer: the machine policy forbids falling back past a silent override.
+    ManualOnly(&'a ServerSettings),
 }
 
 /// What one activation's race came to.
@@ -50,6 +55,8 @@ pub(crate) struct Raced<T> {
     pub rejections: Vec<Cause>,
     /// What discovery left out, and why.
     pub skipped: Vec<SkippedServer>,
+    /// What the network said of servers asked (ICMP errors), by address.
+    pub network_said: Vec<(String, NetworkSaid)>,
 }
 
 fn used(candidate: &Candidate) -> ServerUsed {
@@ -106,8 +113,9 @@ pub(crate) async fn race<T>(
             .chain(Stage::ALL.into_iter().map(SourceEvent::Done));
             futures::stream::iter(events).boxed()
         }
-        Servers::Discover(settings) => discovery.sources(settings),
+        Servers::Discover(settings) | Servers::ManualOnly(settings) => discovery.sources(settings),
     };
+    let manual_only = matches!(servers, Servers::ManualOnly(_));
     // Only automatic discovery learns; a locked policy or a forced server asks no one else.
     let network = match servers {
         Servers::Discover(settings) if !settings.policy_locked => Some(discovery.network_key()),
@@ -132,6 +140,7 @@ pub(crate) async fn race<T>(
     let mut exchanges = FuturesUnordered::new();
     let mut sources_over = false;
     let mut rejections = Vec::new();
+    let mut network_said = Vec::new();
     let mut won = None;
     loop {
         let now = monotonic_now();
@@ -148,7 +157,13 @@ pub(crate) async fn race<T>(
         let timer = race.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             event = sources.next(), if !sources_over => match event {
-                Some(SourceEvent::Found(stage, found)) => race.handle_found(monotonic_now(), stage, found),
+                Some(SourceEvent::Found(stage, found)) => {
+                    if manual_only && stage != Stage::Manual {
+                        tracing::debug!(?stage, "not asked: the policy forbids falling back past the override");
+                    } else {
+                        race.handle_found(monotonic_now(), stage, found);
+                    }
+                }
                 Some(SourceEvent::Done(stage)) => race.handle_done(monotonic_now(), stage),
                 None => sources_over = true,
             },
@@ -168,7 +183,10 @@ pub(crate) async fn race<T>(
                             race.handle_failed(now, candidate.address);
                         }
                     },
-                    ServerOutcome::Silent { rejected, last_rejection, .. } => {
+                    ServerOutcome::Silent { rejected, last_rejection, network, .. } => {
+                        if let Some(said) = network {
+                            network_said.push((server.address.clone(), said));
+                        }
                         if rejected > 0 {
                             rejections.push(Cause::DatagramsRejected {
                                 count: u64::try_from(rejected).unwrap_or(u64::MAX),
@@ -218,6 +236,7 @@ pub(crate) async fn race<T>(
         tried: race.started().iter().map(used).collect(),
         rejections,
         skipped: race.skipped().iter().map(SkippedServer::from).collect(),
+        network_said,
     })
 }
 
