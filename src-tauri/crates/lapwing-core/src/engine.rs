@@ -644,7 +644,11 @@ impl Engine {
             })
             .collect();
         if let Some((winner, (grant, record))) = raced.won {
-            let notes = ranking::silent_overrides(&tried, Some(&winner.address));
+            let notes = if server.is_some() {
+                Vec::new()
+            } else {
+                ranking::silent_overrides(&tried, Some(&winner.address))
+            };
             if binding == KeyBinding::Unbound {
                 self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
             }
@@ -679,6 +683,7 @@ impl Engine {
             override_new: override_new(&product, state),
             tried,
             rejections,
+            forced: server.is_some(),
         });
         Ok(Attempted {
             at: now,

@@ -43,6 +43,9 @@ pub struct Evidence {
     pub tried: Vec<ServerTried>,
     /// Answers that came but failed their checks.
     pub rejections: Vec<Cause>,
+    /// The server was forced for this run (`lapctl activate --server`): it is not the
+    /// person's override, whatever its source says, and is not called one.
+    pub forced: bool,
 }
 
 /// The causes of a failed attempt, most likely first (see the module's order). The clock's
@@ -55,6 +58,7 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
         override_new,
         tried,
         rejections,
+        forced,
     } = evidence;
     let mut ranked: Vec<Cause> = tried
         .iter()
@@ -72,7 +76,11 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
         .filter(|t| t.network.is_none())
         .map(|t| t.server.clone())
         .collect();
-    let overrides = silent_overrides(&tried, None);
+    let overrides = if forced {
+        Vec::new()
+    } else {
+        silent_overrides(&tried, None)
+    };
     // Only a server that received the request can have refused a key or an evaluation:
     // when every server refused it or could not be reached, neither is a cause.
     let request_cause = (!silent.is_empty()).then(|| {
@@ -304,5 +312,18 @@ mod tests {
             }]
         );
         assert!(silent_overrides(&asked, Some("192.0.2.7:4711")).is_empty());
+    }
+
+    #[test]
+    fn a_server_forced_for_one_run_is_not_called_an_override() {
+        let evidence = Evidence {
+            forced: true,
+            tried: vec![tried("192.0.2.7:4711", ServerSource::Override, None)],
+            ..silence(true)
+        };
+        assert_eq!(
+            codes(&rank(evidence)),
+            ["key-may-be-refused", "unreachable"]
+        );
     }
 }
