@@ -32,10 +32,27 @@ const WINDOW_WORDS: Record<string, ShownCause> = {
   },
 };
 
+/** The address an override cause names (`override-silent` carries it as `address`). */
+export function silentOverride(cause: Cause): string | null {
+  if (cause.code !== 'override-silent') return null;
+  const address = (cause as Cause & { address?: unknown }).address;
+  return typeof address === 'string' ? address : '';
+}
+
 /** The words and the button for `cause` in a window. */
 export function causeForWindow(cause: Cause): ShownCause {
   const own = WINDOW_WORDS[cause.code];
   if (own) return own;
+  const override = silentOverride(cause);
+  if (override !== null) {
+    return {
+      text: `The server override ${override} did not answer: correct it, or clear it to use the product’s servers.`,
+      action: 'server',
+    };
+  }
+  if (cause.code === 'server-refused' || cause.code === 'no-route') {
+    return { text: cause.message, action: 'server' };
+  }
   const action: CauseAction | null =
     cause.code === 'evaluation-ended' || cause.code === 'key-may-be-refused' ? 'key' : null;
   return { text: cause.message, action };

@@ -14,6 +14,7 @@ import {
   sourceWords,
   stateBadge,
 } from '../format';
+import { silentOverride } from '../causes';
 import type { ProductStatus } from '../types';
 import { header, row } from './common';
 
@@ -38,11 +39,23 @@ function endsValue(p: ProductStatus): Node | null {
 
 function serverValue(p: ProductStatus): Node | null {
   if (!p.server) return null;
+  // An override that did not answer is said next to the server that did: the person chose
+  // it, and must not read "product’s default" as if the choice had been taken.
+  const silent = (p.last_attempt?.diagnosis ?? [])
+    .map(silentOverride)
+    .find((address): address is string => address !== null);
   return h(
     'span',
     {},
     h('code', {}, p.server.address),
     h('span', { class: 'muted' }, ` — ${sourceWords(p.server.source)}`),
+    silent !== undefined
+      ? h(
+          'span',
+          { class: 'tone-warning', 'data-override-silent': silent },
+          ` (your override ${silent} did not answer)`,
+        )
+      : null,
   );
 }
 
