@@ -517,7 +517,7 @@ fn parallel_writers_lose_no_update() {
                 .as_object()
                 .is_some_and(|items| !items.is_empty()),
             "p{n} has no secrets: {:?}",
-            secrets["products"].as_object().map(|p| p.len())
+            secrets["products"].as_object().map(serde_json::Map::len)
         );
     }
 }

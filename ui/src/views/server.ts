@@ -238,7 +238,8 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
     } else {
       const p = waited.value;
       const d = p.last_attempt?.diagnosis ?? [];
-      if (p.state === 'activated') messages.ok(p.line, d);
+      // Activated, but not through the override that was tried first: said, not "ok".
+      if (p.state === 'activated' && d.length === 0) messages.ok(p.line, d);
       else messages.info(p.line, d);
     }
     result.finish();

@@ -24,7 +24,7 @@ use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
-use crate::ranking::{self, Evidence, ServerTried};
+use crate::ranking::{self, Asked, Evidence, ServerTried};
 use crate::rebuild::{Survivors, rebuilder};
 use crate::records::{grant_from, remove_record};
 use crate::server_race::{self, Servers};
@@ -303,17 +303,14 @@ impl Engine {
         }
         let set_at = server.map(|_| self.config.clock.now());
         self.store.update(|state| {
-            match product {
-                Some(id) => {
-                    if let Some(p) = state.products.get_mut(id) {
-                        p.server_override = server.map(str::to_owned);
-                        p.override_set_at = set_at;
-                    }
+            if let Some(id) = product {
+                if let Some(p) = state.products.get_mut(id) {
+                    p.server_override = server.map(str::to_owned);
+                    p.override_set_at = set_at;
                 }
-                None => {
-                    state.global_override = server.map(str::to_owned);
-                    state.global_override_set_at = set_at;
-                }
+            } else {
+                state.global_override = server.map(str::to_owned);
+                state.global_override_set_at = set_at;
             }
             // A server chosen by hand deserves an attempt now, not at the end of a backoff.
             for (id, p) in &mut state.products {
@@ -677,9 +674,13 @@ impl Engine {
         } else {
             AttemptOutcome::RejectedAnswer
         };
+        let asked = match key {
+            None => Asked::Evaluation,
+            Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
+            Some(_) => Asked::NewKey,
+        };
         let diagnosis = ranking::rank(Evidence {
-            has_key: key.is_some(),
-            key_accepted_before: key_accepted_before(&product),
+            asked,
             override_new: override_new(&product, state),
             tried,
             rejections,

@@ -28,14 +28,23 @@ pub struct ServerTried {
     pub network: Option<NetworkSaid>,
 }
 
+/// What the attempt asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Asked {
+    /// An evaluation: no key was sent.
+    Evaluation,
+    /// A license key stored since the last grant won with a key, or never accepted yet.
+    #[default]
+    NewKey,
+    /// A license key a server has accepted since it was stored: a refusal of it is then
+    /// not the likely cause of silence.
+    AcceptedKey,
+}
+
 /// What is known about an attempt that got no valid answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
-    /// Whether a license key was sent (else the attempt asked for an evaluation).
-    pub has_key: bool,
-    /// The key was accepted by a server since it was stored: a refusal of it is then not
-    /// the likely cause of silence.
-    pub key_accepted_before: bool,
+    pub asked: Asked,
     /// The server override was set after the last accepted grant (or nothing was ever
     /// granted through it).
     pub override_new: bool,
@@ -53,8 +62,7 @@ pub struct Evidence {
 /// have been silent.
 pub fn rank(evidence: Evidence) -> Vec<Cause> {
     let Evidence {
-        has_key,
-        key_accepted_before,
+        asked,
         override_new,
         tried,
         rejections,
@@ -83,14 +91,11 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
     };
     // Only a server that received the request can have refused a key or an evaluation:
     // when every server refused it or could not be reached, neither is a cause.
-    let request_cause = (!silent.is_empty()).then(|| {
-        if has_key {
-            Cause::KeyMayBeRefused
-        } else {
-            Cause::EvaluationMayNotBeOffered
-        }
+    let request_cause = (!silent.is_empty()).then_some(match asked {
+        Asked::Evaluation => Cause::EvaluationMayNotBeOffered,
+        Asked::NewKey | Asked::AcceptedKey => Cause::KeyMayBeRefused,
     });
-    let request_is_new = !(has_key && key_accepted_before);
+    let request_is_new = asked != Asked::AcceptedKey;
     if override_new {
         ranked.extend(overrides.iter().cloned());
     }
@@ -155,9 +160,9 @@ mod tests {
         causes.iter().map(Cause::code).collect()
     }
 
-    fn silence(has_key: bool) -> Evidence {
+    fn silence(asked: Asked) -> Evidence {
         Evidence {
-            has_key,
+            asked,
             tried: vec![tried("10.0.0.1:4711", ServerSource::Manifest, None)],
             ..Evidence::default()
         }
@@ -173,7 +178,6 @@ mod tests {
     #[test]
     fn a_refusal_is_named_first_and_rules_out_key_and_clock() {
         let evidence = Evidence {
-            has_key: true,
             tried: vec![tried(
                 "127.0.0.1:9",
                 ServerSource::Manifest,
@@ -194,7 +198,6 @@ mod tests {
     #[test]
     fn no_route_comes_before_the_servers_that_were_only_silent() {
         let evidence = Evidence {
-            has_key: true,
             tried: vec![
                 tried("10.0.0.1:4711", ServerSource::Srv, None),
                 tried(
@@ -225,19 +228,16 @@ mod tests {
     #[test]
     fn a_new_key_is_named_first_and_an_accepted_one_after_the_network() {
         assert_eq!(
-            codes(&rank(silence(true))),
+            codes(&rank(silence(Asked::NewKey))),
             ["key-may-be-refused", "unreachable"]
         );
-        let accepted = Evidence {
-            key_accepted_before: true,
-            ..silence(true)
-        };
+        let accepted = silence(Asked::AcceptedKey);
         assert_eq!(
             codes(&rank(accepted)),
             ["unreachable", "key-may-be-refused"]
         );
         assert_eq!(
-            codes(&rank(silence(false))),
+            codes(&rank(silence(Asked::Evaluation))),
             ["evaluation-may-not-be-offered", "unreachable"]
         );
     }
@@ -245,7 +245,6 @@ mod tests {
     #[test]
     fn a_new_override_is_named_first_an_older_one_after_the_key() {
         let with_override = |override_new| Evidence {
-            has_key: true,
             override_new,
             tried: vec![
                 tried("192.0.2.7:4711", ServerSource::Override, None),
@@ -272,7 +271,7 @@ mod tests {
         };
         let evidence = Evidence {
             rejections: vec![rejected.clone()],
-            ..silence(true)
+            ..silence(Asked::NewKey)
         };
         let ranked = rank(evidence);
         assert_eq!(ranked.first(), Some(&rejected));
@@ -280,7 +279,7 @@ mod tests {
 
     #[test]
     fn the_clock_comes_first_only_when_measured_off() {
-        let mut ranked = rank(silence(true));
+        let mut ranked = rank(silence(Asked::NewKey));
         place_clock(&mut ranked, clock_off());
         assert_eq!(
             codes(&ranked),
@@ -292,7 +291,7 @@ mod tests {
                 reason: "no time server is named".into(),
             },
         ] {
-            let mut ranked = rank(silence(true));
+            let mut ranked = rank(silence(Asked::NewKey));
             place_clock(&mut ranked, fine.clone());
             assert_eq!(ranked.last(), Some(&fine));
             assert_eq!(ranked.first(), Some(&Cause::KeyMayBeRefused));
@@ -319,7 +318,7 @@ mod tests {
         let evidence = Evidence {
             forced: true,
             tried: vec![tried("192.0.2.7:4711", ServerSource::Override, None)],
-            ..silence(true)
+            ..silence(Asked::NewKey)
         };
         assert_eq!(
             codes(&rank(evidence)),

@@ -1553,8 +1553,11 @@ async fn a_silent_override_is_reported_when_another_server_activates() {
 async fn without_fallback_a_silent_override_fails_the_attempt_and_is_named_first() {
     let server = TestServer::start();
     let s = setup(&server);
-    std::fs::write(&s.policy, "[server]\nfallback_when_override_silent = false\n")
-        .expect("policy");
+    std::fs::write(
+        &s.policy,
+        "[server]\nfallback_when_override_silent = false\n",
+    )
+    .expect("policy");
     let (_silent, silent_addr) = silent_server();
     s.engine
         .set_key("acme-studio", &key(1).to_display())
@@ -1563,7 +1566,11 @@ async fn without_fallback_a_silent_override_fails_the_attempt_and_is_named_first
         .set_server_override(Some("acme-studio"), Some(&silent_addr.to_string()))
         .expect("override set");
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
-    assert_eq!(status.state, Phase::Unlicensed, "the manifest's server was not asked");
+    assert_eq!(
+        status.state,
+        Phase::Unlicensed,
+        "the manifest's server was not asked"
+    );
     let attempt = status.last_attempt.expect("recorded");
     assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
     assert_eq!(
