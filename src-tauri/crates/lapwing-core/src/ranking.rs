@@ -8,8 +8,9 @@
 //! 2. A clock measured off by a time server: the server ignores such requests.
 //! 3. Answers that came but failed their checks.
 //! 4. What changed just before: a server override set after the last accepted grant, then a
-//!    license key stored after it (or never accepted yet).
-//! 5. Servers that stayed silent, the override among them named as such.
+//!    license key stored after it (or never accepted yet); an older override when it was the
+//!    only server asked.
+//! 5. Servers that stayed silent, then an older override that fell silent with them.
 //! 6. A key the server has accepted before: it is still possible that it was revoked or its
 //!    seats taken, but silence is then more likely the network's.
 //! 7. A clock found right, synchronized, or not checked: last (it rules the clock out, or
@@ -96,17 +97,26 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
         Asked::NewKey | Asked::AcceptedKey => Cause::KeyMayBeRefused,
     });
     let request_is_new = asked != Asked::AcceptedKey;
+    // An override that was the only server asked is the one to look at; one that kept
+    // working before and fell silent with every other server is not singled out: the
+    // silence is then more likely the network's than the override's.
+    let only_overrides_asked = tried
+        .iter()
+        .all(|t| t.server.source == ServerSource::Override);
     if override_new {
         ranked.extend(overrides.iter().cloned());
     }
     if request_is_new {
         ranked.extend(request_cause.clone());
     }
-    if !override_new {
-        ranked.extend(overrides);
+    if !override_new && only_overrides_asked {
+        ranked.extend(overrides.iter().cloned());
     }
     if !silent.is_empty() {
         ranked.push(Cause::Unreachable { tried: silent });
+    }
+    if !override_new && !only_overrides_asked {
+        ranked.extend(overrides);
     }
     if !request_is_new {
         ranked.extend(request_cause);
@@ -258,7 +268,18 @@ mod tests {
         );
         assert_eq!(
             codes(&rank(with_override(false))),
-            ["key-may-be-refused", "override-silent", "unreachable"]
+            ["key-may-be-refused", "unreachable", "override-silent"],
+            "an older override silent with every other server is not blamed first"
+        );
+        let alone = Evidence {
+            override_new: false,
+            tried: vec![tried("192.0.2.7:4711", ServerSource::Override, None)],
+            ..Evidence::default()
+        };
+        assert_eq!(
+            codes(&rank(alone)),
+            ["key-may-be-refused", "override-silent", "unreachable"],
+            "the only server asked is the one to look at"
         );
     }
 
