@@ -292,6 +292,7 @@ fn failure_reason(s: &ProductStatus) -> Option<String> {
                         | Cause::ServerRefused { .. }
                         | Cause::NoRoute { .. }
                         | Cause::OverrideSilent { .. }
+                        | Cause::OverrideNotFound { .. }
                         | Cause::Unreachable { .. }
                 )
             ) =>

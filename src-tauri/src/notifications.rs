@@ -97,9 +97,9 @@ pub fn notice(event: &Event, now: u64) -> Notice {
 /// sentence cannot send a click elsewhere and a new cause must be given a window here.
 fn attention_view(cause: &Cause, product: &str) -> View {
     match cause {
-        Cause::NoServerFound { .. } | Cause::OverrideSilent { .. } => {
-            View::Server(Some(product.to_owned()))
-        }
+        Cause::NoServerFound { .. }
+        | Cause::OverrideSilent { .. }
+        | Cause::OverrideNotFound { .. } => View::Server(Some(product.to_owned())),
         Cause::NoLicenseKey
         | Cause::KeyMayBeRefused
         | Cause::EvaluationDisabled

@@ -14,7 +14,7 @@ import {
   sourceWords,
   stateBadge,
 } from '../format';
-import { silentOverride } from '../causes';
+import { overrideFailure, silentOverride } from '../causes';
 import type { ProductStatus } from '../types';
 import { header, row } from './common';
 
@@ -41,9 +41,8 @@ function serverValue(p: ProductStatus): Node | null {
   if (!p.server) return null;
   // An override that did not answer is said next to the server that did: the person chose
   // it, and must not read "product’s default" as if the choice had been taken.
-  const silent = (p.last_attempt?.diagnosis ?? [])
-    .map(silentOverride)
-    .find((address): address is string => address !== null);
+  const failed = (p.last_attempt?.diagnosis ?? []).find((c) => silentOverride(c) !== null);
+  const silent = failed ? silentOverride(failed) ?? undefined : undefined;
   return h(
     'span',
     {},
@@ -53,7 +52,7 @@ function serverValue(p: ProductStatus): Node | null {
       ? h(
           'span',
           { class: 'tone-warning', 'data-override-silent': silent },
-          ` (your override ${silent} did not answer)`,
+          ` (your override ${silent} ${failed ? overrideFailure(failed) : 'did not answer'})`,
         )
       : null,
   );

@@ -48,6 +48,16 @@ describe('causeForWindow', () => {
     expect(shown.text).not.toMatch(/`|lapctl/);
     expect(silentOverride(cause)).toBe('192.0.2.7:4711');
     expect(silentOverride({ code: 'unreachable', message: 'x' })).toBeNull();
+    const notFound = {
+      code: 'override-not-found',
+      address: 'lap.corp.invalid:4711',
+      reason: 'DNS lookup of lap.corp.invalid failed: no such host',
+      message: 'the server override lap.corp.invalid:4711 could not be found (…): correct it, or clear it (`lapctl server clear`)',
+    };
+    expect(causeForWindow(notFound)).toEqual({
+      text: 'The server override lap.corp.invalid:4711 could not be found: correct it, or clear it to use the product’s servers.',
+      action: 'server',
+    });
   });
   it('offers the server window when nothing listens at the server', () => {
     const refused = { code: 'server-refused', address: '127.0.0.1:9', message: 'nothing listens at 127.0.0.1:9: …' };

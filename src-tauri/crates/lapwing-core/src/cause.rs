@@ -105,6 +105,8 @@ pub enum Cause {
     /// The person's server override did not answer. Said also when another server then
     /// answered (the machine policy lets the client fall back to discovery).
     OverrideSilent { address: String },
+    /// The person's server override names a host that could not be found (DNS), with why.
+    OverrideNotFound { address: String, reason: String },
 }
 
 impl Cause {
@@ -132,6 +134,7 @@ impl Cause {
             Self::ServerRefused { .. } => "server-refused",
             Self::NoRoute { .. } => "no-route",
             Self::OverrideSilent { .. } => "override-silent",
+            Self::OverrideNotFound { .. } => "override-not-found",
         }
     }
 
@@ -168,6 +171,7 @@ impl Cause {
             Self::ServerRefused { .. } => "the server is not running".into(),
             Self::NoRoute { .. } => "no route to the server".into(),
             Self::OverrideSilent { .. } => "the server override did not answer".into(),
+            Self::OverrideNotFound { .. } => "the server override was not found".into(),
         }
     }
 
@@ -316,6 +320,10 @@ impl fmt::Display for Cause {
                 f,
                 "the server override {address} did not answer: correct it, or clear it to use the product's servers (`lapctl server clear`)"
             ),
+            Self::OverrideNotFound { address, reason } => write!(
+                f,
+                "the server override {address} could not be found ({reason}): correct it, or clear it to use the product's servers (`lapctl server clear`)"
+            ),
         }
     }
 }
@@ -385,6 +393,10 @@ impl Serialize for Cause {
             Self::ServerRefused { address }
             | Self::NoRoute { address }
             | Self::OverrideSilent { address } => map.serialize_entry("address", address)?,
+            Self::OverrideNotFound { address, reason } => {
+                map.serialize_entry("address", address)?;
+                map.serialize_entry("reason", reason)?;
+            }
         }
         map.serialize_entry("message", &self.to_string())?;
         map.end()
@@ -522,6 +534,13 @@ mod tests {
                     address: "10.0.0.9:4711".into(),
                 },
                 "override-silent",
+            ),
+            (
+                Cause::OverrideNotFound {
+                    address: "lap.corp.invalid:4711".into(),
+                    reason: "DNS lookup of lap.corp.invalid failed: no such host".into(),
+                },
+                "override-not-found",
             ),
         ]
     }

@@ -24,7 +24,7 @@ use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
-use crate::ranking::{self, Asked, Evidence, ServerTried};
+use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
 use crate::records::{grant_from, remove_record};
 use crate::server_race::{self, Servers};
@@ -627,24 +627,14 @@ impl Engine {
             },
         )
         .await?;
-        let tried: Vec<ServerTried> = raced
-            .tried
-            .iter()
-            .map(|server| ServerTried {
-                server: server.clone(),
-                network: raced
-                    .network_said
-                    .iter()
-                    .rev()
-                    .find(|(address, _)| *address == server.address)
-                    .map(|(_, said)| *said),
-            })
-            .collect();
+        let tried = raced.tried_with_network();
         if let Some((winner, (grant, record))) = raced.won {
             let notes = if server.is_some() {
                 Vec::new()
             } else {
-                ranking::silent_overrides(&tried, Some(&winner.address))
+                let mut notes = raced.overrides_not_found;
+                notes.extend(ranking::silent_overrides(&tried, Some(&winner.address)));
+                notes
             };
             if binding == KeyBinding::Unbound {
                 self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
@@ -685,6 +675,7 @@ impl Engine {
             tried,
             rejections,
             forced: server.is_some(),
+            overrides_not_found: raced.overrides_not_found,
         });
         Ok(Attempted {
             at: now,

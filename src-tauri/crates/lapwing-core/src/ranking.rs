@@ -53,6 +53,9 @@ pub struct Evidence {
     pub tried: Vec<ServerTried>,
     /// Answers that came but failed their checks.
     pub rejections: Vec<Cause>,
+    /// Overrides whose host could not be found (`override-not-found`), ranked with the
+    /// overrides that did not answer.
+    pub overrides_not_found: Vec<Cause>,
     /// The server was forced for this run (`lapctl activate --server`): it is not the
     /// person's override, whatever its source says, and is not called one.
     pub forced: bool,
@@ -68,6 +71,7 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
         tried,
         rejections,
         forced,
+        overrides_not_found,
     } = evidence;
     let mut ranked: Vec<Cause> = tried
         .iter()
@@ -85,10 +89,13 @@ pub fn rank(evidence: Evidence) -> Vec<Cause> {
         .filter(|t| t.network.is_none())
         .map(|t| t.server.clone())
         .collect();
-    let overrides = if forced {
+    let overrides: Vec<Cause> = if forced {
         Vec::new()
     } else {
-        silent_overrides(&tried, None)
+        overrides_not_found
+            .into_iter()
+            .chain(silent_overrides(&tried, None))
+            .collect()
     };
     // Only a server that received the request can have refused a key or an evaluation:
     // when every server refused it or could not be reached, neither is a cause.
@@ -332,6 +339,25 @@ mod tests {
             }]
         );
         assert!(silent_overrides(&asked, Some("192.0.2.7:4711")).is_empty());
+    }
+
+    #[test]
+    fn an_override_that_was_not_found_is_ranked_as_an_override() {
+        let not_found = Cause::OverrideNotFound {
+            address: "lap.corp.invalid:4711".into(),
+            reason: "DNS lookup of lap.corp.invalid failed: no such host".into(),
+        };
+        let evidence = Evidence {
+            override_new: true,
+            overrides_not_found: vec![not_found.clone()],
+            ..silence(Asked::NewKey)
+        };
+        let ranked = rank(evidence);
+        assert_eq!(ranked.first(), Some(&not_found));
+        assert_eq!(
+            not_found.to_string(),
+            "the server override lap.corp.invalid:4711 could not be found (DNS lookup of lap.corp.invalid failed: no such host): correct it, or clear it to use the product's servers (`lapctl server clear`)"
+        );
     }
 
     #[test]
