@@ -447,7 +447,7 @@ mod tests {
         };
         assert_eq!(line(&silent), "Not activated: no answer from the server");
         let mut measured = Cause::of_silence(true, Vec::new());
-        Cause::add_clock(
+        lapwing_core::ranking::place_clock(
             &mut measured,
             Cause::ClockOff {
                 offset_secs: 600,

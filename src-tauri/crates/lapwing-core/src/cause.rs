@@ -178,7 +178,7 @@ impl Cause {
     /// The likely causes of silence from every server tried, with no other evidence, most
     /// likely first (profile §1: never a bare "network error"); the engine ranks what it knows
     /// with [`crate::ranking::rank`]. The clock is not among them: it is checked after the
-    /// silence, and [`Cause::add_clock`] puts what the check found where it belongs.
+    /// silence, and [`crate::ranking::place_clock`] puts what the check found where it belongs.
     pub fn of_silence(has_key: bool, tried: Vec<ServerUsed>) -> Vec<Self> {
         vec![
             if has_key {
@@ -188,13 +188,6 @@ impl Cause {
             },
             Self::Unreachable { tried },
         ]
-    }
-
-    /// Adds a clock check's finding to a diagnosis of silence: first when the clock was
-    /// measured off (after only what the network said), last otherwise (it rules the clock
-    /// out, or says it could not be checked). The rule is [`crate::ranking::place_clock`]'s.
-    pub fn add_clock(diagnosis: &mut Vec<Self>, clock: Self) {
-        crate::ranking::place_clock(diagnosis, clock);
     }
 
     /// The causes whose sentence has no data: an older state file's text that is exactly one
@@ -668,7 +661,7 @@ mod tests {
             server: "ntp.corp.example:123".into(),
         };
         let mut diagnosis = silence();
-        Cause::add_clock(&mut diagnosis, off.clone());
+        crate::ranking::place_clock(&mut diagnosis, off.clone());
         assert_eq!(diagnosis.first(), Some(&off));
         assert_eq!(
             off.to_string(),
@@ -685,7 +678,7 @@ mod tests {
             },
         ] {
             let mut diagnosis = silence();
-            Cause::add_clock(&mut diagnosis, fine.clone());
+            crate::ranking::place_clock(&mut diagnosis, fine.clone());
             assert_eq!(diagnosis.first(), Some(&Cause::KeyMayBeRefused), "{fine:?}");
             assert_eq!(diagnosis.last(), Some(&fine));
         }
