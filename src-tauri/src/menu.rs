@@ -230,9 +230,21 @@ fn failure_reason(s: &ProductStatus) -> Option<String> {
     let attempt = s.last_attempt.as_ref()?;
     match attempt.outcome {
         AttemptOutcome::Activated => None,
-        // A clock measured off explains the silence: the engine names it first only then.
+        // Evidence the engine ranked first (`ranking`): what the network said, a clock
+        // measured off, an override that did not answer, or a key already accepted (the
+        // silent servers then come first).
         AttemptOutcome::NoAnswer
-            if matches!(attempt.diagnosis.first(), Some(Cause::ClockOff { .. })) =>
+            if matches!(
+                attempt.diagnosis.first(),
+                Some(
+                    Cause::ClockOff { .. }
+                        | Cause::ServerRefused { .. }
+                        | Cause::NoRoute { .. }
+                        | Cause::OverrideSilent { .. }
+                        | Cause::OverrideNotFound { .. }
+                        | Cause::Unreachable { .. }
+                )
+            ) =>
         {
             attempt.diagnosis.first().map(|c| c.short().into_owned())
         }
@@ -384,7 +396,7 @@ mod tests {
         };
         assert_eq!(line(&silent), "Not activated: no answer from the server");
         let mut measured = Cause::of_silence(true, Vec::new());
-        Cause::add_clock(
+        lapwing_core::ranking::place_clock(
             &mut measured,
             Cause::ClockOff {
                 offset_secs: 600,
@@ -399,6 +411,23 @@ mod tests {
             line(&clock_off),
             "Not activated: this machine's clock is off",
             "a clock measured off is named before the key"
+        );
+        let refused = ProductStatus {
+            last_attempt: attempt(
+                AttemptOutcome::NoAnswer,
+                &[
+                    Cause::ServerRefused {
+                        address: "127.0.0.1:9".into(),
+                    },
+                    Cause::KeyMayBeRefused,
+                ],
+            ),
+            ..silent_with_key.clone()
+        };
+        assert_eq!(
+            line(&refused),
+            "Not activated: the server is not running",
+            "the engine's first cause, not a guess about the key"
         );
         let not_sent = |cause: Cause| ProductStatus {
             last_attempt: attempt(AttemptOutcome::NotSent, &[cause]),

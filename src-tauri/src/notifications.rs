@@ -97,7 +97,9 @@ pub fn notice(event: &Event, now: u64) -> Notice {
 /// sentence cannot send a click elsewhere and a new cause must be given a window here.
 fn attention_view(cause: &Cause, product: &str) -> View {
     match cause {
-        Cause::NoServerFound { .. } => View::Server(Some(product.to_owned())),
+        Cause::NoServerFound { .. }
+        | Cause::OverrideSilent { .. }
+        | Cause::OverrideNotFound { .. } => View::Server(Some(product.to_owned())),
         Cause::NoLicenseKey
         | Cause::KeyMayBeRefused
         | Cause::EvaluationDisabled
@@ -114,7 +116,9 @@ fn attention_view(cause: &Cause, product: &str) -> View {
         | Cause::InvalidServerData { .. }
         | Cause::DatagramsRejected { .. }
         | Cause::LicenseExpired
-        | Cause::Recorded { .. } => View::Diagnostics,
+        | Cause::Recorded { .. }
+        | Cause::ServerRefused { .. }
+        | Cause::NoRoute { .. } => View::Diagnostics,
     }
 }
 

@@ -421,7 +421,8 @@ fn windows_open_once_with_their_labels() {
 #[test]
 fn an_activation_without_an_answer_says_so_in_the_line() {
     let s = setup();
-    // A port nothing listens on: the attempt is silent.
+    // A port nothing listens on: the machine refuses each request (ICMP port unreachable),
+    // and the line says so rather than blame the key just entered.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let address = silent.local_addr().expect("addr").to_string();
     drop(silent);
@@ -439,7 +440,11 @@ fn an_activation_without_an_answer_says_so_in_the_line() {
     .expect("stored, attempt made");
     assert_eq!(status["state"], "unlicensed");
     assert_eq!(status["last_attempt"]["outcome"], "no-answer");
-    assert_eq!(status["line"], "Not activated: key not accepted");
+    assert_eq!(status["line"], "Not activated: the server is not running");
+    assert_eq!(
+        status["last_attempt"]["diagnosis"][0]["code"], "server-refused",
+        "{status}"
+    );
 }
 
 #[test]

@@ -348,10 +348,11 @@ fn expected(attack: Attack) -> (&'static str, &'static str, &'static str) {
             "response datagram too long",
         ),
         // A connected socket: the kernel drops datagrams from any other address or port,
-        // so to the client this is silence: the key first, then reachability; the clock is
-        // named only as checked or not, never first without a measurement.
+        // so to the client this is silence: reachability first (the key was accepted
+        // before, so its refusal is the lesser suspect), then the key; the clock is named
+        // only as checked or not, never first without a measurement.
         Attack::FromAnotherPort | Attack::FromAnotherAddress => {
-            ("no-answer", "key-may-be-refused", "unreachable")
+            ("no-answer", "unreachable", "may not be accepted")
         }
         // Random plaintext (first byte: the Version) or random datagrams: their own reasons vary.
         Attack::SealedGarbage | Attack::JunkFlood => (

@@ -656,3 +656,71 @@ fn srv_fails_over_past_a_dead_target_and_an_override_beats_srv() {
     assert_eq!(status[0]["server"]["source"], "override", "{status}");
     assert_eq!(status[0]["server"]["address"], other.addr.to_string());
 }
+
+/// An override that does not answer is never passed over in silence: `activate` says so and
+/// names the server that answered instead, `doctor` warns, and with the policy's fallback
+/// off the attempt fails. Whatever happens, the STATE column and the exit code agree.
+#[test]
+fn a_silent_override_is_named_and_the_state_column_agrees_with_the_exit_code() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let out = desk.set_key("acme-studio", &key);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr").to_string();
+    let out = desk.run(&["server", "set", "--product", "acme-studio", &silent_addr]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+
+    let row = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("acme-studio "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let out = desk.run(&["activate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let line = row(&out);
+    assert!(
+        line.split_whitespace().nth(1) == Some("activated"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("the server override {silent_addr} did not answer"))
+            && line.contains(&format!("activated through {} (by manifest)", server.addr)),
+        "{line}"
+    );
+    let out = desk.run(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "server {silent_addr} (override) did not answer at the last attempt"
+        )),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("server {silent_addr} found by override")),
+        "the override is not called fine: {report}"
+    );
+
+    std::fs::write(
+        desk.path("policy.toml"),
+        "[server]\nfallback_when_override_silent = false\n",
+    )
+    .expect("policy");
+    let out = desk.run(&["activate", "acme-studio"]);
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    let line = row(&out);
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some("not-renewed"),
+        "exit 3 goes with a STATE that does not say activated: {line}"
+    );
+    assert!(
+        line.contains(&format!("the server override {silent_addr} did not answer")),
+        "the override is named first: {line}"
+    );
+}

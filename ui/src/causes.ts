@@ -32,10 +32,39 @@ const WINDOW_WORDS: Record<string, ShownCause> = {
   },
 };
 
+/** What an override that failed did, in a window's words. */
+const OVERRIDE_FAILED: Record<string, string> = {
+  'override-silent': 'did not answer',
+  'override-not-found': 'could not be found',
+};
+
+/** The address an override cause names (`override-silent`, `override-not-found` carry it
+ * as `address`), or null for any other cause. */
+export function silentOverride(cause: Cause): string | null {
+  if (!Object.prototype.hasOwnProperty.call(OVERRIDE_FAILED, cause.code)) return null;
+  const address = (cause as Cause & { address?: unknown }).address;
+  return typeof address === 'string' ? address : '';
+}
+
+/** "did not answer" or "could not be found", for an override cause. */
+export function overrideFailure(cause: Cause): string {
+  return OVERRIDE_FAILED[cause.code] ?? 'did not answer';
+}
+
 /** The words and the button for `cause` in a window. */
 export function causeForWindow(cause: Cause): ShownCause {
   const own = WINDOW_WORDS[cause.code];
   if (own) return own;
+  const override = silentOverride(cause);
+  if (override !== null) {
+    return {
+      text: `The server override ${override} ${overrideFailure(cause)}: correct it, or clear it to use the product’s servers.`,
+      action: 'server',
+    };
+  }
+  if (cause.code === 'server-refused' || cause.code === 'no-route') {
+    return { text: cause.message, action: 'server' };
+  }
   const action: CauseAction | null =
     cause.code === 'evaluation-ended' || cause.code === 'key-may-be-refused' ? 'key' : null;
   return { text: cause.message, action };

@@ -16,6 +16,7 @@ import {
   verdictSummary,
   worstLevel,
 } from '../format';
+import { overrideFailure, silentOverride } from '../causes';
 import type { ProductStatus } from '../types';
 import { header, row } from './common';
 
@@ -40,11 +41,22 @@ function endsValue(p: ProductStatus): Node | null {
 
 function serverValue(p: ProductStatus): Node | null {
   if (!p.server) return null;
+  // An override that did not answer is said next to the server that did: the person chose
+  // it, and must not read "product’s default" as if the choice had been taken.
+  const failed = (p.last_attempt?.diagnosis ?? []).find((c) => silentOverride(c) !== null);
+  const silent = failed ? silentOverride(failed) ?? undefined : undefined;
   return h(
     'span',
     {},
     h('code', {}, p.server.address),
     h('span', { class: 'muted' }, ` — ${sourceWords(p.server.source)}`),
+    silent !== undefined
+      ? h(
+          'span',
+          { class: 'tone-warning', 'data-override-silent': silent },
+          ` (your override ${silent} ${failed ? overrideFailure(failed) : 'did not answer'})`,
+        )
+      : null,
   );
 }
 

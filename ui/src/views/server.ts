@@ -238,8 +238,9 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
     } else {
       const p = waited.value;
       const d = p.last_attempt?.diagnosis ?? [];
-      // This attempt's outcome, not the phase: not sent after an earlier activation is no success.
-      if (p.last_attempt?.outcome === 'activated') messages.ok(p.line, d);
+      // This attempt's outcome, not the phase: not sent after an earlier activation is no
+      // success; activated past a silent override is said, not "ok".
+      if (p.last_attempt?.outcome === 'activated' && d.length === 0) messages.ok(p.line, d);
       else messages.info(p.line, d);
     }
     result.finish();

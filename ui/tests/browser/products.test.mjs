@@ -166,3 +166,29 @@ test('products: names and notices are text, never markup; errors show inline', a
     await page.closeAll();
   }
 });
+
+test('products: an override that did not answer is named next to the server that did', async () => {
+  const page = await openView(browser, server.url, '?view=products', fixture());
+  try {
+    await page.waitForFunction(() => window.__lapwingFake.listenerCount('status-changed') === 1);
+    const silent = {
+      code: 'override-silent',
+      address: '192.0.2.7:4711',
+      message: "the server override 192.0.2.7:4711 did not answer: correct it, or clear it to use the product's servers (`lapctl server clear`)",
+    };
+    const next = products.map((p) => (p.id === 'acme-export'
+      ? { ...p, last_attempt: { ...p.last_attempt, outcome: 'activated', diagnosis: [silent] } }
+      : p));
+    await page.evaluate((payload) => window.__lapwingFake.emit('status-changed', payload), next);
+    const exportCard = card(page, 'acme-export');
+    await exportCard.locator('[data-override-silent="192.0.2.7:4711"]').waitFor();
+    const text = await exportCard.innerText();
+    assert.match(text, /lap\.acme\.example:4711 — product’s default \(your override 192\.0\.2\.7:4711 did not answer\)/);
+    assert.match(text, /The server override 192\.0\.2\.7:4711 did not answer/);
+    assert.ok(!text.includes('lapctl'), text);
+    assert.equal(await exportCard.getByRole('button', { name: 'Set the server' }).count(), 1);
+    await assertClean(page);
+  } finally {
+    await page.closeAll();
+  }
+});

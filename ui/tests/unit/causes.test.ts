@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { causeForWindow } from '../../src/causes';
+import { causeForWindow, silentOverride } from '../../src/causes';
 
 // The engine's sentences that advise a command (lapwing-core's cause.rs, `Display`).
 const ADVISING = [
@@ -34,5 +34,33 @@ describe('causeForWindow', () => {
   it('shows any other cause in the engine’s words', () => {
     const c = { code: 'unreachable', message: 'the server may be unreachable from this network' };
     expect(causeForWindow(c)).toEqual({ text: c.message, action: null });
+  });
+  it('names a silent override with its address and offers the server window', () => {
+    const cause = {
+      code: 'override-silent',
+      address: '192.0.2.7:4711',
+      message:
+        "the server override 192.0.2.7:4711 did not answer: correct it, or clear it to use the product's servers (`lapctl server clear`)",
+    };
+    const shown = causeForWindow(cause);
+    expect(shown.action).toBe('server');
+    expect(shown.text).toContain('192.0.2.7:4711 did not answer');
+    expect(shown.text).not.toMatch(/`|lapctl/);
+    expect(silentOverride(cause)).toBe('192.0.2.7:4711');
+    expect(silentOverride({ code: 'unreachable', message: 'x' })).toBeNull();
+    const notFound = {
+      code: 'override-not-found',
+      address: 'lap.corp.invalid:4711',
+      reason: 'DNS lookup of lap.corp.invalid failed: no such host',
+      message: 'the server override lap.corp.invalid:4711 could not be found (…): correct it, or clear it (`lapctl server clear`)',
+    };
+    expect(causeForWindow(notFound)).toEqual({
+      text: 'The server override lap.corp.invalid:4711 could not be found: correct it, or clear it to use the product’s servers.',
+      action: 'server',
+    });
+  });
+  it('offers the server window when nothing listens at the server', () => {
+    const refused = { code: 'server-refused', address: '127.0.0.1:9', message: 'nothing listens at 127.0.0.1:9: …' };
+    expect(causeForWindow(refused)).toEqual({ text: refused.message, action: 'server' });
   });
 });

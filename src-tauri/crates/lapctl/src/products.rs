@@ -13,6 +13,7 @@ use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
 use lapwing_core::product_status::{base_first, statuses_base_first};
 use lapwing_core::shown::shown;
+use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
 use lapwing_core::verdict::{BatchResult, judged, product_verdict};
 
@@ -83,16 +84,75 @@ fn date(unix: u64) -> String {
         .map_or_else(|| unix.to_string(), |t| t.date().to_string())
 }
 
-/// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …
+/// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …,
+/// with the first cause of a failed attempt, or what went wrong on the way to a successful
+/// one (an override that did not answer) and the server that answered instead.
 pub fn describe(status: &ProductStatus) -> String {
     let mut text = status.headline(date);
     if let Some(attempt) = &status.last_attempt
-        && attempt.outcome != lapwing_core::state::AttemptOutcome::Activated
         && let Some(cause) = attempt.diagnosis.first()
     {
         let _ = write!(text, ": {cause}");
+        if attempt.outcome == AttemptOutcome::Activated
+            && let Some(server) = &attempt.server
+        {
+            let _ = write!(
+                text,
+                "; activated through {} (by {})",
+                server.address, server.source
+            );
+        }
     }
     text
+}
+
+/// Where a product stands after an attempt, as the STATE column says it and as the exit
+/// code of `activate` and `key set` counts it: one value, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The phase, when the last attempt succeeded (or none was made).
+    Phase(Phase),
+    /// The last attempt failed; an earlier grant still stands until its end.
+    NotRenewed,
+    /// The last attempt failed and nothing was ever granted (an evaluation counted locally
+    /// is not an activation until a server grants it).
+    NotActivated,
+}
+
+impl Standing {
+    pub fn of(status: &ProductStatus) -> Self {
+        let failed = status
+            .last_attempt
+            .as_ref()
+            .is_some_and(|a| a.outcome != AttemptOutcome::Activated);
+        match status.state {
+            Phase::Activated | Phase::RenewalDue | Phase::Evaluation if failed => {
+                if status.license_id.is_some() {
+                    Self::NotRenewed
+                } else {
+                    Self::NotActivated
+                }
+            }
+            phase => Self::Phase(phase),
+        }
+    }
+
+    /// The STATE column's word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Phase(phase) => phase.as_str(),
+            Self::NotRenewed => "not-renewed",
+            Self::NotActivated => "not-activated",
+        }
+    }
+
+    /// Whether the exit code says activated (0) rather than not activated (3).
+    pub fn activated(self) -> bool {
+        matches!(
+            self,
+            Self::Phase(Phase::Activated | Phase::RenewalDue | Phase::Evaluation)
+        )
+    }
 }
 
 fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Result<(), CliError> {
@@ -118,7 +178,7 @@ fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Res
             out,
             "{:width$}  {:18}  {:15}  {}",
             s.id,
-            s.state.as_str(),
+            Standing::of(s).word(),
             product_verdict(s, now).verdict.words(),
             shown(&describe(s))
         )?;
@@ -279,13 +339,7 @@ pub fn activate(
             writeln!(out, "{}", shown(&BatchResult::of(&statuses).sentence()))?;
         }
     }
-    let activated = |s: &ProductStatus| {
-        matches!(s.state, Phase::Activated | Phase::Evaluation)
-            && s.last_attempt
-                .as_ref()
-                .is_some_and(|a| a.outcome == lapwing_core::state::AttemptOutcome::Activated)
-    };
-    Ok(if statuses.iter().all(activated) {
+    Ok(if statuses.iter().all(|s| Standing::of(s).activated()) {
         exit::OK
     } else {
         exit::NOT_ACTIVATED
@@ -320,11 +374,11 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
             writeln!(out, "key stored for {id}; activating…")?;
             let status = runtime()?.block_on(engine.activate(id, None))?;
             writeln!(out, "{id}: {}", shown(&describe(&status)))?;
-            let ok = status
-                .last_attempt
-                .as_ref()
-                .is_some_and(|a| a.outcome == lapwing_core::state::AttemptOutcome::Activated);
-            Ok(if ok { exit::OK } else { exit::NOT_ACTIVATED })
+            Ok(if Standing::of(&status).activated() {
+                exit::OK
+            } else {
+                exit::NOT_ACTIVATED
+            })
         }
         KeyCommand::Show { id, reveal, json } => {
             let key = engine.key(id)?;
@@ -498,5 +552,104 @@ mod server_address_tests {
                 .to_string();
             assert_eq!(error.to_string(), said, "the same sentence as `server set`");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapwing_core::cause::Cause;
+    use lapwing_core::state::{Attempt, ServerSource, ServerUsed};
+
+    fn status(state: Phase, granted: bool, outcome: Option<AttemptOutcome>) -> ProductStatus {
+        ProductStatus {
+            id: "acme".into(),
+            name: "Acme".into(),
+            vendor: "Acme".into(),
+            sku: lap_proto::Uuid::nil(),
+            addon_of: None,
+            state,
+            not_after: None,
+            ends_at: None,
+            days_left: None,
+            license_id: granted.then(|| lap_proto::Uuid::from_u128(1)),
+            kind: None,
+            in_compliance: None,
+            features: Vec::new(),
+            notice: None,
+            has_key: true,
+            server: None,
+            last_attempt: outcome.map(|outcome| Attempt {
+                at: 0,
+                outcome,
+                diagnosis: vec![Cause::Unreachable { tried: Vec::new() }],
+                server: None,
+            }),
+            next_attempt_at: None,
+            clock_moved_back_by: None,
+        }
+    }
+
+    /// The STATE column and the exit code come from one value: a column that says a
+    /// product is activated never goes with exit code 3, and the other way round.
+    #[test]
+    fn the_state_column_and_the_exit_code_agree() {
+        let phases = [
+            Phase::Unlicensed,
+            Phase::Evaluation,
+            Phase::EvaluationExpired,
+            Phase::Activated,
+            Phase::RenewalDue,
+            Phase::Expired,
+        ];
+        let outcomes = [
+            None,
+            Some(AttemptOutcome::Activated),
+            Some(AttemptOutcome::NoAnswer),
+            Some(AttemptOutcome::RejectedAnswer),
+            Some(AttemptOutcome::NotSent),
+        ];
+        for phase in phases {
+            for granted in [false, true] {
+                for outcome in outcomes {
+                    let standing = Standing::of(&status(phase, granted, outcome));
+                    let says_activated =
+                        matches!(standing.word(), "activated" | "evaluation" | "renewal-due");
+                    assert_eq!(
+                        says_activated,
+                        standing.activated(),
+                        "{phase:?}, granted {granted}, {outcome:?}: {}",
+                        standing.word()
+                    );
+                }
+            }
+        }
+        // The case a person met: the server stopped, the earlier grant stands, exit 3.
+        let stopped = status(Phase::Activated, true, Some(AttemptOutcome::NoAnswer));
+        assert_eq!(Standing::of(&stopped).word(), "not-renewed");
+        assert!(!Standing::of(&stopped).activated());
+        let never = status(Phase::Evaluation, false, Some(AttemptOutcome::NoAnswer));
+        assert_eq!(Standing::of(&never).word(), "not-activated");
+        let fine = status(Phase::Activated, true, Some(AttemptOutcome::Activated));
+        assert_eq!(Standing::of(&fine).word(), "activated");
+        assert!(Standing::of(&fine).activated());
+    }
+
+    #[test]
+    fn an_activation_past_a_silent_override_says_so_and_names_the_server_that_answered() {
+        let mut s = status(Phase::Activated, true, Some(AttemptOutcome::Activated));
+        if let Some(attempt) = &mut s.last_attempt {
+            attempt.diagnosis = vec![Cause::OverrideSilent {
+                address: "192.0.2.7:4711".into(),
+            }];
+            attempt.server = Some(ServerUsed {
+                address: "127.0.0.1:4711".into(),
+                source: ServerSource::Manifest,
+            });
+        }
+        assert_eq!(
+            describe(&s),
+            "Activated: the server override 192.0.2.7:4711 did not answer: correct it, or clear it to use the product's servers (`lapctl server clear`); activated through 127.0.0.1:4711 (by manifest)"
+        );
     }
 }

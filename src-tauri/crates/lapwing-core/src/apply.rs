@@ -24,6 +24,9 @@ pub(crate) enum Outcome {
     Accepted {
         grant: Box<Grant>,
         record: Box<ActivationRecord>,
+        /// What went wrong on the way, though another server answered (an override that
+        /// did not answer): kept as the attempt's diagnosis, so the status says it.
+        notes: Vec<Cause>,
     },
     /// Silence, or answers that failed their checks: the previous grant stands.
     Failed {
@@ -57,13 +60,13 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
         p.evaluation_started = Some(p.evaluation_started.map_or(start, |s| s.min(start)));
     }
     match &attempted.outcome {
-        Outcome::Accepted { grant, .. } => {
+        Outcome::Accepted { grant, notes, .. } => {
             p.grant = Some((**grant).clone());
             p.backoff = None;
             p.last_attempt = Some(Attempt {
                 at: grant.received_at,
                 outcome: AttemptOutcome::Activated,
-                diagnosis: Vec::new(),
+                diagnosis: notes.clone(),
                 server: grant.server.clone(),
             });
         }

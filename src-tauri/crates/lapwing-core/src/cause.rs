@@ -96,6 +96,17 @@ pub enum Cause {
     LicenseExpired,
     /// A sentence recorded by an older Lapwing, whose state files kept diagnoses as text.
     Recorded { message: String },
+    /// The machine at `address` said nothing listens on that port (ICMP port unreachable):
+    /// the server is not running there. Evidence, not a guess: named first.
+    ServerRefused { address: String },
+    /// The network said there is no route to `address` (ICMP host or network unreachable,
+    /// or no route at all).
+    NoRoute { address: String },
+    /// The person's server override did not answer. Said also when another server then
+    /// answered (the machine policy lets the client fall back to discovery).
+    OverrideSilent { address: String },
+    /// The person's server override names a host that could not be found (DNS), with why.
+    OverrideNotFound { address: String, reason: String },
 }
 
 impl Cause {
@@ -120,6 +131,10 @@ impl Cause {
             Self::NoServerFound { .. } => "no-server-found",
             Self::LicenseExpired => "license-expired",
             Self::Recorded { .. } => "recorded",
+            Self::ServerRefused { .. } => "server-refused",
+            Self::NoRoute { .. } => "no-route",
+            Self::OverrideSilent { .. } => "override-silent",
+            Self::OverrideNotFound { .. } => "override-not-found",
         }
     }
 
@@ -153,12 +168,17 @@ impl Cause {
                 .trim()
                 .to_owned()
                 .into(),
+            Self::ServerRefused { .. } => "the server is not running".into(),
+            Self::NoRoute { .. } => "no route to the server".into(),
+            Self::OverrideSilent { .. } => "the server override did not answer".into(),
+            Self::OverrideNotFound { .. } => "the server override was not found".into(),
         }
     }
 
-    /// The likely causes of silence from every server tried, most likely first (profile §1:
-    /// never a bare "network error"). The clock is not among them: it is checked after the
-    /// silence, and [`Cause::add_clock`] puts what the check found where it belongs.
+    /// The likely causes of silence from every server tried, with no other evidence, most
+    /// likely first (profile §1: never a bare "network error"); the engine ranks what it knows
+    /// with [`crate::ranking::rank`]. The clock is not among them: it is checked after the
+    /// silence, and [`crate::ranking::place_clock`] puts what the check found where it belongs.
     pub fn of_silence(has_key: bool, tried: Vec<ServerUsed>) -> Vec<Self> {
         vec![
             if has_key {
@@ -168,17 +188,6 @@ impl Cause {
             },
             Self::Unreachable { tried },
         ]
-    }
-
-    /// Adds a clock check's finding to a diagnosis of silence: first when the clock was
-    /// measured off (it then explains the silence), last otherwise (it rules the clock out,
-    /// or says it could not be checked).
-    pub fn add_clock(diagnosis: &mut Vec<Self>, clock: Self) {
-        if matches!(clock, Self::ClockOff { .. }) {
-            diagnosis.insert(0, clock);
-        } else {
-            diagnosis.push(clock);
-        }
     }
 
     /// The causes whose sentence has no data: an older state file's text that is exactly one
@@ -292,6 +301,22 @@ impl fmt::Display for Cause {
             }
             Self::LicenseExpired => f.write_str("the license has expired"),
             Self::Recorded { message } => f.write_str(message),
+            Self::ServerRefused { address } => write!(
+                f,
+                "nothing listens at {address}: the server is not running there (its machine refused the request)"
+            ),
+            Self::NoRoute { address } => write!(
+                f,
+                "no route to {address}: the network cannot reach that address (check the network connection or VPN)"
+            ),
+            Self::OverrideSilent { address } => write!(
+                f,
+                "the server override {address} did not answer: correct it, or clear it to use the product's servers (`lapctl server clear`)"
+            ),
+            Self::OverrideNotFound { address, reason } => write!(
+                f,
+                "the server override {address} could not be found ({reason}): correct it, or clear it to use the product's servers (`lapctl server clear`)"
+            ),
         }
     }
 }
@@ -358,6 +383,13 @@ impl Serialize for Cause {
                 map.serialize_entry("last_error", last_error)?;
             }
             Self::NoServerFound { skipped } => map.serialize_entry("skipped", skipped)?,
+            Self::ServerRefused { address }
+            | Self::NoRoute { address }
+            | Self::OverrideSilent { address } => map.serialize_entry("address", address)?,
+            Self::OverrideNotFound { address, reason } => {
+                map.serialize_entry("address", address)?;
+                map.serialize_entry("reason", reason)?;
+            }
         }
         map.serialize_entry("message", &self.to_string())?;
         map.end()
@@ -477,6 +509,31 @@ mod tests {
                     message: "an older sentence".into(),
                 },
                 "recorded",
+            ),
+            (
+                Cause::ServerRefused {
+                    address: "127.0.0.1:9".into(),
+                },
+                "server-refused",
+            ),
+            (
+                Cause::NoRoute {
+                    address: "10.0.0.1:4711".into(),
+                },
+                "no-route",
+            ),
+            (
+                Cause::OverrideSilent {
+                    address: "10.0.0.9:4711".into(),
+                },
+                "override-silent",
+            ),
+            (
+                Cause::OverrideNotFound {
+                    address: "lap.corp.invalid:4711".into(),
+                    reason: "DNS lookup of lap.corp.invalid failed: no such host".into(),
+                },
+                "override-not-found",
             ),
         ]
     }
@@ -604,7 +661,7 @@ mod tests {
             server: "ntp.corp.example:123".into(),
         };
         let mut diagnosis = silence();
-        Cause::add_clock(&mut diagnosis, off.clone());
+        crate::ranking::place_clock(&mut diagnosis, off.clone());
         assert_eq!(diagnosis.first(), Some(&off));
         assert_eq!(
             off.to_string(),
@@ -621,7 +678,7 @@ mod tests {
             },
         ] {
             let mut diagnosis = silence();
-            Cause::add_clock(&mut diagnosis, fine.clone());
+            crate::ranking::place_clock(&mut diagnosis, fine.clone());
             assert_eq!(diagnosis.first(), Some(&Cause::KeyMayBeRefused), "{fine:?}");
             assert_eq!(diagnosis.last(), Some(&fine));
         }

@@ -129,7 +129,7 @@ impl Engine {
     }
 
     /// After attempts that went unanswered, one clock check for the whole batch, its finding
-    /// added to each such attempt's diagnosis ([`Cause::add_clock`]). A clock measured off
+    /// added to each such attempt's diagnosis ([`crate::ranking::place_clock`]). A clock measured off
     /// is noted in the guard: this batch's time is then no time seen.
     pub(crate) async fn diagnose_silence<'m>(
         &self,
@@ -166,7 +166,7 @@ impl Engine {
                 },
             )) = result
             {
-                Cause::add_clock(diagnosis, clock.clone());
+                crate::ranking::place_clock(diagnosis, clock.clone());
             }
         }
         (attempted, guard)

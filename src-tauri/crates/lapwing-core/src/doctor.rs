@@ -264,7 +264,9 @@ impl Engine {
                 continue;
             };
             let mut checks = Vec::new();
-            self.doctor_product(manifest, status, &mut checks).await?;
+            let saved = state.products.get(&manifest.id);
+            self.doctor_product(manifest, status, saved, &mut checks)
+                .await?;
             out.extend(bounded_by_verdict(status, now, checks));
         }
         Ok(out)
@@ -302,6 +304,7 @@ impl Engine {
         &self,
         manifest: &crate::manifest::Manifest,
         status: &ProductStatus,
+        saved: Option<&crate::state::ProductState>,
         out: &mut Vec<Check>,
     ) -> Result<(), EngineError> {
         let subject = format!("product {}", manifest.id);
@@ -336,7 +339,33 @@ impl Engine {
                 format!("server lookup: {skipped}"),
             ));
         }
+        let last_attempt = status.last_attempt.as_ref();
+        let silent_override = |address: &str| {
+            last_attempt.is_some_and(|a| {
+                a.diagnosis.iter().any(
+                    |c| matches!(c, Cause::OverrideSilent { address: silent } if silent == address),
+                )
+            })
+        };
         match discovered.candidates.first() {
+            // The override the person set did not answer last time: not fine, whatever
+            // answered instead.
+            Some(c)
+                if c.source == lapwing_discovery::ServerSource::Override
+                    && silent_override(&c.address.to_string()) =>
+            {
+                out.push(check(
+                    &subject,
+                    Level::Warning,
+                    format!(
+                        "server {} (override) did not answer at the last attempt: correct it, or clear it with `lapctl server clear{}`",
+                        c.address,
+                        saved
+                            .and_then(|p| p.server_override.as_ref())
+                            .map_or(String::new(), |_| format!(" --product {}", manifest.id))
+                    ),
+                ));
+            }
             Some(c) => out.push(check(
                 &subject,
                 Level::Ok,
@@ -356,8 +385,12 @@ impl Engine {
                 ),
             )),
         }
-        if let Some(attempt) = &status.last_attempt {
+        if let Some(attempt) = last_attempt {
             let level = match attempt.outcome {
+                // Activated, but something on the way did not answer (an override).
+                crate::state::AttemptOutcome::Activated if !attempt.diagnosis.is_empty() => {
+                    Level::Warning
+                }
                 crate::state::AttemptOutcome::Activated => Level::Ok,
                 _ => Level::Problem,
             };

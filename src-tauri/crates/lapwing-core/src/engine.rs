@@ -24,6 +24,7 @@ use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
+use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
 use crate::records::{grant_from, remove_record};
 use crate::server_race::{self, Servers};
@@ -225,9 +226,11 @@ impl Engine {
             .secrets
             .set_license_key_server(id, manifest.server_keys.ed25519_bytes())?;
         self.config.secrets.set_license_key(id, key.as_bytes())?;
+        let now = self.config.clock.now();
         self.store.update(|state| {
             if let Some(product) = state.products.get_mut(id) {
                 product.has_key = true;
+                product.key_set_at = Some(now);
                 // A new key deserves an attempt now, not at the end of a backoff.
                 product.backoff = None;
             }
@@ -298,14 +301,16 @@ impl Engine {
             let manifest = self.manifest(id)?;
             self.provision(&manifest)?;
         }
+        let set_at = server.map(|_| self.config.clock.now());
         self.store.update(|state| {
-            match product {
-                Some(id) => {
-                    if let Some(p) = state.products.get_mut(id) {
-                        p.server_override = server.map(str::to_owned);
-                    }
+            if let Some(id) = product {
+                if let Some(p) = state.products.get_mut(id) {
+                    p.server_override = server.map(str::to_owned);
+                    p.override_set_at = set_at;
                 }
-                None => state.global_override = server.map(str::to_owned),
+            } else {
+                state.global_override = server.map(str::to_owned);
+                state.global_override_set_at = set_at;
             }
             // A server chosen by hand deserves an attempt now, not at the end of a backoff.
             for (id, p) in &mut state.products {
@@ -591,6 +596,9 @@ impl Engine {
                 }
                 Servers::Forced(address)
             }
+            None if silent_override_ends_the_attempt(policy, &settings) => {
+                Servers::ManualOnly(&settings)
+            }
             None => Servers::Discover(&settings),
         };
         // The servers race in the profile's order (see `race`); the first valid answer wins.
@@ -619,7 +627,15 @@ impl Engine {
             },
         )
         .await?;
-        if let Some((_, (grant, record))) = raced.won {
+        let tried = raced.tried_with_network();
+        if let Some((winner, (grant, record))) = raced.won {
+            let notes = if server.is_some() {
+                Vec::new()
+            } else {
+                let mut notes = raced.overrides_not_found;
+                notes.extend(ranking::silent_overrides(&tried, Some(&winner.address)));
+                notes
+            };
             if binding == KeyBinding::Unbound {
                 self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
             }
@@ -629,6 +645,7 @@ impl Engine {
                 outcome: Outcome::Accepted {
                     grant: Box::new(grant),
                     record: Box::new(record),
+                    notes,
                 },
             });
         }
@@ -640,16 +657,26 @@ impl Engine {
                 evaluation_started,
             ));
         }
-        let (rejections, tried) = (raced.rejections, raced.tried);
-        let first_tried = tried.first().cloned();
-        // Answers that came but failed their checks are named first: they are not silence.
+        let rejections = raced.rejections;
+        let first_tried = raced.tried.first().cloned();
         let outcome = if rejections.is_empty() {
             AttemptOutcome::NoAnswer
         } else {
             AttemptOutcome::RejectedAnswer
         };
-        let mut diagnosis = rejections;
-        diagnosis.extend(Cause::of_silence(key.is_some(), tried));
+        let asked = match key {
+            None => Asked::Evaluation,
+            Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
+            Some(_) => Asked::NewKey,
+        };
+        let diagnosis = ranking::rank(Evidence {
+            asked,
+            override_new: override_new(&product, state),
+            tried,
+            rejections,
+            forced: server.is_some(),
+            overrides_not_found: raced.overrides_not_found,
+        });
         Ok(Attempted {
             at: now,
             evaluation_started,
@@ -782,6 +809,38 @@ fn not_installed(catalog: &Catalog, id: &str) -> EngineError {
         },
         None => EngineError::UnknownProduct(id.to_owned()),
     }
+}
+
+/// Whether a silent user override ends the attempt: the policy forbids falling back, and a
+/// user's override is what discovery would ask first (a locked policy ignores overrides).
+fn silent_override_ends_the_attempt(policy: &Policy, settings: &ServerSettings) -> bool {
+    !policy.server.fallback_when_override_silent
+        && !settings.policy_locked
+        && (settings.product_override.is_some() || settings.global_override.is_some())
+}
+
+/// Whether the stored key has been accepted since it was stored: a grant won with a key,
+/// received after the key was stored (a state from before keys were dated counts its keyed
+/// grant as the key's).
+fn key_accepted_before(product: &ProductState) -> bool {
+    product
+        .grant
+        .as_ref()
+        .filter(|g| !g.without_key)
+        .is_some_and(|g| product.key_set_at.is_none_or(|at| at <= g.received_at))
+}
+
+/// Whether the override in effect was set after the last accepted grant (or nothing was
+/// granted since): a change made just before the failure, the first suspect.
+fn override_new(product: &ProductState, state: &State) -> bool {
+    let set_at = if product.server_override.is_some() {
+        product.override_set_at
+    } else if state.global_override.is_some() {
+        state.global_override_set_at
+    } else {
+        None
+    };
+    set_at.is_some_and(|at| product.grant.as_ref().is_none_or(|g| g.received_at < at))
 }
 
 /// What discovery is given for a product under this policy.

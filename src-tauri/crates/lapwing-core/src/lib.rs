@@ -17,6 +17,7 @@ pub mod netwatch;
 pub mod policy;
 pub mod product_status;
 pub mod race;
+pub mod ranking;
 mod rebuild;
 pub mod records;
 pub mod retry;

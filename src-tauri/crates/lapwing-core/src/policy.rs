@@ -7,6 +7,7 @@
 //! [server]
 //! address = "lap.corp.example:4711"   # HOST:PORT
 //! locked = true                       # users may not set their own server
+//! fallback_when_override_silent = true # a user's override that does not answer: try discovery
 //!
 //! [notifications]
 //! enabled = true                      # false: no desktop notification at all
@@ -93,12 +94,32 @@ pub struct DiscoveryPolicy {
     pub allow_local_addresses: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerPolicy {
     pub address: Option<String>,
     #[serde(default)]
     pub locked: bool,
+    /// When a user's server override does not answer: `true` (the default), the servers
+    /// discovery finds are tried next, and the status says the override did not answer and
+    /// which server did; `false`, nothing else is asked and the attempt fails, the override
+    /// named first.
+    #[serde(default = "fallback_by_default")]
+    pub fallback_when_override_silent: bool,
+}
+
+fn fallback_by_default() -> bool {
+    true
+}
+
+impl Default for ServerPolicy {
+    fn default() -> Self {
+        Self {
+            address: None,
+            locked: false,
+            fallback_when_override_silent: fallback_by_default(),
+        }
+    }
 }
 
 /// Which of the engine's events reach the person. The warning points themselves are fixed by
@@ -284,6 +305,24 @@ mod tests {
             "disabled notifications silence warnings too"
         );
         assert!(!policy.evaluation.allowed);
+    }
+
+    #[test]
+    fn falling_back_past_a_silent_override_is_on_unless_turned_off() {
+        assert!(
+            load("")
+                .expect("empty")
+                .server
+                .fallback_when_override_silent
+        );
+        assert!(
+            load("[server]\nlocked = false\n")
+                .expect("valid")
+                .server
+                .fallback_when_override_silent
+        );
+        let off = load("[server]\nfallback_when_override_silent = false\n").expect("valid");
+        assert!(!off.server.fallback_when_override_silent);
     }
 
     #[test]

@@ -50,7 +50,32 @@ pub enum ServerOutcome {
         attempts: usize,
         rejected: usize,
         last_rejection: Option<String>,
+        /// What the network said of the datagrams sent, if it said anything (the latest word).
+        network: Option<NetworkSaid>,
     },
+}
+
+/// What the network said about a datagram sent to a server: an ICMP error, which Linux
+/// reports on a connected UDP socket's next send or receive. Evidence, unlike silence: a
+/// refusal means nothing listens at that address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkSaid {
+    /// ICMP port unreachable (ECONNREFUSED): the host is there, no server listens.
+    Refused,
+    /// ICMP host or network unreachable (EHOSTUNREACH, ENETUNREACH), or no route at all.
+    NoRoute,
+}
+
+impl NetworkSaid {
+    /// What a socket error says about the server, if anything.
+    pub fn of(error: &std::io::Error) -> Option<Self> {
+        use std::io::ErrorKind;
+        match error.kind() {
+            ErrorKind::ConnectionRefused => Some(Self::Refused),
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Some(Self::NoRoute),
+            _ => None,
+        }
+    }
 }
 
 /// Builds the request of one attempt from its ClientTime (UNIX seconds).
@@ -89,6 +114,7 @@ pub struct Attempts<'a> {
     rejected: usize,
     last_rejection: Option<String>,
     transport_errors: usize,
+    network: Option<NetworkSaid>,
     phase: Phase,
 }
 
@@ -125,6 +151,7 @@ impl<'a> Attempts<'a> {
             rejected: 0,
             last_rejection: None,
             transport_errors: 0,
+            network: None,
             phase: if policy.waits.is_empty() {
                 Phase::GaveUp
             } else {
@@ -212,6 +239,12 @@ impl<'a> Attempts<'a> {
         self.transport_errors += 1;
     }
 
+    /// The network said something of this server (an ICMP error read from the socket): kept
+    /// for the diagnosis; the attempts go on as for any send or receive error.
+    pub fn handle_network_said(&mut self, said: NetworkSaid) {
+        self.network = Some(said);
+    }
+
     /// Answered, or given up after the last wait.
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Answered(_) | Phase::GaveUp)
@@ -233,6 +266,7 @@ impl<'a> Attempts<'a> {
                 attempts: self.sent.len(),
                 rejected: self.rejected,
                 last_rejection: self.last_rejection,
+                network: self.network,
             },
         }
     }

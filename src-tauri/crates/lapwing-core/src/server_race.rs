@@ -14,10 +14,13 @@ use lapwing_discovery::{Candidate, Discovery, MAX_CANDIDATES, ServerSettings, So
 use crate::cause::{Cause, SkippedServer};
 use crate::clock::Clock;
 use crate::race::{HeadStarts, Race, RaceOutcome};
+use crate::ranking::ServerTried;
 use crate::retry::BuildRequest;
 use crate::server_cache::ServerCache;
 use crate::state::ServerUsed;
-use crate::transport::{Entropy, RetryPolicy, ServerOutcome, TransportError, exchange};
+use crate::transport::{
+    Entropy, NetworkSaid, RetryPolicy, ServerOutcome, TransportError, exchange,
+};
 
 /// What the race runs with: the engine's parts, lent.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +40,9 @@ pub(crate) struct Parts<'a> {
 pub(crate) enum Servers<'a> {
     Forced(SocketAddr),
     Discover(&'a ServerSettings),
+    /// The manual choice alone (the override, or the policy's server), and no one else when
+    /// it does not answer: the machine policy forbids falling back past a silent override.
+    ManualOnly(&'a ServerSettings),
 }
 
 /// What one activation's race came to.
@@ -50,6 +56,49 @@ pub(crate) struct Raced<T> {
     pub rejections: Vec<Cause>,
     /// What discovery left out, and why.
     pub skipped: Vec<SkippedServer>,
+    /// What the network said of servers asked (ICMP errors), by address.
+    pub network_said: Vec<(String, NetworkSaid)>,
+    /// Overrides whose host could not be found (DNS said so, or did not answer).
+    pub overrides_not_found: Vec<Cause>,
+}
+
+impl<T> Raced<T> {
+    /// Every server asked, in the order asked, with what the network said of it (its
+    /// latest word).
+    pub fn tried_with_network(&self) -> Vec<ServerTried> {
+        self.tried
+            .iter()
+            .map(|server| ServerTried {
+                server: server.clone(),
+                network: self
+                    .network_said
+                    .iter()
+                    .rev()
+                    .find(|(address, _)| *address == server.address)
+                    .map(|(_, said)| *said),
+            })
+            .collect()
+    }
+}
+
+/// An override discovery left out because its host could not be found: what the network
+/// said of it. Overrides left out for other reasons (a locked policy, a product's own
+/// override superseding the global one) are not failures and are not said here.
+fn override_not_found(skipped: &lapwing_discovery::Skipped) -> Option<Cause> {
+    use lapwing_discovery::DiscoveryError;
+    let lookup_failed = matches!(
+        skipped.reason,
+        DiscoveryError::Lookup { .. }
+            | DiscoveryError::NoRecords { .. }
+            | DiscoveryError::Timeout { .. }
+            | DiscoveryError::NoResolver(_)
+    );
+    (skipped.source == lapwing_discovery::ServerSource::Override && lookup_failed).then(|| {
+        Cause::OverrideNotFound {
+            address: skipped.subject.clone(),
+            reason: skipped.reason.to_string(),
+        }
+    })
 }
 
 fn used(candidate: &Candidate) -> ServerUsed {
@@ -57,6 +106,27 @@ fn used(candidate: &Candidate) -> ServerUsed {
         address: candidate.address.to_string(),
         source: candidate.source,
     }
+}
+
+/// The sources' events for a server forced for this run: that server, and every stage done.
+fn forced_source(address: SocketAddr) -> futures::stream::BoxStream<'static, SourceEvent> {
+    let forced = Candidate {
+        address,
+        host: address.ip().to_string(),
+        source: lapwing_discovery::ServerSource::Override,
+        detail: "forced for this run".to_owned(),
+        ttl: None,
+    };
+    let events = [SourceEvent::Found(
+        Stage::Manual,
+        lapwing_discovery::Discovered {
+            candidates: vec![forced],
+            skipped: Vec::new(),
+        },
+    )]
+    .into_iter()
+    .chain(Stage::ALL.into_iter().map(SourceEvent::Done));
+    futures::stream::iter(events).boxed()
 }
 
 fn monotonic_now() -> std::time::Instant {
@@ -87,27 +157,10 @@ pub(crate) async fn race<T>(
     let cache = ServerCache::new(data_dir);
     let mut race = Race::new(HeadStarts::default(), MAX_CANDIDATES);
     let mut sources = match servers {
-        Servers::Forced(address) => {
-            let forced = Candidate {
-                address,
-                host: address.ip().to_string(),
-                source: lapwing_discovery::ServerSource::Override,
-                detail: "forced for this run".to_owned(),
-                ttl: None,
-            };
-            let events = [SourceEvent::Found(
-                Stage::Manual,
-                lapwing_discovery::Discovered {
-                    candidates: vec![forced],
-                    skipped: Vec::new(),
-                },
-            )]
-            .into_iter()
-            .chain(Stage::ALL.into_iter().map(SourceEvent::Done));
-            futures::stream::iter(events).boxed()
-        }
-        Servers::Discover(settings) => discovery.sources(settings),
+        Servers::Forced(address) => forced_source(address),
+        Servers::Discover(settings) | Servers::ManualOnly(settings) => discovery.sources(settings),
     };
+    let manual_only = matches!(servers, Servers::ManualOnly(_));
     // Only automatic discovery learns; a locked policy or a forced server asks no one else.
     let network = match servers {
         Servers::Discover(settings) if !settings.policy_locked => Some(discovery.network_key()),
@@ -132,6 +185,7 @@ pub(crate) async fn race<T>(
     let mut exchanges = FuturesUnordered::new();
     let mut sources_over = false;
     let mut rejections = Vec::new();
+    let mut network_said = Vec::new();
     let mut won = None;
     loop {
         let now = monotonic_now();
@@ -148,7 +202,13 @@ pub(crate) async fn race<T>(
         let timer = race.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             event = sources.next(), if !sources_over => match event {
-                Some(SourceEvent::Found(stage, found)) => race.handle_found(monotonic_now(), stage, found),
+                Some(SourceEvent::Found(stage, found)) => {
+                    if manual_only && stage != Stage::Manual {
+                        tracing::debug!(?stage, "not asked: the policy forbids falling back past the override");
+                    } else {
+                        race.handle_found(monotonic_now(), stage, found);
+                    }
+                }
                 Some(SourceEvent::Done(stage)) => race.handle_done(monotonic_now(), stage),
                 None => sources_over = true,
             },
@@ -168,7 +228,10 @@ pub(crate) async fn race<T>(
                             race.handle_failed(now, candidate.address);
                         }
                     },
-                    ServerOutcome::Silent { rejected, last_rejection, .. } => {
+                    ServerOutcome::Silent { rejected, last_rejection, network, .. } => {
+                        if let Some(said) = network {
+                            network_said.push((server.address.clone(), said));
+                        }
                         if rejected > 0 {
                             rejections.push(Cause::DatagramsRejected {
                                 count: u64::try_from(rejected).unwrap_or(u64::MAX),
@@ -218,6 +281,12 @@ pub(crate) async fn race<T>(
         tried: race.started().iter().map(used).collect(),
         rejections,
         skipped: race.skipped().iter().map(SkippedServer::from).collect(),
+        network_said,
+        overrides_not_found: race
+            .skipped()
+            .iter()
+            .filter_map(override_not_found)
+            .collect(),
     })
 }
 
@@ -226,5 +295,47 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapwing_discovery::{DiscoveryError, ServerSource, Skipped};
+
+    #[test]
+    fn only_an_override_whose_host_was_not_found_is_said() {
+        let skipped = |source, reason| Skipped {
+            source,
+            subject: "lap.corp.invalid:4711".into(),
+            reason,
+        };
+        let lookup = DiscoveryError::Lookup {
+            name: "lap.corp.invalid".into(),
+            message: "no such host".into(),
+        };
+        assert_eq!(
+            override_not_found(&skipped(ServerSource::Override, lookup.clone())),
+            Some(Cause::OverrideNotFound {
+                address: "lap.corp.invalid:4711".into(),
+                reason: "DNS lookup of lap.corp.invalid failed: no such host".into(),
+            })
+        );
+        assert_eq!(
+            override_not_found(&skipped(ServerSource::Srv, lookup)),
+            None,
+            "an SRV lookup is not the person's override"
+        );
+        for chosen_otherwise in [
+            DiscoveryError::RefusedByPolicy { locked_to: None },
+            DiscoveryError::Superseded {
+                by: "the product's override",
+            },
+        ] {
+            assert_eq!(
+                override_not_found(&skipped(ServerSource::Override, chosen_otherwise)),
+                None
+            );
+        }
     }
 }

@@ -124,6 +124,14 @@ pub struct ProductState {
     /// while false, so an older Lapwing's file is written back as it was.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_ids_in_keyring: bool,
+    /// When the license key was last stored (this clock): a key stored after the last grant
+    /// won with a key is new, and the first suspect when the server stays silent
+    /// (`ranking`). Unknown in an older state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_set_at: Option<u64>,
+    /// When `server_override` was last set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_set_at: Option<u64>,
 }
 
 impl ProductState {
@@ -139,6 +147,8 @@ impl ProductState {
             server_override: None,
             has_key: false,
             client_ids_in_keyring: false,
+            key_set_at: None,
+            override_set_at: None,
         }
     }
 }
@@ -151,6 +161,9 @@ pub struct State {
     #[serde(default)]
     pub highest_time_seen: u64,
     pub global_override: Option<String>,
+    /// When `global_override` was last set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_override_set_at: Option<u64>,
     /// The machine anchor source chosen at first activation (profile §3: kept while present).
     pub pinned_anchor: Option<String>,
     /// Where an unreadable state file was set aside when this one was rebuilt.
@@ -166,6 +179,7 @@ impl Default for State {
             schema: STATE_SCHEMA,
             highest_time_seen: 0,
             global_override: None,
+            global_override_set_at: None,
             pinned_anchor: None,
             recovered_from: None,
             products: BTreeMap::new(),

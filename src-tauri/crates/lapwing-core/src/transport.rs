@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::retry::{Attempts, BuildRequest, Received};
-pub use crate::retry::{RetryPolicy, ServerOutcome};
+pub use crate::retry::{NetworkSaid, RetryPolicy, ServerOutcome};
 
 /// Randomness, injected so that tests can fix ephemeral keys.
 pub trait Entropy: Send + Sync + std::fmt::Debug {
@@ -49,7 +49,20 @@ pub async fn exchange(
     entropy: &dyn Entropy,
     policy: &RetryPolicy,
 ) -> Result<ServerOutcome, TransportError> {
-    let socket = connected_socket(server).await?;
+    let socket = match connected_socket(server).await {
+        Ok(socket) => socket,
+        // No route to the address at all: the network's word, not a local fault.
+        Err(TransportError::Socket(e)) if NetworkSaid::of(&e).is_some() => {
+            tracing::debug!(%server, error = %e, "cannot connect");
+            return Ok(ServerOutcome::Silent {
+                attempts: 0,
+                rejected: 0,
+                last_rejection: None,
+                network: NetworkSaid::of(&e),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let mut attempts = Attempts::new(keys, build_request, policy);
     let mut buffer = [0u8; 2048];
     loop {
@@ -71,6 +84,9 @@ pub async fn exchange(
             }
             Ok(Err(e)) => {
                 tracing::debug!(%server, error = %e, "recv failed");
+                if let Some(said) = NetworkSaid::of(&e) {
+                    attempts.handle_network_said(said);
+                }
                 attempts.handle_recv_error(monotonic_now());
                 // A socket that keeps failing must not spin: wait out the attempt instead.
                 tokio::time::sleep_until(deadline).await;
@@ -117,6 +133,9 @@ async fn send_attempt(
     };
     if let Err(e) = socket.send(&datagram).await {
         tracing::debug!(%server, error = %e, "send failed");
+        if let Some(said) = NetworkSaid::of(&e) {
+            attempts.handle_network_said(said);
+        }
         attempts.handle_send_error(monotonic_now());
     }
     Ok(())

@@ -68,6 +68,19 @@ fn every_cause() -> Vec<Cause> {
             }],
         },
         Cause::LicenseExpired,
+        Cause::ServerRefused {
+            address: "127.0.0.1:4711".into(),
+        },
+        Cause::NoRoute {
+            address: "192.0.2.7:4711".into(),
+        },
+        Cause::OverrideSilent {
+            address: "192.0.2.7:4711".into(),
+        },
+        Cause::OverrideNotFound {
+            address: "lap.acme.example:4711".into(),
+            reason: "no A/AAAA records".into(),
+        },
     ]
 }
 
@@ -92,6 +105,10 @@ fn sampled(cause: &Cause) {
         | Cause::ServerKeyChanged
         | Cause::NoServerFound { .. }
         | Cause::LicenseExpired
+        | Cause::ServerRefused { .. }
+        | Cause::NoRoute { .. }
+        | Cause::OverrideSilent { .. }
+        | Cause::OverrideNotFound { .. }
         | Cause::Recorded { .. } => {}
     }
 }

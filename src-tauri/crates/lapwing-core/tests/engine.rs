@@ -1433,3 +1433,163 @@ async fn a_key_stored_unbound_activates_and_is_bound_then() {
         Some(*server.keys.public().ed25519_bytes())
     );
 }
+
+/// A UDP socket that receives and never answers: a server that is silent, not refused.
+fn silent_server() -> (std::net::UdpSocket, SocketAddr) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let address = socket.local_addr().expect("addr");
+    (socket, address)
+}
+
+fn codes(status: &lapwing_core::engine::ProductStatus) -> Vec<&'static str> {
+    status
+        .last_attempt
+        .as_ref()
+        .map(|a| a.diagnosis.iter().map(Cause::code).collect())
+        .unwrap_or_default()
+}
+
+/// Nothing listens at the manifest's address: the machine says so (ICMP port unreachable),
+/// and that is named first, before any guess about the key.
+#[tokio::test]
+async fn a_port_that_refuses_is_named_first() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let closed = silent_server().1; // the socket is closed again at once
+    point_manifests_at(&s, &server, closed);
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(
+        codes(&status).first(),
+        Some(&"server-refused"),
+        "{:?}",
+        status.last_attempt
+    );
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(
+        attempt.diagnosis[0].to_string(),
+        format!(
+            "nothing listens at {closed}: the server is not running there (its machine refused the request)"
+        )
+    );
+    assert!(
+        !codes_of(&attempt.diagnosis).contains(&"key-may-be-refused"),
+        "a request no server received cannot have had its key refused: {:?}",
+        attempt.diagnosis
+    );
+}
+
+fn codes_of(diagnosis: &[Cause]) -> Vec<&'static str> {
+    diagnosis.iter().map(Cause::code).collect()
+}
+
+/// A key the server accepted is not the first suspect when the server falls silent later;
+/// a key entered since is.
+#[tokio::test]
+async fn a_key_changed_before_silence_is_named_first_an_accepted_one_is_not() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let activated = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(activated.state, Phase::Activated);
+    let (_silent, silent_addr) = silent_server();
+    point_manifests_at(&s, &server, silent_addr);
+    s.clock.advance(DAY);
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(
+        codes(&status),
+        ["unreachable", "key-may-be-refused", "clock-not-checked"],
+        "the key was accepted: the silence is more likely the network's"
+    );
+    s.clock.advance(MINUTE);
+    s.engine
+        .set_key("acme-studio", &key(9).to_display())
+        .expect("well-formed key");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(
+        codes(&status),
+        ["key-may-be-refused", "unreachable", "clock-not-checked"],
+        "a key entered just before the silence is the first suspect"
+    );
+}
+
+/// An override that does not answer is said, also when the product's own server then
+/// activates it (the default policy falls back).
+#[tokio::test]
+async fn a_silent_override_is_reported_when_another_server_activates() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let (_silent, silent_addr) = silent_server();
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    s.engine
+        .set_server_override(Some("acme-studio"), Some(&silent_addr.to_string()))
+        .expect("override set");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Activated);
+    assert_eq!(
+        status.server,
+        Some(lapwing_core::state::ServerUsed {
+            address: server.addr.to_string(),
+            source: ServerSource::Manifest,
+        }),
+        "the status names the server that answered and how it was found"
+    );
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::Activated);
+    assert_eq!(
+        attempt.diagnosis,
+        [Cause::OverrideSilent {
+            address: silent_addr.to_string()
+        }]
+    );
+}
+
+/// With the machine policy's fallback off, a silent override ends the attempt: no other
+/// server is asked, and the override is named first.
+#[tokio::test]
+async fn without_fallback_a_silent_override_fails_the_attempt_and_is_named_first() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    std::fs::write(
+        &s.policy,
+        "[server]\nfallback_when_override_silent = false\n",
+    )
+    .expect("policy");
+    let (_silent, silent_addr) = silent_server();
+    s.engine
+        .set_key("acme-studio", &key(1).to_display())
+        .expect("key");
+    s.engine
+        .set_server_override(Some("acme-studio"), Some(&silent_addr.to_string()))
+        .expect("override set");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(
+        status.state,
+        Phase::Unlicensed,
+        "the manifest's server was not asked"
+    );
+    let attempt = status.last_attempt.expect("recorded");
+    assert_eq!(attempt.outcome, AttemptOutcome::NoAnswer);
+    assert_eq!(
+        codes_of(&attempt.diagnosis),
+        [
+            "override-silent",
+            "key-may-be-refused",
+            "unreachable",
+            "clock-not-checked"
+        ]
+    );
+    assert_eq!(
+        attempt.diagnosis[2],
+        Cause::Unreachable {
+            tried: vec![lapwing_core::state::ServerUsed {
+                address: silent_addr.to_string(),
+                source: ServerSource::Override,
+            }]
+        },
+        "the override alone was asked"
+    );
+}

@@ -244,6 +244,7 @@ fn the_waits_follow_the_default_policy_exactly() {
             attempts,
             rejected,
             last_rejection,
+            ..
         } => {
             assert_eq!((attempts, rejected), (3, 0));
             assert_eq!(last_rejection, None);
@@ -401,6 +402,7 @@ fn only_garbage_ends_silent_with_every_datagram_counted_and_the_last_reason() {
             attempts,
             rejected,
             last_rejection,
+            ..
         } => {
             assert_eq!((attempts, rejected), (3, 6));
             let reason = last_rejection.expect("a reason");
@@ -423,6 +425,7 @@ fn a_forged_answer_is_rejected_for_its_signature_not_accepted() {
             attempts,
             rejected,
             last_rejection,
+            ..
         } => {
             assert_eq!((attempts, rejected), (2, 2));
             let reason = last_rejection.expect("a reason");

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use lap_proto::{Request, SeedV1, ServerSecretKeys, Uuid, open_request};
 use lapwing_core::clock::FakeClock;
-use lapwing_core::transport::{Entropy, RetryPolicy, ServerOutcome, TransportError, exchange};
+use lapwing_core::transport::{
+    Entropy, NetworkSaid, RetryPolicy, ServerOutcome, TransportError, exchange,
+};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
@@ -186,7 +188,13 @@ async fn silence_is_reported_after_every_attempt() {
         .local_addr()
         .expect("addr");
     match run(closed, &policy(2, 60)).await {
-        ServerOutcome::Silent { attempts, .. } => assert_eq!(attempts, 2),
+        ServerOutcome::Silent {
+            attempts, network, ..
+        } => {
+            assert_eq!(attempts, 2);
+            // …but what the network said is kept: nothing listens there.
+            assert_eq!(network, Some(NetworkSaid::Refused));
+        }
         other => panic!("{other:?}"),
     }
 }
