@@ -124,6 +124,20 @@ pub struct ProductState {
     /// while false, so an older Lapwing's file is written back as it was.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_ids_in_keyring: bool,
+    /// A new license key entered while the stored one holds a working grant, not accepted
+    /// yet (the key itself lives only in the keyring). Left out of the file when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<PendingKey>,
+}
+
+/// A license key kept apart until a server accepts it: the previous key and its grant stay
+/// in effect meanwhile. Never holds the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    /// When it was entered.
+    pub since: u64,
+    /// How its latest try ended; none before it was tried.
+    pub last_try: Option<Attempt>,
 }
 
 impl ProductState {
@@ -139,6 +153,7 @@ impl ProductState {
             server_override: None,
             has_key: false,
             client_ids_in_keyring: false,
+            pending_key: None,
         }
     }
 }
