@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use lapwing_core::doctor::{DoctorOptions, Level};
-use lapwing_core::engine::{Engine, EngineError, ProductStatus};
+use lapwing_core::engine::{Engine, EngineError, KeyStored, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
 use lapwing_core::shown::shown;
@@ -43,6 +43,9 @@ pub enum KeyCommand {
         /// Refused, as the positional key.
         #[arg(long = "key", hide = true)]
         key_flag: Option<String>,
+        /// Print the product's status after the activation as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the stored key, masked unless --reveal.
     Show {
@@ -54,6 +57,8 @@ pub enum KeyCommand {
     },
     /// Forget the stored key.
     Remove { id: String },
+    /// Drop a new key that was not accepted yet, keeping the key in effect.
+    DropPending { id: String },
 }
 
 /// The engine as configured by the environment (see `lapwing_core::environment`).
@@ -81,7 +86,8 @@ fn date(unix: u64) -> String {
         .map_or_else(|| unix.to_string(), |t| t.date().to_string())
 }
 
-/// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …
+/// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …, and
+/// what became of a new key not accepted yet.
 pub fn describe(status: &ProductStatus) -> String {
     let mut text = status.headline(date);
     if let Some(attempt) = &status.last_attempt
@@ -89,6 +95,9 @@ pub fn describe(status: &ProductStatus) -> String {
         && let Some(cause) = attempt.diagnosis.first()
     {
         let _ = write!(text, ": {cause}");
+    }
+    if let Some(note) = status.pending_key_note() {
+        let _ = write!(text, ". {note}");
     }
     text
 }
@@ -262,10 +271,12 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
     }
     let engine = engine(args)?;
     match command {
-        KeyCommand::Set { id, key_file, .. } => {
+        KeyCommand::Set {
+            id, key_file, json, ..
+        } => {
             let key = KeySource::from_flag(key_file.as_deref()).read(id)?;
-            match engine.set_key(id, &key) {
-                Ok(_) => {}
+            let stored = match engine.set_key(id, &key) {
+                Ok(stored) => stored,
                 Err(EngineError::Key(e)) => {
                     let suggestions = lap_proto::license_key::suggestions(&key);
                     let mut message = format!("the key was not stored: {e}");
@@ -278,10 +289,28 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
                     return Err(CliError::BadKey(message));
                 }
                 Err(e) => return Err(e.into()),
+            };
+            if !json {
+                match stored {
+                    KeyStored::Key => writeln!(out, "key stored for {id}; activating…")?,
+                    KeyStored::Pending => writeln!(
+                        out,
+                        "the new key for {id} is kept as pending until the server accepts it \
+                         (the key in effect stays until then); activating…"
+                    )?,
+                }
             }
-            writeln!(out, "key stored for {id}; activating…")?;
             let status = runtime()?.block_on(engine.activate(id, None))?;
-            writeln!(out, "{id}: {}", shown(&describe(&status)))?;
+            if *json {
+                output::json(out, &status)?;
+            } else {
+                writeln!(out, "{id}: {}", shown(&describe(&status)))?;
+            }
+            // The pending key is what was asked for: a renewal of the previous key is not
+            // "activated" for it.
+            if status.pending_key.is_some() {
+                return Ok(exit::KEY_PENDING);
+            }
             let ok = status
                 .last_attempt
                 .as_ref()
@@ -304,6 +333,11 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
         KeyCommand::Remove { id } => {
             engine.remove_key(id)?;
             writeln!(out, "key removed for {id}")?;
+            Ok(exit::OK)
+        }
+        KeyCommand::DropPending { id } => {
+            engine.drop_pending_key(id)?;
+            writeln!(out, "no new key is pending for {id}; the key in effect stays")?;
             Ok(exit::OK)
         }
     }
