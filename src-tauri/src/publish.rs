@@ -26,12 +26,20 @@ pub struct StatusView {
     #[serde(flatten)]
     pub status: ProductStatus,
     pub line: String,
+    /// What became of a new key not accepted yet (`ProductStatus::pending_key_note`), worded
+    /// as `lapctl` words it; none without one.
+    pub pending_note: Option<String>,
 }
 
 impl From<ProductStatus> for StatusView {
     fn from(status: ProductStatus) -> Self {
         let line = crate::menu::line(&status);
-        Self { status, line }
+        let pending_note = status.pending_key_note();
+        Self {
+            status,
+            line,
+            pending_note,
+        }
     }
 }
 
