@@ -55,7 +55,16 @@ export interface ProductStatus {
   last_attempt: Attempt | null;
   next_attempt_at: number | null;
   clock_moved_back_by: number | null;
+  /** A new key not accepted yet (never the key itself); the fields above are the key in effect's. */
+  pending_key: PendingKey | null;
   line: string;
+  /** What became of the pending key, worded by Rust (`ProductStatus::pending_key_note`). */
+  pending_note: string | null;
+}
+
+export interface PendingKey {
+  since: number;
+  last_try: Attempt | null;
 }
 
 export type KeyErrorCode = 'empty' | 'length' | 'character' | 'padding' | 'check' | 'all-zero';
