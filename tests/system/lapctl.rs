@@ -517,7 +517,7 @@ fn parallel_writers_lose_no_update() {
                 .as_object()
                 .is_some_and(|items| !items.is_empty()),
             "p{n} has no secrets: {:?}",
-            secrets["products"].as_object().map(|p| p.len())
+            secrets["products"].as_object().map(serde_json::Map::len)
         );
     }
 }
@@ -680,7 +680,10 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
     );
     assert_eq!(code(&out), Some(7), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(status["state"], "activated", "the old grant stands: {status}");
+    assert_eq!(
+        status["state"], "activated",
+        "the old grant stands: {status}"
+    );
     let last_try = &status["pending_key"]["last_try"];
     assert_eq!(
         last_try["diagnosis"][0]["code"], "key-may-be-refused",

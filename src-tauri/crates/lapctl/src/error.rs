@@ -25,8 +25,9 @@ pub mod exit {
     pub const KEY_PENDING: u8 = 7;
 }
 
-/// Everything that can stop a lapctl command. Not activated (3) and a doctor's problem (6)
-/// are answers, not errors: their commands print in full and return the code.
+/// Everything that can stop a lapctl command. Not activated (3), a doctor's problem (6) and a
+/// key kept pending (7) are answers, not errors: their commands print in full and return the
+/// code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]

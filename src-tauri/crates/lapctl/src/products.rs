@@ -337,7 +337,10 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
         }
         KeyCommand::DropPending { id } => {
             engine.drop_pending_key(id)?;
-            writeln!(out, "no new key is pending for {id}; the key in effect stays")?;
+            writeln!(
+                out,
+                "no new key is pending for {id}; the key in effect stays"
+            )?;
             Ok(exit::OK)
         }
     }

@@ -668,7 +668,16 @@ impl Engine {
             && let Some(new_key) = self.pending_key(id)?
         {
             let tried = self
-                .exchange(manifest, Some(&new_key), facts, nonce, &product, policy, state, server)
+                .exchange(
+                    manifest,
+                    Some(&new_key),
+                    facts,
+                    nonce,
+                    &product,
+                    policy,
+                    state,
+                    server,
+                )
                 .await?;
             match tried {
                 Outcome::Accepted { grant, record } => {
@@ -704,7 +713,16 @@ impl Engine {
         }
 
         let outcome = self
-            .exchange(manifest, key.as_ref(), facts, nonce, &product, policy, state, server)
+            .exchange(
+                manifest,
+                key.as_ref(),
+                facts,
+                nonce,
+                &product,
+                policy,
+                state,
+                server,
+            )
             .await?;
         if let Some(pending) = &mut pending
             && let Outcome::Accepted { grant, .. } = &outcome
@@ -713,7 +731,7 @@ impl Engine {
             // The server answered the stored key and ignored the new one: the new key is
             // what it did not accept, not the network or the clock.
             pending.diagnosis = vec![Cause::KeyMayBeRefused];
-            pending.server = grant.server.clone();
+            pending.server.clone_from(&grant.server);
         }
         if binding == KeyBinding::Unbound && matches!(outcome, Outcome::Accepted { .. }) {
             self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());

@@ -4,8 +4,8 @@
 use lap_proto::Uuid;
 use serde::Serialize;
 
-use crate::manifest::Manifest;
 use crate::cause::Cause;
+use crate::manifest::Manifest;
 use crate::state::{Attempt, Grant, PendingKey, ProductState, ServerUsed, State};
 use crate::status::{Phase, Standing, standing};
 

@@ -1464,7 +1464,10 @@ async fn a_key_the_server_ignores_stays_pending_and_the_working_key_keeps_renewi
     );
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Activated);
-    assert_eq!(status.license_id, first.license_id, "the grant is the old key's");
+    assert_eq!(
+        status.license_id, first.license_id,
+        "the grant is the old key's"
+    );
     assert_eq!(
         status.last_attempt.as_ref().map(|a| a.outcome),
         Some(AttemptOutcome::Activated),
@@ -1479,11 +1482,14 @@ async fn a_key_the_server_ignores_stays_pending_and_the_working_key_keeps_renewi
         note.contains("not accepted yet") && note.contains("another product"),
         "{note}"
     );
-    assert_eq!(
-        stored_keys(&s, "acme-studio").0,
-        Some(key(1).to_display())
-    );
-    let state = std::fs::read_to_string(s._dir.path().join("data/state.json")).expect("state");
+    assert_eq!(stored_keys(&s, "acme-studio").0, Some(key(1).to_display()));
+    let state = std::fs::read_to_string(
+        s.engine
+            .config()
+            .data_dir
+            .join(lapwing_core::state::STATE_FILE),
+    )
+    .expect("state");
     assert!(state.contains("pending_key"), "{state}");
     assert!(
         !state.contains(&key(2).to_display()) && !state.contains(&hex::encode(key(2).as_bytes())),
@@ -1500,7 +1506,10 @@ async fn a_key_the_server_ignores_stays_pending_and_the_working_key_keeps_renewi
         (AttemptOutcome::Activated, s.clock.now())
     );
     assert_eq!(renewed.license_id, first.license_id);
-    let retried = renewed.pending_key.as_ref().and_then(|p| p.last_try.as_ref());
+    let retried = renewed
+        .pending_key
+        .as_ref()
+        .and_then(|p| p.last_try.as_ref());
     assert_eq!(retried.map(|t| t.at), Some(s.clock.now()), "tried again");
     assert_eq!(
         stored_keys(&s, "acme-studio"),
@@ -1518,7 +1527,11 @@ async fn a_pending_key_the_server_accepts_becomes_the_key() {
     let first = licensed(&s, "acme-studio", 1).await;
     assert_eq!(first.state, Phase::Activated);
     let stored = s.engine.set_key("acme-studio", &second).expect("stored");
-    assert_eq!(stored, KeyStored::Pending, "tried before it replaces the key");
+    assert_eq!(
+        stored,
+        KeyStored::Pending,
+        "tried before it replaces the key"
+    );
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
     assert_eq!(status.state, Phase::Activated);
     assert_eq!(status.pending_key, None);
