@@ -217,6 +217,40 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_key_keeps_when_it_was_entered_and_goes_once_accepted() {
+        let mut state = state_with(Some(grant()));
+        state.products.get_mut("acme").expect("product").pending_key = Some(PendingKey {
+            since: NOW - 60,
+            last_try: None,
+        });
+        let ignored = Attempt {
+            at: NOW,
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: vec![Cause::KeyMayBeRefused],
+            server: None,
+        };
+        let renewed = Attempted {
+            pending: Some(PendingTry::NotAccepted(ignored.clone())),
+            ..attempted(Outcome::NotSent(Cause::NoLicenseKey))
+        };
+        apply(&mut state, "acme", &renewed, "machine-id");
+        assert_eq!(
+            state.products["acme"].pending_key,
+            Some(PendingKey {
+                since: NOW - 60,
+                last_try: Some(ignored),
+            })
+        );
+        let accepted = Attempted {
+            pending: Some(PendingTry::Accepted),
+            ..attempted(Outcome::NotSent(Cause::NoLicenseKey))
+        };
+        apply(&mut state, "acme", &accepted, "machine-id");
+        assert_eq!(state.products["acme"].pending_key, None);
+        assert!(state.products["acme"].has_key);
+    }
+
+    #[test]
     fn a_forgotten_product_stays_forgotten() {
         let mut state = State::default();
         apply(
