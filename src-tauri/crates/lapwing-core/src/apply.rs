@@ -26,6 +26,9 @@ pub(crate) enum PendingTry {
     Accepted,
     /// Not accepted: the stored key and its grant stay in effect.
     NotAccepted(Attempt),
+    /// The state names a pending key the keyring no longer holds (promoted by an attempt
+    /// whose commit failed, or dropped meanwhile): the state follows the keyring.
+    Gone,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,7 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
             p.pending_key = None;
             p.has_key = true;
         }
+        Some(PendingTry::Gone) => p.pending_key = None,
         Some(PendingTry::NotAccepted(last_try)) => {
             // Made afresh when the state lost it (a rebuilt file): the keyring still holds it.
             let since = p.pending_key.as_ref().map_or(last_try.at, |k| k.since);

@@ -664,9 +664,12 @@ impl Engine {
         // A key entered while this one held a working grant is tried first; until a server
         // accepts it, the stored key renews the grant as before.
         let mut pending = None;
-        if key.is_some()
-            && let Some(new_key) = self.pending_key(id)?
-        {
+        let pending_key = match key {
+            Some(_) => self.pending_key(id)?,
+            None => None,
+        };
+        let pending_gone = pending_key.is_none() && product.pending_key.is_some();
+        if let Some(new_key) = pending_key {
             let tried = self
                 .exchange(
                     manifest,
@@ -740,7 +743,11 @@ impl Engine {
             at: now,
             evaluation_started,
             outcome,
-            pending: pending.map(PendingTry::NotAccepted),
+            pending: match pending {
+                Some(not_accepted) => Some(PendingTry::NotAccepted(not_accepted)),
+                None if pending_gone => Some(PendingTry::Gone),
+                None => None,
+            },
         })
     }
 

@@ -1579,6 +1579,20 @@ async fn a_pending_key_can_be_dropped_and_without_a_working_grant_a_key_simply_r
         stored_keys(&s, "acme-studio"),
         (Some(key(1).to_display()), None)
     );
+    // A pending key the keyring no longer holds (promoted by an attempt whose commit failed,
+    // or dropped by another Lapwing) is not reported after the next attempt.
+    s.engine
+        .set_key("acme-studio", &key(2).to_display())
+        .expect("stored");
+    s.secrets
+        .delete(
+            "acme-studio",
+            lapwing_secrets::SecretItem::PendingLicenseKey,
+        )
+        .expect("deleted");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.pending_key, None);
+    assert_eq!(status.license_id, first.license_id);
     // Entering the working key again also drops a pending one.
     s.engine
         .set_key("acme-studio", &key(2).to_display())
