@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "key_masked",
     "reveal_key",
     "remove_key",
+    "drop_pending_key",
     "server_info",
     "check_server",
     "set_server",

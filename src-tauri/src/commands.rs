@@ -207,6 +207,20 @@ pub async fn remove_key<R: Runtime>(
     Ok(view(&app, engine.product_status(&id)?))
 }
 
+/// "Keep the current key": drops a new key not accepted yet.
+#[tauri::command]
+pub async fn drop_pending_key<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+) -> Result<StatusView> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    engine.drop_pending_key(&id)?;
+    refresh(&app)?;
+    Ok(view(&app, engine.product_status(&id)?))
+}
+
 #[tauri::command]
 pub async fn server_info(state: State<'_, Lapwing>, product: Option<String>) -> Result<ServerInfo> {
     let engine = engine(&state);

@@ -99,6 +99,7 @@ pub fn run_app<R: Runtime>(
             commands::key_masked,
             commands::reveal_key,
             commands::remove_key,
+            commands::drop_pending_key,
             commands::server_info,
             commands::check_server,
             commands::set_server,

@@ -293,6 +293,7 @@ mod tests {
             last_attempt: None,
             next_attempt_at: None,
             clock_moved_back_by: None,
+            pending_key: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct StatusView {
     pub line: String,
     /// The one verdict (`lapwing_core::verdict`): the windows show it, never recompute it.
     pub verdict: ProductVerdict,
+    /// What became of a new key not accepted yet (`ProductStatus::pending_key_note`), worded
+    /// as `lapctl` words it; none without one.
+    pub pending_note: Option<String>,
 }
 
 impl StatusView {
@@ -37,10 +40,12 @@ impl StatusView {
     pub fn at(status: ProductStatus, now: u64) -> Self {
         let line = crate::menu::line(&status);
         let verdict = product_verdict(&status, now);
+        let pending_note = status.pending_key_note();
         Self {
             status,
             line,
             verdict,
+            pending_note,
         }
     }
 }

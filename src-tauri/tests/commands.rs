@@ -603,7 +603,9 @@ fn commands_of_view(
 /// Arguments each command takes, valid enough that only the ACL can refuse it outright.
 fn arguments(command: &str) -> Value {
     match command {
-        "activate" | "key_masked" | "reveal_key" | "remove_key" => json!({"id": "nobody"}),
+        "activate" | "key_masked" | "reveal_key" | "remove_key" | "drop_pending_key" => {
+            json!({"id": "nobody"})
+        }
         "set_key" => json!({"id": "nobody", "key": "not a key"}),
         "check_key" | "check_server" => json!({"text": ""}),
         "server_info" | "doctor" | "doctor_report" => json!({"product": "nobody"}),

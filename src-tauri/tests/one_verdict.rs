@@ -49,6 +49,7 @@ fn status(id: &str, state: Phase) -> ProductStatus {
         last_attempt: None,
         next_attempt_at: None,
         clock_moved_back_by: None,
+        pending_key: None,
     }
 }
 

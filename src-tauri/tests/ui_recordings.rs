@@ -24,7 +24,7 @@ use lapwing_core::cause::Cause;
 use lapwing_core::clock::FakeClock;
 use lapwing_core::engine::{Engine, EngineConfig, ProductStatus};
 use lapwing_core::identity::FixedIdentity;
-use lapwing_core::state::{Attempt, AttemptOutcome, ServerSource, ServerUsed};
+use lapwing_core::state::{Attempt, AttemptOutcome, PendingKey, ServerSource, ServerUsed};
 use lapwing_core::status::Phase;
 use lapwing_core::transport::{OsEntropy, RetryPolicy};
 use lapwing_discovery::test_util::Dnsmasq;
@@ -294,6 +294,7 @@ fn status(id: &str, state: Phase) -> ProductStatus {
         last_attempt: None,
         next_attempt_at: None,
         clock_moved_back_by: None,
+        pending_key: None,
     }
 }
 
@@ -411,6 +412,30 @@ fn statuses() -> Vec<(&'static str, ProductStatus)> {
             },
         ),
         ("after-removal", status("after-removal", Phase::Unlicensed)),
+        (
+            // Another product's key entered over a working one: the old grant renewed, the
+            // new key ignored by the server and kept pending.
+            "after-pending-key",
+            ProductStatus {
+                kind: Some(LicenseKind::Term),
+                in_compliance: Some(true),
+                has_key: true,
+                last_attempt: Some(attempt(NOW, AttemptOutcome::Activated, Vec::new())),
+                pending_key: Some(PendingKey {
+                    since: NOW,
+                    last_try: Some(attempt(
+                        NOW,
+                        AttemptOutcome::NoAnswer,
+                        vec![Cause::KeyMayBeRefused],
+                    )),
+                }),
+                ..with_end(
+                    "after-pending-key",
+                    Phase::Activated,
+                    NOW + GRANTED_DAYS * DAY,
+                )
+            },
+        ),
     ]
 }
 

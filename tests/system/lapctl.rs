@@ -724,3 +724,59 @@ fn a_silent_override_is_named_and_the_state_column_agrees_with_the_exit_code() {
         "the override is named first: {line}"
     );
 }
+
+/// Another product's key entered over a working one: the server ignores it, so it is kept as
+/// pending (exit 7, `pending_key` in the JSON, never the key) and the working key stays; it
+/// can be dropped.
+#[test]
+fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped() {
+    let vendor = Vendor::new();
+    let (base_key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let (addon_key, _) = vendor.new_license(ADDON_SKU, &[]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let out = desk.set_key("acme-studio", &base_key);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+
+    let out = desk.run_fed(
+        &["key", "set", "acme-studio", "--json"],
+        &format!("{addon_key}\n"),
+    );
+    assert_eq!(code(&out), Some(7), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        status["state"], "activated",
+        "the old grant stands: {status}"
+    );
+    let last_try = &status["pending_key"]["last_try"];
+    assert_eq!(
+        last_try["diagnosis"][0]["code"], "key-may-be-refused",
+        "{status}"
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !printed.contains(&addon_key) && !printed.contains(&addon_key[addon_key.len() - 4..]),
+        "the pending key is not shown: {printed}"
+    );
+
+    // The text says it plainly, and the working key is still the key.
+    let out = desk.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("not accepted yet") && text.contains("another product"),
+        "{text}"
+    );
+    let shown = desk.json(&["key", "show", "acme-studio", "--reveal", "--json"]);
+    assert_eq!(shown["key"], base_key.as_str());
+    let status = desk.json(&["status", "--json"]);
+    assert!(status[0]["pending_key"].is_object(), "{status}");
+
+    let out = desk.run(&["key", "drop-pending", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let status = desk.json(&["status", "--json"]);
+    assert!(status[0]["pending_key"].is_null(), "{status}");
+    assert_eq!(status[0]["state"], "activated");
+    let shown = desk.json(&["key", "show", "acme-studio", "--reveal", "--json"]);
+    assert_eq!(shown["key"], base_key.as_str());
+}

@@ -75,6 +75,7 @@ export const ipc = {
   keyMasked: (id: string) => call<string | null>('key_masked', { id }),
   revealKey: (id: string) => call<string | null>('reveal_key', { id }),
   removeKey: (id: string) => call<ProductStatus>('remove_key', { id }),
+  dropPendingKey: (id: string) => call<ProductStatus>('drop_pending_key', { id }),
   serverInfo: (product: string | null) => call<ServerInfo>('server_info', { product }),
   checkServer: (text: string) => call<null>('check_server', { text }),
   setServer: (product: string | null, server: string | null) =>

@@ -56,7 +56,16 @@ export interface ProductStatus {
   next_attempt_at: number | null;
   clock_moved_back_by: number | null;
   verdict: ProductVerdict;
+  /** A new key not accepted yet (never the key itself); the fields above are the key in effect's. */
+  pending_key: PendingKey | null;
   line: string;
+  /** What became of the pending key, worded by Rust (`ProductStatus::pending_key_note`). */
+  pending_note: string | null;
+}
+
+export interface PendingKey {
+  since: number;
+  last_try: Attempt | null;
 }
 
 /** The one verdict on a product, decided in Rust (lapwing-core's verdict.rs): shown, never recomputed. */

@@ -95,6 +95,13 @@ async function activate(w: KeyWindow): Promise<void> {
 }
 
 function showResult(messages: Messages, status: ProductStatus): void {
+  if (status.pending_key) {
+    // The grant shown is the previous key's: the new key is what was asked for, and it is
+    // not in effect, so no green "Activated" for it.
+    const note = status.pending_note ?? 'The new key was not accepted yet; the previous key stays in effect';
+    messages.info(`${note}. ${status.line}`, status.pending_key.last_try?.diagnosis ?? []);
+    return;
+  }
   const diagnosis = status.last_attempt?.diagnosis ?? [];
   // Success is this attempt's outcome (Rust's), not the phase: an attempt not sent after an
   // earlier activation is no success.

@@ -124,6 +124,7 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
     row('Last attempt', attemptBlock(p, openFor(p, messages))),
     row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
     row('License key', p.has_key ? 'entered' : p.state === 'evaluation' ? 'none (evaluation)' : 'none'),
+    row('New key', p.pending_key ? 'entered, not accepted yet' : null),
   );
 
   return h(
@@ -147,6 +148,9 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
           { class: 'message message-warning' },
           `This computer’s clock moved back by ${durationWords(p.clock_moved_back_by)}. Check the date and time settings.`,
         )
+      : null,
+    p.pending_key && p.pending_note
+      ? h('p', { class: 'message message-warning pending-key-note' }, p.pending_note)
       : null,
     details,
     h('div', { class: 'actions' }, activate, key, server),

@@ -102,6 +102,12 @@
       const c = replay('check_key', key);
       // The windows only send keys that checked out: no refusal of set_key is recorded.
       if (!c.valid) lookup('set_key', 'set_key refusal', key);
+      if ((fixture.ignoredKeys || []).includes(c.display) && state.keys[id]) {
+        // A key the server drops without a word, entered over a working one: the engine
+        // keeps it pending and the stored key (and its grant) stay.
+        const r = recordedStatus('after-pending-key');
+        return replace(Object.assign({}, p, { pending_key: r.pending_key, pending_note: r.pending_note }));
+      }
       state.keys[id] = c.display;
       return replace(activated(p));
     },
@@ -117,6 +123,7 @@
       const r = recordedStatus('after-removal');
       return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line, verdict: r.verdict }));
     },
+    drop_pending_key: ({ id }) => replace(Object.assign({}, product(id), { pending_key: null, pending_note: null })),
     server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
     check_server: ({ text }) => replay('check_server', text),
     set_server: ({ product: id, server }) => {

@@ -28,6 +28,8 @@ const base = {
   last_attempt: null,
   next_attempt_at: null,
   clock_moved_back_by: null,
+  pending_key: null,
+  pending_note: null,
 };
 
 export const products = [

@@ -141,6 +141,40 @@ test('key: paste anywhere in the window fills the field; remove key asks first, 
   }
 });
 
+test('key: a key the server ignores stays pending: said plainly, no green Activated, and it can be dropped', async () => {
+  const other = keys.pasted;
+  const page = await openView(browser, server.url, '?view=key&product=acme-studio', fixture({ ignoredKeys: [other] }));
+  try {
+    const masked = `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-${keys.stored.slice(-4)}`;
+    assert.equal(await page.locator('#stored-key').innerText(), masked);
+    assert.equal(await page.locator('#drop-pending-key').isVisible(), false, 'nothing pending yet');
+    await paste(page, '#key-input', other);
+    await page.waitForFunction(() => document.querySelector('#key-feedback').classList.contains('ok'));
+    await page.locator('#activate-key').click();
+    await page.locator('#enter-another').waitFor();
+    const result = await page.locator('.messages').first().innerText();
+    const note = recorded.status['after-pending-key'].pending_note;
+    assert.match(note, /not accepted yet.*another product/);
+    assert.ok(result.includes(note), `${result} says ${note}`);
+    assert.equal(await page.locator('.messages .message-ok').count(), 0, 'no success message');
+    assert.equal(await page.locator('.messages .badge[data-state="activated"]').count(), 0, 'no green Activated');
+    // The working key is still the key; the new one is never shown.
+    assert.equal(await page.locator('#stored-key').innerText(), masked);
+    assert.equal(await page.locator('#pending-key-note').innerText(), note);
+    assert.ok(!(await page.locator('body').innerText()).includes(other.slice(-4)));
+
+    const drop = page.getByRole('button', { name: 'Drop the new key' });
+    await drop.click();
+    await page.locator('#drop-pending-key').waitFor({ state: 'hidden' });
+    assert.deepEqual((await calls(page, 'drop_pending_key')).map((c) => c.args), [{ id: 'acme-studio' }]);
+    assert.match(await page.locator('.messages .message-ok').first().innerText(), /The new key was dropped; the current key stays/);
+    assert.equal(await page.locator('#stored-key').innerText(), masked);
+    await assertClean(page);
+  } finally {
+    await page.closeAll();
+  }
+});
+
 test('key: the all-zero key is refused, never sent', async () => {
   const page = await openView(browser, server.url, '?view=key&product=echo-notes', fixture());
   try {

@@ -192,3 +192,22 @@ test('products: an override that did not answer is named next to the server that
     await page.closeAll();
   }
 });
+
+test('products: a new key not accepted yet is said on the card, the key in effect stays', async () => {
+  const pending = recorded.status['after-pending-key'];
+  const withPending = products.map((p) =>
+    (p.id === 'acme-studio' ? { ...p, pending_key: pending.pending_key, pending_note: pending.pending_note } : p));
+  const page = await openView(browser, server.url, '?view=products', fixture({ products: withPending }));
+  try {
+    const studio = card(page, 'acme-studio');
+    assert.equal(await studio.locator('.pending-key-note').innerText(), pending.pending_note);
+    const text = await studio.innerText();
+    assert.match(text, /New key\s+entered, not accepted yet/);
+    assert.match(text, /Activated until 12 Mar 2027/, 'the key in effect keeps its line');
+    assert.equal(await card(page, 'acme-export').locator('.pending-key-note').count(), 0);
+    assert.doesNotMatch(await card(page, 'acme-export').innerText(), /New key/);
+    await assertClean(page);
+  } finally {
+    await page.closeAll();
+  }
+});

@@ -20,10 +20,14 @@ pub mod exit {
     pub const KEYRING: u8 = 5;
     /// `doctor` found a problem.
     pub const DOCTOR_PROBLEM: u8 = 6;
+    /// `key set` kept the key as pending: no server has accepted it yet, and the previous
+    /// key (with its grant) stays in effect.
+    pub const KEY_PENDING: u8 = 7;
 }
 
-/// Everything that can stop a lapctl command. Not activated (3) and a doctor's problem (6)
-/// are answers, not errors: their commands print in full and return the code.
+/// Everything that can stop a lapctl command. Not activated (3), a doctor's problem (6) and a
+/// key kept pending (7) are answers, not errors: their commands print in full and return the
+/// code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]

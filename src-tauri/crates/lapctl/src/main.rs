@@ -31,7 +31,8 @@ use error::exit;
     long_about = None,
     after_help = "Exit codes: 0 success; 1 runtime error (one line on stderr); 2 usage error; \
                   3 a product is not activated after `activate`/`key set`; 4 license key refused \
-                  locally; 5 keyring locked or unavailable; 6 `doctor` found a problem."
+                  locally; 5 keyring locked or unavailable; 6 `doctor` found a problem; 7 `key set` kept \
+                  the new key pending (not accepted yet; the previous key stays in effect)."
 )]
 struct Cli {
     #[command(flatten)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use lapwing_core::doctor::{DoctorOptions, has_problem};
-use lapwing_core::engine::{Engine, EngineError, ProductStatus};
+use lapwing_core::engine::{Engine, EngineError, KeyStored, ProductStatus};
 use lapwing_core::environment::{SecretsChoice, engine_from_environment};
 use lapwing_core::manifest::{Manifest, product_dirs};
 use lapwing_core::product_status::{base_first, statuses_base_first};
@@ -46,6 +46,9 @@ pub enum KeyCommand {
         /// Refused, as the positional key.
         #[arg(long = "key", hide = true)]
         key_flag: Option<String>,
+        /// Print the product's status after the activation as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the stored key, masked unless --reveal.
     Show {
@@ -57,6 +60,8 @@ pub enum KeyCommand {
     },
     /// Forget the stored key.
     Remove { id: String },
+    /// Drop a new key that was not accepted yet, keeping the key in effect.
+    DropPending { id: String },
 }
 
 /// The engine as configured by the environment (see `lapwing_core::environment`).
@@ -86,7 +91,8 @@ fn date(unix: u64) -> String {
 
 /// One line for a person: "Activated until 2027-03-12", "Evaluation: 9 days left", …,
 /// with the first cause of a failed attempt, or what went wrong on the way to a successful
-/// one (an override that did not answer) and the server that answered instead.
+/// one (an override that did not answer) and the server that answered instead; and what
+/// became of a new key not accepted yet.
 pub fn describe(status: &ProductStatus) -> String {
     let mut text = status.headline(date);
     if let Some(attempt) = &status.last_attempt
@@ -102,6 +108,9 @@ pub fn describe(status: &ProductStatus) -> String {
                 server.address, server.source
             );
         }
+    }
+    if let Some(note) = status.pending_key_note() {
+        let _ = write!(text, ". {note}");
     }
     text
 }
@@ -354,10 +363,12 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
     }
     let engine = engine(args)?;
     match command {
-        KeyCommand::Set { id, key_file, .. } => {
+        KeyCommand::Set {
+            id, key_file, json, ..
+        } => {
             let key = KeySource::from_flag(key_file.as_deref()).read(id)?;
-            match engine.set_key(id, &key) {
-                Ok(_) => {}
+            let stored = match engine.set_key(id, &key) {
+                Ok(stored) => stored,
                 Err(EngineError::Key(e)) => {
                     let suggestions = lap_proto::license_key::suggestions(&key);
                     let mut message = format!("the key was not stored: {e}");
@@ -370,10 +381,28 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
                     return Err(CliError::BadKey(message));
                 }
                 Err(e) => return Err(e.into()),
+            };
+            if !json {
+                match stored {
+                    KeyStored::Key => writeln!(out, "key stored for {id}; activating…")?,
+                    KeyStored::Pending => writeln!(
+                        out,
+                        "the new key for {id} is kept as pending until the server accepts it \
+                         (the key in effect stays until then); activating…"
+                    )?,
+                }
             }
-            writeln!(out, "key stored for {id}; activating…")?;
             let status = runtime()?.block_on(engine.activate(id, None))?;
-            writeln!(out, "{id}: {}", shown(&describe(&status)))?;
+            if *json {
+                output::json(out, &status)?;
+            } else {
+                writeln!(out, "{id}: {}", shown(&describe(&status)))?;
+            }
+            // The pending key is what was asked for: a renewal of the previous key is not
+            // "activated" for it.
+            if status.pending_key.is_some() {
+                return Ok(exit::KEY_PENDING);
+            }
             Ok(if Standing::of(&status).activated() {
                 exit::OK
             } else {
@@ -402,6 +431,14 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
             } else {
                 writeln!(out, "no key was stored for {id}: nothing removed")?;
             }
+            Ok(exit::OK)
+        }
+        KeyCommand::DropPending { id } => {
+            engine.drop_pending_key(id)?;
+            writeln!(
+                out,
+                "no new key is pending for {id}; the key in effect stays"
+            )?;
             Ok(exit::OK)
         }
     }
@@ -587,6 +624,7 @@ mod tests {
             }),
             next_attempt_at: None,
             clock_moved_back_by: None,
+            pending_key: None,
         }
     }
 

@@ -325,6 +325,8 @@ fn each_documented_exit_code_has_its_path() {
             .any(|c| c["subject"] == "manifest" && c["level"] == "problem"),
         "{checks}"
     );
+    // 7 (a key kept pending) needs a server that grants one key and ignores another:
+    // tests/system/lapctl.rs plays it against a real lapd.
 }
 
 #[test]

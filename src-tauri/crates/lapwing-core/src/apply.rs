@@ -4,7 +4,7 @@
 use lap_proto::ActivationRecord;
 
 use crate::cause::Cause;
-use crate::state::{Attempt, AttemptOutcome, Backoff, Grant, ServerUsed, State};
+use crate::state::{Attempt, AttemptOutcome, Backoff, Grant, PendingKey, ServerUsed, State};
 use crate::timing::next_retry;
 
 /// What one product's attempt came to, before anything of it is committed.
@@ -15,6 +15,20 @@ pub(crate) struct Attempted {
     /// The evaluation's start, when the attempt used (and so fixed) it.
     pub evaluation_started: Option<u64>,
     pub outcome: Outcome,
+    /// How the try of a pending key (see `PendingKey`) ended, when one was tried.
+    pub pending: Option<PendingTry>,
+}
+
+/// The try of a pending license key, made before the stored key's own exchange.
+#[derive(Debug)]
+pub(crate) enum PendingTry {
+    /// A server granted it: it is the license key now (the keyring was told already).
+    Accepted,
+    /// Not accepted: the stored key and its grant stay in effect.
+    NotAccepted(Attempt),
+    /// The state names a pending key the keyring no longer holds (promoted by an attempt
+    /// whose commit failed, or dropped meanwhile): the state follows the keyring.
+    Gone,
 }
 
 #[derive(Debug)]
@@ -58,6 +72,22 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
     if let Some(start) = attempted.evaluation_started {
         // The earliest start wins, as in the keyring: an evaluation never restarts.
         p.evaluation_started = Some(p.evaluation_started.map_or(start, |s| s.min(start)));
+    }
+    match &attempted.pending {
+        Some(PendingTry::Accepted) => {
+            p.pending_key = None;
+            p.has_key = true;
+        }
+        Some(PendingTry::Gone) => p.pending_key = None,
+        Some(PendingTry::NotAccepted(last_try)) => {
+            // Made afresh when the state lost it (a rebuilt file): the keyring still holds it.
+            let since = p.pending_key.as_ref().map_or(last_try.at, |k| k.since);
+            p.pending_key = Some(PendingKey {
+                since,
+                last_try: Some(last_try.clone()),
+            });
+        }
+        None => {}
     }
     match &attempted.outcome {
         Outcome::Accepted { grant, notes, .. } => {
@@ -142,6 +172,7 @@ mod tests {
             at: NOW,
             evaluation_started: None,
             outcome,
+            pending: None,
         }
     }
 
@@ -190,6 +221,40 @@ mod tests {
         assert_eq!(attempt.outcome, AttemptOutcome::NotSent);
         assert_eq!(attempt.diagnosis, [Cause::NoLicenseKey]);
         assert_eq!(p.backoff, None);
+    }
+
+    #[test]
+    fn a_pending_key_keeps_when_it_was_entered_and_goes_once_accepted() {
+        let mut state = state_with(Some(grant()));
+        state.products.get_mut("acme").expect("product").pending_key = Some(PendingKey {
+            since: NOW - 60,
+            last_try: None,
+        });
+        let ignored = Attempt {
+            at: NOW,
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: vec![Cause::KeyMayBeRefused],
+            server: None,
+        };
+        let renewed = Attempted {
+            pending: Some(PendingTry::NotAccepted(ignored.clone())),
+            ..attempted(Outcome::NotSent(Cause::NoLicenseKey))
+        };
+        apply(&mut state, "acme", &renewed, "machine-id");
+        assert_eq!(
+            state.products["acme"].pending_key,
+            Some(PendingKey {
+                since: NOW - 60,
+                last_try: Some(ignored),
+            })
+        );
+        let accepted = Attempted {
+            pending: Some(PendingTry::Accepted),
+            ..attempted(Outcome::NotSent(Cause::NoLicenseKey))
+        };
+        apply(&mut state, "acme", &accepted, "machine-id");
+        assert_eq!(state.products["acme"].pending_key, None);
+        assert!(state.products["acme"].has_key);
     }
 
     #[test]

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use lap_proto::time::DAY;
 use lap_proto::{ActivationRecord, LicenseKey, LicenseKeyError, Request, SeedV1, Uuid};
 use lapwing_discovery::{Discovery, DiscoveryConfig, ServerSettings};
-use lapwing_secrets::{SecretError, SecretStore};
+use lapwing_secrets::{SecretError, SecretItem, SecretStore};
 use zeroize::Zeroizing;
 
-use crate::apply::{Attempted, Outcome, apply};
+use crate::apply::{Attempted, Outcome, PendingTry, apply};
 use crate::cause::Cause;
 use crate::client_ids::Provisioner;
 use crate::clock::Clock;
@@ -28,7 +28,7 @@ use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
 use crate::records::{grant_from, remove_record};
 use crate::server_race::{self, Servers};
-use crate::state::{AttemptOutcome, ProductState, State, StateError, StateStore};
+use crate::state::{AttemptOutcome, PendingKey, ProductState, State, StateError, StateStore};
 use crate::transport::{Entropy, RetryPolicy, TransportError};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,16 @@ pub struct Engine {
     manifests: crate::manifest::ScanCache,
     /// What clock checks ask (`clock_check`); none until given.
     pub(crate) time_sources: Arc<dyn crate::time_sources::TimeSources>,
+}
+
+/// What [`Engine::set_key`] did with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStored {
+    /// Stored as the product's license key.
+    Key,
+    /// Kept as pending: the stored key holds a working grant and stays in effect until a
+    /// server accepts the new one.
+    Pending,
 }
 
 /// How a stored license key stands to the server key its manifest names.
@@ -216,26 +226,92 @@ impl Engine {
     /// Checks a key locally (profile §4) and stores it, bound to the server key the manifest
     /// names now; the caller activates next. Entering the key again is also how a person
     /// confirms a product whose server key changed.
-    pub fn set_key(&self, id: &str, text: &str) -> Result<LicenseKey, EngineError> {
+    ///
+    /// A different key entered while the stored one holds a working grant is kept as
+    /// pending instead ([`KeyStored::Pending`]): servers drop keys they do not accept without
+    /// a word, so only a grant for it may replace a key that works. Entering the stored key
+    /// again drops a pending one.
+    pub fn set_key(&self, id: &str, text: &str) -> Result<KeyStored, EngineError> {
         let manifest = self.manifest(id)?;
         let key = LicenseKey::parse(text)?;
         self.provision(&manifest)?;
+        let now = self.config.clock.now();
+        if self.replaces_working_key(&manifest, &key, now)? {
+            self.config
+                .secrets
+                .set_pending_license_key(id, key.as_bytes())?;
+            self.store.update(|state| {
+                if let Some(product) = state.products.get_mut(id) {
+                    product.pending_key = Some(PendingKey {
+                        since: now,
+                        last_try: None,
+                    });
+                    product.backoff = None;
+                }
+            })?;
+            return Ok(KeyStored::Pending);
+        }
         // The binding first: should the key's write then fail, the key stored before stays,
         // bound to the server the person has just entered a key for.
         self.config
             .secrets
             .set_license_key_server(id, manifest.server_keys.ed25519_bytes())?;
         self.config.secrets.set_license_key(id, key.as_bytes())?;
-        let now = self.config.clock.now();
+        self.config
+            .secrets
+            .delete(id, SecretItem::PendingLicenseKey)?;
         self.store.update(|state| {
             if let Some(product) = state.products.get_mut(id) {
                 product.has_key = true;
                 product.key_set_at = Some(now);
+                product.pending_key = None;
                 // A new key deserves an attempt now, not at the end of a backoff.
                 product.backoff = None;
             }
         })?;
-        Ok(key)
+        Ok(KeyStored::Key)
+    }
+
+    /// Whether `key` would replace a stored key that holds a working grant: another key,
+    /// for the server the stored one is bound to (or unbound), with a grant won by a key and
+    /// still in force.
+    fn replaces_working_key(
+        &self,
+        manifest: &Manifest,
+        key: &LicenseKey,
+        now: u64,
+    ) -> Result<bool, EngineError> {
+        let Some(stored) = self.stored_key(&manifest.id)? else {
+            return Ok(false);
+        };
+        if stored.as_bytes() == key.as_bytes()
+            || self.key_binding(manifest)? == KeyBinding::AnotherServer
+        {
+            return Ok(false);
+        }
+        let lock = self.store.lock()?;
+        let (state, _) = self.store.load(&lock)?;
+        drop(lock);
+        Ok(state
+            .products
+            .get(&manifest.id)
+            .and_then(|p| p.grant.as_ref())
+            .is_some_and(|g| !g.without_key && g.not_after.is_none_or(|end| now < end)))
+    }
+
+    /// Drops a pending key (see [`Engine::set_key`]): the stored key stays, as it was.
+    /// Dropping none is not an error.
+    pub fn drop_pending_key(&self, id: &str) -> Result<(), EngineError> {
+        self.manifest(id)?;
+        self.config
+            .secrets
+            .delete(id, SecretItem::PendingLicenseKey)?;
+        self.store.update(|state| {
+            if let Some(product) = state.products.get_mut(id) {
+                product.pending_key = None;
+            }
+        })?;
+        Ok(())
     }
 
     /// The stored key, if any.
@@ -272,9 +348,13 @@ impl Engine {
         self.config
             .secrets
             .delete(id, lapwing_secrets::SecretItem::LicenseKeyServer)?;
+        self.config
+            .secrets
+            .delete(id, SecretItem::PendingLicenseKey)?;
         self.store.update(|state| {
             if let Some(product) = state.products.get_mut(id) {
                 product.has_key = false;
+                product.pending_key = None;
             }
         })?;
         Ok(())
@@ -552,6 +632,7 @@ impl Engine {
                 at: now,
                 evaluation_started: None,
                 outcome: Outcome::NotSent(Cause::ServerKeyChanged),
+                pending: None,
             });
         }
         let nonce = self.install_nonce(id)?;
@@ -565,6 +646,7 @@ impl Engine {
             at: now,
             evaluation_started,
             outcome: Outcome::NotSent(why),
+            pending: None,
         };
 
         if key.is_none() {
@@ -583,7 +665,128 @@ impl Engine {
             }
         }
 
-        let build = request_builder(manifest, key.as_ref(), facts, nonce, &product)?;
+        // A key entered while this one held a working grant is tried first; until a server
+        // accepts it, the stored key renews the grant as before.
+        let mut pending = None;
+        let pending_key = match key {
+            Some(_) => self.pending_key(id)?,
+            None => None,
+        };
+        let pending_gone = pending_key.is_none() && product.pending_key.is_some();
+        if let Some(new_key) = pending_key {
+            let tried = self
+                .exchange(
+                    manifest,
+                    Some(&new_key),
+                    facts,
+                    nonce,
+                    &product,
+                    policy,
+                    state,
+                    server,
+                    // A key not accepted yet: the first suspect when the server is silent.
+                    Asked::NewKey,
+                )
+                .await?;
+            match tried {
+                Outcome::Accepted {
+                    grant,
+                    record,
+                    notes,
+                } => {
+                    self.promote_pending_key(id, &new_key, manifest.server_keys.ed25519_bytes())?;
+                    return Ok(Attempted {
+                        at: now,
+                        evaluation_started,
+                        outcome: Outcome::Accepted {
+                            grant,
+                            record,
+                            notes,
+                        },
+                        pending: Some(PendingTry::Accepted),
+                    });
+                }
+                Outcome::Failed {
+                    outcome,
+                    diagnosis,
+                    server,
+                } => {
+                    pending = Some(crate::state::Attempt {
+                        at: now,
+                        outcome,
+                        diagnosis,
+                        server,
+                    });
+                }
+                Outcome::NotSent(why) => {
+                    pending = Some(crate::state::Attempt {
+                        at: now,
+                        outcome: AttemptOutcome::NotSent,
+                        diagnosis: vec![why],
+                        server: None,
+                    });
+                }
+            }
+        }
+
+        let outcome = self
+            .exchange(
+                manifest,
+                key.as_ref(),
+                facts,
+                nonce,
+                &product,
+                policy,
+                state,
+                server,
+                match key {
+                    None => Asked::Evaluation,
+                    Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
+                    Some(_) => Asked::NewKey,
+                },
+            )
+            .await?;
+        if let Some(pending) = &mut pending
+            && let Outcome::Accepted { grant, .. } = &outcome
+            && pending.outcome == AttemptOutcome::NoAnswer
+        {
+            // The server answered the stored key and ignored the new one: the new key is
+            // what it did not accept, not the network or the clock.
+            pending.diagnosis = vec![Cause::KeyMayBeRefused];
+            pending.server.clone_from(&grant.server);
+        }
+        if binding == KeyBinding::Unbound && matches!(outcome, Outcome::Accepted { .. }) {
+            self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
+        }
+        Ok(Attempted {
+            at: now,
+            evaluation_started,
+            outcome,
+            pending: match pending {
+                Some(not_accepted) => Some(PendingTry::NotAccepted(not_accepted)),
+                None if pending_gone => Some(PendingTry::Gone),
+                None => None,
+            },
+        })
+    }
+
+    /// One exchange with `key` (none: an evaluation), racing the product's servers: the
+    /// grant won, or why none was.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        manifest: &Manifest,
+        key: Option<&LicenseKey>,
+        facts: &crate::identity::MachineFacts,
+        nonce: [u8; 16],
+        product: &ProductState,
+        policy: &Policy,
+        state: &State,
+        server: Option<SocketAddr>,
+        asked: Asked,
+    ) -> Result<Outcome, EngineError> {
+        let id = manifest.id.as_str();
+        let build = request_builder(manifest, key, facts, nonce, product)?;
 
         let settings = settings_for(policy, manifest, state);
         let servers = match server {
@@ -636,26 +839,16 @@ impl Engine {
                 notes.extend(ranking::silent_overrides(&tried, Some(&winner.address)));
                 notes
             };
-            if binding == KeyBinding::Unbound {
-                self.bind_key_stored_unbound(id, manifest.server_keys.ed25519_bytes());
-            }
-            return Ok(Attempted {
-                at: now,
-                evaluation_started,
-                outcome: Outcome::Accepted {
-                    grant: Box::new(grant),
-                    record: Box::new(record),
-                    notes,
-                },
+            return Ok(Outcome::Accepted {
+                grant: Box::new(grant),
+                record: Box::new(record),
+                notes,
             });
         }
         if raced.tried.is_empty() {
-            return Ok(not_sent(
-                Cause::NoServerFound {
-                    skipped: raced.skipped,
-                },
-                evaluation_started,
-            ));
+            return Ok(Outcome::NotSent(Cause::NoServerFound {
+                skipped: raced.skipped,
+            }));
         }
         let rejections = raced.rejections;
         let first_tried = raced.tried.first().cloned();
@@ -664,28 +857,46 @@ impl Engine {
         } else {
             AttemptOutcome::RejectedAnswer
         };
-        let asked = match key {
-            None => Asked::Evaluation,
-            Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
-            Some(_) => Asked::NewKey,
-        };
         let diagnosis = ranking::rank(Evidence {
             asked,
-            override_new: override_new(&product, state),
+            override_new: override_new(product, state),
             tried,
             rejections,
             forced: server.is_some(),
             overrides_not_found: raced.overrides_not_found,
         });
-        Ok(Attempted {
-            at: now,
-            evaluation_started,
-            outcome: Outcome::Failed {
-                outcome,
-                diagnosis,
-                server: first_tried,
-            },
+        Ok(Outcome::Failed {
+            outcome,
+            diagnosis,
+            server: first_tried,
         })
+    }
+
+    /// The pending key, if any (see [`SecretItem::PendingLicenseKey`]); the all-zero key
+    /// counts as none, as for the stored key.
+    fn pending_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+        Ok(self
+            .config
+            .secrets
+            .get_pending_license_key(id)?
+            .map(|k| LicenseKey::from_bytes(*k))
+            .filter(|k| !k.is_evaluation()))
+    }
+
+    /// A server accepted the pending key: it becomes the license key, bound to that server.
+    /// The binding first, as in `set_key`; the pending item last, so a failure between
+    /// leaves it to be tried (and promoted) again.
+    fn promote_pending_key(
+        &self,
+        id: &str,
+        key: &LicenseKey,
+        server_ed25519: &[u8; 32],
+    ) -> Result<(), EngineError> {
+        let secrets = &self.config.secrets;
+        secrets.set_license_key_server(id, server_ed25519)?;
+        secrets.set_license_key(id, key.as_bytes())?;
+        secrets.delete(id, SecretItem::PendingLicenseKey)?;
+        Ok(())
     }
 
     /// Binds a key stored before keys were bound to the server that just answered it. Not

@@ -4,8 +4,9 @@
 use lap_proto::Uuid;
 use serde::Serialize;
 
+use crate::cause::Cause;
 use crate::manifest::Manifest;
-use crate::state::{Attempt, Grant, ProductState, ServerUsed, State};
+use crate::state::{Attempt, Grant, PendingKey, ProductState, ServerUsed, State};
 use crate::status::{Phase, Standing, standing};
 
 pub use crate::time_mark::CLOCK_BACK_TOLERANCE;
@@ -33,6 +34,9 @@ pub struct ProductStatus {
     pub next_attempt_at: Option<u64>,
     /// Set when this machine's clock is behind a time it has already seen.
     pub clock_moved_back_by: Option<u64>,
+    /// A new license key entered but not accepted yet, and how its latest try ended (never
+    /// the key itself): the grant and key above are still the previous ones.
+    pub pending_key: Option<PendingKey>,
 }
 
 impl ProductStatus {
@@ -66,6 +70,24 @@ impl ProductStatus {
             text.push_str(" (out of compliance)");
         }
         text
+    }
+
+    /// What became of a new key not accepted yet, in one sentence worded alike in the tray
+    /// and in `lapctl`; none without one. The headline stays the previous key's: it is what
+    /// is in effect.
+    pub fn pending_key_note(&self) -> Option<String> {
+        let pending = self.pending_key.as_ref()?;
+        let why = match pending.last_try.as_ref().and_then(|t| t.diagnosis.first()) {
+            None => "it was not tried yet".to_owned(),
+            Some(Cause::KeyMayBeRefused) => {
+                "the server did not accept it: this key may belong to another product, or have no free seat"
+                    .to_owned()
+            }
+            Some(cause) => cause.short().into_owned(),
+        };
+        Some(format!(
+            "The new key was not accepted yet ({why}); the previous key stays in effect"
+        ))
     }
 }
 
@@ -153,6 +175,7 @@ pub fn product_status(
             .map(|b| b.next_at)
             .or_else(|| grant.map(crate::timing::renew_at)),
         clock_moved_back_by: crate::time_mark::moved_back_by(state, now),
+        pending_key: product.pending_key.clone(),
     }
 }
 
@@ -182,6 +205,7 @@ mod tests {
             last_attempt: None,
             next_attempt_at: None,
             clock_moved_back_by: None,
+            pending_key: None,
         }
     }
 

@@ -132,6 +132,20 @@ pub struct ProductState {
     /// When `server_override` was last set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_set_at: Option<u64>,
+    /// A new license key entered while the stored one holds a working grant, not accepted
+    /// yet (the key itself lives only in the keyring). Left out of the file when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<PendingKey>,
+}
+
+/// A license key kept apart until a server accepts it: the previous key and its grant stay
+/// in effect meanwhile. Never holds the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    /// When it was entered.
+    pub since: u64,
+    /// How its latest try ended; none before it was tried.
+    pub last_try: Option<Attempt>,
 }
 
 impl ProductState {
@@ -149,6 +163,7 @@ impl ProductState {
             client_ids_in_keyring: false,
             key_set_at: None,
             override_set_at: None,
+            pending_key: None,
         }
     }
 }

@@ -56,6 +56,7 @@ impl ClockGuard {
             at,
             evaluation_started: None,
             outcome: Outcome::NotSent(Cause::ClockMovedBack { by_secs }),
+            pending: None,
         })
     }
 

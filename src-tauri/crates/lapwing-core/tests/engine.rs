@@ -17,7 +17,7 @@ use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::cause::Cause;
 use lapwing_core::clock::{Clock, FakeClock};
-use lapwing_core::engine::{Engine, EngineConfig, EngineError};
+use lapwing_core::engine::{Engine, EngineConfig, EngineError, KeyStored};
 use lapwing_core::identity::FixedIdentity;
 use lapwing_core::state::AttemptOutcome;
 use lapwing_core::status::Phase;
@@ -1591,5 +1591,180 @@ async fn without_fallback_a_silent_override_fails_the_attempt_and_is_named_first
             }]
         },
         "the override alone was asked"
+    );
+}
+
+/// The keyring's license key and pending key for `id`, as displayed keys.
+fn stored_keys(s: &Setup, id: &str) -> (Option<String>, Option<String>) {
+    let show = |k: Option<lapwing_secrets::Secret<[u8; 16]>>| {
+        k.map(|k| lap_proto::LicenseKey::from_bytes(*k).to_display())
+    };
+    (
+        show(s.secrets.get_license_key(id).expect("keyring")),
+        show(s.secrets.get_pending_license_key(id).expect("keyring")),
+    )
+}
+
+#[tokio::test]
+async fn a_key_the_server_ignores_stays_pending_and_the_working_key_keeps_renewing() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    let first = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(first.state, Phase::Activated);
+    // Key 2 is the add-on's: another product's key, which the server drops without a word.
+    let stored = s
+        .engine
+        .set_key("acme-studio", &key(2).to_display())
+        .expect("well-formed key");
+    assert_eq!(stored, KeyStored::Pending);
+    assert_eq!(
+        stored_keys(&s, "acme-studio"),
+        (Some(key(1).to_display()), Some(key(2).to_display())),
+        "the working key stays the key"
+    );
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Activated);
+    assert_eq!(
+        status.license_id, first.license_id,
+        "the grant is the old key's"
+    );
+    assert_eq!(
+        status.last_attempt.as_ref().map(|a| a.outcome),
+        Some(AttemptOutcome::Activated),
+        "the stored key renewed"
+    );
+    let pending = status.pending_key.as_ref().expect("reported as pending");
+    let last_try = pending.last_try.as_ref().expect("tried");
+    assert_eq!(last_try.outcome, AttemptOutcome::NoAnswer);
+    assert_eq!(last_try.diagnosis, [Cause::KeyMayBeRefused]);
+    let note = status.pending_key_note().expect("a note");
+    assert!(
+        note.contains("not accepted yet") && note.contains("another product"),
+        "{note}"
+    );
+    assert_eq!(stored_keys(&s, "acme-studio").0, Some(key(1).to_display()));
+    let state = std::fs::read_to_string(
+        s.engine
+            .config()
+            .data_dir
+            .join(lapwing_core::state::STATE_FILE),
+    )
+    .expect("state");
+    assert!(state.contains("pending_key"), "{state}");
+    assert!(
+        !state.contains(&key(2).to_display()) && !state.contains(&hex::encode(key(2).as_bytes())),
+        "the pending key never reaches the state file"
+    );
+
+    // The next renewal tries the new key again, and the old key still renews.
+    s.clock.advance(20);
+    let renewed = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(renewed.state, Phase::Activated);
+    let attempt = renewed.last_attempt.as_ref().expect("recorded");
+    assert_eq!(
+        (attempt.outcome, attempt.at),
+        (AttemptOutcome::Activated, s.clock.now())
+    );
+    assert_eq!(renewed.license_id, first.license_id);
+    let retried = renewed
+        .pending_key
+        .as_ref()
+        .and_then(|p| p.last_try.as_ref());
+    assert_eq!(retried.map(|t| t.at), Some(s.clock.now()), "tried again");
+    assert_eq!(
+        stored_keys(&s, "acme-studio"),
+        (Some(key(1).to_display()), Some(key(2).to_display()))
+    );
+}
+
+#[tokio::test]
+async fn a_pending_key_the_server_accepts_becomes_the_key() {
+    let second = key(3).to_display();
+    let server = TestServer::start_with(&format!(
+        "[[license]]\nkey = \"{second}\"\nsku = \"{BASE_SKU}\"\nkind = \"perpetual\"\nseats = 2\n"
+    ));
+    let s = setup(&server);
+    let first = licensed(&s, "acme-studio", 1).await;
+    assert_eq!(first.state, Phase::Activated);
+    let stored = s.engine.set_key("acme-studio", &second).expect("stored");
+    assert_eq!(
+        stored,
+        KeyStored::Pending,
+        "tried before it replaces the key"
+    );
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.state, Phase::Activated);
+    assert_eq!(status.pending_key, None);
+    assert_ne!(status.license_id, first.license_id, "the new key's license");
+    assert_eq!(status.not_after, None, "perpetual");
+    assert_eq!(stored_keys(&s, "acme-studio"), (Some(second), None));
+}
+
+#[tokio::test]
+async fn a_pending_key_can_be_dropped_and_without_a_working_grant_a_key_simply_replaces() {
+    let server = TestServer::start();
+    let s = setup(&server);
+    // No grant yet: the key entered is the key, whatever the server will say.
+    assert_eq!(
+        s.engine
+            .set_key("acme-studio", &key(2).to_display())
+            .expect("stored"),
+        KeyStored::Key
+    );
+    assert_eq!(
+        s.engine
+            .set_key("acme-studio", &key(1).to_display())
+            .expect("stored"),
+        KeyStored::Key
+    );
+    let first = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(first.state, Phase::Activated);
+    s.engine
+        .set_key("acme-studio", &key(2).to_display())
+        .expect("stored");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert!(status.pending_key.is_some());
+    assert!(
+        status
+            .pending_key_note()
+            .is_some_and(|n| n.contains("not tried yet")),
+        "{:?}",
+        status.pending_key_note()
+    );
+    s.engine.drop_pending_key("acme-studio").expect("dropped");
+    let status = s.engine.product_status("acme-studio").expect("status");
+    assert_eq!(status.pending_key, None);
+    assert_eq!(status.license_id, first.license_id);
+    assert_eq!(
+        stored_keys(&s, "acme-studio"),
+        (Some(key(1).to_display()), None)
+    );
+    // A pending key the keyring no longer holds (promoted by an attempt whose commit failed,
+    // or dropped by another Lapwing) is not reported after the next attempt.
+    s.engine
+        .set_key("acme-studio", &key(2).to_display())
+        .expect("stored");
+    s.secrets
+        .delete(
+            "acme-studio",
+            lapwing_secrets::SecretItem::PendingLicenseKey,
+        )
+        .expect("deleted");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert_eq!(status.pending_key, None);
+    assert_eq!(status.license_id, first.license_id);
+    // Entering the working key again also drops a pending one.
+    s.engine
+        .set_key("acme-studio", &key(2).to_display())
+        .expect("stored");
+    assert_eq!(
+        s.engine
+            .set_key("acme-studio", &key(1).to_display())
+            .expect("stored"),
+        KeyStored::Key
+    );
+    assert_eq!(
+        stored_keys(&s, "acme-studio"),
+        (Some(key(1).to_display()), None)
     );
 }

@@ -1,6 +1,7 @@
 //! Lapwing's per-product secrets: the license key (16 bytes), the server key it was entered for
-//! (32 bytes), the install nonce (16 bytes), the evaluation start (UNIX seconds) and the client
-//! ids (2 × 16 bytes), kept in the OS keyring (LAP profile §2 and §8, draft §3.1).
+//! (32 bytes), a new license key not accepted yet (16 bytes), the install nonce (16 bytes), the
+//! evaluation start (UNIX seconds) and the client ids (2 × 16 bytes), kept in the OS keyring
+//! (LAP profile §2 and §8, draft §3.1).
 //!
 //! The engine sees only [`SecretStore`]. Three stores implement it:
 //!
@@ -74,6 +75,10 @@ pub enum SecretItem {
     /// that server only, so a replaced manifest cannot redirect it unconfirmed. Absent for a
     /// key stored before keys were bound (bound at its next activation).
     LicenseKeyServer,
+    /// A license key entered while another key holds a working grant: kept apart and tried
+    /// until a server accepts it (then it becomes [`SecretItem::LicenseKey`]) or the person
+    /// drops it, so a key the server ignores never replaces one that works.
+    PendingLicenseKey,
     /// 16 CSPRNG bytes made once per product installation (profile §2).
     InstallNonce,
     /// When the evaluation started: UNIX seconds, 8 bytes little-endian (profile §8).
@@ -88,9 +93,10 @@ pub enum SecretItem {
 
 impl SecretItem {
     /// The items a product keeps (what uninstalling forgets); [`SecretItem::Probe`] is not one.
-    pub const PRODUCT_ITEMS: [SecretItem; 5] = [
+    pub const PRODUCT_ITEMS: [SecretItem; 6] = [
         SecretItem::LicenseKey,
         SecretItem::LicenseKeyServer,
+        SecretItem::PendingLicenseKey,
         SecretItem::InstallNonce,
         SecretItem::EvaluationStart,
         SecretItem::ClientIds,
@@ -101,6 +107,7 @@ impl SecretItem {
         match self {
             SecretItem::LicenseKey => "license-key",
             SecretItem::LicenseKeyServer => "license-key-server",
+            SecretItem::PendingLicenseKey => "pending-license-key",
             SecretItem::InstallNonce => "install-nonce",
             SecretItem::EvaluationStart => "evaluation-start",
             SecretItem::ClientIds => "client-ids",
@@ -112,6 +119,7 @@ impl SecretItem {
         [
             SecretItem::LicenseKey,
             SecretItem::LicenseKeyServer,
+            SecretItem::PendingLicenseKey,
             SecretItem::InstallNonce,
             SecretItem::EvaluationStart,
             SecretItem::ClientIds,
@@ -126,7 +134,10 @@ impl SecretItem {
     /// truncated key never reaches a seed.
     pub const fn value_len(self) -> usize {
         match self {
-            SecretItem::LicenseKey | SecretItem::InstallNonce | SecretItem::Probe => 16,
+            SecretItem::LicenseKey
+            | SecretItem::PendingLicenseKey
+            | SecretItem::InstallNonce
+            | SecretItem::Probe => 16,
             SecretItem::EvaluationStart => 8,
             SecretItem::ClientIds | SecretItem::LicenseKeyServer => 32,
         }
@@ -204,6 +215,18 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
 
     fn set_license_key(&self, product_id: &str, key: &[u8; 16]) -> Result<(), SecretError> {
         self.set(product_id, SecretItem::LicenseKey, key)
+    }
+
+    /// The key entered but not yet accepted (see [`SecretItem::PendingLicenseKey`]).
+    fn get_pending_license_key(
+        &self,
+        product_id: &str,
+    ) -> Result<Option<Secret<[u8; 16]>>, SecretError> {
+        get_array(self, product_id, SecretItem::PendingLicenseKey)
+    }
+
+    fn set_pending_license_key(&self, product_id: &str, key: &[u8; 16]) -> Result<(), SecretError> {
+        self.set(product_id, SecretItem::PendingLicenseKey, key)
     }
 
     /// The server Ed25519 public key the stored license key is bound to.
@@ -403,6 +426,7 @@ mod tests {
             [
                 "license-key",
                 "license-key-server",
+                "pending-license-key",
                 "install-nonce",
                 "evaluation-start",
                 "client-ids"

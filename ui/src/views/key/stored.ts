@@ -1,5 +1,5 @@
 // The stored key: shown masked, in full only on request and for a while, removed after a
-// confirmation.
+// confirmation; and a new key not accepted yet, which the person can drop.
 import { ipc } from '../../ipc';
 import { button, busy, clear, h, Messages } from '../../dom';
 import { section } from '../common';
@@ -25,6 +25,21 @@ export function storedKeySection(id: string): StoredKey {
     note.focus();
   });
   note.tabIndex = -1;
+  const pendingNote = h('p', { id: 'pending-key-note' });
+  const drop = button('Drop the new key', () => {
+    void busy(drop, 'Dropping…', async () => {
+      try {
+        const status = await ipc.dropPendingKey(id);
+        await load();
+        messages.ok(`The new key was dropped; the current key stays. ${status.line}`);
+        note.focus();
+      } catch (e) {
+        messages.error(e);
+      }
+    });
+  }, { id: 'drop-pending-key', title: 'Keep the current key' });
+  const pending = h('div', { class: 'pending-key', role: 'group', 'aria-label': 'New key not accepted yet', hidden: true },
+    pendingNote, h('div', { class: 'actions' }, drop));
 
   async function load(): Promise<void> {
     // A revealed key is hidden on every read: the key may have changed since.
@@ -44,10 +59,25 @@ export function storedKeySection(id: string): StoredKey {
     } catch (e) {
       messages.error(e);
     }
+    await loadPending();
+  }
+
+  /** Whether a new key waits for a server to accept it (the key itself is never shown). */
+  async function loadPending(): Promise<void> {
+    try {
+      const status = (await ipc.status()).find((p) => p.id === id);
+      const waiting = status?.pending_key ? status : null;
+      pending.hidden = waiting === null;
+      pendingNote.textContent = waiting
+        ? (waiting.pending_note ?? 'The new key was not accepted yet; the previous key stays in effect')
+        : '';
+    } catch (e) {
+      messages.error(e);
+    }
   }
 
   return {
-    el: section('Stored key', 'stored-title', note, row, confirm.el, messages.el),
+    el: section('Stored key', 'stored-title', note, row, pending, confirm.el, messages.el),
     load,
   };
 }
