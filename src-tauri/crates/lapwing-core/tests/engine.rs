@@ -1507,6 +1507,30 @@ async fn a_key_changed_before_silence_is_named_first_an_accepted_one_is_not() {
         .set_key("acme-studio", &key(9).to_display())
         .expect("well-formed key");
     let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    // The grant still works, so the new key is kept pending and tried first: its try names
+    // the key first; the key in effect's renewal still blames the network.
+    let pending_try = status
+        .pending_key
+        .as_ref()
+        .and_then(|p| p.last_try.as_ref())
+        .expect("the new key was tried");
+    assert_eq!(
+        codes_of(&pending_try.diagnosis),
+        ["key-may-be-refused", "unreachable"],
+        "a key entered just before the silence is the first suspect (the clock is checked \
+         once, for the attempt of the key in effect)"
+    );
+    assert_eq!(
+        codes(&status),
+        ["unreachable", "key-may-be-refused", "clock-not-checked"]
+    );
+    // With no working grant left, the new key is simply the key, and still the first suspect.
+    s.clock.advance(400 * DAY);
+    s.engine
+        .set_key("acme-studio", &key(9).to_display())
+        .expect("well-formed key");
+    let status = s.engine.activate("acme-studio", None).await.expect("runs");
+    assert!(status.pending_key.is_none(), "{:?}", status.pending_key);
     assert_eq!(
         codes(&status),
         ["key-may-be-refused", "unreachable", "clock-not-checked"],
