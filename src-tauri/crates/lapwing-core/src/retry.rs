@@ -239,10 +239,17 @@ impl<'a> Attempts<'a> {
         self.transport_errors += 1;
     }
 
-    /// The network said something of this server (an ICMP error read from the socket): kept
-    /// for the diagnosis; the attempts go on as for any send or receive error.
+    /// The network said something of this server (an ICMP error read from the socket), kept
+    /// for the diagnosis. A refusal ends the exchange: nothing listens at that port, so the
+    /// retries would only meet the same refusal and keep a server that a person chose
+    /// holding the floor for the whole schedule before the next one is asked (see `race`).
+    /// No route goes on as any send or receive error does: a route may come back (a VPN
+    /// connecting, a link coming up) within the schedule.
     pub fn handle_network_said(&mut self, said: NetworkSaid) {
         self.network = Some(said);
+        if said == NetworkSaid::Refused && !self.is_finished() {
+            self.phase = Phase::GaveUp;
+        }
     }
 
     /// Answered, or given up after the last wait.

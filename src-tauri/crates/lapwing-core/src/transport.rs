@@ -88,6 +88,9 @@ pub async fn exchange(
                     attempts.handle_network_said(said);
                 }
                 attempts.handle_recv_error(monotonic_now());
+                if attempts.is_finished() {
+                    break;
+                }
                 // A socket that keeps failing must not spin: wait out the attempt instead.
                 tokio::time::sleep_until(deadline).await;
                 attempts.handle_timeout(monotonic_now());

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lap_proto::{EphemeralSecret, Request, SeedV1, ServerSecretKeys, Uuid, open_request};
-use lapwing_core::retry::{Attempts, Received, RetryPolicy, ServerOutcome};
+use lapwing_core::retry::{Attempts, NetworkSaid, Received, RetryPolicy, ServerOutcome};
 use zeroize::Zeroizing;
 
 /// The wall clock (UNIX seconds) at the virtual epoch.
@@ -559,4 +559,41 @@ fn an_answer_after_giving_up_is_ignored() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_refusal_ends_the_exchange_at_once_and_no_route_waits_the_schedule_out() {
+    let keys = server_keys();
+    let policy = RetryPolicy::default();
+    let t0 = Instant::now();
+
+    let mut refused = Attempts::new(keys.public(), &request, &policy);
+    refused
+        .poll_transmit(t0, &EphemeralSecret::from_bytes([1; 32]), WALL_EPOCH)
+        .expect("seals")
+        .expect("due");
+    refused.handle_network_said(NetworkSaid::Refused);
+    refused.handle_recv_error(t0 + ms(1));
+    assert!(refused.is_finished(), "nothing listens: no retry");
+    assert_eq!(refused.poll_timeout(), None);
+    assert!(matches!(
+        refused.into_outcome(),
+        ServerOutcome::Silent {
+            attempts: 1,
+            network: Some(NetworkSaid::Refused),
+            ..
+        }
+    ));
+
+    let mut no_route = Attempts::new(keys.public(), &request, &policy);
+    no_route
+        .poll_transmit(t0, &EphemeralSecret::from_bytes([2; 32]), WALL_EPOCH)
+        .expect("seals")
+        .expect("due");
+    no_route.handle_network_said(NetworkSaid::NoRoute);
+    no_route.handle_send_error(t0 + ms(1));
+    assert!(!no_route.is_finished(), "a route may come back");
+    assert_eq!(no_route.poll_timeout(), Some(t0 + secs(1)));
+    no_route.handle_timeout(t0 + secs(1));
+    assert!(no_route.is_send_due(), "the next attempt still goes out");
 }
