@@ -769,6 +769,13 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
     );
     let shown = desk.json(&["key", "show", "acme-studio", "--reveal", "--json"]);
     assert_eq!(shown["key"], base_key.as_str());
+    assert!(
+        shown["pending"]
+            .as_str()
+            .is_some_and(|note| note.contains("not accepted yet")),
+        "key show says a new key is pending: {shown}"
+    );
+    assert!(!shown.to_string().contains(&addon_key), "{shown}");
     let status = desk.json(&["status", "--json"]);
     assert!(status[0]["pending_key"].is_object(), "{status}");
 
@@ -779,4 +786,5 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
     assert_eq!(status[0]["state"], "activated");
     let shown = desk.json(&["key", "show", "acme-studio", "--reveal", "--json"]);
     assert_eq!(shown["key"], base_key.as_str());
+    assert!(shown["pending"].is_null(), "{shown}");
 }

@@ -412,13 +412,19 @@ pub fn key(args: &EngineArgs, command: &KeyCommand, out: &mut dyn Write) -> Resu
         KeyCommand::Show { id, reveal, json } => {
             let key = engine.key(id)?;
             let text = key.map(|k| if *reveal { k.to_display() } else { k.masked() });
+            // The key shown is the one in effect; a new key not accepted yet is only said,
+            // never shown (it may be another product's, typed by mistake).
+            let pending = engine.product_status(id)?.pending_key_note();
             if *json {
                 output::json(
                     out,
-                    &serde_json::json!({"id": id, "key": text, "masked": !reveal}),
+                    &serde_json::json!({"id": id, "key": text, "masked": !reveal, "pending": pending}),
                 )?;
             } else {
                 writeln!(out, "{}", text.unwrap_or_else(|| "(no key stored)".into()))?;
+                if let Some(note) = pending {
+                    writeln!(out, "{}", shown(&note))?;
+                }
             }
             Ok(exit::OK)
         }
