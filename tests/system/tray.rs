@@ -12,7 +12,7 @@ use lapwing_system_tests::desktop::{
     Display, NotificationServer, TauriDriver, artifact_dir, desktop_env, listening_sockets,
     process_tree,
 };
-use lapwing_system_tests::{BASE_SKU, Server, Vendor, bin};
+use lapwing_system_tests::{ADDON_SKU, BASE_SKU, Server, Vendor, bin};
 
 const STUDIO: &str = "acme-studio";
 
@@ -299,6 +299,62 @@ fn the_key_window_shows_its_result_in_view_and_closes_with_done_and_escape() {
     app.press_escape();
     app.wait_closed(&about, Duration::from_secs(10));
     assert!(app.handles().contains(&products), "only the dialog closed");
+}
+
+/// Another product's key typed into a working product's key window: the server ignores it,
+/// so the window says it was not accepted yet (no success), the working key stays, and
+/// "Drop the new key" forgets it.
+#[test]
+fn another_products_key_in_the_key_window_is_not_shown_as_success_and_can_be_dropped() {
+    let vendor = Vendor::new();
+    let (base_key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let (addon_key, _) = vendor.new_license(ADDON_SKU, &[]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let out = desk.set_key(STUDIO, &base_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let display = Display::start();
+    let driver = TauriDriver::start(&desk, &display);
+
+    let app = driver.session(&bin("lapwing"), &["--open", "products"]);
+    app.find(&format!("[data-product=\"{STUDIO}\"]"));
+    let products = app.handle();
+    app.click(&format!("[data-focus=\"{STUDIO}:key\"]"));
+    app.switch_to_new_window(std::slice::from_ref(&products));
+    app.type_into("#key-input", &addon_key);
+    app.find("#activate-key:not([disabled])");
+    app.click("#activate-key");
+    app.wait_for_text("not accepted yet", Duration::from_secs(30));
+    assert_eq!(
+        app.execute("return document.querySelectorAll('#result .message-ok').length")
+            .as_u64(),
+        Some(0),
+        "no success is shown for a key no server accepted:\n{}",
+        app.text()
+    );
+    app.wait_until(
+        &in_view_script(&["#drop-pending-key"]),
+        Duration::from_secs(5),
+    );
+    let shown = desk.json(&["key", "show", STUDIO, "--reveal", "--json"]);
+    assert_eq!(shown["key"], base_key.as_str(), "the working key stays");
+
+    app.click("#drop-pending-key");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = desk.json(&["status", "--json"]);
+        if status[0]["pending_key"].is_null() {
+            assert_eq!(status[0]["state"], "activated");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still pending: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
