@@ -264,7 +264,7 @@ fn failure_reason(s: &ProductStatus) -> Option<String> {
 mod tests {
     use super::*;
     use lap_proto::time::DAY;
-    use lap_proto::{LicenseKind, Uuid};
+    use lap_proto::LicenseKind;
     use lapwing_core::cause::Cause;
     use lapwing_core::state::Attempt;
 
@@ -277,23 +277,8 @@ mod tests {
             id: id.into(),
             name: format!("Acme {id}"),
             vendor: "Acme".into(),
-            sku: Uuid::nil(),
-            addon_of: None,
             state,
-            not_after: None,
-            ends_at: None,
-            days_left: None,
-            license_id: None,
-            kind: None,
-            in_compliance: None,
-            features: Vec::new(),
-            notice: None,
-            has_key: false,
-            server: None,
-            last_attempt: None,
-            next_attempt_at: None,
-            clock_moved_back_by: None,
-            pending_key: None,
+            ..ProductStatus::default()
         }
     }
 

@@ -277,24 +277,8 @@ fn status(id: &str, state: Phase) -> ProductStatus {
     ProductStatus {
         id: id.into(),
         name: id.into(),
-        vendor: String::new(),
-        sku: Uuid::nil(),
-        addon_of: None,
         state,
-        not_after: None,
-        ends_at: None,
-        days_left: None,
-        license_id: None,
-        kind: None,
-        in_compliance: None,
-        features: Vec::new(),
-        notice: None,
-        has_key: false,
-        server: None,
-        last_attempt: None,
-        next_attempt_at: None,
-        clock_moved_back_by: None,
-        pending_key: None,
+        ..ProductStatus::default()
     }
 }
 

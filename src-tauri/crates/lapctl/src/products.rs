@@ -609,28 +609,16 @@ mod tests {
             id: "acme".into(),
             name: "Acme".into(),
             vendor: "Acme".into(),
-            sku: lap_proto::Uuid::nil(),
-            addon_of: None,
             state,
-            not_after: None,
-            ends_at: None,
-            days_left: None,
             license_id: granted.then(|| lap_proto::Uuid::from_u128(1)),
-            kind: None,
-            in_compliance: None,
-            features: Vec::new(),
-            notice: None,
             has_key: true,
-            server: None,
             last_attempt: outcome.map(|outcome| Attempt {
                 at: 0,
                 outcome,
                 diagnosis: vec![Cause::Unreachable { tried: Vec::new() }],
                 server: None,
             }),
-            next_attempt_at: None,
-            clock_moved_back_by: None,
-            pending_key: None,
+            ..ProductStatus::default()
         }
     }
 

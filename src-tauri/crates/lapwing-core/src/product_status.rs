@@ -12,7 +12,9 @@ use crate::status::{Phase, Standing, standing};
 pub use crate::time_mark::CLOCK_BACK_TOLERANCE;
 
 /// One product's status, as the tray and `lapctl status --json` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `Default`: an unlicensed product of which nothing is known yet (no key, no grant, no
+/// attempt); what tests and callers fill in from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProductStatus {
     pub id: String,
     pub name: String,
@@ -189,23 +191,12 @@ mod tests {
             id: "p".into(),
             name: "P".into(),
             vendor: "V".into(),
-            sku: Uuid::nil(),
-            addon_of: None,
             state,
             not_after: Some(20 * DAY),
             ends_at: Some(20 * DAY),
             days_left: Some(3),
-            license_id: None,
-            kind: None,
-            in_compliance: None,
-            features: Vec::new(),
-            notice: None,
             has_key: true,
-            server: None,
-            last_attempt: None,
-            next_attempt_at: None,
-            clock_moved_back_by: None,
-            pending_key: None,
+            ..ProductStatus::default()
         }
     }
 

@@ -11,9 +11,10 @@ use crate::state::ProductState;
 use crate::timing::renew_at;
 
 /// The states `lapctl status --json` reports (kebab-case words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    #[default]
     Unlicensed,
     Evaluation,
     EvaluationExpired,
