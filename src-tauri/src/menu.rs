@@ -263,8 +263,8 @@ fn failure_reason(s: &ProductStatus) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lap_proto::time::DAY;
     use lap_proto::LicenseKind;
+    use lap_proto::time::DAY;
     use lapwing_core::cause::Cause;
     use lapwing_core::state::Attempt;
 
