@@ -1,6 +1,8 @@
 //! What a licensed product does at start: read the activation record Lapwing wrote for it
 //! (profile §7), verify it with the server key the product was built with, and decide.
 //! Lapwing never needs to be trusted: a record it (or anyone) altered fails the signature.
+//! The record is either an activation (the server's signed answer) or, once the vendor has
+//! published its final release, a sunset record (the vendor's signed grant, valid forever).
 //!
 //! ```sh
 //! cargo run -p lap-proto --example verify_record -- \
@@ -12,7 +14,7 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lap_proto::{ActivationRecord, LicenseKind, Uuid};
+use lap_proto::{LicenseKind, ProductRecord, Uuid, VerifiedRecord};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,25 +41,35 @@ fn check(path: &str, sku: &str, ed25519: &str) -> Result<(), String> {
         .ok_or("the server key must be 32 bytes of hex")?;
 
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let record = ActivationRecord::from_json(&text).map_err(|e| e.to_string())?;
+    let record = ProductRecord::from_json(&text).map_err(|e| e.to_string())?;
     // Signature, decryption, SKU and client id: all checked here, against the product's key.
     let verified = record
         .verify(sku, &server_key)
         .map_err(|e| format!("the record does not verify: {e}"))?;
+    let data = verified.server_data();
 
     // The time rules are the product's: NotAfter ends the license (profile §5).
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let data = &verified.server_data;
     if let Some(end) = data.not_after
         && now >= end
     {
         return Err(format!("the license ended at {end} (UNIX time)"));
     }
     let kind = data.kind.map_or("unspecified", LicenseKind::as_str);
-    println!("licensed: {kind}, license {}", verified.response.license_id);
+    match &verified {
+        VerifiedRecord::Activation(activation) => {
+            println!(
+                "licensed: {kind}, license {}",
+                activation.response.license_id
+            );
+        }
+        VerifiedRecord::Sunset(_) => {
+            println!("licensed: {kind}, for good (the vendor's final release)");
+        }
+    }
     println!(
         "until: {}",
         data.not_after

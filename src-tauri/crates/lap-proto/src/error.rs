@@ -1,6 +1,7 @@
 //! The one error type of `lap-proto`.
 
 use crate::license_key::LicenseKeyError;
+use crate::seed_ext::SeedExtensionError;
 use crate::server_data::ServerDataError;
 use crate::time::TimeOutOfRange;
 
@@ -117,6 +118,10 @@ pub enum ProtoError {
     #[error("client seed is not a v1 seed: {0}")]
     Seed(&'static str),
 
+    /// The seed extensions at the start of Room are malformed (profile 1.1, §2.1).
+    #[error("malformed seed extensions: {0}")]
+    SeedExtension(#[from] SeedExtensionError),
+
     /// The ServerData is not valid profile TLV v1.
     #[error("invalid ServerData: {0}")]
     ServerData(#[from] ServerDataError),
@@ -124,6 +129,10 @@ pub enum ProtoError {
     /// A license key could not be read.
     #[error(transparent)]
     LicenseKey(#[from] LicenseKeyError),
+
+    /// A sunset grant could not be read (profile 1.1, §9).
+    #[error("sunset grant: {0}")]
+    Sunset(String),
 
     /// An activation record could not be read or does not match its response.
     #[error("activation record: {0}")]

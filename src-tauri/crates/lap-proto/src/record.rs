@@ -14,6 +14,7 @@ use crate::crypto::open_in_place;
 use crate::error::{AuthStage, ProtoError, Result};
 use crate::exchange::Activation;
 use crate::server_data::ServerData;
+use crate::sunset::{SUNSET_KIND, SunsetGrant};
 use crate::wire::{MIN_RESPONSE_DATAGRAM_LEN, Response, SIGNATURE_LEN, TAG_LEN};
 
 /// The only record schema this version writes and reads.
@@ -156,5 +157,177 @@ impl ActivationRecord {
             response,
             server_data,
         })
+    }
+}
+
+/// `activations/<id>.json` of a product the vendor released for good (profile 1.1, §9): the
+/// vendor's sunset grant, with the product's id. It has `"kind": "sunset"`; an activation
+/// record has no `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunsetRecord {
+    pub schema: u32,
+    pub kind: String,
+    /// The product's manifest id.
+    pub id: String,
+    pub sku: Uuid,
+    /// The vendor's grant, exactly as published.
+    pub grant: SunsetGrant,
+}
+
+impl SunsetRecord {
+    pub fn new(id: &str, grant: SunsetGrant) -> Self {
+        Self {
+            schema: RECORD_SCHEMA,
+            kind: SUNSET_KIND.to_owned(),
+            id: id.to_owned(),
+            sku: grant.sku,
+            grant,
+        }
+    }
+
+    /// Pretty JSON with a trailing newline, as written to disk.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// Either record a product may find in `activations/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductRecord {
+    Activation(ActivationRecord),
+    Sunset(SunsetRecord),
+}
+
+/// What a verified product record grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedRecord {
+    /// An activation answered by the server (or by an intermediate it delegated).
+    Activation(VerifiedActivation),
+    /// The vendor's final grant: valid forever, on every machine.
+    Sunset(ServerData),
+}
+
+impl VerifiedRecord {
+    /// What the license says, whichever record said it.
+    pub fn server_data(&self) -> &ServerData {
+        match self {
+            Self::Activation(verified) => &verified.server_data,
+            Self::Sunset(data) => data,
+        }
+    }
+}
+
+impl ProductRecord {
+    /// Reads either record; the `kind` field tells them apart (absent: an activation record).
+    pub fn from_json(text: &str) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            kind: Option<String>,
+        }
+        let probe: Kind = serde_json::from_str(text).map_err(|e| {
+            ProtoError::Record(format!(
+                "not a valid record (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        match probe.kind.as_deref() {
+            None => Ok(Self::Activation(ActivationRecord::from_json(text)?)),
+            Some(SUNSET_KIND) => {
+                let record: SunsetRecord = serde_json::from_str(text).map_err(|e| {
+                    ProtoError::Record(format!(
+                        "not a valid sunset record (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ))
+                })?;
+                if record.schema != RECORD_SCHEMA {
+                    return Err(ProtoError::Record(format!(
+                        "unsupported schema {}",
+                        record.schema
+                    )));
+                }
+                Ok(Self::Sunset(record))
+            }
+            Some(_) => Err(record_error("unknown kind of record")),
+        }
+    }
+
+    /// What a product calls: the signature checked with the key it was built with, the SKU
+    /// its own; for a sunset record, also that the record's SKU is the grant's.
+    pub fn verify(
+        &self,
+        expected_sku: Uuid,
+        server_ed25519_public: &[u8; 32],
+    ) -> Result<VerifiedRecord> {
+        match self {
+            Self::Activation(record) => Ok(VerifiedRecord::Activation(
+                record.verify(expected_sku, server_ed25519_public)?,
+            )),
+            Self::Sunset(record) => {
+                if record.sku != record.grant.sku {
+                    return Err(ProtoError::SkuMismatch);
+                }
+                Ok(VerifiedRecord::Sunset(
+                    record.grant.verify(expected_sku, server_ed25519_public)?,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ServerSecretKeys;
+    use crate::server_data::LicenseKind;
+
+    const SKU: Uuid = Uuid::from_u128(0x6b0c_4c1e_8f5d_4f51_9d3a_2f7c_1a0e_9b11);
+
+    fn keys() -> ServerSecretKeys {
+        ServerSecretKeys::from_bytes([1; 32], &[2; 32])
+    }
+
+    fn sunset_record() -> SunsetRecord {
+        let data = ServerData {
+            kind: Some(LicenseKind::Perpetual),
+            ..ServerData::default()
+        };
+        let grant = SunsetGrant::sign(&keys(), SKU, 1_800_000_000, &data).expect("signs");
+        SunsetRecord::new("acme-studio", grant)
+    }
+
+    #[test]
+    fn a_sunset_record_reads_back_and_verifies_with_the_built_in_key() {
+        let text = sunset_record().to_json();
+        let record = ProductRecord::from_json(&text).expect("reads");
+        assert_eq!(record, ProductRecord::Sunset(sunset_record()));
+        let verified = record
+            .verify(SKU, keys().public().ed25519_bytes())
+            .expect("verifies");
+        assert_eq!(verified.server_data().kind, Some(LicenseKind::Perpetual));
+        let other = *ServerSecretKeys::from_bytes([1; 32], &[5; 32])
+            .public()
+            .ed25519_bytes();
+        assert!(record.verify(SKU, &other).is_err());
+    }
+
+    #[test]
+    fn a_sunset_record_for_another_sku_or_of_an_unknown_kind_is_refused() {
+        let mut moved = sunset_record();
+        moved.sku = Uuid::from_u128(9);
+        assert!(matches!(
+            ProductRecord::Sunset(moved).verify(SKU, keys().public().ed25519_bytes()),
+            Err(ProtoError::SkuMismatch)
+        ));
+        let text = sunset_record()
+            .to_json()
+            .replace("\"sunset\",\n  \"id\"", "\"other\",\n  \"id\"");
+        assert!(ProductRecord::from_json(&text).is_err());
+        assert!(ProductRecord::from_json("[]").is_err());
     }
 }

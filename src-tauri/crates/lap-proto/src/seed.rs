@@ -5,6 +5,7 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{ProtoError, Result};
+use crate::seed_ext::SeedExtensions;
 use crate::wire::MAX_SEED_LEN;
 
 /// Bytes of a v1 seed before its Room.
@@ -45,6 +46,16 @@ impl SeedV1 {
 
     /// The seed bytes followed by `room` zero bytes (the space the server may fill).
     pub fn encode(&self, room: usize) -> Result<Zeroizing<Vec<u8>>> {
+        self.encode_with_extensions(room, &SeedExtensions::default())
+    }
+
+    /// The seed bytes followed by `room` bytes that begin with `extensions` (profile 1.1,
+    /// §2.1) and are zero after them. Refuses extensions that do not fit in `room`.
+    pub fn encode_with_extensions(
+        &self,
+        room: usize,
+        extensions: &SeedExtensions,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if room > MAX_RESPONSE_ROOM {
             return Err(ProtoError::TooLong {
                 what: "response room",
@@ -59,6 +70,7 @@ impl SeedV1 {
         out.push(self.num_cores);
         out.extend_from_slice(&self.install_nonce);
         out.resize(SEED_V1_LEN + room, 0);
+        extensions.write_into(&mut out[SEED_V1_LEN..])?;
         Ok(out)
     }
 
@@ -78,6 +90,14 @@ impl SeedV1 {
         out.machine_hash.copy_from_slice(&seed[16..48]);
         out.install_nonce.copy_from_slice(&seed[50..66]);
         Ok(out)
+    }
+
+    /// Reads the seed and the extensions at the start of its Room (profile 1.1, §2.1). A
+    /// malformed extension area makes the whole seed malformed.
+    pub fn decode_with_extensions(seed: &[u8]) -> Result<(Self, SeedExtensions)> {
+        let out = Self::decode(seed)?;
+        let extensions = SeedExtensions::parse(&seed[SEED_V1_LEN..])?;
+        Ok((out, extensions))
     }
 }
 
@@ -127,6 +147,33 @@ mod tests {
         assert!(SeedV1::decode(&[0; 65]).is_err());
         assert!(sample().encode(MAX_RESPONSE_ROOM).is_ok());
         assert!(sample().encode(MAX_RESPONSE_ROOM + 1).is_err());
+    }
+
+    #[test]
+    fn extensions_sit_at_the_start_of_room_and_read_back() {
+        use crate::seed_ext::Intent;
+        let extensions = SeedExtensions {
+            intent: Intent::Release,
+            generation: Some(3),
+            ..SeedExtensions::default()
+        };
+        let bytes = sample()
+            .encode_with_extensions(16, &extensions)
+            .expect("fits");
+        assert_eq!(bytes.len(), 82);
+        assert_eq!(&bytes[66..70], &[1, 1, 0, 1]);
+        let (seed, read) = SeedV1::decode_with_extensions(&bytes).expect("valid");
+        assert_eq!((seed, read), (sample(), extensions.clone()));
+        // Too little Room for them is refused, not cut.
+        assert!(sample().encode_with_extensions(8, &extensions).is_err());
+        // A plain seed has none, and reads back as none.
+        let plain = sample().encode(16).expect("fits");
+        let (_, none) = SeedV1::decode_with_extensions(&plain).expect("valid");
+        assert!(none.is_empty());
+        // A malformed area makes the seed malformed.
+        let mut bad = plain.to_vec();
+        bad[66..69].copy_from_slice(&[3, 9, 0]);
+        assert!(SeedV1::decode_with_extensions(&bad).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::delegation::{DELEGATION_LEN, Delegation};
 use crate::time::{DAY, MINUTE, time_from_bytes, time_to_bytes};
 
 const NOT_AFTER: u8 = 0x01;
@@ -11,6 +12,10 @@ const COMPLIANCE: u8 = 0x04;
 const FEATURES: u8 = 0x05;
 const NOTICE: u8 = 0x06;
 const ASSET_KEY: u8 = 0x07;
+const RELEASED: u8 = 0x08;
+const SEATS: u8 = 0x09;
+const DELEGATION: u8 = 0x0A;
+const DUPLICATE: u8 = 0x0B;
 const FIRST_VENDOR_TYPE: u8 = 0x80;
 /// Longest Notice the profile allows, in bytes.
 pub const MAX_NOTICE_LEN: usize = 200;
@@ -138,7 +143,7 @@ impl std::str::FromStr for LicenseKind {
     }
 }
 
-/// Decoded ServerData. Unknown reserved records (0x08–0x7F) are dropped; vendor records
+/// Decoded ServerData. Unknown reserved records (0x0C–0x7F) are dropped; vendor records
 /// (0x80–0xFF) are kept in order, untouched, for the product.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ServerData {
@@ -153,6 +158,15 @@ pub struct ServerData {
     pub notice: Option<String>,
     /// Opaque key for the product; never shown or logged.
     pub asset_key: Option<Zeroizing<Vec<u8>>>,
+    /// This installation's seat was freed (profile 1.1, §9).
+    pub released: bool,
+    /// Seats granted to an intermediate server's pool (profile 1.1, §10).
+    pub seats: Option<u32>,
+    /// The vendor's delegation of an intermediate server (profile 1.1, §10), unverified.
+    pub delegation: Option<Delegation>,
+    /// This installation sent a lower Generation than the server saw before: cloned or
+    /// restored from a snapshot (profile 1.1, §9).
+    pub duplicate: bool,
     pub vendor_records: Vec<(u8, Vec<u8>)>,
 }
 
@@ -166,6 +180,10 @@ impl std::fmt::Debug for ServerData {
             .field("features", &self.features)
             .field("notice", &self.notice)
             .field("asset_key", &self.asset_key.as_ref().map(|_| "<redacted>"))
+            .field("released", &self.released)
+            .field("seats", &self.seats)
+            .field("delegation", &self.delegation)
+            .field("duplicate", &self.duplicate)
             .field("vendor_records", &self.vendor_records.len())
             .finish()
     }
@@ -208,7 +226,7 @@ impl ServerData {
     /// Parses TLV v1. Empty input is valid and means "nothing said".
     pub fn parse(bytes: &[u8]) -> Result<Self, ServerDataError> {
         let mut out = Self::default();
-        let mut seen = [false; 8];
+        let mut seen = [false; DUPLICATE as usize + 1];
         let mut offset = 0;
         while offset < bytes.len() {
             let Some(header) = bytes.get(offset..offset + 3) else {
@@ -219,7 +237,9 @@ impl ServerData {
             let Some(value) = bytes.get(offset + 3..offset + 3 + len) else {
                 return Err(ServerDataError::Truncated { offset });
             };
-            if (NOT_AFTER..=ASSET_KEY).contains(&record_type) {
+            // §5 refuses duplicates of 0x01–0x07; a duplicate of the 1.1 records is as
+            // ambiguous (which Seats? which Delegation?), so it is refused too.
+            if (NOT_AFTER..=DUPLICATE).contains(&record_type) {
                 let slot = &mut seen[usize::from(record_type)];
                 if *slot {
                     return Err(ServerDataError::Duplicate { record_type });
@@ -281,8 +301,41 @@ impl ServerData {
                 self.notice = Some(utf8(record_type, value)?);
             }
             ASSET_KEY => self.asset_key = Some(Zeroizing::new(value.to_vec())),
+            RELEASED => {
+                expect_len(record_type, value, 0, "0")?;
+                self.released = true;
+            }
+            SEATS => {
+                let bytes =
+                    <[u8; 4]>::try_from(value).map_err(|_| ServerDataError::WrongLength {
+                        record_type,
+                        len: value.len(),
+                        expected: "4",
+                    })?;
+                self.seats = Some(u32::from_le_bytes(bytes));
+            }
+            DELEGATION => {
+                let bytes = <&[u8; DELEGATION_LEN]>::try_from(value).map_err(|_| {
+                    ServerDataError::WrongLength {
+                        record_type,
+                        len: value.len(),
+                        expected: "153",
+                    }
+                })?;
+                self.delegation = Some(Delegation::from_bytes(bytes));
+            }
+            DUPLICATE => {
+                expect_len(record_type, value, 1, "1")?;
+                if value[0] != 1 {
+                    return Err(ServerDataError::InvalidValue {
+                        record_type,
+                        reason: "Duplicate must be 1",
+                    });
+                }
+                self.duplicate = true;
+            }
             t if t >= FIRST_VENDOR_TYPE => self.vendor_records.push((t, value.to_vec())),
-            _ => {} // 0x00 and 0x08–0x7F: reserved, ignored by this version.
+            _ => {} // 0x00 and 0x0C–0x7F: reserved, ignored by this version.
         }
         Ok(())
     }
@@ -345,6 +398,24 @@ impl ServerData {
         if let Some(key) = &self.asset_key {
             put(ASSET_KEY, key)?;
         }
+        if self.released {
+            put(RELEASED, &[])?;
+        }
+        if let Some(seats) = self.seats {
+            put(SEATS, &seats.to_le_bytes())?;
+        }
+        if let Some(delegation) = &self.delegation {
+            let bytes = delegation
+                .to_bytes()
+                .map_err(|_| ServerDataError::InvalidValue {
+                    record_type: DELEGATION,
+                    reason: "delegation NotAfter does not fit in 5 bytes",
+                })?;
+            put(DELEGATION, &bytes)?;
+        }
+        if self.duplicate {
+            put(DUPLICATE, &[1])?;
+        }
         for (record_type, value) in &self.vendor_records {
             if *record_type < FIRST_VENDOR_TYPE {
                 return Err(ServerDataError::InvalidValue {
@@ -355,6 +426,12 @@ impl ServerData {
             put(*record_type, value)?;
         }
         Ok(out)
+    }
+
+    /// True when this answer confirms a release as §9 words it: Released, and NotAfter equal
+    /// to the answer's ServerTime. A Released with any other NotAfter contradicts itself.
+    pub fn confirms_release(&self, server_time: u64) -> bool {
+        self.released && self.not_after == Some(server_time)
     }
 
     /// When to activate again after this answer: [`renew_at`] on its records.
@@ -377,8 +454,64 @@ mod tests {
             features: vec!["pro".into(), "export".into()],
             notice: Some("Thanks for using Acme".into()),
             asset_key: Some(Zeroizing::new(vec![9; 32])),
+            released: true,
+            seats: Some(25),
+            delegation: Some(Delegation::from_bytes(&[7; DELEGATION_LEN])),
+            duplicate: true,
             vendor_records: vec![(0x80, vec![1, 2, 3]), (0xff, vec![])],
         }
+    }
+
+    #[test]
+    fn profile_1_1_records_read_and_are_strict() {
+        let parsed =
+            ServerData::parse(&[RELEASED, 0, 0, SEATS, 4, 0, 10, 0, 0, 0, DUPLICATE, 1, 0, 1])
+                .expect("valid");
+        assert!(parsed.released && parsed.duplicate);
+        assert_eq!(parsed.seats, Some(10));
+        let delegation = [&[DELEGATION, 153, 0][..], &[5; DELEGATION_LEN]].concat();
+        let parsed = ServerData::parse(&delegation).expect("valid");
+        assert_eq!(
+            parsed.delegation,
+            Some(Delegation::from_bytes(&[5; DELEGATION_LEN]))
+        );
+        for (bytes, record_type) in [
+            (&[RELEASED, 1, 0, 0][..], RELEASED),
+            (&[SEATS, 2, 0, 1, 0][..], SEATS),
+            (&[DELEGATION, 1, 0, 0][..], DELEGATION),
+            (&[DUPLICATE, 0, 0][..], DUPLICATE),
+            (&[DUPLICATE, 1, 0, 2][..], DUPLICATE),
+            (&[RELEASED, 0, 0, RELEASED, 0, 0][..], RELEASED),
+            (&[DUPLICATE, 1, 0, 1, DUPLICATE, 1, 0, 1][..], DUPLICATE),
+        ] {
+            let error = ServerData::parse(bytes).expect_err("malformed");
+            assert!(
+                matches!(error,
+                    ServerDataError::WrongLength { record_type: t, .. }
+                    | ServerDataError::InvalidValue { record_type: t, .. }
+                    | ServerDataError::Duplicate { record_type: t } if t == record_type),
+                "{bytes:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_release_is_confirmed_only_with_not_after_at_server_time() {
+        let released = |not_after| ServerData {
+            released: true,
+            not_after,
+            ..ServerData::default()
+        };
+        assert!(released(Some(NOW)).confirms_release(NOW));
+        assert!(!released(Some(NOW + 1)).confirms_release(NOW));
+        assert!(!released(None).confirms_release(NOW));
+        assert!(
+            !ServerData {
+                not_after: Some(NOW),
+                ..ServerData::default()
+            }
+            .confirms_release(NOW)
+        );
     }
 
     #[test]

@@ -3,11 +3,12 @@
 
 mod common;
 
+use lap_proto::delegation::DELEGATION_LEN;
 use lap_proto::time::MAX_TIME;
 use lap_proto::wire::MAX_SEED_LEN;
 use lap_proto::{
-    ActivationRecord, EphemeralSecret, LicenseKind, Request, Response, ServerData, Uuid,
-    open_request, seal_request,
+    ActivationRecord, Delegation, EphemeralSecret, LicenseKind, Request, Response, ServerData,
+    Uuid, open_request, seal_request,
 };
 use proptest::prelude::*;
 use zeroize::Zeroizing;
@@ -51,6 +52,17 @@ fn server_data() -> impl Strategy<Value = ServerData> {
             (0x80u8..=0xff, proptest::collection::vec(any::<u8>(), 0..32)),
             0..4,
         ),
+        // Profile 1.1: Released, Seats, Delegation (any 153 bytes: parse does not verify),
+        // Duplicate.
+        (
+            any::<bool>(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(proptest::collection::vec(
+                any::<u8>(),
+                DELEGATION_LEN..=DELEGATION_LEN,
+            )),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -62,7 +74,12 @@ fn server_data() -> impl Strategy<Value = ServerData> {
                 notice,
                 asset_key,
                 vendor_records,
+                (released, seats, delegation, duplicate),
             )| {
+                // A delegation's NotAfter is 5 bytes on the wire, so any bytes read back.
+                let delegation = delegation.map(|bytes| {
+                    Delegation::from_bytes(bytes.as_slice().try_into().expect("153 bytes"))
+                });
                 ServerData {
                     not_after,
                     renew_after,
@@ -71,6 +88,10 @@ fn server_data() -> impl Strategy<Value = ServerData> {
                     features,
                     notice,
                     asset_key: asset_key.map(Zeroizing::new),
+                    released,
+                    seats,
+                    delegation,
+                    duplicate,
                     vendor_records,
                 }
             },

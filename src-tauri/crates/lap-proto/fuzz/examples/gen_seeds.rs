@@ -8,7 +8,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lap_proto::{ActivationRecord, LicenseKey, LicenseKind, Response, ServerData, Uuid};
+use lap_proto::{
+    ActivationRecord, Delegation, Intent, LicenseKey, LicenseKind, Response, SeedExtensions,
+    ServerData, Uuid,
+};
 use lap_proto_fuzz::{
     ADDON_ID, BASE_ID, Exchange, LICENSE_ID, SKU_BASE, TIME, addon_request, base_request,
     exchanges, rules, server_keys,
@@ -37,7 +40,36 @@ fn full_server_data() -> ServerData {
         notice: Some("Thanks for using Acme".into()),
         asset_key: Some(vec![0xa7; 32].into()),
         vendor_records: vec![(0x80, vec![1, 2, 3]), (0xfe, vec![])],
+        ..ServerData::default()
     }
+}
+
+/// Profile 1.1's records: an intermediate's grant (Seats, a signed Delegation) flagged as a
+/// Duplicate, and a release confirmation.
+fn lifecycle_server_data() -> [ServerData; 2] {
+    let delegation = Delegation::sign(
+        server_keys(),
+        [0x31; 32],
+        [0x32; 32],
+        SKU_BASE,
+        25,
+        TIME + 86_400,
+    )
+    .expect("signs");
+    [
+        ServerData {
+            not_after: Some(TIME + 86_400),
+            seats: Some(25),
+            delegation: Some(delegation),
+            duplicate: true,
+            ..ServerData::default()
+        },
+        ServerData {
+            not_after: Some(TIME),
+            released: true,
+            ..ServerData::default()
+        },
+    ]
 }
 
 fn small_server_data() -> ServerData {
@@ -175,6 +207,44 @@ fn server_data_seeds(dir: &Path) {
     notice.extend(std::iter::repeat_n(b'n', 200));
     write(dir, "notice-200", &notice);
     write(dir, "duplicate-kind", &[0x03, 1, 0, 0, 0x03, 1, 0, 1]);
+    let [pool, released] = lifecycle_server_data();
+    write(dir, "pool-duplicate", &pool.encode().expect("encodes"));
+    write(dir, "released", &released.encode().expect("encodes"));
+}
+
+fn seed_extension_seeds(dir: &Path) {
+    let release = SeedExtensions {
+        intent: Intent::Release,
+        generation: Some(7),
+        ..SeedExtensions::default()
+    };
+    let moved = SeedExtensions {
+        previous_machine_hash: Some([0x5a; 32]),
+        generation: Some(1),
+        ..SeedExtensions::default()
+    };
+    let pool = SeedExtensions {
+        pool_request: Some(50),
+        pool_usage: Some(12),
+        ..SeedExtensions::default()
+    };
+    for (name, extensions, room) in [
+        ("release", release, 128),
+        ("moved", moved, 128),
+        ("pool", pool, 256),
+    ] {
+        let mut bytes = vec![0; room];
+        extensions.write_into(&mut bytes).expect("fits");
+        write(dir, name, &bytes);
+    }
+    write(dir, "zero-room", &[0; 128]);
+    // An unknown type skipped, then Intent 0 and Generation filling Room exactly.
+    write(
+        dir,
+        "unknown-then-exact",
+        &[0x42, 1, 0, 9, 0x01, 1, 0, 0, 0x03, 4, 0, 2, 0, 0, 0],
+    );
+    write(dir, "after-end", &[0x01, 1, 0, 1, 0, 0, 1]);
 }
 
 fn license_key_seeds(dir: &Path) {
@@ -249,12 +319,13 @@ fn record_seeds(dir: &Path) {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
-    let targets: [(&str, SeedWriter); 5] = [
+    let targets: [(&str, SeedWriter); 6] = [
         ("request_open", request_seeds),
         ("response_open", response_seeds),
         ("server_data", server_data_seeds),
         ("license_key", license_key_seeds),
         ("activation_record", record_seeds),
+        ("seed_extensions", seed_extension_seeds),
     ];
     for (target, make) in targets {
         let dir = root.join(target);

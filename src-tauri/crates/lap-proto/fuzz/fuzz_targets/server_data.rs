@@ -41,6 +41,16 @@ fuzz_target!(|data: &[u8]| {
         parsed.asset_key.as_ref().map(|k| k.to_vec()),
         model.asset_key
     );
+    assert_eq!(parsed.released, model.released);
+    assert_eq!(parsed.seats, model.seats);
+    assert_eq!(
+        parsed
+            .delegation
+            .as_ref()
+            .map(|d| d.to_bytes().expect("a read delegation encodes").to_vec()),
+        model.delegation
+    );
+    assert_eq!(parsed.duplicate, model.duplicate);
     assert_eq!(parsed.vendor_records, model.vendor);
 
     let encoded = parsed.encode().expect("a parsed ServerData encodes");
@@ -52,10 +62,10 @@ fuzz_target!(|data: &[u8]| {
         "encoding is not canonical"
     );
 
-    // Canonical form, built from the walk: known records 0x01..=0x07 in type order (Features
+    // Canonical form, built from the walk: known records 0x01..=0x0B in type order (Features
     // only when it names something), reserved records dropped, vendor records in input order.
     let mut canonical = Vec::new();
-    for t in 1..=7_u8 {
+    for t in 1..=0x0b_u8 {
         for r in records.iter().filter(|r| r.record_type == t) {
             if t == 5 && r.value.is_empty() {
                 continue;

@@ -282,6 +282,10 @@ pub mod tlv {
         pub features: Vec<String>,
         pub notice: Option<String>,
         pub asset_key: Option<Vec<u8>>,
+        pub released: bool,
+        pub seats: Option<u32>,
+        pub delegation: Option<Vec<u8>>,
+        pub duplicate: bool,
         pub vendor: Vec<(u8, Vec<u8>)>,
     }
 
@@ -295,7 +299,8 @@ pub mod tlv {
     }
 
     /// The model of `bytes`, or `None` when §5 (and lap-proto's documented strictness:
-    /// unknown kind, compliance not 0/1, invalid UTF-8, empty feature names) refuses it.
+    /// unknown kind, compliance not 0/1, invalid UTF-8, empty feature names, a duplicate of
+    /// the 1.1 records 0x08–0x0B too) refuses it.
     pub fn model(bytes: &[u8]) -> Option<Model> {
         let records = walk(bytes)?;
         let mut m = Model::default();
@@ -303,7 +308,7 @@ pub mod tlv {
         for r in &records {
             counts[usize::from(r.record_type)] += 1;
         }
-        if (1..=7).any(|t| counts[t] > 1) {
+        if (1..=0x0b).any(|t| counts[t] > 1) {
             return None;
         }
         for r in records {
@@ -336,8 +341,20 @@ pub mod tlv {
                     m.notice = Some(std::str::from_utf8(r.value).ok()?.to_owned());
                 }
                 7 => m.asset_key = Some(r.value.to_vec()),
+                8 if r.value.is_empty() => m.released = true,
+                9 if r.value.len() == 4 => {
+                    m.seats = Some(
+                        r.value
+                            .iter()
+                            .rev()
+                            .fold(0, |acc, &b| acc * 256 + u32::from(b)),
+                    );
+                }
+                0x0a if r.value.len() == 153 => m.delegation = Some(r.value.to_vec()),
+                0x0b if r.value == [1] => m.duplicate = true,
+                8..=0x0b => return None,
                 0x80..=0xff => m.vendor.push((r.record_type, r.value.to_vec())),
-                _ => {} // 0x00, 0x08..=0x7f: reserved, ignored
+                _ => {} // 0x00, 0x0c..=0x7f: reserved, ignored
             }
         }
         Some(m)
@@ -527,5 +544,42 @@ mod tests {
             .map(|c| key::iso_value(c).unwrap())
             .collect();
         assert_eq!(key::check_chars(&values), ['3', 'W']);
+    }
+}
+
+/// Seed extensions (profile 1.1, §2.1), restated: records `type (1) ‖ length (2, LE) ‖ value`
+/// from the start of Room, ended by a type byte 0 or the end of Room, zero after the end.
+pub mod ext {
+    /// What a valid extension area says: (type, value) of every record, in order.
+    pub fn records(room: &[u8]) -> Option<Vec<(u8, Vec<u8>)>> {
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut i = 0;
+        loop {
+            if i == room.len() {
+                return Some(out);
+            }
+            if room[i] == 0 {
+                return room[i..].iter().all(|&b| b == 0).then_some(out);
+            }
+            if i + 3 > room.len() {
+                return None;
+            }
+            let len = usize::from(room[i + 1]) + 256 * usize::from(room[i + 2]);
+            if i + 3 + len > room.len() || out.iter().any(|(t, _)| *t == room[i]) {
+                return None;
+            }
+            let value = room[i + 3..i + 3 + len].to_vec();
+            let ok = match room[i] {
+                1 => value == [0] || value == [1],
+                2 => value.len() == 32,
+                3..=5 => value.len() == 4,
+                _ => true,
+            };
+            if !ok {
+                return None;
+            }
+            out.push((room[i], value));
+            i += 3 + len;
+        }
     }
 }
