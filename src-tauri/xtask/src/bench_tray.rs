@@ -6,7 +6,10 @@
 //! - memory with no window open, 10 s after launch (PSS of the app and its children);
 //! - CPU time over 60 s idle (every thread's run time from `/proc/PID/task/*/schedstat`);
 //! - a Products window from the request to its first paint ("opening window" to "page
-//!   loaded", both logged by the app, timed as they arrive).
+//!   loaded", both logged by the app, timed as they arrive);
+//! - the first activation after start: a fresh home with an evaluation product (due at once),
+//!   from the app's "app ready" line to its activation record on disk, in the default
+//!   configuration (DNS-SD browse on) and with discovery off (`LAPWING_NO_MDNS=1`).
 //!
 //! Secrets are kept in a file (`--insecure-file-store`) so no keyring daemon is measured.
 
@@ -23,6 +26,8 @@ use crate::ui::build_ui;
 
 const RUNS: usize = 5;
 const SKU: &str = "3c5e7a9b-1d2f-4a6b-8c0d-2e4f6a8b0c1d";
+/// The evaluation product of the first-activation step: its own SKU, so its seats are apart.
+const EVAL_SKU: &str = "5d7f9b1c-3e4a-4c6d-8e0f-4a6c8e0a2b3d";
 
 /// The desktop and the product the app runs with.
 struct Desk {
@@ -48,7 +53,10 @@ impl Desk {
         )?;
         std::fs::write(
             dir.join("catalog.toml"),
-            format!("[[sku]]\nid = \"{SKU}\"\nname = \"Bench Studio\"\n"),
+            format!(
+                "[[sku]]\nid = \"{SKU}\"\nname = \"Bench Studio\"\n\
+                 [[sku]]\nid = \"{EVAL_SKU}\"\nname = \"Bench Trial\"\nevaluation_days = 30\n"
+            ),
         )
         .map_err(|e| fail(e.to_string()))?;
         let key = output(
@@ -85,6 +93,17 @@ impl Desk {
             dir.join("studio.toml"),
             format!(
                 "schema = 1\nid = \"bench-studio\"\nname = \"Bench Studio\"\nvendor = \"Lapwing\"\nsku = \"{SKU}\"\n[server]\n{}\naddress = \"{address}\"\n",
+                keys.join("\n")
+            ),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        // The first-activation step's product, in a folder of its own: the other figures are
+        // of the app with one activated product.
+        std::fs::create_dir_all(dir.join("eval-products")).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(
+            dir.join("eval-products/bench-trial.toml"),
+            format!(
+                "schema = 1\nid = \"bench-trial\"\nname = \"Bench Trial\"\nvendor = \"Lapwing\"\nsku = \"{EVAL_SKU}\"\nevaluation_days = 30\n[server]\n{}\naddress = \"{address}\"\n",
                 keys.join("\n")
             ),
         )
@@ -137,6 +156,7 @@ struct App {
 impl App {
     fn launch(release: &Path, desk: &Desk, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut command = Command::new(release.join("lapwing"));
+        desk.apply(&mut command);
         command
             .arg("--insecure-file-store")
             .args(args)
@@ -144,7 +164,12 @@ impl App {
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        desk.apply(&mut command);
+        // An empty value removes the desk's variable (the default configuration).
+        for (name, value) in env {
+            if value.is_empty() && *name != "GDK_GL" {
+                command.env_remove(name);
+            }
+        }
         let started = Instant::now();
         let mut child = command.spawn().map_err(|e| fail(format!("lapwing: {e}")))?;
         let stderr = child.stderr.take().ok_or_else(|| fail("stderr"))?;
@@ -328,6 +353,57 @@ pub fn run() -> Result {
         },
     )?;
 
+    let mut first = [0.0, 0.0];
+    for (slot, mdns) in [(0, false), (1, true)] {
+        let label = if mdns {
+            "DNS-SD browse on, the default"
+        } else {
+            "discovery off"
+        };
+        step(
+            &format!("first activation after start, {label} ({RUNS} launches, fresh homes)"),
+            || {
+                let mut times = Vec::new();
+                for n in 0..RUNS {
+                    let home = desk.dir.join(format!("first-{mdns}-{n}"));
+                    let _ = std::fs::remove_dir_all(&home);
+                    let record = home.join("activations/bench-trial.json");
+                    let home_text = home.to_string_lossy().into_owned();
+                    let products = desk
+                        .dir
+                        .join("eval-products")
+                        .to_string_lossy()
+                        .into_owned();
+                    let mut env = vec![
+                        ("LAPWING_HOME", home_text.as_str()),
+                        ("LAPWING_PRODUCTS_DIR", products.as_str()),
+                    ];
+                    if mdns {
+                        env.push(("LAPWING_NO_MDNS", ""));
+                    }
+                    let app = App::launch(&release, &desk, &[], &env)?;
+                    let ready = app.wait_for("app ready")?;
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !record.exists() {
+                        if Instant::now() > deadline {
+                            return Err(fail(format!(
+                                "no activation record at {} 10 s after start",
+                                record.display()
+                            )));
+                        }
+                        std::thread::sleep(Duration::from_micros(500));
+                    }
+                    times.push(ms(ready.elapsed()));
+                    drop(app);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                println!("app ready to activation record: {times:.1?} ms");
+                first[slot] = median(times);
+                Ok(())
+            },
+        )?;
+    }
+
     let mut gl = (0.0, 0.0);
     step(
         "memory with no window open, GDK's GL probing left on (GDK_GL empty)",
@@ -369,7 +445,9 @@ pub fn run() -> Result {
          | memory, no window, after 10 s | {pss:.1} MB PSS ({rss:.1} MB RSS) | ≤ 60 MB PSS | {} |\n\
          | same, GL probing left on (GDK_GL empty) | {:.1} MB PSS ({:.1} MB RSS) | ≤ 60 MB PSS | {} |\n\
          | CPU time in 60 s idle | {cpu_ms:.2} ms | ≤ 20 ms | {} |\n\
-         | Products window, request to first paint | {paint_ms:.0} ms | ≤ 500 ms | {} |",
+         | Products window, request to first paint | {paint_ms:.0} ms | ≤ 500 ms | {} |\n\
+         | first activation after start (app ready to record), discovery off | {:.1} ms | | |\n\
+         | same, DNS-SD browse on (the default) | {:.1} ms | ≤ 50 ms, ≤ 3× off ({:.1}×) | {} |",
         verdict(ready_ms, 300.0),
         verdict(pss, 60.0),
         gl.0,
@@ -377,6 +455,10 @@ pub fn run() -> Result {
         verdict(gl.0, 60.0),
         verdict(cpu_ms, 20.0),
         verdict(paint_ms, 500.0),
+        first[0],
+        first[1],
+        first[1] / first[0],
+        verdict(first[1], 50.0_f64.min(3.0 * first[0])),
     );
     Ok(())
 }
