@@ -54,6 +54,9 @@ impl std::fmt::Debug for ActivationRecord {
 pub struct VerifiedActivation {
     pub response: Response,
     pub server_data: ServerData,
+    /// The vendor's Delegation that vouched for the intermediate server that answered
+    /// (profile 1.1, §10); `None` when the vendor's own server signed.
+    pub delegated_by: Option<Box<crate::delegation::Delegation>>,
 }
 
 fn record_error(what: &str) -> ProtoError {
@@ -102,6 +105,11 @@ impl ActivationRecord {
 
     /// What a product calls: checks the server's signature with the key the product was
     /// built with, decrypts, and checks that the record matches the response and the SKU.
+    ///
+    /// An answer from a customer's intermediate server (profile 1.1, §10) is signed with the
+    /// intermediate's key: it verifies when its ServerData carries a Delegation signed with the
+    /// built-in key, for the record's SKU, whose NotAfter is not before the record's
+    /// server_time, and the answer's signature verifies with the Delegation's key.
     pub fn verify(
         &self,
         expected_sku: Uuid,
@@ -133,16 +141,45 @@ impl ActivationRecord {
                 what: "server Ed25519 public",
             }
         })?;
+        let bad_signature = || ProtoError::Authentication(AuthStage::Signature);
         let (signature, signed) = datagram.split_at(SIGNATURE_LEN);
-        let signature = Signature::from_slice(signature)
-            .map_err(|_| ProtoError::Authentication(AuthStage::Signature))?;
-        verifying
-            .verify_strict(signed, &signature)
-            .map_err(|_| ProtoError::Authentication(AuthStage::Signature))?;
+        let signature = Signature::from_slice(signature).map_err(|_| bad_signature())?;
+        let by_built_in_key = verifying.verify_strict(signed, &signature).is_ok();
+        // Nothing read below is trusted until a signature holds: without the built-in key's,
+        // the plaintext is only opened to find the Delegation that may vouch for it, and any
+        // failure on that path is the signature's.
         let (body, tag) = signed.split_at(signed.len() - TAG_LEN);
         let mut plaintext = Zeroizing::new(body.to_vec());
-        open_in_place(&key, &mut plaintext, tag)?;
-        let response = Response::decode(&plaintext)?;
+        let opened = open_in_place(&key, &mut plaintext, tag)
+            .and_then(|()| Response::decode(&plaintext))
+            .and_then(|response| {
+                let data = ServerData::parse(&response.server_data)?;
+                Ok((response, data))
+            });
+        let (response, server_data, delegated_by) = match (by_built_in_key, opened) {
+            (true, opened) => {
+                let (response, data) = opened?;
+                (response, data, None)
+            }
+            (false, Ok((response, data))) => {
+                let delegation = data.delegation.clone().ok_or_else(bad_signature)?;
+                delegation
+                    .verify(server_ed25519_public)
+                    .map_err(|_| bad_signature())?;
+                VerifyingKey::from_bytes(&delegation.intermediate_ed25519)
+                    .map_err(|_| bad_signature())?
+                    .verify_strict(signed, &signature)
+                    .map_err(|_| bad_signature())?;
+                if delegation.sku != self.sku {
+                    return Err(record_error("the delegation is for another SKU"));
+                }
+                if delegation.not_after < self.server_time {
+                    return Err(record_error("the delegation had ended before this answer"));
+                }
+                (response, data, Some(delegation))
+            }
+            (false, Err(_)) => return Err(bad_signature()),
+        };
         if response.sku_id != expected_sku || response.sku_id != self.sku {
             return Err(ProtoError::SkuMismatch);
         }
@@ -152,10 +189,10 @@ impl ActivationRecord {
         if response.license_id != self.license_id || response.server_time != self.server_time {
             return Err(record_error("fields do not match the signed response"));
         }
-        let server_data = ServerData::parse(&response.server_data)?;
         Ok(VerifiedActivation {
             response,
             server_data,
+            delegated_by,
         })
     }
 }
@@ -299,6 +336,116 @@ mod tests {
         };
         let grant = SunsetGrant::sign(&keys(), SKU, 1_800_000_000, &data).expect("signs");
         SunsetRecord::new("acme-studio", grant)
+    }
+
+    /// An answer from an intermediate server with `keys`, carrying `delegation`.
+    fn delegated_record(
+        intermediate: &ServerSecretKeys,
+        delegation: Option<crate::delegation::Delegation>,
+        server_time: u64,
+    ) -> ActivationRecord {
+        use crate::{EphemeralSecret, Request, SeedV1, open_request, seal_request};
+        let seed = SeedV1 {
+            decoded_key: [1; 16],
+            machine_hash: [2; 32],
+            num_cpus: 1,
+            num_cores: 4,
+            install_nonce: [3; 16],
+        }
+        .encode(256)
+        .expect("room fits");
+        let request = Request {
+            client_time: server_time,
+            client_base_id: Uuid::from_u128(0xb1),
+            client_addon_id: Uuid::nil(),
+            sku_id: SKU,
+            current_license_id: Uuid::nil(),
+            client_seed: seed,
+        };
+        let (datagram, pending) = seal_request(
+            intermediate.public(),
+            &request,
+            &EphemeralSecret::from_bytes([9; 32]),
+        )
+        .expect("seals");
+        let (_, sealer) = open_request(intermediate, &datagram).expect("opens");
+        let data = ServerData {
+            not_after: Some(server_time + 86_400),
+            delegation: delegation.map(Box::new),
+            ..ServerData::default()
+        };
+        let answer = sealer
+            .seal(
+                intermediate,
+                server_time,
+                Uuid::from_u128(0x11),
+                &data.encode().expect("encodes"),
+            )
+            .expect("fits the room");
+        ActivationRecord::new("acme-studio", &pending.open(&answer).expect("client opens"))
+    }
+
+    #[test]
+    fn an_intermediates_answer_verifies_through_the_vendors_delegation() {
+        use crate::delegation::Delegation;
+        const NOW: u64 = 1_800_000_000;
+        let vendor = keys();
+        let vendor_key = *vendor.public().ed25519_bytes();
+        let intermediate = ServerSecretKeys::from_bytes([7; 32], &[8; 32]);
+        let delegate = |signer: &ServerSecretKeys, sku: Uuid, not_after: u64| {
+            Delegation::sign(
+                signer,
+                *intermediate.public().ed25519_bytes(),
+                *intermediate.public().x25519_bytes(),
+                sku,
+                50,
+                not_after,
+            )
+            .expect("signs")
+        };
+
+        let good = delegate(&vendor, SKU, NOW + 30 * 86_400);
+        let verified = delegated_record(&intermediate, Some(good.clone()), NOW)
+            .verify(SKU, &vendor_key)
+            .expect("vouched for by the vendor");
+        assert_eq!(verified.delegated_by.as_deref(), Some(&good));
+        // Signed by the intermediate alone, it is not the vendor's.
+        assert!(matches!(
+            delegated_record(&intermediate, None, NOW).verify(SKU, &vendor_key),
+            Err(ProtoError::Authentication(AuthStage::Signature))
+        ));
+        // A delegation by someone else, for another SKU, or ended before the answer.
+        let stranger = ServerSecretKeys::from_bytes([5; 32], &[6; 32]);
+        for (delegation, why) in [
+            (
+                delegate(&stranger, SKU, NOW + 86_400),
+                "signed by another key",
+            ),
+            (
+                delegate(&vendor, Uuid::from_u128(4), NOW + 86_400),
+                "another SKU",
+            ),
+            (delegate(&vendor, SKU, NOW - 1), "ended before the answer"),
+        ] {
+            let record = delegated_record(&intermediate, Some(delegation), NOW);
+            assert!(record.verify(SKU, &vendor_key).is_err(), "{why}");
+        }
+        // A delegation naming another intermediate does not vouch for this one's signature.
+        let other = ServerSecretKeys::from_bytes([7; 32], &[9; 32]);
+        let elsewhere = Delegation::sign(
+            &vendor,
+            *other.public().ed25519_bytes(),
+            *other.public().x25519_bytes(),
+            SKU,
+            50,
+            NOW + 86_400,
+        )
+        .expect("signs");
+        assert!(
+            delegated_record(&intermediate, Some(elsewhere), NOW)
+                .verify(SKU, &vendor_key)
+                .is_err()
+        );
     }
 
     #[test]

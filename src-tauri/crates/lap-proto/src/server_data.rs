@@ -163,7 +163,8 @@ pub struct ServerData {
     /// Seats granted to an intermediate server's pool (profile 1.1, §10).
     pub seats: Option<u32>,
     /// The vendor's delegation of an intermediate server (profile 1.1, §10), unverified.
-    pub delegation: Option<Delegation>,
+    /// Boxed: 190 bytes that most answers do not carry.
+    pub delegation: Option<Box<Delegation>>,
     /// This installation sent a lower Generation than the server saw before: cloned or
     /// restored from a snapshot (profile 1.1, §9).
     pub duplicate: bool,
@@ -322,7 +323,7 @@ impl ServerData {
                         expected: "153",
                     }
                 })?;
-                self.delegation = Some(Delegation::from_bytes(bytes));
+                self.delegation = Some(Box::new(Delegation::from_bytes(bytes)));
             }
             DUPLICATE => {
                 expect_len(record_type, value, 1, "1")?;
@@ -456,7 +457,7 @@ mod tests {
             asset_key: Some(Zeroizing::new(vec![9; 32])),
             released: true,
             seats: Some(25),
-            delegation: Some(Delegation::from_bytes(&[7; DELEGATION_LEN])),
+            delegation: Some(Box::new(Delegation::from_bytes(&[7; DELEGATION_LEN]))),
             duplicate: true,
             vendor_records: vec![(0x80, vec![1, 2, 3]), (0xff, vec![])],
         }
@@ -472,8 +473,8 @@ mod tests {
         let delegation = [&[DELEGATION, 153, 0][..], &[5; DELEGATION_LEN]].concat();
         let parsed = ServerData::parse(&delegation).expect("valid");
         assert_eq!(
-            parsed.delegation,
-            Some(Delegation::from_bytes(&[5; DELEGATION_LEN]))
+            parsed.delegation.as_deref(),
+            Some(&Delegation::from_bytes(&[5; DELEGATION_LEN]))
         );
         for (bytes, record_type) in [
             (&[RELEASED, 1, 0, 0][..], RELEASED),

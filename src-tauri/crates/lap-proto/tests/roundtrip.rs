@@ -78,7 +78,9 @@ fn server_data() -> impl Strategy<Value = ServerData> {
             )| {
                 // A delegation's NotAfter is 5 bytes on the wire, so any bytes read back.
                 let delegation = delegation.map(|bytes| {
-                    Delegation::from_bytes(bytes.as_slice().try_into().expect("153 bytes"))
+                    Box::new(Delegation::from_bytes(
+                        bytes.as_slice().try_into().expect("153 bytes"),
+                    ))
                 });
                 ServerData {
                     not_after,

@@ -60,7 +60,7 @@ fn lifecycle_server_data() -> [ServerData; 2] {
         ServerData {
             not_after: Some(TIME + 86_400),
             seats: Some(25),
-            delegation: Some(delegation),
+            delegation: Some(Box::new(delegation)),
             duplicate: true,
             ..ServerData::default()
         },
