@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod netwatch;
 pub mod policy;
 pub mod product_status;
+pub mod provision;
 pub mod race;
 pub mod ranking;
 mod rebuild;

@@ -71,6 +71,9 @@ pub struct Manifest {
     pub address: Option<String>,
     /// Where it was read from.
     pub file: PathBuf,
+    /// The customer's intermediate server the machine policy provisioned this product for
+    /// (`crate::provision`), by the name the status shows; `None`: the vendor's own servers.
+    pub through: Option<String>,
 }
 
 /// True for the manifest id (and keyring account) alphabet: `[a-z0-9][a-z0-9-]{0,63}`.
@@ -84,7 +87,7 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
-fn decode_key(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn decode_key(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         let mut out = [0u8; 32];
@@ -216,6 +219,7 @@ impl Manifest {
             srv_domain,
             address: raw.server.address.map(|a| a.trim().to_owned()),
             file: file.to_owned(),
+            through: None,
         })
     }
 

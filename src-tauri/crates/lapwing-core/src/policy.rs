@@ -70,6 +70,9 @@ pub struct Policy {
     pub discovery: DiscoveryPolicy,
     #[serde(default)]
     pub clock: ClockPolicy,
+    /// Products provisioned for the customer's intermediate server (`crate::provision`).
+    #[serde(default)]
+    pub provision: Vec<crate::provision::Provision>,
 }
 
 /// How this machine's clock is checked when a server stays silent.
@@ -205,6 +208,12 @@ impl Policy {
                 reason: format!("clock.time_server: {e}"),
             });
         }
+        for (index, entry) in policy.provision.iter().enumerate() {
+            entry.check(index + 1).map_err(|e| PolicyError {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
         if policy.server.locked && policy.server.address.is_none() {
             return Err(PolicyError {
                 path: path.to_owned(),
@@ -256,7 +265,10 @@ mod tests {
         let example = include_str!("../../../../installers/policy.example.toml");
         assert_eq!(load(example).expect("example"), Policy::default());
         let with_server = example
-            .replace("# address = ", "address = ")
+            .replace(
+                "# address = \"lap.corp.example:4711\"\n",
+                "address = \"lap.corp.example:4711\"\n",
+            )
             .replace("# time_server = ", "time_server = ")
             .replace("locked = false", "locked = true");
         let policy = load(&with_server).expect("example with a server");
@@ -269,6 +281,34 @@ mod tests {
             policy.clock.time_server.as_deref(),
             Some("ntp.corp.example:123")
         );
+
+        // The commented-out provisioning, with real keys in place of the placeholders.
+        let keys = lap_proto::ServerSecretKeys::from_bytes([5; 32], &[6; 32]);
+        let provisioned = example
+            .replace("# [[provision]]", "[[provision]]")
+            .replace("# product = ", "product = ")
+            .replace("# name = ", "name = ")
+            .replace("# x25519 = ", "x25519 = ")
+            .replace("# ed25519 = ", "ed25519 = ")
+            .replace(
+                "# address = \"lap.corp.example:4711\"          #",
+                "address = \"lap.corp.example:4711\" #",
+            )
+            .replace("# response_room = ", "response_room = ")
+            .replace(
+                "INTERMEDIATE_X25519",
+                &hex::encode(keys.public().x25519_bytes()),
+            )
+            .replace(
+                "INTERMEDIATE_ED25519",
+                &hex::encode(keys.public().ed25519_bytes()),
+            );
+        let policy = load(&provisioned).expect("example with a provisioned product");
+        assert_eq!(policy.provision.len(), 1, "{provisioned}");
+        let entry = policy.provision[0].check(1).expect("a valid entry");
+        assert_eq!(entry.name, "Example Corp license server");
+        assert_eq!(entry.address.as_deref(), Some("lap.corp.example:4711"));
+        assert_eq!(entry.response_room, 256);
     }
 
     fn load(text: &str) -> Result<Policy, PolicyError> {
