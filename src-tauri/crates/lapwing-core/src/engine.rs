@@ -138,9 +138,23 @@ impl Engine {
         &self.store
     }
 
-    /// The installed products and the manifests refused.
+    /// The installed products and the manifests refused, each product as the machine policy
+    /// provisions it (`crate::provision`). A broken policy provisions nothing: activation
+    /// refuses to run on one, so nothing reaches the vendor's servers meanwhile.
     pub fn catalog(&self) -> Catalog {
-        self.manifests.scan(&self.config.product_dirs)
+        let mut catalog = self.manifests.scan(&self.config.product_dirs);
+        if let Ok(policy) = self.policy()
+            && !policy.provision.is_empty()
+        {
+            for manifest in catalog.products.values_mut() {
+                if let Ok(provisioned) =
+                    crate::provision::apply(&policy.provision, manifest.clone())
+                {
+                    *manifest = provisioned;
+                }
+            }
+        }
+        catalog
     }
 
     fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
