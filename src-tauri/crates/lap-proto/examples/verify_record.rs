@@ -65,6 +65,14 @@ fn check(path: &str, sku: &str, ed25519: &str) -> Result<(), String> {
                 "licensed: {kind}, license {}",
                 activation.response.license_id
             );
+            // An answer from the customer's own server, which the vendor authorised (profile
+            // 1.1, §10): already checked against the built-in key by `verify`.
+            if let Some(delegation) = &activation.delegated_by {
+                println!(
+                    "through the customer's server the vendor delegated ({} seats until {})",
+                    delegation.seats, delegation.not_after
+                );
+            }
         }
         VerifiedRecord::Sunset(_) => {
             println!("licensed: {kind}, for good (the vendor's final release)");
