@@ -3,10 +3,13 @@
 //! Pure apart from the store, so every rule is tested with a fixed `now`.
 
 use lap_proto::time::DAY;
-use lap_proto::{LicenseKind, Request, SeedV1, ServerData, Uuid};
+use lap_proto::{Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData, Uuid};
 
 use crate::catalog::{License, LicenseCatalog, Sku, Term, evaluation_reference};
-use crate::store::{Assignment, Limit, Store, StoreError, Take, Taken, Usage};
+use crate::store::{
+    Assignment, Lease, Limit, MachineHash, Move, Moved, Released, Store, StoreError, Take, Taken,
+    Touch, TransferCap, Usage,
+};
 
 /// The clock difference the server tolerates (draft §3.4 check 5).
 pub const CLOCK_WINDOW_SECS: u64 = 30;
@@ -146,8 +149,91 @@ impl Grant<'_> {
     }
 }
 
-/// Applies every rule of draft §3.4 (checks 5–9) and the profile to an opened request.
+/// The profile the server speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// Profile 1.0: Room is ignored entirely; no seed extension is honoured and no 1.1
+    /// record (Released, Duplicate) is answered. For clients' tests against an old server.
+    V1_0,
+    /// Profile 1.1: seed extensions (§2.1) and the lifecycle (§9).
+    #[default]
+    V1_1,
+}
+
+/// The §9 default lease: this long past the last answer's NotAfter…
+pub const DEFAULT_LEASE_PAST_NOT_AFTER_DAYS: u64 = 90;
+/// …or, for a seat whose last answer had none, this long past its last request.
+pub const DEFAULT_LEASE_PAST_LAST_SEEN_DAYS: u64 = 180;
+/// The window of `transfers_per_year`.
+pub const TRANSFER_WINDOW_SECS: u64 = 365 * DAY;
+
+/// When the license's seats are past their lease at `now`.
+pub fn lease(license: &License, now: u64) -> Lease {
+    match license.seat_lease_days {
+        Some(days) => Lease {
+            not_after_before: None,
+            last_seen_before: now.saturating_sub(u64::from(days) * DAY),
+        },
+        None => Lease {
+            not_after_before: Some(now.saturating_sub(DEFAULT_LEASE_PAST_NOT_AFTER_DAYS * DAY)),
+            last_seen_before: now.saturating_sub(DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY),
+        },
+    }
+}
+
+fn transfer_cap(license: &License, now: u64) -> Option<TransferCap> {
+    license.transfers_per_year.map(|cap| TransferCap {
+        since: now.saturating_sub(TRANSFER_WINDOW_SECS - 1),
+        cap,
+    })
+}
+
+/// The Notice of a transfer refused by the cap: the first day the oldest counted transfer has
+/// left the window (UTC), so the date is never early.
+pub fn next_transfer_notice(oldest_counted: u64) -> String {
+    let possible = oldest_counted.saturating_add(TRANSFER_WINDOW_SECS);
+    let date = i64::try_from(possible)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|t| {
+            // The next day when the moment is not midnight: a date means "from that day on".
+            let day = t.date();
+            if t.time() == time::Time::MIDNIGHT {
+                day
+            } else {
+                day.next_day().unwrap_or(day)
+            }
+        });
+    match date {
+        Some(date) => format!("This license can move again on {date}."),
+        None => "This license has reached its transfer limit.".to_owned(),
+    }
+}
+
+/// Applies every rule of draft §3.4 (checks 5–9) and the profile (1.1) to an opened request.
 pub fn decide(
+    catalog: &LicenseCatalog,
+    store: &Store,
+    request: &Request,
+    now: u64,
+    max_server_data_len: usize,
+    new_license_id: impl FnOnce() -> Uuid,
+) -> Result<Answer, DropReason> {
+    decide_as(
+        Profile::V1_1,
+        catalog,
+        store,
+        request,
+        now,
+        max_server_data_len,
+        new_license_id,
+    )
+}
+
+/// As [`decide`], speaking `profile`.
+#[allow(clippy::too_many_lines, reason = "the rules in the order the profile gives them")]
+pub fn decide_as(
+    profile: Profile,
     catalog: &LicenseCatalog,
     store: &Store,
     request: &Request,
@@ -162,7 +248,16 @@ pub fn decide(
     if sku.base.is_some() == request.client_addon_id.is_nil() {
         return Err(DropReason::AddonMismatch);
     }
-    let seed = SeedV1::decode(&request.client_seed).map_err(|_| DropReason::BadSeed)?;
+    let (seed, extensions) = match profile {
+        Profile::V1_0 => (
+            SeedV1::decode(&request.client_seed).map_err(|_| DropReason::BadSeed)?,
+            SeedExtensions::default(),
+        ),
+        // A malformed extension area is a malformed seed: silence (§2.1).
+        Profile::V1_1 => {
+            SeedV1::decode_with_extensions(&request.client_seed).map_err(|_| DropReason::BadSeed)?
+        }
+    };
     let grant = if seed.is_evaluation() {
         Grant::Evaluation {
             sku,
@@ -176,14 +271,65 @@ pub fn decide(
                 .ok_or(DropReason::UnknownKey)?,
         )
     };
+    if extensions.intent == Intent::Release {
+        // §9: a release names the LicenseId it holds; without one it is not a release.
+        if request.current_license_id.is_nil() {
+            return Err(DropReason::BadSeed);
+        }
+        return release(
+            catalog,
+            store,
+            &grant,
+            request,
+            &seed.machine_hash,
+            now,
+            max_server_data_len,
+        );
+    }
     let reference = grant.reference();
-    let existing = store
+    let mut existing = store
         .seat(reference, &seed.machine_hash, now)
         .map_err(store_failed)?;
-    let usage = match grant {
+    let mut usage = match grant {
         Grant::Evaluation { .. } => Usage::default(),
         Grant::License(_) => store.usage(reference, now).map_err(store_failed)?,
     };
+    if let (None, Grant::License(license)) = (existing, &grant) {
+        // A seat past its lease is freed before a new machine is told the license is full.
+        if !license.allow_overuse && usage.seats_used >= license.seats {
+            let freed = store
+                .reclaim_expired(reference, lease(license, now), now)
+                .map_err(store_failed)?;
+            if freed > 0 {
+                tracing::info!(license = %reference, freed, "seats past their lease freed");
+                usage = store.usage(reference, now).map_err(store_failed)?;
+            }
+        }
+        // A hardware change: the seat of the old hash moves here when this installation
+        // took it. The answer is checked first, so that a refusal moves nothing.
+        if let Some(previous) = extensions.previous_machine_hash
+            && previous != seed.machine_hash
+        {
+            let held = Assignment::new(Uuid::nil(), now);
+            let mut data = terms(catalog, &grant, Some(held), usage, now)?;
+            fit(&mut data, max_server_data_len)?;
+            let moved = store
+                .move_seat(&Move {
+                    license: reference,
+                    from: &previous,
+                    to: &seed.machine_hash,
+                    client_base_id: request.client_base_id,
+                    now,
+                    cap: transfer_cap(license, now),
+                })
+                .map_err(store_failed)?;
+            if let Moved::Moved { seat, usage: after } = moved {
+                tracing::info!(license = %reference, seat = seat.seat_id, "seat moved to new hardware");
+                existing = Some(seat);
+                usage = after;
+            }
+        }
+    }
     // A read before the transaction that would find the same: a flood of new evaluations past
     // the cap costs reads, not writes.
     if let (None, Limit::TakenSince { since, cap }) = (existing, grant.limit(now))
@@ -200,7 +346,35 @@ pub fn decide(
     // takes a seat.
     let mut data = terms(catalog, &grant, existing, usage, now)?;
     let mut server_data_bytes = fit(&mut data, max_server_data_len)?;
+    let generation = match profile {
+        Profile::V1_0 => None,
+        Profile::V1_1 => extensions.generation,
+    };
     let license_id = if let Some(seat) = existing {
+        let touch = Touch {
+            license: reference,
+            machine: &seed.machine_hash,
+            now,
+            not_after: data.not_after,
+            generation,
+            client_base_id: request.client_base_id,
+        };
+        let before = match store.touch(&touch, seat) {
+            Ok(Some(before)) => before,
+            // Freed meanwhile by another process: the machine holds no seat to answer for.
+            Ok(None) => return Err(DropReason::Store),
+            Err(error) => {
+                // A returning machine is answered from the cache; its last-seen waits.
+                tracing::warn!(%error, "seat's last-seen and generation not recorded");
+                seat
+            }
+        };
+        // §9: a lower Generation than seen before is a clone or a restored snapshot; the
+        // same one is a retry of an unanswered request.
+        if generation.is_some_and(|g| g < before.generation) {
+            data.duplicate = true;
+            server_data_bytes = fit(&mut data, max_server_data_len)?;
+        }
         seat.license_id
     } else {
         let take = Take {
@@ -209,6 +383,9 @@ pub fn decide(
             license_id: new_license_id(),
             now,
             limit: grant.limit(now),
+            client_base_id: Some(request.client_base_id),
+            generation: generation.unwrap_or(0),
+            not_after: data.not_after,
         };
         match store.take_seat(&take).map_err(store_failed)? {
             Taken::Full => return Err(grant.full()),
@@ -223,6 +400,73 @@ pub fn decide(
     };
     Ok(Answer {
         license_id,
+        server_data: data,
+        server_data_bytes,
+        license_ref: reference.to_owned(),
+    })
+}
+
+/// A release (§9): the seat freed durably, then Released with NotAfter = ServerTime; a seat
+/// not held gets the same answer. An evaluation is never freed (a new one would start) and a
+/// license past its transfer cap keeps its seat: both get their ordinary grant and a Notice.
+fn release(
+    catalog: &LicenseCatalog,
+    store: &Store,
+    grant: &Grant<'_>,
+    request: &Request,
+    machine: &MachineHash,
+    now: u64,
+    max_server_data_len: usize,
+) -> Result<Answer, DropReason> {
+    let reference = grant.reference();
+    let released = |license_id: Uuid| {
+        let mut data = ServerData {
+            released: true,
+            not_after: Some(now),
+            ..ServerData::default()
+        };
+        let server_data_bytes = fit(&mut data, max_server_data_len)?;
+        Ok(Answer {
+            license_id,
+            server_data: data,
+            server_data_bytes,
+            license_ref: reference.to_owned(),
+        })
+    };
+    let (refusal, license) = match grant {
+        Grant::Evaluation { .. } => (
+            "An evaluation stays on the computer it started on.".to_owned(),
+            None,
+        ),
+        Grant::License(license) => {
+            match store
+                .release(reference, machine, now, transfer_cap(license, now))
+                .map_err(store_failed)?
+            {
+                Released::Freed(seat) => {
+                    tracing::info!(license = %reference, seat = seat.seat_id, "seat released");
+                    return released(seat.license_id);
+                }
+                Released::NotHeld => return released(request.current_license_id),
+                Released::CapReached { oldest_counted } => {
+                    (next_transfer_notice(oldest_counted), Some(license))
+                }
+            }
+        }
+    };
+    let Some(seat) = store.seat(reference, machine, now).map_err(store_failed)? else {
+        // Nothing held (an evaluation never started here): nothing to keep.
+        return released(request.current_license_id);
+    };
+    let usage = match license {
+        Some(_) => store.usage(reference, now).map_err(store_failed)?,
+        None => Usage::default(),
+    };
+    let mut data = terms(catalog, grant, Some(seat), usage, now)?;
+    data.notice = Some(refusal);
+    let server_data_bytes = fit(&mut data, max_server_data_len)?;
+    Ok(Answer {
+        license_id: seat.license_id,
         server_data: data,
         server_data_bytes,
         license_ref: reference.to_owned(),
