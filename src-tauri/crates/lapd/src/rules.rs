@@ -181,6 +181,21 @@ pub fn lease(license: &License, now: u64) -> Lease {
     }
 }
 
+/// Frees the seats past their lease of every license in the catalog: the periodic sweep,
+/// so that seats come back even to licenses nobody asks for. Evaluations are never freed (a
+/// freed evaluation would start again). Returns how many seats were freed.
+pub fn sweep_leases(catalog: &LicenseCatalog, store: &Store, now: u64) -> Result<u32, StoreError> {
+    let mut freed = 0u32;
+    for license in catalog.licenses() {
+        freed = freed.saturating_add(store.reclaim_expired(
+            &license.reference,
+            lease(license, now),
+            now,
+        )?);
+    }
+    Ok(freed)
+}
+
 fn transfer_cap(license: &License, now: u64) -> Option<TransferCap> {
     license.transfers_per_year.map(|cap| TransferCap {
         since: now.saturating_sub(TRANSFER_WINDOW_SECS - 1),
@@ -189,8 +204,11 @@ fn transfer_cap(license: &License, now: u64) -> Option<TransferCap> {
 }
 
 /// The Notice of a transfer refused by the cap: the first day the oldest counted transfer has
-/// left the window (UTC), so the date is never early.
-pub fn next_transfer_notice(oldest_counted: u64) -> String {
+/// left the window (UTC), so the date is never early; `None`: the cap is 0.
+pub fn next_transfer_notice(oldest_counted: Option<u64>) -> String {
+    let Some(oldest_counted) = oldest_counted else {
+        return "This license cannot be moved to another computer.".to_owned();
+    };
     let possible = oldest_counted.saturating_add(TRANSFER_WINDOW_SECS);
     let date = i64::try_from(possible)
         .ok()
@@ -601,6 +619,49 @@ mod tests {
         }
     }
 
+    /// A 1.1 request from installation `client` on `machine` with these extensions.
+    fn request_11(
+        key: Option<&LicenseKey>,
+        machine: u8,
+        client: u128,
+        license_id: Uuid,
+        extensions: &SeedExtensions,
+        time: u64,
+    ) -> Request {
+        let mut request = request(BASE, false, key, machine, time);
+        let seed = SeedV1::decode(&request.client_seed).expect("seed");
+        request.client_seed = Zeroizing::new(
+            seed.encode_with_extensions(ROOM - 66, extensions)
+                .expect("room")
+                .to_vec(),
+        );
+        request.client_base_id = Uuid::from_u128(client);
+        request.current_license_id = license_id;
+        request
+    }
+
+    fn release_ext() -> SeedExtensions {
+        SeedExtensions {
+            intent: Intent::Release,
+            ..SeedExtensions::default()
+        }
+    }
+
+    fn generation(n: u32) -> SeedExtensions {
+        SeedExtensions {
+            generation: Some(n),
+            ..SeedExtensions::default()
+        }
+    }
+
+    /// A catalog with one license for key 6 on BASE: perpetual, `seats`, and `extra` lines.
+    fn lifecycle_catalog(seats: u32, extra: &str) -> LicenseCatalog {
+        catalog(&format!(
+            "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = {seats}\n{extra}\n",
+            key(6).to_display()
+        ))
+    }
+
     fn used(store: &Store, reference: &str) -> u32 {
         store.backend().usage(reference).expect("read").seats_used
     }
@@ -971,5 +1032,261 @@ mod tests {
             Ok(()),
             "three in the last hour: 4 alone so far"
         );
+    }
+
+    #[test]
+    fn a_release_frees_the_seat_durably_and_is_idempotent() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let none = SeedExtensions::default();
+        let k = key(6);
+        let first = run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &none, NOW), NOW)
+            .expect("granted");
+        assert_eq!(
+            run(&catalog, &store, &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW), NOW),
+            Err(DropReason::NoSeat)
+        );
+        let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
+        let released = run(&catalog, &store, &release, NOW).expect("released");
+        assert!(released.server_data.confirms_release(NOW), "{:?}", released.server_data);
+        assert_eq!(released.license_id, first.license_id);
+        assert_eq!(
+            ServerData::parse(&released.server_data_bytes).expect("valid"),
+            released.server_data
+        );
+        assert_eq!(
+            store.backend().seat(&first.license_ref, &[1; 32]).expect("read"),
+            None,
+            "freed in the database before the answer"
+        );
+        let again = run(&catalog, &store, &release, NOW + 1).expect("idempotent");
+        assert!(again.server_data.confirms_release(NOW + 1));
+        assert_eq!(used(&store, &first.license_ref), 0);
+        run(&catalog, &store, &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW), NOW)
+            .expect("the freed seat goes to the next computer");
+
+        // Not a release: no LicenseId named, or a malformed extension area. Nothing changes.
+        let nameless = request_11(Some(&k), 2, 2, Uuid::nil(), &release_ext(), NOW);
+        assert_eq!(run(&catalog, &store, &nameless, NOW), Err(DropReason::BadSeed));
+        let mut malformed = request_11(Some(&k), 2, 2, first.license_id, &release_ext(), NOW);
+        // A second Intent record after the first: a duplicate type.
+        let room = 66 + 4;
+        malformed.client_seed[room..room + 4].copy_from_slice(&[1, 1, 0, 1]);
+        assert_eq!(run(&catalog, &store, &malformed, NOW), Err(DropReason::BadSeed));
+        assert_eq!(used(&store, &first.license_ref), 1, "the seat stays taken");
+    }
+
+    #[test]
+    fn past_the_transfer_limit_a_release_gets_a_grant_and_the_date() {
+        let catalog = lifecycle_catalog(1, "transfers_per_year = 1");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let activate = |now| {
+            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &none, now), now)
+                .expect("granted")
+        };
+        let release = |id, now| {
+            run(&catalog, &store, &request_11(Some(&k), 1, 1, id, &release_ext(), now), now)
+                .expect("answered")
+        };
+        let id = activate(NOW).license_id;
+        assert!(release(id, NOW).server_data.released);
+        let later = NOW + 10 * DAY;
+        let id = activate(later).license_id;
+        let refused = release(id, later);
+        assert!(!refused.server_data.released, "an ordinary grant");
+        assert_eq!(refused.license_id, id);
+        assert_eq!(refused.server_data.kind, Some(LicenseKind::Perpetual));
+        // NOW is 2026-11-18 19:46:40 UTC: a year later, from the next day on.
+        assert_eq!(
+            refused.server_data.notice.as_deref(),
+            Some("This license can move again on 2027-11-19.")
+        );
+        assert_eq!(used(&store, &refused.license_ref), 1, "the seat stays");
+        let year = NOW + TRANSFER_WINDOW_SECS;
+        assert!(
+            release(id, year).server_data.released,
+            "a year after the first transfer"
+        );
+    }
+
+    #[test]
+    fn a_move_keeps_the_license_id_for_its_installation_only() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let first = run(&catalog, &store, &request_11(Some(&k), 1, 0xA, Uuid::nil(), &none, NOW), NOW)
+            .expect("granted");
+        let moved_from = |from: u8| SeedExtensions {
+            previous_machine_hash: Some([from; 32]),
+            ..SeedExtensions::default()
+        };
+        assert_eq!(
+            run(&catalog, &store, &request_11(Some(&k), 2, 0xB, Uuid::nil(), &moved_from(1), NOW), NOW),
+            Err(DropReason::NoSeat),
+            "another installation with the old hash gets nothing from it"
+        );
+        let moved = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 0xA, first.license_id, &moved_from(1), NOW + 5),
+            NOW + 5,
+        )
+        .expect("moved");
+        assert_eq!(moved.license_id, first.license_id, "the LicenseId is kept");
+        assert_eq!(used(&store, &first.license_ref), 1);
+        assert_eq!(store.backend().seat(&first.license_ref, &[1; 32]).expect("read"), None);
+        assert_eq!(
+            store.backend().transfers_since(&first.license_ref, 0).expect("count"),
+            1,
+            "a move is a transfer"
+        );
+    }
+
+    #[test]
+    fn past_the_transfer_limit_a_moved_machine_needs_a_free_seat() {
+        let catalog = lifecycle_catalog(2, "transfers_per_year = 0");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 1, 0xA, Uuid::nil(), &SeedExtensions::default(), NOW),
+            NOW,
+        )
+        .expect("granted");
+        let moved_from_1 = SeedExtensions {
+            previous_machine_hash: Some([1; 32]),
+            ..SeedExtensions::default()
+        };
+        let second = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 0xA, first.license_id, &moved_from_1, NOW),
+            NOW,
+        )
+        .expect("a free seat");
+        assert!(
+            store.backend().seat(&second.license_ref, &[1; 32]).expect("read").is_some(),
+            "a new seat, not a move: the old one stays"
+        );
+        assert_eq!(used(&store, &first.license_ref), 2);
+        assert_eq!(
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 3, 0xA, first.license_id, &moved_from_1, NOW),
+                NOW
+            ),
+            Err(DropReason::NoSeat),
+            "and none once they are taken"
+        );
+    }
+
+    #[test]
+    fn a_seat_past_its_lease_is_freed_for_the_next_machine() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let ask = |machine: u8, now: u64| {
+            run(&catalog, &store, &request_11(Some(&k), machine, u128::from(machine), Uuid::nil(), &none, now), now)
+        };
+        ask(1, NOW).expect("granted");
+        ask(1, NOW + 100 * DAY).expect("renewed: seen again");
+        let lease_end = NOW + 100 * DAY + DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY;
+        assert_eq!(ask(2, lease_end), Err(DropReason::NoSeat), "180 days, not more");
+        ask(2, lease_end + 1).expect("the seat was freed");
+
+        let catalog = lifecycle_catalog(1, "seat_lease_days = 10");
+        let store = Store::in_memory().expect("store");
+        let ask = |machine: u8, now: u64| {
+            run(&catalog, &store, &request_11(Some(&k), machine, u128::from(machine), Uuid::nil(), &none, now), now)
+        };
+        ask(1, NOW).expect("granted");
+        assert_eq!(ask(2, NOW + 10 * DAY), Err(DropReason::NoSeat));
+        assert_eq!(
+            sweep_leases(&catalog, &store, NOW + 10 * DAY).expect("sweep"),
+            0
+        );
+        assert_eq!(
+            sweep_leases(&catalog, &store, NOW + 10 * DAY + 1).expect("sweep"),
+            1,
+            "the sweep frees it without a request"
+        );
+        ask(2, NOW + 10 * DAY + 1).expect("the seat is free");
+    }
+
+    #[test]
+    fn a_lower_generation_is_flagged_and_a_retry_is_not() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let ask = |n: u32, now: u64| {
+            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now), now)
+                .expect("answered")
+                .server_data
+                .duplicate
+        };
+        assert!(!ask(1, NOW));
+        assert!(!ask(2, NOW + 10));
+        assert!(!ask(2, NOW + 20), "a retry sends the same count");
+        assert!(ask(1, NOW + 30), "a clone or a snapshot");
+        assert!(!ask(3, NOW + 40));
+        let fresh = Store::in_memory().expect("store");
+        let from_database = run(
+            &catalog,
+            &fresh,
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW),
+            NOW,
+        );
+        assert!(from_database.is_ok());
+        assert_eq!(
+            fresh.backend().seat(&crate::catalog::license_reference(&k), &[1; 32])
+                .expect("read")
+                .map(|s| s.generation),
+            Some(5),
+            "a new seat keeps the count it was taken with"
+        );
+    }
+
+    #[test]
+    fn profile_1_0_ignores_room_and_answers_a_release_with_a_grant() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let run_10 = |request: &Request, now| {
+            let mut next = ids();
+            decide_as(Profile::V1_0, &catalog, &store, request, now, ROOM, &mut next)
+        };
+        let first = run_10(&request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW), NOW)
+            .expect("granted");
+        let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
+        let answer = run_10(&release, NOW).expect("a plain grant");
+        assert!(!answer.server_data.released);
+        assert_eq!(answer.license_id, first.license_id);
+        assert_eq!(used(&store, &first.license_ref), 1, "nothing freed");
+        let lower = run_10(&request_11(Some(&k), 1, 1, Uuid::nil(), &generation(1), NOW), NOW)
+            .expect("granted");
+        assert!(!lower.server_data.duplicate, "no 1.1 record");
+    }
+
+    #[test]
+    fn an_evaluation_is_not_released() {
+        let catalog = catalog("");
+        let store = Store::in_memory().expect("store");
+        let first = run(&catalog, &store, &request_11(None, 1, 1, Uuid::nil(), &SeedExtensions::default(), NOW), NOW)
+            .expect("evaluation");
+        let answer = run(&catalog, &store, &request_11(None, 1, 1, first.license_id, &release_ext(), NOW), NOW)
+            .expect("answered");
+        assert!(!answer.server_data.released);
+        assert_eq!(answer.server_data.kind, Some(LicenseKind::Evaluation));
+        assert_eq!(
+            answer.server_data.notice.as_deref(),
+            Some("An evaluation stays on the computer it started on.")
+        );
+        assert!(store.backend().seat(&first.license_ref, &[1; 32]).expect("read").is_some());
     }
 }

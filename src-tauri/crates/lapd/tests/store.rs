@@ -710,7 +710,7 @@ fn a_release_is_durable_idempotent_and_capped(db: &Db) {
     assert_eq!(
         store.release("lic", &[2; 32], 150, Some(cap)).expect("release"),
         Released::CapReached {
-            oldest_counted: 120
+            oldest_counted: Some(120)
         }
     );
     assert!(
@@ -796,7 +796,7 @@ fn a_seat_moves_only_for_the_installation_that_took_it(db: &Db) {
             ))
             .expect("move"),
         Moved::CapReached {
-            oldest_counted: 200
+            oldest_counted: Some(200)
         }
     );
     assert!(store.seat("lic", &[2; 32]).expect("read").is_some());

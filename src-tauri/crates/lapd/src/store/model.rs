@@ -156,8 +156,8 @@ pub enum Released {
     /// The machine held no seat of the license: nothing to do.
     NotHeld,
     /// The cap is reached; nothing changed. `oldest_counted` is the transfer whose leaving the
-    /// window lets the next one happen.
-    CapReached { oldest_counted: u64 },
+    /// window lets the next one happen; `None` when the cap is 0 (no transfer ever).
+    CapReached { oldest_counted: Option<u64> },
 }
 
 /// A request to move a seat to a new MachineHash (§9).
@@ -180,8 +180,8 @@ pub enum Moved {
     /// No seat of the license under the old hash for this ClientBaseId, or the new hash holds
     /// one already: nothing changed.
     NotEligible,
-    /// The cap is reached; nothing changed.
-    CapReached { oldest_counted: u64 },
+    /// The cap is reached; nothing changed (see [`Released::CapReached`]).
+    CapReached { oldest_counted: Option<u64> },
 }
 
 /// When a license's seats are past their lease (§9), as cut-off times.

@@ -475,24 +475,24 @@ fn count_transfers(
         .get(0))
 }
 
-/// `Some(oldest counted transfer)` when the cap is reached (under the license's lock).
+/// `Some(oldest counted transfer, if any)` when the cap is reached (under the license's lock).
 fn cap_reached(
     transaction: &mut Transaction<'_>,
     license: &str,
     cap: Option<TransferCap>,
-) -> Result<Option<u64>, Failed> {
+) -> Result<Option<Option<u64>>, Failed> {
     let Some(cap) = cap else { return Ok(None) };
     let count = count_transfers(transaction, license, cap.since)?;
     if count < i64::from(cap.cap) {
         return Ok(None);
     }
-    let at: i64 = transaction
-        .query_one(
+    let at: Option<i64> = transaction
+        .query_opt(
             "SELECT at FROM transfer WHERE license_ref = $1 AND at >= $2 ORDER BY at LIMIT 1 OFFSET $3",
             &[&license, &time(cap.since)?, &(count - i64::from(cap.cap))],
         )?
-        .get(0);
-    Ok(Some(unsigned(at, "negative time")?))
+        .map(|row| row.get(0));
+    Ok(Some(at.map(|at| unsigned(at, "negative time")).transpose()?))
 }
 
 fn remove_seat(

@@ -314,27 +314,28 @@ fn transfers_since(connection: &Connection, license: &str, since: u64) -> Result
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-/// `Some(oldest counted transfer)` when the cap is reached.
+/// `Some(oldest counted transfer, if any)` when the cap is reached.
 fn cap_reached(
     connection: &Connection,
     license: &str,
     cap: Option<TransferCap>,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<Option<u64>>, StoreError> {
     let Some(cap) = cap else { return Ok(None) };
     let count = transfers_since(connection, license, cap.since)?;
     if count < cap.cap {
         return Ok(None);
     }
     // The transfer whose leaving the window brings the count under the cap.
-    let at: i64 = connection
+    let at: Option<i64> = connection
         .prepare_cached(
             "SELECT at FROM transfer WHERE license_ref = ?1 AND at >= ?2 ORDER BY at LIMIT 1 OFFSET ?3",
         )?
         .query_row(
             params![license, to_i64(cap.since)?, i64::from(count - cap.cap)],
             |row| row.get(0),
-        )?;
-    Ok(Some(unsigned(at, "negative time")?))
+        )
+        .optional()?;
+    Ok(Some(at.map(|at| unsigned(at, "negative time")).transpose()?))
 }
 
 fn listed(row: &rusqlite::Row<'_>) -> Result<ListedSeat, StoreError> {
