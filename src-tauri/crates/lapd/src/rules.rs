@@ -174,10 +174,15 @@ pub fn lease(license: &License, now: u64) -> Lease {
             not_after_before: None,
             last_seen_before: now.saturating_sub(u64::from(days) * DAY),
         },
-        None => Lease {
-            not_after_before: Some(now.saturating_sub(DEFAULT_LEASE_PAST_NOT_AFTER_DAYS * DAY)),
-            last_seen_before: now.saturating_sub(DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY),
-        },
+        None => default_lease(now),
+    }
+}
+
+/// The §9 default lease at `now`.
+pub fn default_lease(now: u64) -> Lease {
+    Lease {
+        not_after_before: Some(now.saturating_sub(DEFAULT_LEASE_PAST_NOT_AFTER_DAYS * DAY)),
+        last_seen_before: now.saturating_sub(DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY),
     }
 }
 
@@ -313,15 +318,18 @@ pub fn decide_as(
         Grant::License(_) => store.usage(reference, now).map_err(store_failed)?,
     };
     if let (None, Grant::License(license)) = (existing, &grant) {
-        // A seat past its lease is freed before a new machine is told the license is full.
+        // Before a new machine is told the license is full: seats past their lease are
+        // freed, and the count is read afresh (another process may have freed one).
         if !license.allow_overuse && usage.seats_used >= license.seats {
             let freed = store
                 .reclaim_expired(reference, lease(license, now), now)
                 .map_err(store_failed)?;
             if freed > 0 {
                 tracing::info!(license = %reference, freed, "seats past their lease freed");
-                usage = store.usage(reference, now).map_err(store_failed)?;
             }
+            usage = store
+                .usage_uncached(reference, now)
+                .map_err(store_failed)?;
         }
         // A hardware change: the seat of the old hash moves here when this installation
         // took it. The answer is checked first, so that a refusal moves nothing.

@@ -177,6 +177,13 @@ impl Store {
         }
     }
 
+    /// The license's seat count read from the database now (and cached): before a machine is
+    /// refused for a full license, so that a seat freed by another process counts at once.
+    pub fn usage_uncached(&self, license: &str, now: u64) -> Result<Usage, StoreError> {
+        self.forget_usage(license);
+        self.usage(license, now)
+    }
+
     /// The license's seat count and first use, at server time `now`.
     pub fn usage(&self, license: &str, now: u64) -> Result<Usage, StoreError> {
         let cached = self
