@@ -320,7 +320,7 @@ pub fn decide_as(
     if let (None, Grant::License(license)) = (existing, &grant) {
         // Before a new machine is told the license is full: seats past their lease are
         // freed, and the count is read afresh (another process may have freed one).
-        if !license.allow_overuse && usage.seats_used >= license.seats {
+        if profile == Profile::V1_1 && !license.allow_overuse && usage.seats_used >= license.seats {
             let freed = store
                 .reclaim_expired(reference, lease(license, now), now)
                 .map_err(store_failed)?;
