@@ -148,6 +148,13 @@ pub struct TransferCap {
     pub cap: u32,
 }
 
+/// A transfer cap found reached: the transfer whose leaving the window lets the next one
+/// happen; `None` when the cap is 0 (no transfer ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapReached {
+    pub oldest_counted: Option<u64>,
+}
+
 /// What [`SeatStore::release`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Released {

@@ -14,7 +14,7 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::model::{
-    Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
     SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 
@@ -480,7 +480,7 @@ fn cap_reached(
     transaction: &mut Transaction<'_>,
     license: &str,
     cap: Option<TransferCap>,
-) -> Result<Option<Option<u64>>, Failed> {
+) -> Result<Option<CapReached>, Failed> {
     let Some(cap) = cap else { return Ok(None) };
     let count = count_transfers(transaction, license, cap.since)?;
     if count < i64::from(cap.cap) {
@@ -492,7 +492,9 @@ fn cap_reached(
             &[&license, &time(cap.since)?, &(count - i64::from(cap.cap))],
         )?
         .map(|row| row.get(0));
-    Ok(Some(at.map(|at| unsigned(at, "negative time")).transpose()?))
+    Ok(Some(CapReached {
+        oldest_counted: at.map(|at| unsigned(at, "negative time")).transpose()?,
+    }))
 }
 
 fn remove_seat(
@@ -559,7 +561,7 @@ fn release(
     let Some(seat) = seat_in(&mut transaction, license, machine)? else {
         return Ok(Released::NotHeld);
     };
-    if let Some(oldest_counted) = cap_reached(&mut transaction, license, cap)? {
+    if let Some(CapReached { oldest_counted }) = cap_reached(&mut transaction, license, cap)? {
         return Ok(Released::CapReached { oldest_counted });
     }
     remove_seat(&mut transaction, license, seat.seat_id, now)?;
@@ -581,7 +583,7 @@ fn move_seat(client: &mut Client, request: &Move<'_>) -> Result<Moved, Failed> {
     {
         return Ok(Moved::NotEligible);
     }
-    if let Some(oldest_counted) = cap_reached(&mut transaction, request.license, request.cap)? {
+    if let Some(CapReached { oldest_counted }) = cap_reached(&mut transaction, request.license, request.cap)? {
         return Ok(Moved::CapReached { oldest_counted });
     }
     let now = time(request.now)?;

@@ -11,7 +11,7 @@ use lap_proto::Uuid;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{
-    Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
     SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 
@@ -319,7 +319,7 @@ fn cap_reached(
     connection: &Connection,
     license: &str,
     cap: Option<TransferCap>,
-) -> Result<Option<Option<u64>>, StoreError> {
+) -> Result<Option<CapReached>, StoreError> {
     let Some(cap) = cap else { return Ok(None) };
     let count = transfers_since(connection, license, cap.since)?;
     if count < cap.cap {
@@ -335,7 +335,9 @@ fn cap_reached(
             |row| row.get(0),
         )
         .optional()?;
-    Ok(Some(at.map(|at| unsigned(at, "negative time")).transpose()?))
+    Ok(Some(CapReached {
+        oldest_counted: at.map(|at| unsigned(at, "negative time")).transpose()?,
+    }))
 }
 
 fn listed(row: &rusqlite::Row<'_>) -> Result<ListedSeat, StoreError> {
@@ -427,7 +429,7 @@ impl SeatStore for SqliteStore {
         let Some(seat) = read_seat(&transaction, license, machine)? else {
             return Ok(Released::NotHeld);
         };
-        if let Some(oldest_counted) = cap_reached(&transaction, license, cap)? {
+        if let Some(CapReached { oldest_counted }) = cap_reached(&transaction, license, cap)? {
             return Ok(Released::CapReached { oldest_counted });
         }
         remove_seat(&transaction, license, seat.seat_id, now, true)?;
@@ -447,7 +449,7 @@ impl SeatStore for SqliteStore {
         {
             return Ok(Moved::NotEligible);
         }
-        if let Some(oldest_counted) = cap_reached(&transaction, request.license, request.cap)? {
+        if let Some(CapReached { oldest_counted }) = cap_reached(&transaction, request.license, request.cap)? {
             return Ok(Moved::CapReached { oldest_counted });
         }
         transaction
