@@ -916,3 +916,36 @@ fn a_seat_freed_elsewhere_leaves_the_cache_within_its_trust(db: &Db) {
     ));
     assert_eq!(store.seat("lic", &[2; 32], now).expect("read"), None);
 }
+
+/// A database that holds a lock forever does not hold a worker: the statement is cancelled
+/// after the store's statement timeout, and the seat is not given.
+#[test]
+fn a_hung_postgres_statement_is_cancelled() {
+    let db = Db::postgres();
+    let store = db.open();
+    new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 10, Limit::Seats(5)))
+            .expect("take"),
+    );
+    let DbLocation::Postgres(url) = &db.location else {
+        unreachable!("a PostgreSQL database")
+    };
+    let mut holder = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+    let mut held = holder.transaction().expect("begin");
+    held.execute(
+        "SELECT * FROM license WHERE license_ref = 'lic' FOR UPDATE",
+        &[],
+    )
+    .expect("lock");
+    let started = std::time::Instant::now();
+    let taken = store.take_seat(&take("lic", &[2; 32], 2, 11, Limit::Seats(5)));
+    let waited = started.elapsed();
+    assert!(taken.is_err(), "{taken:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "cancelled, not hung: {waited:?}"
+    );
+    held.rollback().expect("rollback");
+    assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
+}

@@ -64,6 +64,13 @@ const MIGRATION_LOCK: i64 = 0x6c61_7064_5345_4154;
 
 /// Waiting longer than this for a connection is waiting on an unreachable database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A statement running longer than this (a lock never released, a database in trouble) is
+/// cancelled by the server, so that a worker thread is not held: every request's statement
+/// is an indexed read or a short write. Schema migrations and listings run without it.
+const STATEMENT_TIMEOUT_MS: u32 = 5_000;
+/// Unacknowledged data on a TCP connection for this long (a database host gone silent)
+/// breaks the connection instead of hanging its worker (Linux; ignored for Unix sockets).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The columns [`assignment`] reads, in its order.
 const SEAT_COLUMNS: &str =
@@ -224,6 +231,16 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("lapd");
+        // The vendor's own `options` in the URL stay; a statement_timeout there wins.
+        let options = match config.get_options() {
+            Some(own) if own.contains("statement_timeout") => own.to_owned(),
+            Some(own) => format!("{own} -c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+            None => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+        };
+        config.options(&options);
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let store = Self {
             what: describe(&config),
             config,
@@ -284,6 +301,8 @@ fn stored_version(client: &mut Transaction<'_>) -> Result<u32, Failed> {
 /// Brings the schema forward in one transaction; servers starting together take turns.
 fn migrate(client: &mut Client) -> Result<u32, Failed> {
     let mut transaction = client.transaction()?;
+    // Adding columns to millions of seats takes longer than a request's statement may.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     transaction
         .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -399,6 +418,8 @@ fn import(client: &mut Client, rows: &[SeatRow]) -> Result<u64, Failed> {
         clients.push(row.seat.client_base_id.map(|c| c.as_bytes().to_vec()));
     }
     let mut transaction = client.transaction()?;
+    // `lapd db import` and `db fill`, not a worker: a batch may take its time.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
     // Seat ids are the target's own (from its sequence): the source's may be taken.
     let added = transaction.query(
         "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen, last_seen,
@@ -658,14 +679,17 @@ fn release_by_id(client: &mut Client, seat_id: u64, now: u64) -> Result<Option<L
 }
 
 fn list(client: &mut Client, which: Listing<'_>) -> Result<Vec<ListedSeat>, Failed> {
+    let mut transaction = client.transaction()?;
+    // A listing of every seat is a support desk's, not a worker's: it may take its time.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
     let rows = match which {
-        Listing::All => client.query(
+        Listing::All => transaction.query(
             &format!(
                 "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat ORDER BY license_ref, seat_id"
             ),
             &[],
         )?,
-        Listing::Licenses(licenses) => client.query(
+        Listing::Licenses(licenses) => transaction.query(
             &format!(
                 "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat WHERE license_ref = ANY($1)
                  ORDER BY license_ref, seat_id"
@@ -673,6 +697,7 @@ fn list(client: &mut Client, which: Listing<'_>) -> Result<Vec<ListedSeat>, Fail
             &[&licenses],
         )?,
     };
+    transaction.commit()?;
     Ok(rows.iter().map(listed).collect::<Result<_, _>>()?)
 }
 
