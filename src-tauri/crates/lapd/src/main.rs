@@ -437,6 +437,20 @@ fn execute(command: Command) -> Result<(), CliError> {
     }
 }
 
+/// The database of a `seats` command: never a new, empty SQLite file made by a typo.
+fn existing_db(arg: &DbArg) -> Result<Box<dyn lapd::store::SeatStore>, CliError> {
+    let location = db_location(arg)?;
+    if let DbLocation::Sqlite(path) = &location
+        && !path.exists()
+    {
+        return Err(CliError::Usage(format!(
+            "--db {}: no such file",
+            path.display()
+        )));
+    }
+    Ok(location.open()?)
+}
+
 fn seats(command: SeatsCommand) -> Result<(), CliError> {
     let now = lap_proto::time::unix_now();
     match command {
@@ -474,7 +488,7 @@ fn seats(command: SeatsCommand) -> Result<(), CliError> {
                 (None, None, Some(sku)) => lapd::seats::Which::Sku(sku),
                 (None, None, None) => lapd::seats::Which::All,
             };
-            let store = db_location(&db)?.open()?;
+            let store = existing_db(&db)?;
             let lines = lapd::seats::list(store.as_ref(), &which, catalog.as_ref(), now)?;
             if json {
                 println!("{}", serde_json::to_string(&lines).unwrap_or_default());
@@ -483,7 +497,7 @@ fn seats(command: SeatsCommand) -> Result<(), CliError> {
             }
         }
         SeatsCommand::Release { db, seat } => {
-            let store = db_location(&db)?.open()?;
+            let store = existing_db(&db)?;
             let freed = store
                 .release_by_id(seat, now)?
                 .ok_or_else(|| CliError::Usage(format!("--seat {seat}: no such seat")))?;

@@ -387,8 +387,19 @@ pub fn decide_as(
         };
         let before = match store.touch(&touch, seat) {
             Ok(Some(before)) => before,
-            // Freed meanwhile by another process: the machine holds no seat to answer for.
-            Ok(None) => return Err(DropReason::Store),
+            // Freed meanwhile by another process (the cache has forgotten it now): decided
+            // again from the database, as a machine without a seat.
+            Ok(None) => {
+                return decide_as(
+                    profile,
+                    catalog,
+                    store,
+                    request,
+                    now,
+                    max_server_data_len,
+                    new_license_id,
+                );
+            }
             Err(error) => {
                 // A returning machine is answered from the cache; its last-seen waits.
                 tracing::warn!(%error, "seat's last-seen and generation not recorded");
@@ -1296,5 +1307,29 @@ mod tests {
             Some("An evaluation stays on the computer it started on.")
         );
         assert!(store.backend().seat(&first.license_ref, &[1; 32]).expect("read").is_some());
+    }
+
+    #[test]
+    fn a_seat_freed_by_another_process_is_taken_again_not_answered_from_the_cache() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let ask = |n: u32, now: u64| {
+            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now), now)
+        };
+        let first = ask(1, NOW).expect("granted");
+        // As `lapd seats release` does from another process: the cache still holds the seat.
+        store
+            .backend()
+            .release(&first.license_ref, &[1; 32], NOW, None)
+            .expect("released");
+        let again = ask(2, NOW + 1).expect("answered");
+        let seat = store
+            .backend()
+            .seat(&first.license_ref, &[1; 32])
+            .expect("read")
+            .expect("a seat taken again");
+        assert_eq!(seat.first_seen, NOW + 1, "a new seat, recorded");
+        assert_eq!(again.license_id, seat.license_id);
     }
 }

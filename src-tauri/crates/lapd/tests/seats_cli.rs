@@ -140,6 +140,11 @@ fn seats_are_listed_and_released_while_serve_runs() {
 
     let (code, _, err) = probe(0xbb, "3");
     assert_eq!(code, Some(0), "the running server gives the freed seat: {err}");
+    let missing = dir.path().join("typo.sqlite");
+    let (code, _, err) = run(&["seats", "list", "--db", path(&missing)]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no such file"), "{err}");
+    assert!(!missing.exists(), "no empty database made");
     let seats = list(&[]);
     assert_eq!(seats.len(), 1);
     assert_eq!(seats[0]["machine_hash_prefix"], "bbbbbbbbbbbb");
