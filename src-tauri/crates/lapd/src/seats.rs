@@ -125,3 +125,41 @@ pub fn table(lines: &[SeatLine]) -> String {
     let _ = writeln!(out, "{} seats", lines.len());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Assignment, SeatRow};
+    use lap_proto::time::DAY;
+
+    #[test]
+    fn a_seat_past_its_lease_is_listed_as_such() {
+        let store = SqliteStore::in_memory().expect("store");
+        let now = 1_800_000_000;
+        let seat = |machine: u8, last_seen: u64| SeatRow {
+            license: "lic".into(),
+            machine: [machine; 32],
+            seat: Assignment {
+                last_seen,
+                generation: 4,
+                ..Assignment::new(lap_proto::Uuid::from_u128(1), last_seen)
+            },
+        };
+        store
+            .import(&[seat(1, now - 10 * DAY), seat(2, now - 181 * DAY)])
+            .expect("import");
+        let lines = list(&store, &Which::All, None, now).expect("list");
+        let states: Vec<(&str, &str, u32)> = lines
+            .iter()
+            .map(|l| (l.machine_hash_prefix.as_str(), l.state, l.generation))
+            .collect();
+        assert_eq!(
+            states,
+            [("010101010101", "held", 4), ("020202020202", "lease-over", 4)]
+        );
+        assert!(lines[0].first_seen.ends_with('Z'), "{}", lines[0].first_seen);
+        let table = table(&lines);
+        assert!(table.contains("lease-over") && table.ends_with("2 seats\n"), "{table}");
+    }
+}

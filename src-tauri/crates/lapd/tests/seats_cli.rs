@@ -41,10 +41,11 @@ impl Drop for Serving {
     }
 }
 
-fn serve(keys: &Path, catalog: &Path, db: &Path) -> Serving {
+fn serve(keys: &Path, catalog: &Path, db: &Path, extra: &[&str]) -> Serving {
     let mut child = lapd()
         .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1", "--rate-limit", "0"])
         .args(["--keys", path(keys), "--catalog", path(catalog), "--db", path(db)])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -79,7 +80,7 @@ fn seats_are_listed_and_released_while_serve_runs() {
     )
     .expect("catalog");
     let db = dir.path().join("seats.sqlite");
-    let serving = serve(&keys, &catalog, &db);
+    let serving = serve(&keys, &catalog, &db, &[]);
     let probe = |machine: u8, attempts: &str| {
         run(&[
             "probe",
@@ -208,4 +209,69 @@ fn a_sunset_grant_verifies_with_the_servers_key() {
     assert_eq!(code, Some(1));
     assert!(err.contains("--asset-key takes hex digits"), "{err}");
     assert!(!dir.path().join("bad.json").exists(), "nothing written");
+}
+
+/// `lapd serve` sweeps seats past their lease on its own clock, `--time-offset` included:
+/// a seat taken now is freed by a server running 181 days ahead, with nobody asking. (Where
+/// the lease ends to the second is the rules' tests', with a fixed `now`.)
+#[test]
+fn serve_sweeps_seats_past_their_lease_on_its_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let (code, _, err) = run(&["keygen", "--out", path(&keys)]);
+    assert_eq!(code, Some(0), "{err}");
+    let key = lap_proto::test_util::key(2);
+    let key_file = dir.path().join("key.txt");
+    std::fs::write(&key_file, key.to_display()).expect("key");
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        format!(
+            "[[sku]]\nid = \"{SKU}\"\nname = \"Acme\"\n\
+             [[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"perpetual\"\nseats = 1\n",
+            key.to_display()
+        ),
+    )
+    .expect("catalog");
+    let db = dir.path().join("seats.sqlite");
+    {
+        let serving = serve(&keys, &catalog, &db, &[]);
+        let (code, _, err) = run(&[
+            "probe",
+            "--server",
+            &serving.address,
+            "--public",
+            path(&keys.join("server.toml")),
+            "--sku",
+            &SKU.to_string(),
+            "--key-file",
+            path(&key_file),
+            "--machine",
+            &hex::encode([0xcc; 32]),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let count = || {
+        let (code, out, err) = run(&["seats", "list", "--db", path(&db), "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .expect("JSON")
+            .len()
+    };
+    assert_eq!(count(), 1);
+    let day = 86_400;
+    let _ahead = serve(
+        &keys,
+        &catalog,
+        &db,
+        &["--time-offset", &(181 * day).to_string(), "--lease-sweep-secs", "1"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep freed the seat"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
