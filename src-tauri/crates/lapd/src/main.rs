@@ -481,8 +481,7 @@ fn seats(command: SeatsCommand) -> Result<(), CliError> {
                 ),
                 (None, None, Some(_)) if catalog.is_none() => {
                     return Err(CliError::Usage(
-                        "--sku needs --catalog (a SKU's licenses are listed in the catalog)"
-                            .into(),
+                        "--sku needs --catalog (a SKU's licenses are listed in the catalog)".into(),
                     ));
                 }
                 (None, None, Some(sku)) => lapd::seats::Which::Sku(sku),
@@ -792,14 +791,16 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         %bound, threads, skus = catalog.skus().count(), licenses = catalog.licenses().count(),
         rate_limit = rate, burst, db = %db, profile = ?profile, lease_sweep_secs, "lapd serving"
     );
-    let server = Arc::new(Server::new(
-        keys,
-        catalog,
-        store,
-        RateLimiter::new(rate, burst),
-        args.time_offset,
-    )
-    .with_profile(profile));
+    let server = Arc::new(
+        Server::new(
+            keys,
+            catalog,
+            store,
+            RateLimiter::new(rate, burst),
+            args.time_offset,
+        )
+        .with_profile(profile),
+    );
     let stop = server.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| CliError::Io {

@@ -254,7 +254,10 @@ pub fn decide(
 }
 
 /// As [`decide`], speaking `profile`.
-#[allow(clippy::too_many_lines, reason = "the rules in the order the profile gives them")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the rules in the order the profile gives them"
+)]
 pub fn decide_as(
     profile: Profile,
     catalog: &LicenseCatalog,
@@ -327,9 +330,7 @@ pub fn decide_as(
             if freed > 0 {
                 tracing::info!(license = %reference, freed, "seats past their lease freed");
             }
-            usage = store
-                .usage_uncached(reference, now)
-                .map_err(store_failed)?;
+            usage = store.usage_uncached(reference, now).map_err(store_failed)?;
         }
         // A hardware change: the seat of the old hash moves here when this installation
         // took it. The answer is checked first, so that a refusal moves nothing.
@@ -1059,39 +1060,67 @@ mod tests {
         let store = Store::in_memory().expect("store");
         let none = SeedExtensions::default();
         let k = key(6);
-        let first = run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &none, NOW), NOW)
-            .expect("granted");
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("granted");
         assert_eq!(
-            run(&catalog, &store, &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW), NOW),
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW),
+                NOW
+            ),
             Err(DropReason::NoSeat)
         );
         let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
         let released = run(&catalog, &store, &release, NOW).expect("released");
-        assert!(released.server_data.confirms_release(NOW), "{:?}", released.server_data);
+        assert!(
+            released.server_data.confirms_release(NOW),
+            "{:?}",
+            released.server_data
+        );
         assert_eq!(released.license_id, first.license_id);
         assert_eq!(
             ServerData::parse(&released.server_data_bytes).expect("valid"),
             released.server_data
         );
         assert_eq!(
-            store.backend().seat(&first.license_ref, &[1; 32]).expect("read"),
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read"),
             None,
             "freed in the database before the answer"
         );
         let again = run(&catalog, &store, &release, NOW + 1).expect("idempotent");
         assert!(again.server_data.confirms_release(NOW + 1));
         assert_eq!(used(&store, &first.license_ref), 0);
-        run(&catalog, &store, &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW), NOW)
-            .expect("the freed seat goes to the next computer");
+        run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("the freed seat goes to the next computer");
 
         // Not a release: no LicenseId named, or a malformed extension area. Nothing changes.
         let nameless = request_11(Some(&k), 2, 2, Uuid::nil(), &release_ext(), NOW);
-        assert_eq!(run(&catalog, &store, &nameless, NOW), Err(DropReason::BadSeed));
+        assert_eq!(
+            run(&catalog, &store, &nameless, NOW),
+            Err(DropReason::BadSeed)
+        );
         let mut malformed = request_11(Some(&k), 2, 2, first.license_id, &release_ext(), NOW);
         // A second Intent record after the first: a duplicate type.
         let room = 66 + 4;
         malformed.client_seed[room..room + 4].copy_from_slice(&[1, 1, 0, 1]);
-        assert_eq!(run(&catalog, &store, &malformed, NOW), Err(DropReason::BadSeed));
+        assert_eq!(
+            run(&catalog, &store, &malformed, NOW),
+            Err(DropReason::BadSeed)
+        );
         assert_eq!(used(&store, &first.license_ref), 1, "the seat stays taken");
     }
 
@@ -1102,12 +1131,22 @@ mod tests {
         let k = key(6);
         let none = SeedExtensions::default();
         let activate = |now| {
-            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &none, now), now)
-                .expect("granted")
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &none, now),
+                now,
+            )
+            .expect("granted")
         };
         let release = |id, now| {
-            run(&catalog, &store, &request_11(Some(&k), 1, 1, id, &release_ext(), now), now)
-                .expect("answered")
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, id, &release_ext(), now),
+                now,
+            )
+            .expect("answered")
         };
         let id = activate(NOW).license_id;
         assert!(release(id, NOW).server_data.released);
@@ -1136,14 +1175,24 @@ mod tests {
         let store = Store::in_memory().expect("store");
         let k = key(6);
         let none = SeedExtensions::default();
-        let first = run(&catalog, &store, &request_11(Some(&k), 1, 0xA, Uuid::nil(), &none, NOW), NOW)
-            .expect("granted");
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 1, 0xA, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("granted");
         let moved_from = |from: u8| SeedExtensions {
             previous_machine_hash: Some([from; 32]),
             ..SeedExtensions::default()
         };
         assert_eq!(
-            run(&catalog, &store, &request_11(Some(&k), 2, 0xB, Uuid::nil(), &moved_from(1), NOW), NOW),
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 2, 0xB, Uuid::nil(), &moved_from(1), NOW),
+                NOW
+            ),
             Err(DropReason::NoSeat),
             "another installation with the old hash gets nothing from it"
         );
@@ -1156,9 +1205,18 @@ mod tests {
         .expect("moved");
         assert_eq!(moved.license_id, first.license_id, "the LicenseId is kept");
         assert_eq!(used(&store, &first.license_ref), 1);
-        assert_eq!(store.backend().seat(&first.license_ref, &[1; 32]).expect("read"), None);
         assert_eq!(
-            store.backend().transfers_since(&first.license_ref, 0).expect("count"),
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read"),
+            None
+        );
+        assert_eq!(
+            store
+                .backend()
+                .transfers_since(&first.license_ref, 0)
+                .expect("count"),
             1,
             "a move is a transfer"
         );
@@ -1172,7 +1230,14 @@ mod tests {
         let first = run(
             &catalog,
             &store,
-            &request_11(Some(&k), 1, 0xA, Uuid::nil(), &SeedExtensions::default(), NOW),
+            &request_11(
+                Some(&k),
+                1,
+                0xA,
+                Uuid::nil(),
+                &SeedExtensions::default(),
+                NOW,
+            ),
             NOW,
         )
         .expect("granted");
@@ -1188,7 +1253,11 @@ mod tests {
         )
         .expect("a free seat");
         assert!(
-            store.backend().seat(&second.license_ref, &[1; 32]).expect("read").is_some(),
+            store
+                .backend()
+                .seat(&second.license_ref, &[1; 32])
+                .expect("read")
+                .is_some(),
             "a new seat, not a move: the old one stays"
         );
         assert_eq!(used(&store, &first.license_ref), 2);
@@ -1211,18 +1280,46 @@ mod tests {
         let k = key(6);
         let none = SeedExtensions::default();
         let ask = |machine: u8, now: u64| {
-            run(&catalog, &store, &request_11(Some(&k), machine, u128::from(machine), Uuid::nil(), &none, now), now)
+            run(
+                &catalog,
+                &store,
+                &request_11(
+                    Some(&k),
+                    machine,
+                    u128::from(machine),
+                    Uuid::nil(),
+                    &none,
+                    now,
+                ),
+                now,
+            )
         };
         ask(1, NOW).expect("granted");
         ask(1, NOW + 100 * DAY).expect("renewed: seen again");
         let lease_end = NOW + 100 * DAY + DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY;
-        assert_eq!(ask(2, lease_end), Err(DropReason::NoSeat), "180 days, not more");
+        assert_eq!(
+            ask(2, lease_end),
+            Err(DropReason::NoSeat),
+            "180 days, not more"
+        );
         ask(2, lease_end + 1).expect("the seat was freed");
 
         let catalog = lifecycle_catalog(1, "seat_lease_days = 10");
         let store = Store::in_memory().expect("store");
         let ask = |machine: u8, now: u64| {
-            run(&catalog, &store, &request_11(Some(&k), machine, u128::from(machine), Uuid::nil(), &none, now), now)
+            run(
+                &catalog,
+                &store,
+                &request_11(
+                    Some(&k),
+                    machine,
+                    u128::from(machine),
+                    Uuid::nil(),
+                    &none,
+                    now,
+                ),
+                now,
+            )
         };
         ask(1, NOW).expect("granted");
         assert_eq!(ask(2, NOW + 10 * DAY), Err(DropReason::NoSeat));
@@ -1244,10 +1341,15 @@ mod tests {
         let store = Store::in_memory().expect("store");
         let k = key(6);
         let ask = |n: u32, now: u64| {
-            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now), now)
-                .expect("answered")
-                .server_data
-                .duplicate
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now),
+                now,
+            )
+            .expect("answered")
+            .server_data
+            .duplicate
         };
         assert!(!ask(1, NOW));
         assert!(!ask(2, NOW + 10));
@@ -1263,7 +1365,9 @@ mod tests {
         );
         assert!(from_database.is_ok());
         assert_eq!(
-            fresh.backend().seat(&crate::catalog::license_reference(&k), &[1; 32])
+            fresh
+                .backend()
+                .seat(&crate::catalog::license_reference(&k), &[1; 32])
                 .expect("read")
                 .map(|s| s.generation),
             Some(5),
@@ -1278,17 +1382,31 @@ mod tests {
         let k = key(6);
         let run_10 = |request: &Request, now| {
             let mut next = ids();
-            decide_as(Profile::V1_0, &catalog, &store, request, now, ROOM, &mut next)
+            decide_as(
+                Profile::V1_0,
+                &catalog,
+                &store,
+                request,
+                now,
+                ROOM,
+                &mut next,
+            )
         };
-        let first = run_10(&request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW), NOW)
-            .expect("granted");
+        let first = run_10(
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW),
+            NOW,
+        )
+        .expect("granted");
         let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
         let answer = run_10(&release, NOW).expect("a plain grant");
         assert!(!answer.server_data.released);
         assert_eq!(answer.license_id, first.license_id);
         assert_eq!(used(&store, &first.license_ref), 1, "nothing freed");
-        let lower = run_10(&request_11(Some(&k), 1, 1, Uuid::nil(), &generation(1), NOW), NOW)
-            .expect("granted");
+        let lower = run_10(
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(1), NOW),
+            NOW,
+        )
+        .expect("granted");
         assert!(!lower.server_data.duplicate, "no 1.1 record");
     }
 
@@ -1296,17 +1414,33 @@ mod tests {
     fn an_evaluation_is_not_released() {
         let catalog = catalog("");
         let store = Store::in_memory().expect("store");
-        let first = run(&catalog, &store, &request_11(None, 1, 1, Uuid::nil(), &SeedExtensions::default(), NOW), NOW)
-            .expect("evaluation");
-        let answer = run(&catalog, &store, &request_11(None, 1, 1, first.license_id, &release_ext(), NOW), NOW)
-            .expect("answered");
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(None, 1, 1, Uuid::nil(), &SeedExtensions::default(), NOW),
+            NOW,
+        )
+        .expect("evaluation");
+        let answer = run(
+            &catalog,
+            &store,
+            &request_11(None, 1, 1, first.license_id, &release_ext(), NOW),
+            NOW,
+        )
+        .expect("answered");
         assert!(!answer.server_data.released);
         assert_eq!(answer.server_data.kind, Some(LicenseKind::Evaluation));
         assert_eq!(
             answer.server_data.notice.as_deref(),
             Some("An evaluation stays on the computer it started on.")
         );
-        assert!(store.backend().seat(&first.license_ref, &[1; 32]).expect("read").is_some());
+        assert!(
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read")
+                .is_some()
+        );
     }
 
     #[test]
@@ -1315,7 +1449,12 @@ mod tests {
         let store = Store::in_memory().expect("store");
         let k = key(6);
         let ask = |n: u32, now: u64| {
-            run(&catalog, &store, &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now), now)
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now),
+                now,
+            )
         };
         let first = ask(1, NOW).expect("granted");
         // As `lapd seats release` does from another process: the cache still holds the seat.

@@ -156,10 +156,20 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            [("010101010101", "held", 4), ("020202020202", "lease-over", 4)]
+            [
+                ("010101010101", "held", 4),
+                ("020202020202", "lease-over", 4)
+            ]
         );
-        assert!(lines[0].first_seen.ends_with('Z'), "{}", lines[0].first_seen);
+        assert!(
+            lines[0].first_seen.ends_with('Z'),
+            "{}",
+            lines[0].first_seen
+        );
         let table = table(&lines);
-        assert!(table.contains("lease-over") && table.ends_with("2 seats\n"), "{table}");
+        assert!(
+            table.contains("lease-over") && table.ends_with("2 seats\n"),
+            "{table}"
+        );
     }
 }

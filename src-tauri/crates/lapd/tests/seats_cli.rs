@@ -43,8 +43,23 @@ impl Drop for Serving {
 
 fn serve(keys: &Path, catalog: &Path, db: &Path, extra: &[&str]) -> Serving {
     let mut child = lapd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1", "--rate-limit", "0"])
-        .args(["--keys", path(keys), "--catalog", path(catalog), "--db", path(db)])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--rate-limit",
+            "0",
+        ])
+        .args([
+            "--keys",
+            path(keys),
+            "--catalog",
+            path(catalog),
+            "--db",
+            path(db),
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -120,11 +135,17 @@ fn seats_are_listed_and_released_while_serve_runs() {
     assert_eq!(seat["state"], "held");
     assert_eq!(seat["license"], lapd::catalog::license_reference(&key));
     assert_eq!(list(&["--key-file", path(&key_file)]).len(), 1);
-    assert_eq!(list(&["--sku", &SKU.to_string(), "--catalog", path(&catalog)]).len(), 1);
+    assert_eq!(
+        list(&["--sku", &SKU.to_string(), "--catalog", path(&catalog)]).len(),
+        1
+    );
     assert_eq!(list(&["--license", "0000"]).len(), 0);
     let (code, out, _) = run(&["seats", "list", "--db", path(&db)]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("aaaaaaaaaaaa") && out.contains("1 seats"), "{out}");
+    assert!(
+        out.contains("aaaaaaaaaaaa") && out.contains("1 seats"),
+        "{out}"
+    );
     assert!(
         !out.contains(&key.to_display()),
         "the listing never shows a key"
@@ -140,7 +161,11 @@ fn seats_are_listed_and_released_while_serve_runs() {
     assert!(err.contains("no such seat"), "{err}");
 
     let (code, _, err) = probe(0xbb, "3");
-    assert_eq!(code, Some(0), "the running server gives the freed seat: {err}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the running server gives the freed seat: {err}"
+    );
     let missing = dir.path().join("typo.sqlite");
     let (code, _, err) = run(&["seats", "list", "--db", path(&missing)]);
     assert_eq!(code, Some(1));
@@ -182,7 +207,9 @@ fn a_sunset_grant_verifies_with_the_servers_key() {
     let grant = SunsetGrant::from_json(&std::fs::read_to_string(&out).expect("written"))
         .expect("a sunset grant");
     let (_, public) = lapd::keys::load_public(&keys.join("server.toml")).expect("public keys");
-    let data = grant.verify(SKU, &public).expect("signed by the server's key");
+    let data = grant
+        .verify(SKU, &public)
+        .expect("signed by the server's key");
     assert_eq!(data.kind, Some(lap_proto::LicenseKind::Perpetual));
     assert_eq!(data.features, ["pro", "export"]);
     assert_eq!(
@@ -264,7 +291,12 @@ fn serve_sweeps_seats_past_their_lease_on_its_clock() {
         &keys,
         &catalog,
         &db,
-        &["--time-offset", &(181 * day).to_string(), "--lease-sweep-secs", "1"],
+        &[
+            "--time-offset",
+            &(181 * day).to_string(),
+            "--lease-sweep-secs",
+            "1",
+        ],
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count() > 0 {

@@ -626,7 +626,10 @@ fn touch_keeps_the_highest_generation_and_the_last_answer(db: &Db) {
         .touch(&touch(150, Some(2), None))
         .expect("touch")
         .expect("held");
-    assert_eq!(before.generation, 5, "what a lower generation is compared with");
+    assert_eq!(
+        before.generation, 5,
+        "what a lower generation is compared with"
+    );
     let seat = store.seat("lic", &[1; 32]).expect("read").expect("held");
     assert_eq!(
         (seat.generation, seat.last_seen, seat.not_after),
@@ -689,11 +692,7 @@ fn a_release_is_durable_idempotent_and_capped(db: &Db) {
     );
     drop(store);
     let store = db.open();
-    assert_eq!(
-        store.seat("lic", &[1; 32]).expect("read"),
-        None,
-        "durable"
-    );
+    assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None, "durable");
     assert_eq!(store.usage("lic").expect("read").seats_used, 0);
     assert_eq!(
         store.release("lic", &[1; 32], 130, None).expect("release"),
@@ -708,7 +707,9 @@ fn a_release_is_durable_idempotent_and_capped(db: &Db) {
     );
     let cap = TransferCap { since: 0, cap: 1 };
     assert_eq!(
-        store.release("lic", &[2; 32], 150, Some(cap)).expect("release"),
+        store
+            .release("lic", &[2; 32], 150, Some(cap))
+            .expect("release"),
         Released::CapReached {
             oldest_counted: Some(120)
         }
@@ -719,7 +720,12 @@ fn a_release_is_durable_idempotent_and_capped(db: &Db) {
     );
     assert!(matches!(
         store
-            .release("lic", &[2; 32], 150, Some(TransferCap { since: 121, cap: 1 }))
+            .release(
+                "lic",
+                &[2; 32],
+                150,
+                Some(TransferCap { since: 121, cap: 1 })
+            )
             .expect("release"),
         Released::Freed(_)
     ));
@@ -763,14 +769,22 @@ fn a_seat_moves_only_for_the_installation_that_took_it(db: &Db) {
         panic!("the owner moves its seat")
     };
     assert_eq!(
-        (moved.seat_id, moved.license_id, moved.first_seen, moved.last_seen),
+        (
+            moved.seat_id,
+            moved.license_id,
+            moved.first_seen,
+            moved.last_seen
+        ),
         (seat.seat_id, seat.license_id, 100, 200),
         "same seat, same LicenseId"
     );
     assert_eq!(usage.seats_used, 1, "a move takes no seat");
     assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None);
     assert_eq!(
-        store.seat("lic", &[2; 32]).expect("read").map(|s| s.seat_id),
+        store
+            .seat("lic", &[2; 32])
+            .expect("read")
+            .map(|s| s.seat_id),
         Some(seat.seat_id)
     );
     assert_eq!(store.transfers_since("lic", 0).expect("count"), 1);
@@ -827,14 +841,21 @@ fn leases_free_only_the_seats_past_them(db: &Db) {
         last_seen_before,
     };
     assert_eq!(
-        store.reclaim_expired("lic", default(1000, 200)).expect("reclaim"),
+        store
+            .reclaim_expired("lic", default(1000, 200))
+            .expect("reclaim"),
         1,
         "the seat without NotAfter last seen at 100; NotAfter 1000 is not before 1000"
     );
     assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
-    assert!(store.seat("other", &[2; 32]).expect("read").is_some(), "one license at a time");
+    assert!(
+        store.seat("other", &[2; 32]).expect("read").is_some(),
+        "one license at a time"
+    );
     assert_eq!(
-        store.reclaim_expired("lic", default(1001, 200)).expect("reclaim"),
+        store
+            .reclaim_expired("lic", default(1001, 200))
+            .expect("reclaim"),
         1
     );
     assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None);
@@ -867,10 +888,15 @@ fn seats_are_listed_and_released_by_id(db: &Db) {
         .map(|s| (s.license.as_str(), s.machine[0]))
         .collect();
     assert_eq!(order, [("a", 2), ("a", 3), ("b", 1)]);
-    let only_a = store.list(Listing::Licenses(&["a".to_owned()])).expect("list");
+    let only_a = store
+        .list(Listing::Licenses(&["a".to_owned()]))
+        .expect("list");
     assert_eq!(only_a.len(), 2);
     let id = only_a[1].seat.seat_id;
-    let freed = store.release_by_id(id, 200).expect("release").expect("found");
+    let freed = store
+        .release_by_id(id, 200)
+        .expect("release")
+        .expect("found");
     assert_eq!((freed.license.as_str(), freed.machine), ("a", [3; 32]));
     assert_eq!(store.release_by_id(id, 201).expect("release"), None);
     assert_eq!(store.usage("a").expect("read").seats_used, 1);
@@ -893,7 +919,9 @@ fn a_seat_freed_elsewhere_leaves_the_cache_within_its_trust(db: &Db) {
     }
     let elsewhere = db.open();
     assert!(matches!(
-        elsewhere.release("lic", &[1; 32], now, None).expect("release"),
+        elsewhere
+            .release("lic", &[1; 32], now, None)
+            .expect("release"),
         Released::Freed(_)
     ));
     assert!(

@@ -325,7 +325,12 @@ impl Store {
     }
 
     /// Frees the license's seats past their lease (see [`SeatStore::reclaim_expired`]).
-    pub fn reclaim_expired(&self, license: &str, lease: Lease, now: u64) -> Result<u32, StoreError> {
+    pub fn reclaim_expired(
+        &self,
+        license: &str,
+        lease: Lease,
+        now: u64,
+    ) -> Result<u32, StoreError> {
         if self.down(now) {
             return Err(StoreError::Unavailable);
         }

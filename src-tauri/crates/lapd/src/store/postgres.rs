@@ -75,7 +75,8 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The columns [`assignment`] reads, in its order.
 const SEAT_COLUMNS: &str =
     "seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id";
-const SEAT: &str = "SELECT seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id
+const SEAT: &str =
+    "SELECT seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id
      FROM seat WHERE license_ref = $1 AND machine_hash = $2";
 const USAGE: &str = "SELECT seats_used, first_use FROM license WHERE license_ref = $1";
 const COUNT_SINCE: &str = "SELECT COUNT(*) FROM seat WHERE license_ref = $1 AND first_seen >= $2";
@@ -604,7 +605,9 @@ fn move_seat(client: &mut Client, request: &Move<'_>) -> Result<Moved, Failed> {
     {
         return Ok(Moved::NotEligible);
     }
-    if let Some(CapReached { oldest_counted }) = cap_reached(&mut transaction, request.license, request.cap)? {
+    if let Some(CapReached { oldest_counted }) =
+        cap_reached(&mut transaction, request.license, request.cap)?
+    {
         return Ok(Moved::CapReached { oldest_counted });
     }
     let now = time(request.now)?;
@@ -655,11 +658,16 @@ fn reclaim(client: &mut Client, license: &str, lease: Lease) -> Result<u32, Fail
     Ok(u32::try_from(freed).unwrap_or_default())
 }
 
-fn release_by_id(client: &mut Client, seat_id: u64, now: u64) -> Result<Option<ListedSeat>, Failed> {
+fn release_by_id(
+    client: &mut Client,
+    seat_id: u64,
+    now: u64,
+) -> Result<Option<ListedSeat>, Failed> {
     let mut transaction = client.transaction()?;
     let id = time(seat_id)?;
     // The license first (its lock orders this against takes), then the seat again under it.
-    let Some(row) = transaction.query_opt("SELECT license_ref FROM seat WHERE seat_id = $1", &[&id])?
+    let Some(row) =
+        transaction.query_opt("SELECT license_ref FROM seat WHERE seat_id = $1", &[&id])?
     else {
         return Ok(None);
     };

@@ -273,13 +273,12 @@ fn insert_seat(
     }))
 }
 
-/// Removes one seat by id, uncounts it and logs the transfer (`kind`: release or lease).
+/// Removes one seat by id, uncounts it and logs the release as a transfer.
 fn remove_seat(
     connection: &Connection,
     license: &str,
     seat_id: u64,
     now: u64,
-    log: bool,
 ) -> Result<(), StoreError> {
     let id = to_i64(seat_id)?;
     connection
@@ -288,10 +287,7 @@ fn remove_seat(
     connection
         .prepare_cached("UPDATE license SET seats_used = seats_used - 1 WHERE license_ref = ?1")?
         .execute([license])?;
-    if log {
-        log_transfer(connection, license, now, "release", seat_id)?;
-    }
-    Ok(())
+    log_transfer(connection, license, now, "release", seat_id)
 }
 
 fn log_transfer(
@@ -302,7 +298,9 @@ fn log_transfer(
     seat_id: u64,
 ) -> Result<(), StoreError> {
     connection
-        .prepare_cached("INSERT INTO transfer (license_ref, at, kind, seat_id) VALUES (?1, ?2, ?3, ?4)")?
+        .prepare_cached(
+            "INSERT INTO transfer (license_ref, at, kind, seat_id) VALUES (?1, ?2, ?3, ?4)",
+        )?
         .execute(params![license, to_i64(now)?, kind, to_i64(seat_id)?])?;
     Ok(())
 }
@@ -384,8 +382,9 @@ impl SeatStore for SqliteStore {
             client_base_id: take.client_base_id,
             ..Assignment::new(take.license_id, take.now)
         };
-        let seat = insert_seat(&transaction, take.license, take.machine, seat)?
-            .ok_or(StoreError::Corrupt("a seat appeared inside a write transaction"))?;
+        let seat = insert_seat(&transaction, take.license, take.machine, seat)?.ok_or(
+            StoreError::Corrupt("a seat appeared inside a write transaction"),
+        )?;
         let usage = read_usage(&transaction, take.license)?;
         // Durable (synchronous = FULL) before anyone is told.
         transaction.commit()?;
@@ -432,7 +431,7 @@ impl SeatStore for SqliteStore {
         if let Some(CapReached { oldest_counted }) = cap_reached(&transaction, license, cap)? {
             return Ok(Released::CapReached { oldest_counted });
         }
-        remove_seat(&transaction, license, seat.seat_id, now, true)?;
+        remove_seat(&transaction, license, seat.seat_id, now)?;
         // Durable (synchronous = FULL) before the answer says so.
         transaction.commit()?;
         Ok(Released::Freed(seat))
@@ -449,7 +448,9 @@ impl SeatStore for SqliteStore {
         {
             return Ok(Moved::NotEligible);
         }
-        if let Some(CapReached { oldest_counted }) = cap_reached(&transaction, request.license, request.cap)? {
+        if let Some(CapReached { oldest_counted }) =
+            cap_reached(&transaction, request.license, request.cap)?
+        {
             return Ok(Moved::CapReached { oldest_counted });
         }
         transaction
@@ -462,7 +463,13 @@ impl SeatStore for SqliteStore {
                 request.to.as_slice(),
                 to_i64(request.now)?
             ])?;
-        log_transfer(&transaction, request.license, request.now, "move", seat.seat_id)?;
+        log_transfer(
+            &transaction,
+            request.license,
+            request.now,
+            "move",
+            seat.seat_id,
+        )?;
         let usage = read_usage(&transaction, request.license)?;
         transaction.commit()?;
         Ok(Moved::Moved {
@@ -512,7 +519,7 @@ impl SeatStore for SqliteStore {
         let Some(found) = found else {
             return Ok(None);
         };
-        remove_seat(&transaction, &found.license, seat_id, now, true)?;
+        remove_seat(&transaction, &found.license, seat_id, now)?;
         transaction.commit()?;
         Ok(Some(found))
     }
