@@ -272,6 +272,13 @@ enum LicenseCommand {
         /// Text shown to the user (at most 200 bytes).
         #[arg(long)]
         notice: Option<String>,
+        /// Releases and moves to other hardware allowed per year (default: no limit).
+        #[arg(long)]
+        transfers_per_year: Option<u32>,
+        /// Days a seat that is not renewed stays taken (default: the profile's lease, 90 days
+        /// past the last answer's end, or 180 days past the last answer without one).
+        #[arg(long)]
+        seat_lease_days: Option<u32>,
         /// Print a JSON object with `key` and `key_hex`.
         #[arg(long)]
         json: bool,
@@ -376,6 +383,8 @@ fn execute(command: Command) -> Result<(), CliError> {
             days,
             features,
             notice,
+            transfers_per_year,
+            seat_lease_days,
             json,
         }) => {
             let kind = match kind.as_deref() {
@@ -400,6 +409,8 @@ fn execute(command: Command) -> Result<(), CliError> {
                 days,
                 features,
                 notice,
+                transfers_per_year,
+                seat_lease_days,
             };
             add_license(&catalog, &new, &key)?;
             if json {

@@ -16,6 +16,10 @@ pub struct NewLicense {
     pub days: Option<u32>,
     pub features: Vec<String>,
     pub notice: Option<String>,
+    /// Releases and moves allowed per year (profile §9); `None`: no limit.
+    pub transfers_per_year: Option<u32>,
+    /// The lease of a seat not renewed; `None`: the profile's default (§9).
+    pub seat_lease_days: Option<u32>,
 }
 
 /// Appends a license to the catalog file, keeping its comments and layout, after checking
@@ -52,6 +56,12 @@ pub fn add_license(
     }
     if let Some(notice) = &license.notice {
         table["notice"] = toml_edit::value(notice.as_str());
+    }
+    if let Some(n) = license.transfers_per_year {
+        table["transfers_per_year"] = toml_edit::value(i64::from(n));
+    }
+    if let Some(days) = license.seat_lease_days {
+        table["seat_lease_days"] = toml_edit::value(i64::from(days));
     }
     let licenses = doc
         .entry("license")

@@ -133,12 +133,19 @@ fn add_license_keeps_comments_and_validates() {
         days: None,
         features: vec!["pro".into()],
         notice: Some("hi".into()),
+        transfers_per_year: Some(2),
+        seat_lease_days: Some(45),
     };
     add_license(&path, &new, &key()).expect("added");
     let text = std::fs::read_to_string(&path).expect("read");
     assert!(text.starts_with("# my products\n"));
+    assert!(text.contains("transfers_per_year = 2"), "{text}");
+    assert!(text.contains("seat_lease_days = 45"), "{text}");
     let catalog = LicenseCatalog::load(&path).expect("still valid");
     assert_eq!(catalog.licenses().count(), 1);
+    let added = catalog.licenses().next().expect("one license");
+    assert_eq!(added.transfers_per_year, Some(2));
+    assert_eq!(added.seat_lease_days, Some(45));
 
     let bad = NewLicense {
         sku: Uuid::from_u128(7),
