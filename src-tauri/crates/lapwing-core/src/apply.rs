@@ -55,6 +55,8 @@ pub(crate) enum Outcome {
     },
     /// Nothing was sent, and why.
     NotSent(Cause),
+    /// Nothing was sent: the vendor's final release (sunset) stands, and nothing changes.
+    Sunset,
 }
 
 /// What an accepted answer says of the installation beyond its grant (profile 1.1, §9).
@@ -135,6 +137,7 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
                 server: grant.server.clone(),
             });
         }
+        Outcome::Sunset => {}
         Outcome::Released { at, lifecycle } => {
             note_lifecycle(p, lifecycle);
             p.moved_from_previous_hardware = false;

@@ -26,6 +26,7 @@ use crate::identity::{IdentityError, MachineIdentity};
 use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
+pub use crate::deactivate::{DeactivateOptions, Deactivation};
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
 use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
@@ -156,7 +157,7 @@ impl Engine {
         self.manifests.scan(&self.config.product_dirs)
     }
 
-    fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
+    pub(crate) fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
         let mut catalog = self.catalog();
         catalog
             .products
@@ -164,13 +165,14 @@ impl Engine {
             .ok_or_else(|| not_installed(&catalog, id))
     }
 
-    fn policy(&self) -> Result<Policy, EngineError> {
+    pub(crate) fn policy(&self) -> Result<Policy, EngineError> {
         Ok(Policy::load(&self.config.policy_path)?)
     }
 
     /// The status of every installed product. Reads the state file under its lock; never
     /// asks the keyring.
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
+        self.pick_up_sunsets_logged();
         let catalog = self.catalog();
         let evaluation_allowed = self.evaluation_allowed();
         let now = self.config.clock.now();
@@ -187,6 +189,7 @@ impl Engine {
     /// The status of one product.
     pub fn product_status(&self, id: &str) -> Result<ProductStatus, EngineError> {
         let manifest = self.manifest(id)?;
+        self.pick_up_sunsets_logged();
         let lock = self.store.lock()?;
         let (state, _) = self.store.load(&lock)?;
         Ok(product_status(
@@ -336,7 +339,7 @@ impl Engine {
     /// The keyring's key for `id`. The all-zero key is what an evaluation sends in its place
     /// (profile §2): one found in the keyring (written by anything but `set_key`, which refuses
     /// it) counts as no key, so it can never bypass a policy that forbids evaluations.
-    fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+    pub(crate) fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
         let key = self
             .config
             .secrets
@@ -481,6 +484,8 @@ impl Engine {
             .map(AsRef::as_ref)
             .filter(|id| seen.insert(*id))
             .collect();
+        // A vendor's final release wins over any exchange: taken up before.
+        self.pick_up_sunsets_logged();
         // One scan, one policy read and one identity read for the whole batch.
         let catalog = self.manifests.scan_shared(&self.config.product_dirs);
         let manifests: Vec<Result<&Manifest, EngineError>> = wanted
@@ -654,6 +659,15 @@ impl Engine {
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
+        if product.sunset.is_some() {
+            // The vendor's final release wins: an answer must not replace its record.
+            return Ok(Attempted {
+                at: now,
+                evaluation_started: None,
+                outcome: Outcome::Sunset,
+                pending: None,
+            });
+        }
         let mut evaluation_started = None;
         let not_sent = |why: Cause, evaluation_started| Attempted {
             at: now,
@@ -722,8 +736,8 @@ impl Engine {
                         pending: Some(PendingTry::Accepted),
                     });
                 }
-                // Only a release is answered so; an activation never asks for one.
-                Outcome::Released { .. } => {}
+                // Only a release is answered so, and a sunset is never sent for.
+                Outcome::Released { .. } | Outcome::Sunset => {}
                 Outcome::Failed {
                     outcome,
                     diagnosis,
@@ -792,7 +806,7 @@ impl Engine {
     /// One exchange with `key` (none: an evaluation), racing the product's servers: the
     /// grant won, or why none was.
     #[allow(clippy::too_many_arguments)]
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         manifest: &Manifest,
         key: Option<&LicenseKey>,
@@ -987,7 +1001,7 @@ impl Engine {
     }
 
     /// The product's install nonce, made and stored in the keyring if it has none yet.
-    fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
+    pub(crate) fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
         if let Some(nonce) = self.config.secrets.get_install_nonce(id)? {
             return Ok(*nonce);
         }

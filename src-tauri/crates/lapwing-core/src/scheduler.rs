@@ -152,6 +152,7 @@ pub fn next_deadline(
 
 impl Engine {
     fn installed_with_state(&self) -> Result<(Vec<(Manifest, ProductState)>, State), EngineError> {
+        self.pick_up_sunsets_logged();
         let catalog = self.catalog();
         let lock = self.state_store().lock()?;
         let (state, _) = self.state_store().load(&lock)?;
