@@ -659,14 +659,8 @@ impl Engine {
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
-        if product.sunset.is_some() {
-            // The vendor's final release wins: an answer must not replace its record.
-            return Ok(Attempted {
-                at: now,
-                evaluation_started: None,
-                outcome: Outcome::Sunset,
-                pending: None,
-            });
+        if let Some(sunset) = sunset_stands(&product, now) {
+            return Ok(sunset);
         }
         let mut evaluation_started = None;
         let not_sent = |why: Cause, evaluation_started| Attempted {
@@ -871,8 +865,8 @@ impl Engine {
                 let grant = grant_from(activation, received, Some(used.clone()), key.is_none())
                     .map_err(invalid)?;
                 Ok(Answer::Granted {
-                    grant,
-                    record: ActivationRecord::new(id, activation),
+                    grant: Box::new(grant),
+                    record: Box::new(ActivationRecord::new(id, activation)),
                     duplicate: data.duplicate,
                 })
             },
@@ -920,8 +914,8 @@ impl Engine {
                 notes
             };
             return Ok(Outcome::Accepted {
-                grant: Box::new(grant),
-                record: Box::new(record),
+                grant,
+                record,
                 notes,
                 lifecycle: lifecycle(moved, duplicate),
             });
@@ -1100,11 +1094,22 @@ impl Engine {
     }
 }
 
-/// What one exchange's first valid answer was.
+/// The attempt of a product the vendor released for good: nothing is sent, since an answer
+/// must not replace the sunset record.
+fn sunset_stands(product: &ProductState, now: u64) -> Option<Attempted> {
+    product.sunset.as_ref().map(|_| Attempted {
+        at: now,
+        evaluation_started: None,
+        outcome: Outcome::Sunset,
+        pending: None,
+    })
+}
+
+/// What one exchange's first valid answer was. Boxed: a release carries nothing.
 enum Answer {
     Granted {
-        grant: crate::state::Grant,
-        record: ActivationRecord,
+        grant: Box<crate::state::Grant>,
+        record: Box<ActivationRecord>,
         duplicate: bool,
     },
     /// The release asked for was confirmed (profile 1.1, §9).
