@@ -124,8 +124,19 @@ async fn an_installation_restored_from_a_snapshot_is_told_it_looks_cloned_until_
             .lifecycle_note()
             .is_some_and(|note| note.contains("cloned or restored from a snapshot"))
     );
-    // Kept in the status until an answer without it.
+    // Kept in the status until an answer without it; doctor says what to do.
     assert!(s.engine.product_status(STUDIO).expect("status").duplicate);
+    let checks = s
+        .engine
+        .doctor(Some(STUDIO), &lapwing_core::doctor::DoctorOptions::default())
+        .await
+        .expect("doctor runs");
+    assert!(
+        checks.iter().any(|c| c.level == lapwing_core::doctor::Level::Warning
+            && c.message.contains("SMBIOS UUID")
+            && c.message.contains("/etc/machine-id")),
+        "{checks:?}"
+    );
     let caught_up = s.engine.activate(STUDIO, None).await.expect("runs");
     assert_eq!(generations(&server)[4..], [Some(2)]);
     assert!(!caught_up.duplicate);
