@@ -790,7 +790,7 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
 }
 
 #[test]
-fn deactivate_anyway_and_a_sunset_grant_imported_through_lapctl() {
+fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
     let vendor = Vendor::new();
     let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
     let server = vendor.serve(&[]);
@@ -799,6 +799,16 @@ fn deactivate_anyway_and_a_sunset_grant_imported_through_lapctl() {
     let out = desk.set_key("acme-studio", &key);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let record = desk.path("home/activations/acme-studio.json");
+    assert!(record.is_file());
+
+    // Released by the server (lapd speaks profile 1.1): exit 0, the record gone.
+    let out = desk.run(&["deactivate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("its seat is free for another computer"), "{text}");
+    assert!(!record.exists(), "the activation record is removed");
+    let out = desk.run(&["activate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "activated again: {}", stderr(&out));
     assert!(record.is_file());
 
     // Here only: no server asked, the record gone, the phase says so, the key kept.
