@@ -805,7 +805,10 @@ fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
     let out = desk.run(&["deactivate", "acme-studio"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("its seat is free for another computer"), "{text}");
+    assert!(
+        text.contains("its seat is free for another computer"),
+        "{text}"
+    );
     assert!(!record.exists(), "the activation record is removed");
     let out = desk.run(&["activate", "acme-studio"]);
     assert_eq!(code(&out), Some(0), "activated again: {}", stderr(&out));
@@ -813,7 +816,10 @@ fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
 
     // Here only: no server asked, the record gone, the phase says so, the key kept.
     let done = desk.json(&["deactivate", "acme-studio", "--anyway", "--json"]);
-    assert_eq!(done["deactivation"]["outcome"], "deactivated-here", "{done}");
+    assert_eq!(
+        done["deactivation"]["outcome"], "deactivated-here",
+        "{done}"
+    );
     assert_eq!(done["status"]["state"], "deactivated", "{done}");
     assert!(done["status"]["next_attempt_at"].is_null(), "{done}");
     assert!(!record.exists(), "the activation record is removed");
@@ -834,7 +840,12 @@ fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
     tampered.issued += 1;
     let file = desk.path("tampered.sunset.json");
     std::fs::write(&file, tampered.to_json()).expect("write");
-    let out = desk.run(&["sunset", "import", "acme-studio", file.to_str().expect("utf-8")]);
+    let out = desk.run(&[
+        "sunset",
+        "import",
+        "acme-studio",
+        file.to_str().expect("utf-8"),
+    ]);
     assert_eq!(code(&out), Some(10), "{}", stderr(&out));
     assert!(stderr(&out).contains("signature"), "{}", stderr(&out));
     assert!(!record.exists(), "nothing written");
