@@ -169,8 +169,9 @@ impl Engine {
         Ok(Policy::load(&self.config.policy_path)?)
     }
 
-    /// The status of every installed product. Reads the state file under its lock; never
-    /// asks the keyring.
+    /// The status of every installed product. Reads the state file under its lock; asks the
+    /// keyring only to provision a product whose sunset grant is taken up now (see
+    /// [`Engine::pick_up_sunsets`]: a file stat per product otherwise).
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
         self.pick_up_sunsets_logged();
         let catalog = self.catalog();
