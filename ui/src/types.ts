@@ -6,7 +6,11 @@ export type State =
   | 'evaluation-expired'
   | 'activated'
   | 'renewal-due'
-  | 'expired';
+  | 'expired'
+  /** Deactivated on this computer (the seat released, or given up here): nothing is renewed. */
+  | 'deactivated'
+  /** The vendor's final release (a sunset grant): activated for good, nothing to renew. */
+  | 'sunset';
 
 export type Source = 'override' | 'policy' | 'srv' | 'dns-sd' | 'manifest';
 
@@ -61,6 +65,29 @@ export interface ProductStatus {
   line: string;
   /** What became of the pending key, worded by Rust (`ProductStatus::pending_key_note`). */
   pending_note: string | null;
+  /**
+   * The server said Duplicate: another installation answered with a higher count (a cloned
+   * or restored machine, profile §9). Absent from a back end older than profile 1.1.
+   */
+  duplicate?: boolean;
+  /** The server moved this installation's seat after a hardware change (profile §9). */
+  moved_to_new_hardware?: boolean;
+}
+
+/** What `deactivate` did (COMMANDS.md): the engine's outcome word. */
+export type DeactivateOutcome = 'released' | 'kept' | 'unanswered' | 'deactivated-here';
+
+/** The answer of the `deactivate` command. */
+export interface DeactivateView {
+  outcome: DeactivateOutcome;
+  /** The sentence to show, worded by Rust for the outcome. */
+  message: string;
+  /** The server's Notice, when it sent one (a kept activation says why with it). */
+  notice: string | null;
+  /** Whether the stored license key was removed too. */
+  key_removed: boolean;
+  /** The product as it now stands. */
+  status: ProductStatus;
 }
 
 export interface PendingKey {
