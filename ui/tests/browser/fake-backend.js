@@ -44,10 +44,13 @@
     settings: clone(fixture.settings) || { autostart: false },
     fail: clone(fixture.fail) || {},
     trayHost: clone(fixture.trayHost) || { present: true, reason: null, message: null },
+    // Per product, the answers `deactivate` gives, in order (the test's script of the server).
+    deactivate: clone(fixture.deactivate) || {},
     closed: 0,
   };
   const calls = [];
   window.__lapwingCalls = calls;
+  const held = [];
 
   function product(id) {
     const p = state.products.find((x) => x.id === id);
@@ -123,6 +126,25 @@
       const r = recordedStatus('after-removal');
       return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line, verdict: r.verdict }));
     },
+    deactivate: async ({ id }) => {
+      const p = product(id);
+      const answer = (state.deactivate[id] || []).shift();
+      if (!answer) {
+        console.error(`fake backend: no deactivate answer scripted for ${id}`);
+        throw { kind: 'engine', message: 'The test has no deactivate answer for this product.' };
+      }
+      // Held: the answer waits until the test calls __lapwingFake.releaseHeld() (no sleeping).
+      if (answer.held) await new Promise((resolve) => held.push(resolve));
+      if (answer.error) throw answer.error;
+      if (answer.key_removed) delete state.keys[id];
+      const status = replace(Object.assign({}, p, answer.status || {}));
+      // As Rust does: the new status is published before the command answers.
+      window.__lapwingFake.emit('status-changed', state.products);
+      return {
+        outcome: answer.outcome, message: answer.message, notice: answer.notice ?? null,
+        key_removed: !!answer.key_removed, status,
+      };
+    },
     drop_pending_key: ({ id }) => replace(Object.assign({}, product(id), { pending_key: null, pending_note: null })),
     server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
     check_server: ({ text }) => replay('check_server', text),
@@ -190,5 +212,7 @@
       if (event === 'status-changed') state.products = clone(payload);
     },
     listenerCount: (event) => listeners.filter((l) => l.event === event).length,
+    heldCount: () => held.length,
+    releaseHeld: () => held.splice(0).forEach((resolve) => resolve()),
   };
 })();
