@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod autostart;
 pub mod commands;
+pub mod deactivate;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod handover;

@@ -68,10 +68,13 @@ export function resultShape(outcome: string): ResultShape {
     : { tone: 'info', deactivated: false, offerAnyway: false };
 }
 
-/** The server's Notice when the message does not already say it (a kept activation does). */
+/**
+ * The server's Notice when the message does not already say it: a kept activation's message
+ * is worded from its Notice (Rust), so it is never said twice.
+ */
 export function extraNotice(view: DeactivateView): string | null {
   const notice = view.notice?.trim();
-  if (!notice || view.message.includes(notice)) return null;
+  if (!notice || view.outcome === 'kept' || view.message.includes(notice)) return null;
   return notice;
 }
 

@@ -18,12 +18,13 @@ after(async () => {
 });
 
 const ID = 'acme-studio';
-// The words Rust gives each outcome (src-tauri/src/deactivate.rs, `message`).
+// The words Rust gives each outcome (src-tauri/src/deactivate.rs, `message`; its unit tests
+// check the same sentences).
 const RELEASED = 'Deactivated on this computer. Its seat is free for another computer.';
 const RELEASED_KEY_GONE = `${RELEASED} The license key was removed from this computer.`;
 const LIMIT = 'The next transfer of this license is possible on 3 Mar 2027.';
 const KEPT = `${LIMIT} The activation is kept.`;
-const SILENT = 'No license server answered (lap.example.com:4711). Nothing was changed.';
+const SILENT = 'The server may be unreachable: no answer from lap.example.com:4711 (DNS SRV). Nothing was changed.';
 const HERE = 'Deactivated on this computer only. The seat stays taken on the server until its lease runs out.';
 const DEACTIVATED = {
   state: 'deactivated', license_id: null, ends_at: null, not_after: null, days_left: null,
@@ -73,7 +74,7 @@ test('deactivate: released, with the key removed; progress while it runs; Done c
     await result.waitFor();
     assert.equal(await result.getAttribute('data-outcome'), 'released');
     assert.equal((await result.innerText()).trim(), RELEASED_KEY_GONE);
-    assert.deepEqual((await calls(page, 'deactivate')).map((c) => c.args), [{ id: ID, removeKey: true, anyway: false }]);
+    assert.deepEqual((await calls(page, 'deactivate')).map((c) => c.args), [{ id: ID, remove_key: true, anyway: false }]);
     // The card is the new status: deactivated, nothing left to deactivate.
     assert.equal(await badge(page).getAttribute('data-state'), 'deactivated');
     assert.equal((await badge(page).innerText()).trim(), 'Deactivated');
@@ -101,7 +102,7 @@ test('deactivate: kept with the server’s Notice; the activation and the key st
     assert.equal(await result.getAttribute('data-outcome'), 'kept');
     // The notice is said once, in the message.
     assert.equal((await result.innerText()).trim(), KEPT);
-    assert.deepEqual((await calls(page, 'deactivate')).map((c) => c.args), [{ id: ID, removeKey: false, anyway: false }]);
+    assert.deepEqual((await calls(page, 'deactivate')).map((c) => c.args), [{ id: ID, remove_key: false, anyway: false }]);
     assert.equal(await badge(page).getAttribute('data-state'), 'activated');
     assert.equal(await page.locator(`#deactivate-anyway-${ID}`).count(), 0);
     // Escape closes the dialog; the button is there again.
@@ -140,8 +141,8 @@ test('deactivate: unanswered changes nothing, then "Deactivate here anyway" with
     await page.locator(`#deactivate-result-${ID}[data-outcome="deactivated-here"]`).waitFor();
     assert.equal((await result.innerText()).trim(), HERE);
     assert.deepEqual((await calls(page, 'deactivate')).map((c) => c.args), [
-      { id: ID, removeKey: false, anyway: false },
-      { id: ID, removeKey: false, anyway: true },
+      { id: ID, remove_key: false, anyway: false },
+      { id: ID, remove_key: false, anyway: true },
     ]);
     assert.equal(await badge(page).getAttribute('data-state'), 'deactivated');
     assert.equal(await page.locator(`#deactivate-anyway-${ID}`).count(), 0);

@@ -106,8 +106,10 @@ describe('the result', () => {
     const box = deactivateDialog('a', 'A', answered(running(opened(), false), kept), recorder())!;
     expect(box.textContent!.split(notice).length - 1).toBe(1);
     expect(box.querySelector('#deactivate-anyway-a')).toBeNull();
-    // A notice the message does not hold is shown under it.
-    expect(extraNotice(view('kept', 'Kept.', 'Licensed to Example Ltd.'))).toBe('Licensed to Example Ltd.');
+    // Rust words a kept activation's message from its Notice (capitalized, a full stop added).
+    expect(extraNotice(view('kept', 'The limit is reached. The activation is kept.', 'the limit is reached'))).toBeNull();
+    // Any other answer's Notice the message does not hold is shown under it.
+    expect(extraNotice(view('released', 'Deactivated.', 'Thank you for using Acme.'))).toBe('Thank you for using Acme.');
   });
 
   it('unanswered: nothing changed, "Deactivate here anyway" with its consequence, once', () => {
