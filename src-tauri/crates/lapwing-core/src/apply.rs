@@ -41,7 +41,12 @@ pub(crate) enum Outcome {
         /// What went wrong on the way, though another server answered (an override that
         /// did not answer): kept as the attempt's diagnosis, so the status says it.
         notes: Vec<Cause>,
+        lifecycle: Lifecycle,
     },
+    /// The server confirmed the release of this installation's seat (profile 1.1, §9): the
+    /// grant goes and the product is deactivated on this computer. Its record is removed
+    /// before the commit.
+    Released { at: u64, lifecycle: Lifecycle },
     /// Silence, or answers that failed their checks: the previous grant stands.
     Failed {
         outcome: AttemptOutcome,
@@ -50,12 +55,37 @@ pub(crate) enum Outcome {
     },
     /// Nothing was sent, and why.
     NotSent(Cause),
+    /// Nothing was sent: the vendor's final release (sunset) stands, and nothing changes.
+    Sunset,
+}
+
+/// What an accepted answer says of the installation beyond its grant (profile 1.1, §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lifecycle {
+    /// The Generation after this answer: the count sent, plus this one.
+    pub generation: u32,
+    /// The MachineHash (hex) this answer was given for.
+    pub machine_hash: String,
+    /// PreviousMachineHash was sent and the answer kept the LicenseId: the seat moved.
+    pub moved: bool,
+    /// The answer carried Duplicate.
+    pub duplicate: bool,
+}
+
+/// Notes an accepted answer's lifecycle in the product's state.
+fn note_lifecycle(p: &mut crate::state::ProductState, lifecycle: &Lifecycle) {
+    // Never down: the keyring's count may be ahead of a rebuilt state's.
+    p.generation = p.generation.max(lifecycle.generation);
+    p.machine_hash = Some(lifecycle.machine_hash.clone());
+    p.moved_from_previous_hardware = lifecycle.moved;
+    p.duplicate = lifecycle.duplicate;
 }
 
 /// Applies one product's attempt to the state read under the lock. A product removed
 /// meanwhile (`forget`) stays removed.
 pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_source: &str) {
     if let Outcome::Accepted { grant, .. } = &attempted.outcome {
+        // Any accepted answer (an activation) ends a deactivation: the product is in use again.
         state
             .pinned_anchor
             .get_or_insert_with(|| anchor_source.to_owned());
@@ -90,7 +120,14 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
         None => {}
     }
     match &attempted.outcome {
-        Outcome::Accepted { grant, notes, .. } => {
+        Outcome::Accepted {
+            grant,
+            notes,
+            lifecycle,
+            ..
+        } => {
+            note_lifecycle(p, lifecycle);
+            p.deactivated_at = None;
             p.grant = Some((**grant).clone());
             p.backoff = None;
             p.last_attempt = Some(Attempt {
@@ -98,6 +135,29 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
                 outcome: AttemptOutcome::Activated,
                 diagnosis: notes.clone(),
                 server: grant.server.clone(),
+            });
+        }
+        Outcome::Sunset => {}
+        Outcome::Released { at, lifecycle } => {
+            note_lifecycle(p, lifecycle);
+            p.moved_from_previous_hardware = false;
+            p.grant = None;
+            p.backoff = None;
+            p.last_attempt = None;
+            p.warnings_sent.clear();
+            p.deactivated_at = Some(*at);
+        }
+        Outcome::Failed {
+            outcome,
+            diagnosis,
+            server,
+        } if crate::scheduler::is_quiet(p) => {
+            // Deactivated or released for good: the failure is said, but nothing is retried.
+            p.last_attempt = Some(Attempt {
+                at: attempted.at,
+                outcome: *outcome,
+                diagnosis: diagnosis.clone(),
+                server: server.clone(),
             });
         }
         Outcome::Failed {

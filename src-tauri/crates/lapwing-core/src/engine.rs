@@ -10,12 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lap_proto::time::DAY;
-use lap_proto::{ActivationRecord, LicenseKey, LicenseKeyError, Request, SeedV1, Uuid};
+use lap_proto::{
+    ActivationRecord, Intent, LicenseKey, LicenseKeyError, Request, SeedExtensions, SeedV1,
+    ServerData, ServerDataError, Uuid,
+};
 use lapwing_discovery::{Discovery, DiscoveryConfig, ServerSettings};
 use lapwing_secrets::{SecretError, SecretItem, SecretStore};
 use zeroize::Zeroizing;
 
-use crate::apply::{Attempted, Outcome, PendingTry, apply};
+use crate::apply::{Attempted, Lifecycle, Outcome, PendingTry, apply};
 use crate::cause::Cause;
 use crate::client_ids::Provisioner;
 use crate::clock::Clock;
@@ -23,6 +26,7 @@ use crate::identity::{IdentityError, MachineIdentity};
 use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
+pub use crate::deactivate::{DeactivateOptions, Deactivation};
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
 use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
@@ -63,6 +67,16 @@ pub enum EngineError {
         "no per-user data directory: {missing} is not set (set it, or LAPWING_HOME, to a folder only this user can read)"
     )]
     NoDataDir { missing: &'static str },
+    #[error(
+        "the manifest of {0:?} leaves no room in its requests (response_room) to ask the server for a release: deactivate it here anyway (`lapctl deactivate {0} --anyway`)"
+    )]
+    NoRoomForRelease(String),
+    #[error(
+        "{0:?} is not activated on this computer: there is no seat to release (`lapctl deactivate {0} --anyway` deactivates it here)"
+    )]
+    NotActivated(String),
+    #[error("sunset grant for {id:?} refused: {reason}; nothing was changed")]
+    Sunset { id: String, reason: String },
 }
 
 /// Everything the engine is built from. Time, randomness, the keyring and the machine are
@@ -143,7 +157,7 @@ impl Engine {
         self.manifests.scan(&self.config.product_dirs)
     }
 
-    fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
+    pub(crate) fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
         let mut catalog = self.catalog();
         catalog
             .products
@@ -151,13 +165,14 @@ impl Engine {
             .ok_or_else(|| not_installed(&catalog, id))
     }
 
-    fn policy(&self) -> Result<Policy, EngineError> {
+    pub(crate) fn policy(&self) -> Result<Policy, EngineError> {
         Ok(Policy::load(&self.config.policy_path)?)
     }
 
     /// The status of every installed product. Reads the state file under its lock; never
     /// asks the keyring.
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
+        self.pick_up_sunsets_logged();
         let catalog = self.catalog();
         let evaluation_allowed = self.evaluation_allowed();
         let now = self.config.clock.now();
@@ -174,6 +189,7 @@ impl Engine {
     /// The status of one product.
     pub fn product_status(&self, id: &str) -> Result<ProductStatus, EngineError> {
         let manifest = self.manifest(id)?;
+        self.pick_up_sunsets_logged();
         let lock = self.store.lock()?;
         let (state, _) = self.store.load(&lock)?;
         Ok(product_status(
@@ -323,7 +339,7 @@ impl Engine {
     /// The keyring's key for `id`. The all-zero key is what an evaluation sends in its place
     /// (profile §2): one found in the keyring (written by anything but `set_key`, which refuses
     /// it) counts as no key, so it can never bypass a policy that forbids evaluations.
-    fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+    pub(crate) fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
         let key = self
             .config
             .secrets
@@ -468,6 +484,8 @@ impl Engine {
             .map(AsRef::as_ref)
             .filter(|id| seen.insert(*id))
             .collect();
+        // A vendor's final release wins over any exchange: taken up before.
+        self.pick_up_sunsets_logged();
         // One scan, one policy read and one identity read for the whole batch.
         let catalog = self.manifests.scan_shared(&self.config.product_dirs);
         let manifests: Vec<Result<&Manifest, EngineError>> = wanted
@@ -641,6 +659,15 @@ impl Engine {
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
+        if product.sunset.is_some() {
+            // The vendor's final release wins: an answer must not replace its record.
+            return Ok(Attempted {
+                at: now,
+                evaluation_started: None,
+                outcome: Outcome::Sunset,
+                pending: None,
+            });
+        }
         let mut evaluation_started = None;
         let not_sent = |why: Cause, evaluation_started| Attempted {
             at: now,
@@ -686,6 +713,7 @@ impl Engine {
                     server,
                     // A key not accepted yet: the first suspect when the server is silent.
                     Asked::NewKey,
+                    Intent::Activate,
                 )
                 .await?;
             match tried {
@@ -693,6 +721,7 @@ impl Engine {
                     grant,
                     record,
                     notes,
+                    lifecycle,
                 } => {
                     self.promote_pending_key(id, &new_key, manifest.server_keys.ed25519_bytes())?;
                     return Ok(Attempted {
@@ -702,10 +731,13 @@ impl Engine {
                             grant,
                             record,
                             notes,
+                            lifecycle,
                         },
                         pending: Some(PendingTry::Accepted),
                     });
                 }
+                // Only a release is answered so, and a sunset is never sent for.
+                Outcome::Released { .. } | Outcome::Sunset => {}
                 Outcome::Failed {
                     outcome,
                     diagnosis,
@@ -744,6 +776,7 @@ impl Engine {
                     Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
                     Some(_) => Asked::NewKey,
                 },
+                Intent::Activate,
             )
             .await?;
         if let Some(pending) = &mut pending
@@ -773,7 +806,7 @@ impl Engine {
     /// One exchange with `key` (none: an evaluation), racing the product's servers: the
     /// grant won, or why none was.
     #[allow(clippy::too_many_arguments)]
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         manifest: &Manifest,
         key: Option<&LicenseKey>,
@@ -784,9 +817,15 @@ impl Engine {
         state: &State,
         server: Option<SocketAddr>,
         asked: Asked,
+        intent: Intent,
     ) -> Result<Outcome, EngineError> {
         let id = manifest.id.as_str();
-        let build = request_builder(manifest, key, facts, nonce, product)?;
+        let generation = self.generation_to_send(id, product)?;
+        let (build, sent) = request_builder(manifest, key, facts, nonce, product, intent, generation)?;
+        if intent == Intent::Release && !sent.extensions {
+            return Err(EngineError::NoRoomForRelease(id.to_owned()));
+        }
+        let release = intent == Intent::Release;
 
         let settings = settings_for(policy, manifest, state);
         let servers = match server {
@@ -820,18 +859,59 @@ impl Engine {
             servers,
             &build,
             |used, activation| {
+                let invalid = |e: ServerDataError| Cause::InvalidServerData {
+                    address: used.address.clone(),
+                    error: e.to_string(),
+                };
+                let data = ServerData::parse(&activation.response.server_data).map_err(invalid)?;
+                if release && data.confirms_release(activation.response.server_time) {
+                    return Ok(Answer::Released);
+                }
                 let received = self.config.clock.now();
                 let grant = grant_from(activation, received, Some(used.clone()), key.is_none())
-                    .map_err(|e| Cause::InvalidServerData {
-                        address: used.address.clone(),
-                        error: e.to_string(),
-                    })?;
-                Ok((grant, ActivationRecord::new(id, activation)))
+                    .map_err(invalid)?;
+                Ok(Answer::Granted {
+                    grant,
+                    record: ActivationRecord::new(id, activation),
+                    duplicate: data.duplicate,
+                })
             },
         )
         .await?;
         let tried = raced.tried_with_network();
-        if let Some((winner, (grant, record))) = raced.won {
+        if let Some((winner, answer)) = raced.won {
+            let lifecycle = |moved: bool, duplicate: bool| {
+                // The answer counts: the keyring first (it outlives the state file); should it
+                // fail, the state's count still moves on at the commit.
+                let generation = generation.saturating_add(1);
+                if let Err(e) = self.config.secrets.set_generation(id, generation) {
+                    tracing::warn!(product = id, error = %e, "cannot keep the answer count in the keyring; the state file keeps it");
+                }
+                Lifecycle {
+                    generation,
+                    machine_hash: hex::encode(sent.machine_hash),
+                    moved,
+                    duplicate,
+                }
+            };
+            let (grant, record, duplicate) = match answer {
+                Answer::Released => {
+                    return Ok(Outcome::Released {
+                        at: self.config.clock.now(),
+                        lifecycle: lifecycle(false, false),
+                    });
+                }
+                Answer::Granted {
+                    grant,
+                    record,
+                    duplicate,
+                } => (grant, record, duplicate),
+            };
+            let moved = sent.previous_machine_hash
+                && product
+                    .grant
+                    .as_ref()
+                    .is_some_and(|g| g.license_id == grant.license_id);
             let notes = if server.is_some() {
                 Vec::new()
             } else {
@@ -843,6 +923,7 @@ impl Engine {
                 grant: Box::new(grant),
                 record: Box::new(record),
                 notes,
+                lifecycle: lifecycle(moved, duplicate),
             });
         }
         if raced.tried.is_empty() {
@@ -870,6 +951,14 @@ impl Engine {
             diagnosis,
             server: first_tried,
         })
+    }
+
+    /// The answer count to send (profile 1.1, §9 Generation): the higher of the state's and
+    /// the keyring's, so neither a lost state file nor a keyring written by a newer run
+    /// sends a count the server would take for a restored snapshot.
+    fn generation_to_send(&self, id: &str, product: &ProductState) -> Result<u32, EngineError> {
+        let kept = self.config.secrets.get_generation(id)?.unwrap_or(0);
+        Ok(product.generation.max(kept))
     }
 
     /// The pending key, if any (see [`SecretItem::PendingLicenseKey`]); the all-zero key
@@ -912,7 +1001,7 @@ impl Engine {
     }
 
     /// The product's install nonce, made and stored in the keyring if it has none yet.
-    fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
+    pub(crate) fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
         if let Some(nonce) = self.config.secrets.get_install_nonce(id)? {
             return Ok(*nonce);
         }
@@ -1011,6 +1100,17 @@ impl Engine {
     }
 }
 
+/// What one exchange's first valid answer was.
+enum Answer {
+    Granted {
+        grant: crate::state::Grant,
+        record: ActivationRecord,
+        duplicate: bool,
+    },
+    /// The release asked for was confirmed (profile 1.1, §9).
+    Released,
+}
+
 /// Why `id` is not in the catalog: an add-on waiting for its base, or no such product.
 fn not_installed(catalog: &Catalog, id: &str) -> EngineError {
     match catalog.waiting_for_base.get(id) {
@@ -1070,27 +1170,80 @@ pub(crate) fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) 
     }
 }
 
+/// What a request says of the installation beyond the 1.0 seed (profile 1.1, §2.1).
+#[derive(Debug, Clone, Copy)]
+struct SentExtensions {
+    /// This machine's MachineHash for this server.
+    machine_hash: [u8; 32],
+    /// Whether the seed's Room carries the extensions (they fit the manifest's room).
+    extensions: bool,
+    /// Whether PreviousMachineHash was among them.
+    previous_machine_hash: bool,
+}
+
+/// The extensions of one request: the intent, the answer count, and the MachineHash of the
+/// last accepted answer when it differs from this machine's.
+fn seed_extensions(
+    product: &ProductState,
+    intent: Intent,
+    generation: u32,
+    machine_hash: &[u8; 32],
+) -> SeedExtensions {
+    let previous = product
+        .machine_hash
+        .as_deref()
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .filter(|previous| previous != machine_hash);
+    SeedExtensions {
+        intent,
+        previous_machine_hash: previous,
+        generation: Some(generation),
+        ..SeedExtensions::default()
+    }
+}
+
 /// The request of one attempt, made afresh for each send (only ClientTime changes): the seed
-/// with the key (or zeros for an evaluation), the machine hash for this server and the ids.
+/// with the key (or zeros for an evaluation), the machine hash for this server, the ids, and
+/// the seed extensions when they fit the manifest's room. A retry of an unanswered request
+/// sends the same extensions: the count only moves on an accepted answer.
 fn request_builder(
     manifest: &Manifest,
     key: Option<&LicenseKey>,
     facts: &crate::identity::MachineFacts,
     nonce: [u8; 16],
     product: &ProductState,
-) -> Result<impl Fn(u64) -> Request + use<>, EngineError> {
+    intent: Intent,
+    generation: u32,
+) -> Result<(impl Fn(u64) -> Request + use<>, SentExtensions), EngineError> {
+    let machine_hash =
+        lap_proto::machine_hash(manifest.server_keys.ed25519_bytes(), &facts.anchor_digest);
     let seed = SeedV1 {
         decoded_key: key.map_or([0; 16], |k| *k.as_bytes()),
-        machine_hash: lap_proto::machine_hash(
-            manifest.server_keys.ed25519_bytes(),
-            &facts.anchor_digest,
-        ),
+        machine_hash,
         num_cpus: facts.num_cpus,
         num_cores: facts.num_cores,
         install_nonce: nonce,
     };
+    let mut extensions = seed_extensions(product, intent, generation, &machine_hash);
+    // The end byte is needed only when records do not fill the room exactly; counting it
+    // always errs on the safe side.
+    if extensions.encoded_len() + 1 > manifest.response_room {
+        tracing::warn!(
+            product = %manifest.id,
+            room = manifest.response_room,
+            needed = extensions.encoded_len() + 1,
+            "the seed extensions do not fit the manifest's response_room: sent without them"
+        );
+        extensions = SeedExtensions::default();
+    }
+    let sent = SentExtensions {
+        machine_hash,
+        extensions: !extensions.is_empty(),
+        previous_machine_hash: extensions.previous_machine_hash.is_some(),
+    };
     let seed_bytes = seed
-        .encode(manifest.response_room)
+        .encode_with_extensions(manifest.response_room, &extensions)
         .map_err(|e| EngineError::Server(e.to_string()))?;
     let current_license_id = product.grant.as_ref().map_or(Uuid::nil(), |g| g.license_id);
     let (base_id, addon_id, sku) = (
@@ -1098,12 +1251,13 @@ fn request_builder(
         product.client_addon_id,
         manifest.sku,
     );
-    Ok(move |client_time: u64| Request {
+    let build = move |client_time: u64| Request {
         client_time,
         client_base_id: base_id,
         client_addon_id: addon_id,
         sku_id: sku,
         current_license_id,
         client_seed: Zeroizing::new(seed_bytes.to_vec()),
-    })
+    };
+    Ok((build, sent))
 }

@@ -75,6 +75,12 @@ pub enum Reason {
     Expired,
     /// The evaluation is over and no key activated the product.
     EvaluationOver,
+    /// Deactivated on this computer at the person's request: nothing to do here.
+    Deactivated,
+    /// Activated for good by the vendor's final release.
+    Sunset,
+    /// The server said Duplicate: this installation looks cloned or restored from a snapshot.
+    Duplicate,
 }
 
 /// Words for an attempt's outcome, as a person reads them ("last attempt: no answer").
@@ -103,6 +109,11 @@ impl fmt::Display for Reason {
             Self::NotActivated => f.write_str("not activated"),
             Self::Expired => f.write_str("the license has expired"),
             Self::EvaluationOver => f.write_str("the evaluation is over"),
+            Self::Deactivated => f.write_str("deactivated on this computer"),
+            Self::Sunset => f.write_str("activated for good (the vendor's final release)"),
+            Self::Duplicate => {
+                f.write_str("this installation looks cloned or restored from a snapshot")
+            }
         }
     }
 }
@@ -141,6 +152,9 @@ impl Reason {
             Self::NotActivated => "not-activated",
             Self::Expired => "expired",
             Self::EvaluationOver => "evaluation-over",
+            Self::Deactivated => "deactivated",
+            Self::Sunset => "sunset",
+            Self::Duplicate => "duplicate",
         }
     }
 }
@@ -152,7 +166,14 @@ pub fn product_verdict(s: &ProductStatus, now: u64) -> ProductVerdict {
         Phase::Unlicensed => return v(Verdict::Broken, Reason::NotActivated),
         Phase::Expired => return v(Verdict::Broken, Reason::Expired),
         Phase::EvaluationExpired => return v(Verdict::Broken, Reason::EvaluationOver),
+        // Both are where the person or the vendor left them for good: nothing is due, and
+        // nothing needs doing on this computer.
+        Phase::Deactivated => return v(Verdict::AllGood, Reason::Deactivated),
+        Phase::Sunset => return v(Verdict::AllGood, Reason::Sunset),
         Phase::Activated | Phase::RenewalDue | Phase::Evaluation => {}
+    }
+    if s.duplicate {
+        return v(Verdict::Attention, Reason::Duplicate);
     }
     if s.clock_moved_back_by.is_some() {
         return v(Verdict::Attention, Reason::ClockMovedBack);
