@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lap_proto::license_key::{self, LicenseKey, LicenseKeyError};
 use lapwing_core::doctor::{Check, DoctorOptions};
-use lapwing_core::engine::Engine;
+use lapwing_core::engine::{DeactivateOptions, Engine};
 use lapwing_core::server_info::ServerInfo;
 use serde::Serialize;
 use tauri::{AppHandle, Manager as _, Runtime, State};
@@ -219,6 +219,34 @@ pub async fn drop_pending_key<R: Runtime>(
     engine.drop_pending_key(&id)?;
     refresh(&app)?;
     Ok(view(&app, engine.product_status(&id)?))
+}
+
+/// "Deactivate on this computer": asks the server to free the seat (or, with `anyway`, gives
+/// the activation up here only), then publishes the new status so the tray and every window
+/// follow. The JSON names are `{ id, remove_key, anyway }` (COMMANDS.md).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn deactivate<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+    remove_key: bool,
+    anyway: bool,
+) -> Result<crate::deactivate::DeactivateView> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    let outcome = {
+        let _busy = state.busy();
+        // The tray shows the busy state at once, as for an activation.
+        app.state::<crate::publish::Publisher>().republish();
+        engine
+            .deactivate(&id, DeactivateOptions { remove_key, anyway })
+            .await
+    };
+    // Published whatever the outcome: a failure half-way (a key not removed) is shown as is.
+    refresh(&app)?;
+    let outcome = outcome?;
+    let status = view(&app, engine.product_status(&id)?);
+    Ok(crate::deactivate::view(&outcome, remove_key, status))
 }
 
 #[tauri::command]

@@ -1,36 +1,22 @@
-//! What "Deactivate on this computer" answers the windows (`DeactivateView`) and the words
-//! for each outcome of `Engine::deactivate` (profile §9, issue 16). The outcome itself is the
-//! engine's; this module only words it, so that the windows show one sentence per outcome
-//! and the troubleshooting guide can quote it.
+//! What "Deactivate on this computer" answers the windows (`DeactivateView`): a thin view of
+//! `Engine::deactivate` (profile §9, issue 16). The outcome and its sentence are the engine's
+//! (`Deactivation::sentence`, worded alike in `lapctl`); this module only makes it the
+//! window's sentence and says whether the key went too.
 
+use lapwing_core::engine::Deactivation;
 use lapwing_core::shown::shown;
 use serde::Serialize;
 
 use crate::publish::StatusView;
 
-/// What became of the activation here: the engine's outcome words (`lapwing_core`'s
-/// `Deactivation`, serialized kebab-case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// The server freed the seat; the activation record is gone.
-    Released,
-    /// The server answered with an ordinary grant (a transfer limit, a 1.0 server): the
-    /// activation stays.
-    Kept,
-    /// No server answered: nothing changed.
-    Unanswered,
-    /// Given up here without the server's word ("Deactivate here anyway").
-    DeactivatedHere,
-}
-
 /// The `deactivate` command's answer (COMMANDS.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeactivateView {
-    pub outcome: Outcome,
-    /// The sentence the Products window shows, from [`message`].
+    /// `released`, `kept`, `unanswered` or `deactivated-here` (the engine's words).
+    pub outcome: &'static str,
+    /// The sentence the Products window shows.
     pub message: String,
-    /// The server's Notice, as it sent it (a kept activation says why with it).
+    /// The server's Notice, exactly as it sent it, when it kept the seat with one.
     pub notice: Option<String>,
     /// Whether the stored license key is gone now (asked for, and done).
     pub key_removed: bool,
@@ -38,41 +24,39 @@ pub struct DeactivateView {
     pub status: StatusView,
 }
 
-/// A released seat, said first in the result.
-pub const RELEASED: &str = "Deactivated on this computer. Its seat is free for another computer.";
-/// A kept activation when the server sent no Notice: a 1.0 server, or one that says nothing.
-pub const CANNOT_RELEASE: &str =
-    "This vendor's server cannot release seats; the activation is kept.";
-/// After a Notice that kept the seat.
-pub const KEPT: &str = "The activation is kept.";
-/// After the silent server's cause.
-pub const NOTHING_CHANGED: &str = "Nothing was changed.";
-/// Given up here: the honest consequence, as the dialog promised it.
-pub const DEACTIVATED_HERE: &str = "Deactivated on this computer only. The seat stays taken on the server until its lease runs out.";
 /// Added when the key went too.
 pub const KEY_REMOVED: &str = "The license key was removed from this computer.";
 
-/// The sentence for an outcome. `notice` is the server's (kept), `cause` the engine's first
-/// cause for a silence (unanswered), `key_removed` whether the key went too. Outside text
-/// (the Notice, host names in the cause) passes through `shown`.
-pub fn message(
-    outcome: Outcome,
-    notice: Option<&str>,
-    cause: Option<&str>,
-    key_removed: bool,
-) -> String {
-    let mut out = match outcome {
-        Outcome::Released => RELEASED.to_owned(),
-        Outcome::Kept => match notice.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(notice) => format!("{} {KEPT}", sentence(&shown(notice))),
-            None => CANNOT_RELEASE.to_owned(),
+/// The engine's outcome word.
+pub fn outcome_word(outcome: &Deactivation) -> &'static str {
+    match outcome {
+        Deactivation::Released => "released",
+        Deactivation::Kept { .. } => "kept",
+        Deactivation::Unanswered { .. } => "unanswered",
+        Deactivation::DeactivatedHere => "deactivated-here",
+    }
+}
+
+/// The view of an outcome for the product as it now stands. The key counts as removed only
+/// when it was asked for and the status no longer has one.
+pub fn view(outcome: &Deactivation, remove_key: bool, status: StatusView) -> DeactivateView {
+    let key_removed = remove_key && !status.status.has_key;
+    DeactivateView {
+        outcome: outcome_word(outcome),
+        message: message(outcome, &status.status.name, key_removed),
+        notice: match outcome {
+            Deactivation::Kept { notice } => notice.clone(),
+            _ => None,
         },
-        Outcome::Unanswered => match cause.map(str::trim).filter(|c| !c.is_empty()) {
-            Some(cause) => format!("{} {NOTHING_CHANGED}", sentence(&shown(cause))),
-            None => format!("No license server answered. {NOTHING_CHANGED}"),
-        },
-        Outcome::DeactivatedHere => DEACTIVATED_HERE.to_owned(),
-    };
+        key_removed,
+        status,
+    }
+}
+
+/// The engine's sentence as the window's: the name and the server's Notice in it defused
+/// (`shown`), a capital first letter, a full stop, and the key's fate when it went too.
+pub fn message(outcome: &Deactivation, name: &str, key_removed: bool) -> String {
+    let mut out = sentence(&shown(&outcome.sentence(&shown(name))));
     if key_removed {
         out.push(' ');
         out.push_str(KEY_REMOVED);
@@ -80,9 +64,10 @@ pub fn message(
     out
 }
 
-/// A clause as a sentence: a capital first letter and a closing full stop (a Notice or a
-/// cause may end without one, or with "!" or "?", which stay).
+/// A clause as a sentence: a capital first letter and a closing full stop (a Notice may end
+/// without one, or with "!" or "?", which stay).
 fn sentence(text: &str) -> String {
+    let text = text.trim();
     let mut chars = text.chars();
     let mut out: String = chars
         .next()
@@ -96,91 +81,121 @@ fn sentence(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use lapwing_core::cause::Cause;
+    use lapwing_core::engine::ProductStatus;
+
     use super::*;
+
+    fn status(has_key: bool) -> StatusView {
+        StatusView::at(
+            ProductStatus {
+                id: "acme".into(),
+                name: "Acme Studio".into(),
+                has_key,
+                ..ProductStatus::default()
+            },
+            0,
+        )
+    }
 
     #[test]
     fn released_says_the_seat_is_free_and_whether_the_key_went() {
+        let kept_key = view(&Deactivation::Released, false, status(true));
+        assert_eq!(kept_key.outcome, "released");
         assert_eq!(
-            message(Outcome::Released, None, None, false),
-            "Deactivated on this computer. Its seat is free for another computer."
+            kept_key.message,
+            "Acme Studio was deactivated on this computer: its seat is free for another computer."
         );
-        assert!(
-            message(Outcome::Released, None, None, true)
-                .ends_with("The license key was removed from this computer.")
-        );
+        assert!(!kept_key.key_removed);
+        let gone = view(&Deactivation::Released, true, status(false));
+        assert!(gone.key_removed);
+        assert!(gone.message.ends_with(KEY_REMOVED), "{}", gone.message);
+        // Asked, but the key is still there: not said as removed.
+        assert!(!view(&Deactivation::Released, true, status(true)).key_removed);
     }
 
     #[test]
     fn kept_says_the_notice_or_that_the_server_cannot_release() {
+        let limit = Deactivation::Kept {
+            notice: Some("the next transfer is possible on 3 Mar 2027".into()),
+        };
+        let v = view(&limit, false, status(true));
+        assert_eq!(v.outcome, "kept");
         assert_eq!(
-            message(
-                Outcome::Kept,
-                Some("the next transfer of this license is possible on 3 Mar 2027"),
-                None,
-                false
-            ),
-            "The next transfer of this license is possible on 3 Mar 2027. The activation is kept."
+            v.message,
+            "Acme Studio stays activated: the next transfer is possible on 3 Mar 2027."
         );
-        for silent in [None, Some(""), Some("  ")] {
-            assert_eq!(
-                message(Outcome::Kept, silent, None, false),
-                "This vendor's server cannot release seats; the activation is kept."
-            );
-        }
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("the next transfer is possible on 3 Mar 2027")
+        );
+        let plain = view(&Deactivation::Kept { notice: None }, false, status(true));
+        assert_eq!(
+            plain.message,
+            "Acme Studio stays activated: this vendor's server cannot release seats."
+        );
+        assert_eq!(plain.notice, None);
     }
 
     #[test]
-    fn unanswered_says_the_cause_and_that_nothing_changed() {
-        let said = message(
-            Outcome::Unanswered,
-            None,
-            Some("the server may be unreachable: no answer from lap.example.com:4711 (DNS SRV)"),
-            false,
+    fn unanswered_says_nothing_changed_with_the_cause_and_the_lease() {
+        let silent = Deactivation::Unanswered {
+            cause: Some(Cause::ServerRefused {
+                address: "127.0.0.1:4711".into(),
+            }),
+        };
+        let v = view(&silent, true, status(true));
+        assert_eq!(v.outcome, "unanswered");
+        assert!(v.message.starts_with("Nothing was changed: "), "{}", v.message);
+        // The cause in its few words (`Cause::short`): the window has the rest.
+        assert!(
+            v.message.contains("(the server is not running)"),
+            "{}",
+            v.message
         );
-        assert_eq!(
-            said,
-            "The server may be unreachable: no answer from lap.example.com:4711 (DNS SRV). Nothing was changed."
-        );
-        assert_eq!(
-            message(Outcome::Unanswered, None, None, false),
-            "No license server answered. Nothing was changed."
-        );
+        assert!(v.message.contains("until its lease runs out"), "{}", v.message);
+        // Nothing changed: the key was not removed either.
+        assert!(!v.key_removed);
     }
 
     #[test]
     fn deactivated_here_says_the_seat_stays_taken() {
+        let v = view(&Deactivation::DeactivatedHere, false, status(true));
+        assert_eq!(v.outcome, "deactivated-here");
         assert!(
-            message(Outcome::DeactivatedHere, None, None, false)
-                .contains("The seat stays taken on the server until its lease runs out.")
+            v.message.contains("the seat stays taken on the server until its lease runs out"),
+            "{}",
+            v.message
         );
     }
 
     #[test]
-    fn a_notice_cannot_garble_the_sentence() {
-        let said = message(Outcome::Kept, Some("limit\u{202e}reached\n"), None, false);
-        assert!(!said.contains('\u{202e}'), "{said}");
-        assert!(said.ends_with(KEPT), "{said}");
+    fn a_notice_or_a_name_cannot_garble_the_sentence() {
+        let mut s = status(true);
+        s.status.name = "Acme\u{202e}Studio".into();
+        let v = view(
+            &Deactivation::Kept {
+                notice: Some("limit\u{202e}reached\n".into()),
+            },
+            false,
+            s,
+        );
+        assert!(!v.message.contains('\u{202e}'), "{}", v.message);
+        assert!(!v.message.contains('\n'), "{}", v.message);
+        // The Notice field keeps the exact text, as `lapctl --json` does.
+        assert_eq!(v.notice.as_deref(), Some("limit\u{202e}reached\n"));
     }
 
     #[test]
-    fn outcomes_serialize_to_the_engine_s_words() {
-        let words: Vec<String> = [
-            Outcome::Released,
-            Outcome::Kept,
-            Outcome::Unanswered,
-            Outcome::DeactivatedHere,
-        ]
-        .iter()
-        .map(|o| serde_json::to_value(o).expect("serializes").to_string())
-        .collect();
-        assert_eq!(
-            words,
-            [
-                "\"released\"",
-                "\"kept\"",
-                "\"unanswered\"",
-                "\"deactivated-here\""
-            ]
-        );
+    fn the_outcome_words_are_the_engine_s() {
+        for outcome in [
+            Deactivation::Released,
+            Deactivation::Kept { notice: None },
+            Deactivation::Unanswered { cause: None },
+            Deactivation::DeactivatedHere,
+        ] {
+            let engine = serde_json::to_value(&outcome).expect("serializes");
+            assert_eq!(engine["outcome"], outcome_word(&outcome), "{outcome:?}");
+        }
     }
 }

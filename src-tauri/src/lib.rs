@@ -101,6 +101,7 @@ pub fn run_app<R: Runtime>(
             commands::reveal_key,
             commands::remove_key,
             commands::drop_pending_key,
+            commands::deactivate,
             commands::server_info,
             commands::check_server,
             commands::set_server,

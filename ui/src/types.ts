@@ -66,12 +66,18 @@ export interface ProductStatus {
   /** What became of the pending key, worded by Rust (`ProductStatus::pending_key_note`). */
   pending_note: string | null;
   /**
-   * The server said Duplicate: another installation answered with a higher count (a cloned
-   * or restored machine, profile §9). Absent from a back end older than profile 1.1.
+   * The last accepted answer said Duplicate: this installation looks cloned or restored from
+   * a snapshot (profile §9). Absent from a back end older than profile 1.1, as are the next.
    */
   duplicate?: boolean;
-  /** The server moved this installation's seat after a hardware change (profile §9). */
-  moved_to_new_hardware?: boolean;
+  /** The server moved this computer's seat from its previous hardware (profile §9). */
+  moved_from_previous_hardware?: boolean;
+  /** When the product was deactivated on this computer (state `deactivated`). */
+  deactivated_at?: number | null;
+  /** When the vendor issued the final release the product runs on (state `sunset`). */
+  sunset_issued?: number | null;
+  /** What the lifecycle adds to the line (looks cloned and what to do; moved), worded by Rust. */
+  lifecycle_note?: string | null;
 }
 
 /** What `deactivate` did (COMMANDS.md): the engine's outcome word. */

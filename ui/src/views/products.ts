@@ -102,15 +102,16 @@ function attemptBlock(p: ProductStatus, act: Act): Node | null {
 }
 
 /**
- * The flags a 1.1 server sets on a product (profile §9), as badges next to its state: the
- * protocol's word for a clone, the status's words for a moved seat.
+ * The flags a 1.1 server sets on a product (profile §9), as badges next to its state, in the
+ * status's words ("looks cloned", "moved to new hardware"); the note under the line says
+ * what they mean.
  */
 function flagBadges(p: ProductStatus): HTMLElement[] {
   const flags: HTMLElement[] = [];
-  if (p.duplicate) {
-    flags.push(h('span', { class: 'badge tone-warning', 'data-flag': 'duplicate' }, 'Duplicate'));
+  if (p.duplicate && p.state !== 'sunset') {
+    flags.push(h('span', { class: 'badge tone-warning', 'data-flag': 'duplicate' }, 'Looks cloned'));
   }
-  if (p.moved_to_new_hardware) {
+  if (p.moved_from_previous_hardware && p.state !== 'sunset') {
     flags.push(h('span', { class: 'badge tone-info', 'data-flag': 'moved' }, 'Moved to new hardware'));
   }
   return flags;
@@ -164,6 +165,8 @@ export function productCard(
     row('Notice', p.notice),
     row('Server', serverValue(p)),
     row('Last attempt', attemptBlock(p, openFor(p, messages))),
+    row('Deactivated', p.deactivated_at ? time(p.deactivated_at, formatDateTime(p.deactivated_at)) : null),
+    row('Final release', p.sunset_issued ? time(p.sunset_issued, formatDate(p.sunset_issued)) : null),
     row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
     row('License key', p.has_key ? 'entered' : p.state === 'evaluation' ? 'none (evaluation)' : 'none'),
     row('New key', p.pending_key ? 'entered, not accepted yet' : null),
@@ -193,6 +196,9 @@ export function productCard(
       : null,
     p.pending_key && p.pending_note
       ? h('p', { class: 'message message-warning pending-key-note' }, p.pending_note)
+      : null,
+    p.lifecycle_note
+      ? h('p', { class: `message message-${p.duplicate ? 'warning' : 'info'} lifecycle-note` }, p.lifecycle_note)
       : null,
     details,
     h('div', { class: 'actions' }, activate, key, server, deactivate),

@@ -18,18 +18,19 @@ after(async () => {
 });
 
 const ID = 'acme-studio';
-// The words Rust gives each outcome (src-tauri/src/deactivate.rs, `message`; its unit tests
-// check the same sentences).
-const RELEASED = 'Deactivated on this computer. Its seat is free for another computer.';
+// The words Rust gives each outcome: lapwing-core's `Deactivation::sentence` made a sentence
+// by src-tauri/src/deactivate.rs (its unit tests check the same words).
+const RELEASED = 'Acme Studio was deactivated on this computer: its seat is free for another computer.';
 const RELEASED_KEY_GONE = `${RELEASED} The license key was removed from this computer.`;
-const LIMIT = 'The next transfer of this license is possible on 3 Mar 2027.';
-const KEPT = `${LIMIT} The activation is kept.`;
-const SILENT = 'The server may be unreachable: no answer from lap.example.com:4711 (DNS SRV). Nothing was changed.';
-const HERE = 'Deactivated on this computer only. The seat stays taken on the server until its lease runs out.';
+const LIMIT = 'the next transfer of this license is possible on 3 Mar 2027';
+const KEPT = `Acme Studio stays activated: ${LIMIT}.`;
+const LEASE = "the seat stays taken on the server until its lease runs out (the vendor's setting, by default 90 days past the license's end or 180 days)";
+const SILENT = `Nothing was changed: no server answered the release of Acme Studio (no answer from the server); you can deactivate it here anyway (${LEASE}).`;
+const HERE = `Acme Studio was deactivated on this computer; ${LEASE}.`;
 const DEACTIVATED = {
   state: 'deactivated', license_id: null, ends_at: null, not_after: null, days_left: null,
-  next_attempt_at: null, line: 'Deactivated on this computer',
-  verdict: { level: 'attention', reason: 'deactivated', message: 'deactivated on this computer' },
+  next_attempt_at: null, deactivated_at: 1795608000, line: 'Deactivated on this computer',
+  verdict: { level: 'all-good', reason: 'deactivated', message: 'deactivated on this computer' },
 };
 
 const dialog = (page) => page.locator(`#deactivate-${ID}`);
@@ -176,19 +177,22 @@ test('deactivate: an error is said plainly in the dialog, and Try again asks aga
 test('deactivate: Duplicate and moved flags and a sunset product are shown from the status', async () => {
   const base = fixture();
   const studio = base.products.find((p) => p.id === ID);
-  Object.assign(studio, { duplicate: true, moved_to_new_hardware: true });
+  const note = 'This installation looks cloned or restored from a snapshot (the server saw a later one): a cloned virtual machine needs its own SMBIOS UUID and machine id (/etc/machine-id); then deactivate the clone and activate it again';
+  Object.assign(studio, { duplicate: true, moved_from_previous_hardware: true, lifecycle_note: note });
   base.products.push({
-    ...studio, id: 'final-cut', name: 'Final Cut', state: 'sunset', duplicate: false, moved_to_new_hardware: false,
-    line: 'Activated for good (the vendor’s final release)',
+    ...studio, id: 'final-cut', name: 'Final Cut', state: 'sunset', duplicate: false, moved_from_previous_hardware: false,
+    lifecycle_note: null, sunset_issued: 1795608000, line: "Activated for good (the vendor's final release)",
   });
   const page = await openView(browser, server.url, '?view=products', base);
   try {
     const flags = page.locator(`article[data-product="${ID}"] [data-flag]`);
     assert.deepEqual(await flags.evaluateAll((els) => els.map((e) => [e.dataset.flag, e.textContent])), [
-      ['duplicate', 'Duplicate'],
+      ['duplicate', 'Looks cloned'],
       ['moved', 'Moved to new hardware'],
     ]);
+    assert.equal(await page.locator(`article[data-product="${ID}"] .lifecycle-note`).innerText(), note);
     const sunset = page.locator('article[data-product="final-cut"]');
+    assert.match(await sunset.innerText(), /Final release\s+25 Nov 2026/);
     assert.equal((await sunset.locator('.badge[data-state]').innerText()).trim(), 'Activated for good');
     assert.equal(await sunset.locator('[data-action="deactivate"]').count(), 0);
     assert.equal(await sunset.locator('[data-flag]').count(), 0);
