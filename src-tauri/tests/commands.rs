@@ -67,7 +67,8 @@ impl TestServer {
 
 /// The app on the mock runtime, its engine's files, and one window to call from.
 struct Setup {
-    _server: TestServer,
+    /// Taken (dropped) to stop the server.
+    server: Option<TestServer>,
     dir: tempfile::TempDir,
     app: App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
@@ -119,7 +120,7 @@ fn setup() -> Setup {
         .build()
         .expect("a window");
     Setup {
-        _server: server,
+        server: Some(server),
         dir,
         app,
         window,
@@ -495,6 +496,135 @@ fn doctor_about_and_report_hold_no_secret() {
     assert_eq!(kind(invoke(&s.window, "settings", json!({}))), "engine");
 }
 
+/// Activates acme-studio with key 1 and returns the listener's record of status-changed.
+fn activated(s: &Setup) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    s.app.listen_any("status-changed", move |event| {
+        sink.lock().expect("lock").push(event.payload().to_owned());
+    });
+    let status = invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": key(1).to_display()}),
+    )
+    .expect("stored and activated");
+    assert_eq!(status["state"], "activated", "{status}");
+    heard
+}
+
+#[test]
+fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_deactivates_here() {
+    let s = setup();
+    let heard = activated(&s);
+    // Today's lapd answers a release with an ordinary grant (a 1.0 server): kept, and said so.
+    let kept = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(kept["outcome"], "kept", "{kept}");
+    assert_eq!(
+        kept["message"],
+        "Acme Studio stays activated: this vendor's server cannot release seats."
+    );
+    assert_eq!(kept["key_removed"], false, "a kept activation keeps its key");
+    assert_eq!(kept["status"]["state"], "activated");
+    assert_eq!(kept["status"]["has_key"], true);
+
+    let here = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": false, "anyway": true}),
+    )
+    .expect("answered");
+    assert_eq!(here["outcome"], "deactivated-here", "{here}");
+    assert!(
+        here["message"].as_str().is_some_and(
+            |m| m.contains("the seat stays taken on the server until its lease runs out")
+        ),
+        "{here}"
+    );
+    let status = &here["status"];
+    assert_eq!(status["state"], "deactivated");
+    assert_eq!(status["line"], "Deactivated on this computer");
+    assert_eq!(status["verdict"]["reason"], "deactivated");
+    assert_eq!(status["has_key"], true, "the key stays unless asked");
+    assert_eq!(status["next_attempt_at"], Value::Null, "nothing is renewed");
+    assert_eq!(here["key_removed"], false);
+    // Published: every window (and the tray, on the same path) heard the deactivation.
+    assert!(
+        heard
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| p.contains("\"state\":\"deactivated\"")),
+        "status-changed carried the deactivation"
+    );
+    // Nothing left to release: the engine says so, plainly.
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "acme-studio", "remove_key": false, "anyway": false}),
+        )),
+        "engine"
+    );
+}
+
+#[test]
+fn deactivate_without_an_answer_changes_nothing() {
+    let mut s = setup();
+    activated(&s);
+    // The server that granted it stops: its port refuses the release.
+    drop(s.server.take());
+    let before = invoke(&s.window, "status", json!({})).expect("status");
+    let answer = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(answer["outcome"], "unanswered", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Nothing was changed: ")),
+        "{answer}"
+    );
+    assert_eq!(answer["key_removed"], false);
+    assert_eq!(answer["status"]["state"], "activated");
+    assert_eq!(answer["status"]["has_key"], true);
+    let after = invoke(&s.window, "status", json!({})).expect("status");
+    assert_eq!(
+        after[0]["license_id"], before[0]["license_id"],
+        "the grant is as it was"
+    );
+}
+
+#[test]
+fn deactivate_takes_its_arguments_by_their_documented_names() {
+    let s = setup();
+    // COMMANDS.md names them `remove_key` and `anyway`; Tauri's camelCase is not read.
+    assert!(
+        invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "acme-studio", "removeKey": false, "anyway": false}),
+        )
+        .is_err()
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "Not An Id", "remove_key": false, "anyway": false}),
+        )),
+        "invalid-input"
+    );
+}
+
 /// The UI's sources (`ui/src`).
 fn ui_source(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -611,6 +741,7 @@ fn arguments(command: &str) -> Value {
         "server_info" | "doctor" | "doctor_report" => json!({"product": "nobody"}),
         "set_server" => json!({"product": "nobody", "server": null}),
         "set_autostart" => json!({"enabled": false}),
+        "deactivate" => json!({"id": "nobody", "remove_key": false, "anyway": false}),
         "open_window" => json!({"view": "nowhere", "product": null}),
         _ => json!({}),
     }
