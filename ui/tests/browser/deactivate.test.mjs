@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveDist, launch, openView, calls, assertClean, screenshot } from './harness.mjs';
 import { fixture } from './fixtures.mjs';
+import { recorded } from './recorded.mjs';
 
 let server;
 let browser;
@@ -18,20 +19,14 @@ after(async () => {
 });
 
 const ID = 'acme-studio';
-// The words Rust gives each outcome: lapwing-core's `Deactivation::sentence` made a sentence
-// by src-tauri/src/deactivate.rs (its unit tests check the same words).
-const RELEASED = 'Acme Studio was deactivated on this computer: its seat is free for another computer.';
-const RELEASED_KEY_GONE = `${RELEASED} The license key was removed from this computer.`;
-const LIMIT = 'the next transfer of this license is possible on 3 Mar 2027';
-const KEPT = `Acme Studio stays activated: ${LIMIT}.`;
-const LEASE = "the seat stays taken on the server until its lease runs out (the vendor's setting, by default 90 days past the license's end or 180 days)";
-const SILENT = `Nothing was changed: no server answered the release of Acme Studio (no answer from the server); you can deactivate it here anyway (${LEASE}).`;
-const HERE = `Acme Studio was deactivated on this computer; ${LEASE}.`;
-const DEACTIVATED = {
-  state: 'deactivated', license_id: null, ends_at: null, not_after: null, days_left: null,
-  next_attempt_at: null, deactivated_at: 1795608000, line: 'Deactivated on this computer',
-  verdict: { level: 'all-good', reason: 'deactivated', message: 'deactivated on this computer' },
-};
+// What Rust answers, recorded by src-tauri/tests/ui_recordings.rs: each outcome's sentence
+// (lapwing-core's `Deactivation::sentence`, made the window's by src-tauri/src/deactivate.rs)
+// and the statuses a product moves to.
+const said = (c) => recorded.deactivate[c].message;
+const RELEASED_KEY_GONE = said('released-key-removed');
+const KEPT = said('kept-notice');
+const SILENT = said('unanswered');
+const HERE = said('deactivated-here');
 
 const dialog = (page) => page.locator(`#deactivate-${ID}`);
 const openButton = (page) => page.locator(`#deactivate-open-${ID}`);
@@ -51,7 +46,7 @@ test('deactivate: offered only where there is an activation to give up', async (
 
 test('deactivate: released, with the key removed; progress while it runs; Done closes', async () => {
   const page = await openView(browser, server.url, '?view=products', fixture({
-    deactivate: { [ID]: [{ held: true, outcome: 'released', message: RELEASED_KEY_GONE, key_removed: true, status: { ...DEACTIVATED, has_key: false } }] },
+    deactivate: { [ID]: [{ held: true, case: 'released-key-removed', status: 'after-deactivation' }] },
   }));
   try {
     await openButton(page).click();
@@ -93,7 +88,7 @@ test('deactivate: released, with the key removed; progress while it runs; Done c
 
 test('deactivate: kept with the server’s Notice; the activation and the key stay', async () => {
   const page = await openView(browser, server.url, '?view=products', fixture({
-    deactivate: { [ID]: [{ outcome: 'kept', message: KEPT, notice: LIMIT }] },
+    deactivate: { [ID]: [{ case: 'kept-notice' }] },
   }));
   try {
     await openButton(page).click();
@@ -119,8 +114,8 @@ test('deactivate: kept with the server’s Notice; the activation and the key st
 test('deactivate: unanswered changes nothing, then "Deactivate here anyway" with its consequence', async () => {
   const page = await openView(browser, server.url, '?view=products', fixture({
     deactivate: { [ID]: [
-      { outcome: 'unanswered', message: SILENT },
-      { outcome: 'deactivated-here', message: HERE, status: DEACTIVATED },
+      { case: 'unanswered' },
+      { case: 'deactivated-here', status: 'after-deactivation' },
     ] },
   }));
   try {
@@ -156,7 +151,7 @@ test('deactivate: unanswered changes nothing, then "Deactivate here anyway" with
 test('deactivate: an error is said plainly in the dialog, and Try again asks again', async () => {
   const keyring = { kind: 'keyring', message: 'The keyring is locked: unlock it and try again.' };
   const page = await openView(browser, server.url, '?view=products', fixture({
-    deactivate: { [ID]: [{ error: keyring }, { outcome: 'released', message: RELEASED, status: DEACTIVATED }] },
+    deactivate: { [ID]: [{ error: keyring }, { case: 'released', status: 'after-deactivation' }] },
   }));
   try {
     await openButton(page).click();
@@ -177,11 +172,17 @@ test('deactivate: an error is said plainly in the dialog, and Try again asks aga
 test('deactivate: Duplicate and moved flags and a sunset product are shown from the status', async () => {
   const base = fixture();
   const studio = base.products.find((p) => p.id === ID);
-  const note = 'This installation looks cloned or restored from a snapshot (the server saw a later one): a cloned virtual machine needs its own SMBIOS UUID and machine id (/etc/machine-id); then deactivate the clone and activate it again';
-  Object.assign(studio, { duplicate: true, moved_from_previous_hardware: true, lifecycle_note: note });
+  const cloned = recorded.status["after-duplicate"];
+  const note = cloned.lifecycle_note;
+  Object.assign(studio, {
+    duplicate: cloned.duplicate, moved_from_previous_hardware: cloned.moved_from_previous_hardware,
+    lifecycle_note: note, line: cloned.line, verdict: cloned.verdict,
+  });
+  const final = recorded.status["after-sunset"];
   base.products.push({
-    ...studio, id: 'final-cut', name: 'Final Cut', state: 'sunset', duplicate: false, moved_from_previous_hardware: false,
-    lifecycle_note: null, sunset_issued: 1795608000, line: "Activated for good (the vendor's final release)",
+    ...studio, id: 'final-cut', name: 'Final Cut', state: final.state, duplicate: false,
+    moved_from_previous_hardware: false, lifecycle_note: null, sunset_issued: final.sunset_issued,
+    line: final.line, verdict: final.verdict, license_id: final.license_id,
   });
   const page = await openView(browser, server.url, '?view=products', base);
   try {

@@ -128,22 +128,36 @@
     },
     deactivate: async ({ id }) => {
       const p = product(id);
-      const answer = (state.deactivate[id] || []).shift();
-      if (!answer) {
+      // The test scripts which case the server plays, in order: `case` names the recorded
+      // answer (its words are Rust's), `status` the recorded status the product moves to.
+      const script = (state.deactivate[id] || []).shift();
+      if (!script) {
         console.error(`fake backend: no deactivate answer scripted for ${id}`);
         throw { kind: 'engine', message: 'The test has no deactivate answer for this product.' };
       }
       // Held: the answer waits until the test calls __lapwingFake.releaseHeld() (no sleeping).
-      if (answer.held) await new Promise((resolve) => held.push(resolve));
-      if (answer.error) throw answer.error;
-      if (answer.key_removed) delete state.keys[id];
-      const status = replace(Object.assign({}, p, answer.status || {}));
+      if (script.held) await new Promise((resolve) => held.push(resolve));
+      if (script.error) throw script.error;
+      const answer = lookup('deactivate', 'deactivate answer', script.case);
+      let next = p;
+      if (script.status) {
+        const r = recordedStatus(script.status);
+        next = Object.assign({}, p, {
+          state: r.state, line: r.line, verdict: r.verdict, license_id: r.license_id,
+          ends_at: r.ends_at, not_after: r.not_after, days_left: r.days_left,
+          next_attempt_at: r.next_attempt_at, deactivated_at: r.deactivated_at,
+          duplicate: r.duplicate, moved_from_previous_hardware: r.moved_from_previous_hardware,
+          lifecycle_note: r.lifecycle_note,
+        });
+      }
+      if (answer.key_removed) {
+        delete state.keys[id];
+        next = Object.assign({}, next, { has_key: false });
+      }
+      const status = replace(next);
       // As Rust does: the new status is published before the command answers.
       window.__lapwingFake.emit('status-changed', state.products);
-      return {
-        outcome: answer.outcome, message: answer.message, notice: answer.notice ?? null,
-        key_removed: !!answer.key_removed, status,
-      };
+      return Object.assign(answer, { status });
     },
     drop_pending_key: ({ id }) => replace(Object.assign({}, product(id), { pending_key: null, pending_note: null })),
     server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
