@@ -317,6 +317,84 @@ mod tests {
         assert!(state.products["acme"].has_key);
     }
 
+    fn lifecycle(generation: u32, duplicate: bool) -> Lifecycle {
+        Lifecycle {
+            generation,
+            machine_hash: "ab".repeat(32),
+            moved: false,
+            duplicate,
+        }
+    }
+
+    fn accepted(lifecycle: Lifecycle) -> Attempted {
+        let record = ActivationRecord {
+            schema: 1,
+            id: "acme".into(),
+            sku: Uuid::from_u128(1),
+            client_id: Uuid::from_u128(1),
+            license_id: Uuid::from_u128(2),
+            server_time: NOW,
+            response: String::new(),
+            key: String::new(),
+        };
+        attempted(Outcome::Accepted {
+            grant: Box::new(grant()),
+            record: Box::new(record),
+            notes: Vec::new(),
+            lifecycle,
+        })
+    }
+
+    #[test]
+    fn duplicate_stays_until_an_answer_without_it_and_the_count_never_goes_down() {
+        let mut state = state_with(Some(grant()));
+        apply(&mut state, "acme", &accepted(lifecycle(5, true)), "machine-id");
+        let p = &state.products["acme"];
+        assert!(p.duplicate);
+        assert_eq!(p.generation, 5);
+        assert_eq!(p.machine_hash.as_deref(), Some("ab".repeat(32).as_str()));
+        // A silence in between keeps it: only an answer says otherwise.
+        let failed = attempted(Outcome::Failed {
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: Vec::new(),
+            server: None,
+        });
+        apply(&mut state, "acme", &failed, "machine-id");
+        assert!(state.products["acme"].duplicate);
+        // A lower count (a state rebuilt behind the keyring) does not lower the state's.
+        apply(&mut state, "acme", &accepted(lifecycle(3, false)), "machine-id");
+        let p = &state.products["acme"];
+        assert!(!p.duplicate);
+        assert_eq!(p.generation, 5);
+    }
+
+    #[test]
+    fn a_release_removes_the_grant_and_a_deactivated_product_is_not_retried() {
+        let mut state = state_with(Some(grant()));
+        let released = attempted(Outcome::Released {
+            at: NOW,
+            lifecycle: lifecycle(1, false),
+        });
+        apply(&mut state, "acme", &released, "machine-id");
+        let p = &state.products["acme"];
+        assert_eq!((p.grant.as_ref(), p.deactivated_at), (None, Some(NOW)));
+        let failed = attempted(Outcome::Failed {
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: Vec::new(),
+            server: None,
+        });
+        apply(&mut state, "acme", &failed, "machine-id");
+        let p = &state.products["acme"];
+        assert_eq!(p.backoff, None, "no retry for a deactivated product");
+        assert_eq!(
+            p.last_attempt.as_ref().map(|a| a.outcome),
+            Some(AttemptOutcome::NoAnswer)
+        );
+        // Activated again: no longer deactivated.
+        apply(&mut state, "acme", &accepted(lifecycle(2, false)), "machine-id");
+        assert_eq!(state.products["acme"].deactivated_at, None);
+    }
+
     #[test]
     fn a_forgotten_product_stays_forgotten() {
         let mut state = State::default();

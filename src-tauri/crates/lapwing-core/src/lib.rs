@@ -12,6 +12,7 @@ pub mod deactivate;
 pub mod doctor;
 pub mod engine;
 pub mod environment;
+pub mod hardware_move;
 pub mod identity;
 pub mod manifest;
 pub mod netwatch;

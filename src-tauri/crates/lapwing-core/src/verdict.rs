@@ -394,6 +394,35 @@ mod tests {
     }
 
     #[test]
+    fn deactivated_and_sunset_need_nothing_and_a_duplicate_needs_attention() {
+        let status = |state: Phase, duplicate: bool| ProductStatus {
+            state,
+            duplicate,
+            license_id: Some(lap_proto::Uuid::from_u128(1)),
+            ..ProductStatus::default()
+        };
+        let cases = [
+            (status(Phase::Deactivated, false), Verdict::AllGood, "deactivated"),
+            (status(Phase::Sunset, true), Verdict::AllGood, "sunset"),
+            (status(Phase::Activated, true), Verdict::Attention, "duplicate"),
+        ];
+        for (s, verdict, code) in cases {
+            let v = product_verdict(&s, 0);
+            assert_eq!((v.verdict, v.reason.code()), (verdict, code), "{:?}", s.state);
+        }
+        let cloned = status(Phase::Activated, true);
+        assert!(
+            cloned
+                .lifecycle_note()
+                .is_some_and(|n| n.contains("/etc/machine-id") && n.contains("SMBIOS UUID"))
+        );
+        assert_eq!(
+            product_verdict(&cloned, 0).reason.to_string(),
+            "this installation looks cloned or restored from a snapshot"
+        );
+    }
+
+    #[test]
     fn verdicts_serialize_with_level_reason_and_message() {
         let v = ProductVerdict {
             verdict: Verdict::Attention,

@@ -447,7 +447,8 @@ mod tests {
                 "pending-license-key",
                 "install-nonce",
                 "evaluation-start",
-                "client-ids"
+                "client-ids",
+                "generation"
             ]
         );
         for item in SecretItem::PRODUCT_ITEMS
