@@ -26,6 +26,9 @@
 //! features = ["pro"]
 //! notice = "Licensed to Example Ltd."
 //! allow_overuse = false           # true: answer beyond `seats`, marked out of compliance
+//! transfers_per_year = 3          # optional: releases and moves per 365 days (none: no cap)
+//! seat_lease_days = 120           # optional: free a seat not renewed for this many days
+//!                                 # (none: 90 days past its last NotAfter, else 180 days)
 //! ```
 
 use std::collections::HashMap;
@@ -105,6 +108,8 @@ struct RawLicense {
     notice: Option<String>,
     #[serde(default)]
     allow_overuse: bool,
+    transfers_per_year: Option<u32>,
+    seat_lease_days: Option<u32>,
 }
 
 /// A product the server knows.
@@ -145,6 +150,10 @@ pub struct License {
     pub features: Vec<String>,
     pub notice: Option<String>,
     pub allow_overuse: bool,
+    /// Releases and moves allowed per 365 days; `None`: no cap (profile §9).
+    pub transfers_per_year: Option<u32>,
+    /// A seat not renewed for this many days is freed; `None`: the §9 default.
+    pub seat_lease_days: Option<u32>,
 }
 
 impl std::fmt::Debug for License {
@@ -348,7 +357,14 @@ fn parse_license(raw: RawLicense, n: usize, skus: &HashMap<Uuid, Sku>) -> Result
             "license #{n}: notice is longer than {MAX_NOTICE_LEN} bytes"
         ));
     }
+    if raw.seat_lease_days == Some(0) {
+        return Err(format!(
+            "license #{n}: seat_lease_days must be at least 1 (leave it out for the default lease)"
+        ));
+    }
     let license = License {
+        transfers_per_year: raw.transfers_per_year,
+        seat_lease_days: raw.seat_lease_days,
         reference: license_reference(&key),
         sku: raw.sku,
         kind,

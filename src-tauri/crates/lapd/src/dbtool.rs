@@ -58,10 +58,10 @@ pub fn fill(
         rows.push(SeatRow {
             license: reference,
             machine: filled_machine(n),
-            seat: Assignment {
-                license_id: Uuid::from_u128(u128::from(n) + 1),
-                first_seen: now.saturating_sub(seats - n),
-            },
+            seat: Assignment::new(
+                Uuid::from_u128(u128::from(n) + 1),
+                now.saturating_sub(seats - n),
+            ),
         });
         if rows.len() == BATCH || n + 1 == seats {
             added += to.import(&rows)?;

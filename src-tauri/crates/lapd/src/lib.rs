@@ -13,7 +13,9 @@ pub mod probe;
 pub mod ratelimit;
 pub mod replay;
 pub mod rules;
+pub mod seats;
 pub mod server;
 pub mod store;
+pub mod sunset;
 #[cfg(all(unix, feature = "test-util"))]
 pub mod test_util;

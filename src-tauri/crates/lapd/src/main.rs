@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use lap_proto::{LicenseKey, LicenseKind, ServerPublicKeys, Uuid};
 use lapd::catalog::{LicenseCatalog, NewLicense, add_license, license_kind};
 use lapd::ratelimit::RateLimiter;
-use lapd::server::{Server, bind, run, watch_catalog};
+use lapd::rules::Profile;
+use lapd::server::{Server, bind, run, sweep_leases_periodically, watch_catalog};
 use lapd::store::{DbLocation, Store};
 use lapd::{bench, keys};
 use serde::Deserialize;
@@ -51,6 +52,60 @@ enum Command {
     /// Manage the seat database: schema migrations, importing a SQLite file into PostgreSQL.
     #[command(subcommand)]
     Db(DbCommand),
+    /// See and free seats (for a support desk); works while `serve` runs on the same database.
+    #[command(subcommand)]
+    Seats(SeatsCommand),
+    /// Write a sunset grant: the vendor's exit, valid on every machine for good (profile §9).
+    Sunset(SunsetArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SeatsCommand {
+    /// List seats: id, license, machine hash prefix, first and last seen, generation, state.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only this license, by its reference (the non-secret name `lapd` logs; see
+        /// --key-file to name it by its key).
+        #[arg(long, value_name = "REF", conflicts_with_all = ["key_file", "sku"])]
+        license: Option<String>,
+        /// Only the license whose key is in this file (`-` for stdin).
+        #[arg(long, value_name = "FILE", conflicts_with = "sku")]
+        key_file: Option<PathBuf>,
+        /// Only the licenses of this SKU (from the catalog) and its evaluations.
+        #[arg(long)]
+        sku: Option<Uuid>,
+        /// The catalog (for --sku and each license's lease); default: the --config's.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Free one seat by its id (from `seats list`); logged as a transfer of its license.
+    Release {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, value_name = "ID")]
+        seat: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SunsetArgs {
+    /// Directory written by `lapd keygen`: the grant is signed with the server's key.
+    #[arg(long)]
+    keys: PathBuf,
+    #[arg(long)]
+    sku: Uuid,
+    /// A feature to grant (repeatable).
+    #[arg(long = "feature")]
+    features: Vec<String>,
+    /// The products' AssetKey, hex (it is in the published grant; never printed).
+    #[arg(long, value_name = "HEX")]
+    asset_key: Option<String>,
+    /// Where to write the grant (JSON; Lapwing reads `<id>.sunset.json` next to a manifest).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +221,14 @@ struct ServeArgs {
     /// Seconds added to this machine's clock (for tests and demos that play with time).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     time_offset: i64,
+    /// The profile spoken: 1.1 (releases, moves, leases, Duplicate) or 1.0 (Room ignored:
+    /// a server of before the lifecycle, for clients' tests).
+    #[arg(long, value_name = "1.0|1.1")]
+    profile: Option<String>,
+    /// Seconds between sweeps freeing seats past their lease; 0 sweeps never (seats are
+    /// still freed when their license is full and a new machine asks).
+    #[arg(long, value_name = "SECS")]
+    lease_sweep_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,9 +241,13 @@ struct ServeFile {
     threads: Option<usize>,
     rate_limit: Option<u32>,
     burst: Option<u32>,
+    profile: Option<String>,
+    lease_sweep_secs: Option<u64>,
 }
 
 const DEFAULT_RATE_LIMIT: u32 = 20;
+/// Leases count in days: an hourly sweep frees a seat within the hour it runs out.
+const DEFAULT_LEASE_SWEEP_SECS: u64 = 3_600;
 const DEFAULT_BURST: u32 = 40;
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +317,8 @@ enum CliError {
     Probe(#[from] lapd::probe::ProbeError),
     #[error(transparent)]
     KeyFile(#[from] lapd::keyfile::KeyFileError),
+    #[error(transparent)]
+    Sunset(#[from] lapd::sunset::SunsetError),
     /// Not the key's text: the error line can end up in logs.
     #[error(
         "a license key is never given on the command line (every user can read it in `ps`): {}",
@@ -363,7 +432,105 @@ fn execute(command: Command) -> Result<(), CliError> {
         Command::Probe(args) => probe(&args),
         Command::Bench(args) => bench(&args),
         Command::Db(command) => db(command),
+        Command::Seats(command) => seats(command),
+        Command::Sunset(args) => sunset(args),
     }
+}
+
+/// The database of a `seats` command: never a new, empty SQLite file made by a typo.
+fn existing_db(arg: &DbArg) -> Result<Box<dyn lapd::store::SeatStore>, CliError> {
+    let location = db_location(arg)?;
+    if let DbLocation::Sqlite(path) = &location
+        && !path.exists()
+    {
+        return Err(CliError::Usage(format!(
+            "--db {}: no such file",
+            path.display()
+        )));
+    }
+    Ok(location.open()?)
+}
+
+fn seats(command: SeatsCommand) -> Result<(), CliError> {
+    let now = lap_proto::time::unix_now();
+    match command {
+        SeatsCommand::List {
+            db,
+            license,
+            key_file,
+            sku,
+            catalog,
+            json,
+        } => {
+            let catalog_path = match (catalog, &db.config) {
+                (Some(path), _) => Some(path),
+                (None, Some(config)) => {
+                    let (file, base) = read_serve_file(config)?;
+                    file.catalog.map(|p| resolve(base.as_deref(), p))
+                }
+                (None, None) => None,
+            };
+            let catalog = catalog_path
+                .as_deref()
+                .map(LicenseCatalog::load)
+                .transpose()?;
+            let which = match (license, key_file, sku) {
+                (Some(reference), _, _) => lapd::seats::Which::License(reference),
+                (None, Some(file), _) => lapd::seats::Which::License(
+                    lapd::catalog::license_reference(&lapd::keyfile::read(&file)?),
+                ),
+                (None, None, Some(_)) if catalog.is_none() => {
+                    return Err(CliError::Usage(
+                        "--sku needs --catalog (a SKU's licenses are listed in the catalog)".into(),
+                    ));
+                }
+                (None, None, Some(sku)) => lapd::seats::Which::Sku(sku),
+                (None, None, None) => lapd::seats::Which::All,
+            };
+            let store = existing_db(&db)?;
+            let lines = lapd::seats::list(store.as_ref(), &which, catalog.as_ref(), now)?;
+            if json {
+                println!("{}", serde_json::to_string(&lines).unwrap_or_default());
+            } else {
+                print!("{}", lapd::seats::table(&lines));
+            }
+        }
+        SeatsCommand::Release { db, seat } => {
+            let store = existing_db(&db)?;
+            let freed = store
+                .release_by_id(seat, now)?
+                .ok_or_else(|| CliError::Usage(format!("--seat {seat}: no such seat")))?;
+            println!(
+                "seat {seat} of license {} (machine {}) released; a server answering from its cache stops within {} s",
+                freed.license,
+                &hex::encode(freed.machine)[..12],
+                lapd::store::cached::SEAT_TRUST_SECS
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sunset(args: SunsetArgs) -> Result<(), CliError> {
+    let sunset = lapd::sunset::Sunset {
+        sku: args.sku,
+        features: args.features,
+        asset_key_hex: args.asset_key.map(zeroize::Zeroizing::new),
+        issued: lap_proto::time::unix_now(),
+    };
+    lapd::sunset::write(&args.keys, &sunset, &args.out)?;
+    println!(
+        "sunset grant for SKU {} written to {}: perpetual, features [{}]{}",
+        args.sku,
+        args.out.display(),
+        sunset.features.join(", "),
+        if sunset.asset_key_hex.is_some() {
+            ", with the asset key"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn db_location(arg: &DbArg) -> Result<DbLocation, CliError> {
@@ -595,6 +762,19 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .or(file.rate_limit)
         .unwrap_or(DEFAULT_RATE_LIMIT);
     let burst = args.burst.or(file.burst).unwrap_or(DEFAULT_BURST);
+    let profile = match args.profile.or(file.profile).as_deref() {
+        None | Some("1.1") => Profile::V1_1,
+        Some("1.0") => Profile::V1_0,
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "--profile {other:?}: use 1.0 or 1.1"
+            )));
+        }
+    };
+    let lease_sweep_secs = args
+        .lease_sweep_secs
+        .or(file.lease_sweep_secs)
+        .unwrap_or(DEFAULT_LEASE_SWEEP_SECS);
 
     let keys = keys::load(&keys_dir)?;
     let catalog = LicenseCatalog::load(&catalog_path)?;
@@ -609,15 +789,18 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     })?;
     tracing::info!(
         %bound, threads, skus = catalog.skus().count(), licenses = catalog.licenses().count(),
-        rate_limit = rate, burst, db = %db, "lapd serving"
+        rate_limit = rate, burst, db = %db, profile = ?profile, lease_sweep_secs, "lapd serving"
     );
-    let server = Arc::new(Server::new(
-        keys,
-        catalog,
-        store,
-        RateLimiter::new(rate, burst),
-        args.time_offset,
-    ));
+    let server = Arc::new(
+        Server::new(
+            keys,
+            catalog,
+            store,
+            RateLimiter::new(rate, burst),
+            args.time_offset,
+        )
+        .with_profile(profile),
+    );
     let stop = server.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| CliError::Io {
@@ -630,6 +813,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let _ = writeln!(stdout, "{bound}");
     let _ = stdout.flush();
     watch_catalog(&server, catalog_path, Duration::from_secs(1));
+    if lease_sweep_secs > 0 && profile == Profile::V1_1 {
+        sweep_leases_periodically(&server, Duration::from_secs(lease_sweep_secs));
+    }
     run(&server, sockets);
     tracing::info!(stats = %server.stats.summary(), "lapd stopped");
     Ok(())

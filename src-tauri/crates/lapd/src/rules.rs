@@ -3,10 +3,13 @@
 //! Pure apart from the store, so every rule is tested with a fixed `now`.
 
 use lap_proto::time::DAY;
-use lap_proto::{LicenseKind, Request, SeedV1, ServerData, Uuid};
+use lap_proto::{Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData, Uuid};
 
 use crate::catalog::{License, LicenseCatalog, Sku, Term, evaluation_reference};
-use crate::store::{Assignment, Limit, Store, StoreError, Take, Taken, Usage};
+use crate::store::{
+    Assignment, Lease, Limit, MachineHash, Move, Moved, Released, Store, StoreError, Take, Taken,
+    Touch, TransferCap, Usage,
+};
 
 /// The clock difference the server tolerates (draft §3.4 check 5).
 pub const CLOCK_WINDOW_SECS: u64 = 30;
@@ -146,8 +149,117 @@ impl Grant<'_> {
     }
 }
 
-/// Applies every rule of draft §3.4 (checks 5–9) and the profile to an opened request.
+/// The profile the server speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// Profile 1.0: Room is ignored entirely; no seed extension is honoured and no 1.1
+    /// record (Released, Duplicate) is answered. For clients' tests against an old server.
+    V1_0,
+    /// Profile 1.1: seed extensions (§2.1) and the lifecycle (§9).
+    #[default]
+    V1_1,
+}
+
+/// The §9 default lease: this long past the last answer's NotAfter…
+pub const DEFAULT_LEASE_PAST_NOT_AFTER_DAYS: u64 = 90;
+/// …or, for a seat whose last answer had none, this long past its last request.
+pub const DEFAULT_LEASE_PAST_LAST_SEEN_DAYS: u64 = 180;
+/// The window of `transfers_per_year`.
+pub const TRANSFER_WINDOW_SECS: u64 = 365 * DAY;
+
+/// When the license's seats are past their lease at `now`.
+pub fn lease(license: &License, now: u64) -> Lease {
+    match license.seat_lease_days {
+        Some(days) => Lease {
+            not_after_before: None,
+            last_seen_before: now.saturating_sub(u64::from(days) * DAY),
+        },
+        None => default_lease(now),
+    }
+}
+
+/// The §9 default lease at `now`.
+pub fn default_lease(now: u64) -> Lease {
+    Lease {
+        not_after_before: Some(now.saturating_sub(DEFAULT_LEASE_PAST_NOT_AFTER_DAYS * DAY)),
+        last_seen_before: now.saturating_sub(DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY),
+    }
+}
+
+/// Frees the seats past their lease of every license in the catalog: the periodic sweep,
+/// so that seats come back even to licenses nobody asks for. Evaluations are never freed (a
+/// freed evaluation would start again). Returns how many seats were freed.
+pub fn sweep_leases(catalog: &LicenseCatalog, store: &Store, now: u64) -> Result<u32, StoreError> {
+    let mut freed = 0u32;
+    for license in catalog.licenses() {
+        freed = freed.saturating_add(store.reclaim_expired(
+            &license.reference,
+            lease(license, now),
+            now,
+        )?);
+    }
+    Ok(freed)
+}
+
+fn transfer_cap(license: &License, now: u64) -> Option<TransferCap> {
+    license.transfers_per_year.map(|cap| TransferCap {
+        since: now.saturating_sub(TRANSFER_WINDOW_SECS - 1),
+        cap,
+    })
+}
+
+/// The Notice of a transfer refused by the cap: the first day the oldest counted transfer has
+/// left the window (UTC), so the date is never early; `None`: the cap is 0.
+pub fn next_transfer_notice(oldest_counted: Option<u64>) -> String {
+    let Some(oldest_counted) = oldest_counted else {
+        return "This license cannot be moved to another computer.".to_owned();
+    };
+    let possible = oldest_counted.saturating_add(TRANSFER_WINDOW_SECS);
+    let date = i64::try_from(possible)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|t| {
+            // The next day when the moment is not midnight: a date means "from that day on".
+            let day = t.date();
+            if t.time() == time::Time::MIDNIGHT {
+                day
+            } else {
+                day.next_day().unwrap_or(day)
+            }
+        });
+    match date {
+        Some(date) => format!("This license can move again on {date}."),
+        None => "This license has reached its transfer limit.".to_owned(),
+    }
+}
+
+/// Applies every rule of draft §3.4 (checks 5–9) and the profile (1.1) to an opened request.
 pub fn decide(
+    catalog: &LicenseCatalog,
+    store: &Store,
+    request: &Request,
+    now: u64,
+    max_server_data_len: usize,
+    new_license_id: impl FnOnce() -> Uuid,
+) -> Result<Answer, DropReason> {
+    decide_as(
+        Profile::V1_1,
+        catalog,
+        store,
+        request,
+        now,
+        max_server_data_len,
+        new_license_id,
+    )
+}
+
+/// As [`decide`], speaking `profile`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the rules in the order the profile gives them"
+)]
+pub fn decide_as(
+    profile: Profile,
     catalog: &LicenseCatalog,
     store: &Store,
     request: &Request,
@@ -162,7 +274,16 @@ pub fn decide(
     if sku.base.is_some() == request.client_addon_id.is_nil() {
         return Err(DropReason::AddonMismatch);
     }
-    let seed = SeedV1::decode(&request.client_seed).map_err(|_| DropReason::BadSeed)?;
+    let (seed, extensions) = match profile {
+        Profile::V1_0 => (
+            SeedV1::decode(&request.client_seed).map_err(|_| DropReason::BadSeed)?,
+            SeedExtensions::default(),
+        ),
+        // A malformed extension area is a malformed seed: silence (§2.1).
+        Profile::V1_1 => {
+            SeedV1::decode_with_extensions(&request.client_seed).map_err(|_| DropReason::BadSeed)?
+        }
+    };
     let grant = if seed.is_evaluation() {
         Grant::Evaluation {
             sku,
@@ -176,14 +297,66 @@ pub fn decide(
                 .ok_or(DropReason::UnknownKey)?,
         )
     };
+    if extensions.intent == Intent::Release {
+        // §9: a release names the LicenseId it holds; without one it is not a release.
+        if request.current_license_id.is_nil() {
+            return Err(DropReason::BadSeed);
+        }
+        return release(
+            catalog,
+            store,
+            &grant,
+            request,
+            &seed.machine_hash,
+            now,
+            max_server_data_len,
+        );
+    }
     let reference = grant.reference();
-    let existing = store
+    let mut existing = store
         .seat(reference, &seed.machine_hash, now)
         .map_err(store_failed)?;
-    let usage = match grant {
+    let mut usage = match grant {
         Grant::Evaluation { .. } => Usage::default(),
         Grant::License(_) => store.usage(reference, now).map_err(store_failed)?,
     };
+    if let (None, Grant::License(license)) = (existing, &grant) {
+        // Before a new machine is told the license is full: seats past their lease are
+        // freed, and the count is read afresh (another process may have freed one).
+        if profile == Profile::V1_1 && !license.allow_overuse && usage.seats_used >= license.seats {
+            let freed = store
+                .reclaim_expired(reference, lease(license, now), now)
+                .map_err(store_failed)?;
+            if freed > 0 {
+                tracing::info!(license = %reference, freed, "seats past their lease freed");
+            }
+            usage = store.usage_uncached(reference, now).map_err(store_failed)?;
+        }
+        // A hardware change: the seat of the old hash moves here when this installation
+        // took it. The answer is checked first, so that a refusal moves nothing.
+        if let Some(previous) = extensions.previous_machine_hash
+            && previous != seed.machine_hash
+        {
+            let held = Assignment::new(Uuid::nil(), now);
+            let mut data = terms(catalog, &grant, Some(held), usage, now)?;
+            fit(&mut data, max_server_data_len)?;
+            let moved = store
+                .move_seat(&Move {
+                    license: reference,
+                    from: &previous,
+                    to: &seed.machine_hash,
+                    client_base_id: request.client_base_id,
+                    now,
+                    cap: transfer_cap(license, now),
+                })
+                .map_err(store_failed)?;
+            if let Moved::Moved { seat, usage: after } = moved {
+                tracing::info!(license = %reference, seat = seat.seat_id, "seat moved to new hardware");
+                existing = Some(seat);
+                usage = after;
+            }
+        }
+    }
     // A read before the transaction that would find the same: a flood of new evaluations past
     // the cap costs reads, not writes.
     if let (None, Limit::TakenSince { since, cap }) = (existing, grant.limit(now))
@@ -200,7 +373,46 @@ pub fn decide(
     // takes a seat.
     let mut data = terms(catalog, &grant, existing, usage, now)?;
     let mut server_data_bytes = fit(&mut data, max_server_data_len)?;
+    let generation = match profile {
+        Profile::V1_0 => None,
+        Profile::V1_1 => extensions.generation,
+    };
     let license_id = if let Some(seat) = existing {
+        let touch = Touch {
+            license: reference,
+            machine: &seed.machine_hash,
+            now,
+            not_after: data.not_after,
+            generation,
+            client_base_id: request.client_base_id,
+        };
+        let before = match store.touch(&touch, seat) {
+            Ok(Some(before)) => before,
+            // Freed meanwhile by another process (the cache has forgotten it now): decided
+            // again from the database, as a machine without a seat.
+            Ok(None) => {
+                return decide_as(
+                    profile,
+                    catalog,
+                    store,
+                    request,
+                    now,
+                    max_server_data_len,
+                    new_license_id,
+                );
+            }
+            Err(error) => {
+                // A returning machine is answered from the cache; its last-seen waits.
+                tracing::warn!(%error, "seat's last-seen and generation not recorded");
+                seat
+            }
+        };
+        // §9: a lower Generation than seen before is a clone or a restored snapshot; the
+        // same one is a retry of an unanswered request.
+        if generation.is_some_and(|g| g < before.generation) {
+            data.duplicate = true;
+            server_data_bytes = fit(&mut data, max_server_data_len)?;
+        }
         seat.license_id
     } else {
         let take = Take {
@@ -209,6 +421,9 @@ pub fn decide(
             license_id: new_license_id(),
             now,
             limit: grant.limit(now),
+            client_base_id: Some(request.client_base_id),
+            generation: generation.unwrap_or(0),
+            not_after: data.not_after,
         };
         match store.take_seat(&take).map_err(store_failed)? {
             Taken::Full => return Err(grant.full()),
@@ -223,6 +438,73 @@ pub fn decide(
     };
     Ok(Answer {
         license_id,
+        server_data: data,
+        server_data_bytes,
+        license_ref: reference.to_owned(),
+    })
+}
+
+/// A release (§9): the seat freed durably, then Released with NotAfter = ServerTime; a seat
+/// not held gets the same answer. An evaluation is never freed (a new one would start) and a
+/// license past its transfer cap keeps its seat: both get their ordinary grant and a Notice.
+fn release(
+    catalog: &LicenseCatalog,
+    store: &Store,
+    grant: &Grant<'_>,
+    request: &Request,
+    machine: &MachineHash,
+    now: u64,
+    max_server_data_len: usize,
+) -> Result<Answer, DropReason> {
+    let reference = grant.reference();
+    let released = |license_id: Uuid| {
+        let mut data = ServerData {
+            released: true,
+            not_after: Some(now),
+            ..ServerData::default()
+        };
+        let server_data_bytes = fit(&mut data, max_server_data_len)?;
+        Ok(Answer {
+            license_id,
+            server_data: data,
+            server_data_bytes,
+            license_ref: reference.to_owned(),
+        })
+    };
+    let (refusal, license) = match grant {
+        Grant::Evaluation { .. } => (
+            "An evaluation stays on the computer it started on.".to_owned(),
+            None,
+        ),
+        Grant::License(license) => {
+            match store
+                .release(reference, machine, now, transfer_cap(license, now))
+                .map_err(store_failed)?
+            {
+                Released::Freed(seat) => {
+                    tracing::info!(license = %reference, seat = seat.seat_id, "seat released");
+                    return released(seat.license_id);
+                }
+                Released::NotHeld => return released(request.current_license_id),
+                Released::CapReached { oldest_counted } => {
+                    (next_transfer_notice(oldest_counted), Some(license))
+                }
+            }
+        }
+    };
+    let Some(seat) = store.seat(reference, machine, now).map_err(store_failed)? else {
+        // Nothing held (an evaluation never started here): nothing to keep.
+        return released(request.current_license_id);
+    };
+    let usage = match license {
+        Some(_) => store.usage(reference, now).map_err(store_failed)?,
+        None => Usage::default(),
+    };
+    let mut data = terms(catalog, grant, Some(seat), usage, now)?;
+    data.notice = Some(refusal);
+    let server_data_bytes = fit(&mut data, max_server_data_len)?;
+    Ok(Answer {
+        license_id: seat.license_id,
         server_data: data,
         server_data_bytes,
         license_ref: reference.to_owned(),
@@ -355,6 +637,49 @@ mod tests {
             current_license_id: Uuid::nil(),
             client_seed: Zeroizing::new(seed.encode(ROOM - 66).expect("room").to_vec()),
         }
+    }
+
+    /// A 1.1 request from installation `client` on `machine` with these extensions.
+    fn request_11(
+        key: Option<&LicenseKey>,
+        machine: u8,
+        client: u128,
+        license_id: Uuid,
+        extensions: &SeedExtensions,
+        time: u64,
+    ) -> Request {
+        let mut request = request(BASE, false, key, machine, time);
+        let seed = SeedV1::decode(&request.client_seed).expect("seed");
+        request.client_seed = Zeroizing::new(
+            seed.encode_with_extensions(ROOM - 66, extensions)
+                .expect("room")
+                .to_vec(),
+        );
+        request.client_base_id = Uuid::from_u128(client);
+        request.current_license_id = license_id;
+        request
+    }
+
+    fn release_ext() -> SeedExtensions {
+        SeedExtensions {
+            intent: Intent::Release,
+            ..SeedExtensions::default()
+        }
+    }
+
+    fn generation(n: u32) -> SeedExtensions {
+        SeedExtensions {
+            generation: Some(n),
+            ..SeedExtensions::default()
+        }
+    }
+
+    /// A catalog with one license for key 6 on BASE: perpetual, `seats`, and `extra` lines.
+    fn lifecycle_catalog(seats: u32, extra: &str) -> LicenseCatalog {
+        catalog(&format!(
+            "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = {seats}\n{extra}\n",
+            key(6).to_display()
+        ))
     }
 
     fn used(store: &Store, reference: &str) -> u32 {
@@ -727,5 +1052,423 @@ mod tests {
             Ok(()),
             "three in the last hour: 4 alone so far"
         );
+    }
+
+    #[test]
+    fn a_release_frees_the_seat_durably_and_is_idempotent() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let none = SeedExtensions::default();
+        let k = key(6);
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("granted");
+        assert_eq!(
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW),
+                NOW
+            ),
+            Err(DropReason::NoSeat)
+        );
+        let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
+        let released = run(&catalog, &store, &release, NOW).expect("released");
+        assert!(
+            released.server_data.confirms_release(NOW),
+            "{:?}",
+            released.server_data
+        );
+        assert_eq!(released.license_id, first.license_id);
+        assert_eq!(
+            ServerData::parse(&released.server_data_bytes).expect("valid"),
+            released.server_data
+        );
+        assert_eq!(
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read"),
+            None,
+            "freed in the database before the answer"
+        );
+        let again = run(&catalog, &store, &release, NOW + 1).expect("idempotent");
+        assert!(again.server_data.confirms_release(NOW + 1));
+        assert_eq!(used(&store, &first.license_ref), 0);
+        run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 2, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("the freed seat goes to the next computer");
+
+        // Not a release: no LicenseId named, or a malformed extension area. Nothing changes.
+        let nameless = request_11(Some(&k), 2, 2, Uuid::nil(), &release_ext(), NOW);
+        assert_eq!(
+            run(&catalog, &store, &nameless, NOW),
+            Err(DropReason::BadSeed)
+        );
+        let mut malformed = request_11(Some(&k), 2, 2, first.license_id, &release_ext(), NOW);
+        // A second Intent record after the first: a duplicate type.
+        let room = 66 + 4;
+        malformed.client_seed[room..room + 4].copy_from_slice(&[1, 1, 0, 1]);
+        assert_eq!(
+            run(&catalog, &store, &malformed, NOW),
+            Err(DropReason::BadSeed)
+        );
+        assert_eq!(used(&store, &first.license_ref), 1, "the seat stays taken");
+    }
+
+    #[test]
+    fn past_the_transfer_limit_a_release_gets_a_grant_and_the_date() {
+        let catalog = lifecycle_catalog(1, "transfers_per_year = 1");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let activate = |now| {
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &none, now),
+                now,
+            )
+            .expect("granted")
+        };
+        let release = |id, now| {
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, id, &release_ext(), now),
+                now,
+            )
+            .expect("answered")
+        };
+        let id = activate(NOW).license_id;
+        assert!(release(id, NOW).server_data.released);
+        let later = NOW + 10 * DAY;
+        let id = activate(later).license_id;
+        let refused = release(id, later);
+        assert!(!refused.server_data.released, "an ordinary grant");
+        assert_eq!(refused.license_id, id);
+        assert_eq!(refused.server_data.kind, Some(LicenseKind::Perpetual));
+        // NOW is 2026-11-18 19:46:40 UTC: a year later, from the next day on.
+        assert_eq!(
+            refused.server_data.notice.as_deref(),
+            Some("This license can move again on 2027-11-19.")
+        );
+        assert_eq!(used(&store, &refused.license_ref), 1, "the seat stays");
+        let year = NOW + TRANSFER_WINDOW_SECS;
+        assert!(
+            release(id, year).server_data.released,
+            "a year after the first transfer"
+        );
+    }
+
+    #[test]
+    fn a_move_keeps_the_license_id_for_its_installation_only() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 1, 0xA, Uuid::nil(), &none, NOW),
+            NOW,
+        )
+        .expect("granted");
+        let moved_from = |from: u8| SeedExtensions {
+            previous_machine_hash: Some([from; 32]),
+            ..SeedExtensions::default()
+        };
+        assert_eq!(
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 2, 0xB, Uuid::nil(), &moved_from(1), NOW),
+                NOW
+            ),
+            Err(DropReason::NoSeat),
+            "another installation with the old hash gets nothing from it"
+        );
+        let moved = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 0xA, first.license_id, &moved_from(1), NOW + 5),
+            NOW + 5,
+        )
+        .expect("moved");
+        assert_eq!(moved.license_id, first.license_id, "the LicenseId is kept");
+        assert_eq!(used(&store, &first.license_ref), 1);
+        assert_eq!(
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read"),
+            None
+        );
+        assert_eq!(
+            store
+                .backend()
+                .transfers_since(&first.license_ref, 0)
+                .expect("count"),
+            1,
+            "a move is a transfer"
+        );
+    }
+
+    #[test]
+    fn past_the_transfer_limit_a_moved_machine_needs_a_free_seat() {
+        let catalog = lifecycle_catalog(2, "transfers_per_year = 0");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(
+                Some(&k),
+                1,
+                0xA,
+                Uuid::nil(),
+                &SeedExtensions::default(),
+                NOW,
+            ),
+            NOW,
+        )
+        .expect("granted");
+        let moved_from_1 = SeedExtensions {
+            previous_machine_hash: Some([1; 32]),
+            ..SeedExtensions::default()
+        };
+        let second = run(
+            &catalog,
+            &store,
+            &request_11(Some(&k), 2, 0xA, first.license_id, &moved_from_1, NOW),
+            NOW,
+        )
+        .expect("a free seat");
+        assert!(
+            store
+                .backend()
+                .seat(&second.license_ref, &[1; 32])
+                .expect("read")
+                .is_some(),
+            "a new seat, not a move: the old one stays"
+        );
+        assert_eq!(used(&store, &first.license_ref), 2);
+        assert_eq!(
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 3, 0xA, first.license_id, &moved_from_1, NOW),
+                NOW
+            ),
+            Err(DropReason::NoSeat),
+            "and none once they are taken"
+        );
+    }
+
+    #[test]
+    fn a_seat_past_its_lease_is_freed_for_the_next_machine() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let none = SeedExtensions::default();
+        let ask = |machine: u8, now: u64| {
+            run(
+                &catalog,
+                &store,
+                &request_11(
+                    Some(&k),
+                    machine,
+                    u128::from(machine),
+                    Uuid::nil(),
+                    &none,
+                    now,
+                ),
+                now,
+            )
+        };
+        ask(1, NOW).expect("granted");
+        ask(1, NOW + 100 * DAY).expect("renewed: seen again");
+        let lease_end = NOW + 100 * DAY + DEFAULT_LEASE_PAST_LAST_SEEN_DAYS * DAY;
+        assert_eq!(
+            ask(2, lease_end),
+            Err(DropReason::NoSeat),
+            "180 days, not more"
+        );
+        ask(2, lease_end + 1).expect("the seat was freed");
+
+        let catalog = lifecycle_catalog(1, "seat_lease_days = 10");
+        let store = Store::in_memory().expect("store");
+        let ask = |machine: u8, now: u64| {
+            run(
+                &catalog,
+                &store,
+                &request_11(
+                    Some(&k),
+                    machine,
+                    u128::from(machine),
+                    Uuid::nil(),
+                    &none,
+                    now,
+                ),
+                now,
+            )
+        };
+        ask(1, NOW).expect("granted");
+        assert_eq!(ask(2, NOW + 10 * DAY), Err(DropReason::NoSeat));
+        assert_eq!(
+            sweep_leases(&catalog, &store, NOW + 10 * DAY).expect("sweep"),
+            0
+        );
+        assert_eq!(
+            sweep_leases(&catalog, &store, NOW + 10 * DAY + 1).expect("sweep"),
+            1,
+            "the sweep frees it without a request"
+        );
+        ask(2, NOW + 10 * DAY + 1).expect("the seat is free");
+    }
+
+    #[test]
+    fn a_lower_generation_is_flagged_and_a_retry_is_not() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let ask = |n: u32, now: u64| {
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now),
+                now,
+            )
+            .expect("answered")
+            .server_data
+            .duplicate
+        };
+        assert!(!ask(1, NOW));
+        assert!(!ask(2, NOW + 10));
+        assert!(!ask(2, NOW + 20), "a retry sends the same count");
+        assert!(ask(1, NOW + 30), "a clone or a snapshot");
+        assert!(!ask(3, NOW + 40));
+        let fresh = Store::in_memory().expect("store");
+        let from_database = run(
+            &catalog,
+            &fresh,
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW),
+            NOW,
+        );
+        assert!(from_database.is_ok());
+        assert_eq!(
+            fresh
+                .backend()
+                .seat(&crate::catalog::license_reference(&k), &[1; 32])
+                .expect("read")
+                .map(|s| s.generation),
+            Some(5),
+            "a new seat keeps the count it was taken with"
+        );
+    }
+
+    #[test]
+    fn profile_1_0_ignores_room_and_answers_a_release_with_a_grant() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let run_10 = |request: &Request, now| {
+            let mut next = ids();
+            decide_as(
+                Profile::V1_0,
+                &catalog,
+                &store,
+                request,
+                now,
+                ROOM,
+                &mut next,
+            )
+        };
+        let first = run_10(
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(5), NOW),
+            NOW,
+        )
+        .expect("granted");
+        let release = request_11(Some(&k), 1, 1, first.license_id, &release_ext(), NOW);
+        let answer = run_10(&release, NOW).expect("a plain grant");
+        assert!(!answer.server_data.released);
+        assert_eq!(answer.license_id, first.license_id);
+        assert_eq!(used(&store, &first.license_ref), 1, "nothing freed");
+        let lower = run_10(
+            &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(1), NOW),
+            NOW,
+        )
+        .expect("granted");
+        assert!(!lower.server_data.duplicate, "no 1.1 record");
+    }
+
+    #[test]
+    fn an_evaluation_is_not_released() {
+        let catalog = catalog("");
+        let store = Store::in_memory().expect("store");
+        let first = run(
+            &catalog,
+            &store,
+            &request_11(None, 1, 1, Uuid::nil(), &SeedExtensions::default(), NOW),
+            NOW,
+        )
+        .expect("evaluation");
+        let answer = run(
+            &catalog,
+            &store,
+            &request_11(None, 1, 1, first.license_id, &release_ext(), NOW),
+            NOW,
+        )
+        .expect("answered");
+        assert!(!answer.server_data.released);
+        assert_eq!(answer.server_data.kind, Some(LicenseKind::Evaluation));
+        assert_eq!(
+            answer.server_data.notice.as_deref(),
+            Some("An evaluation stays on the computer it started on.")
+        );
+        assert!(
+            store
+                .backend()
+                .seat(&first.license_ref, &[1; 32])
+                .expect("read")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_seat_freed_by_another_process_is_taken_again_not_answered_from_the_cache() {
+        let catalog = lifecycle_catalog(1, "");
+        let store = Store::in_memory().expect("store");
+        let k = key(6);
+        let ask = |n: u32, now: u64| {
+            run(
+                &catalog,
+                &store,
+                &request_11(Some(&k), 1, 1, Uuid::nil(), &generation(n), now),
+                now,
+            )
+        };
+        let first = ask(1, NOW).expect("granted");
+        // As `lapd seats release` does from another process: the cache still holds the seat.
+        store
+            .backend()
+            .release(&first.license_ref, &[1; 32], NOW, None)
+            .expect("released");
+        let again = ask(2, NOW + 1).expect("answered");
+        let seat = store
+            .backend()
+            .seat(&first.license_ref, &[1; 32])
+            .expect("read")
+            .expect("a seat taken again");
+        assert_eq!(seat.first_seen, NOW + 1, "a new seat, recorded");
+        assert_eq!(again.license_id, seat.license_id);
     }
 }

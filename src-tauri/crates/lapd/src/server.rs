@@ -15,8 +15,8 @@ use crate::catalog::LicenseCatalog;
 use crate::datagram::DatagramIo;
 use crate::ratelimit::RateLimiter;
 use crate::replay::{ReplayGuard, Verdict};
-use crate::rules::{DropReason, decide};
-use crate::store::Store;
+use crate::rules::{DropReason, Profile, decide_as, sweep_leases};
+use crate::store::{Store, StoreError};
 
 /// How often workers look up from a quiet socket to notice a stop request.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -68,6 +68,7 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     /// Added to the system clock: lets tests and demos run a server in another time.
     time_offset: i64,
+    profile: Profile,
 }
 
 impl Server {
@@ -87,7 +88,36 @@ impl Server {
             stats: Stats::default(),
             stop: Arc::new(AtomicBool::new(false)),
             time_offset,
+            profile: Profile::default(),
         }
+    }
+
+    /// Speaks `profile` (default 1.1): `Profile::V1_0` is a server of before the lifecycle,
+    /// for clients' tests (a release gets a plain grant; no Duplicate).
+    #[must_use]
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// Frees every license's seats past their lease, at the server's time (with its offset).
+    pub fn sweep_leases(&self) -> Result<u32, StoreError> {
+        self.sweep_leases_at(self.now())
+    }
+
+    /// As [`Self::sweep_leases`], at server time `now`.
+    pub fn sweep_leases_at(&self, now: u64) -> Result<u32, StoreError> {
+        let catalog = Arc::clone(
+            &self
+                .catalog
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        sweep_leases(&catalog, &self.store, now)
     }
 
     /// Replaces the replay guard (to give it another capacity).
@@ -193,7 +223,7 @@ impl Server {
         );
         // The store locks what it needs itself: a machine that holds a seat reads it while
         // other threads take new ones.
-        let accepted = decide(&catalog, &self.store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
+        let accepted = decide_as(self.profile, &catalog, &self.store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
         .inspect_err(|reason| {
             tracing::info!(%source, sku = %request.sku_id, reason = reason.as_str(), "request refused (silently)");
         })?;
@@ -353,4 +383,28 @@ pub fn watch_catalog(server: &Arc<Server>, path: PathBuf, interval: Duration) {
             }
         })
         .expect("spawning the catalog watcher");
+}
+
+/// Sweeps seats past their lease every `interval` until the server stops (§9: a seat comes
+/// back even to a license nobody asks for). The first sweep runs at once.
+pub fn sweep_leases_periodically(server: &Arc<Server>, interval: Duration) {
+    let server = Arc::clone(server);
+    std::thread::Builder::new()
+        .name("lapd-leases".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            while !server.stop.load(Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    match server.sweep_leases() {
+                        Ok(0) => {}
+                        Ok(freed) => tracing::info!(freed, "seats past their lease freed"),
+                        Err(error) => tracing::warn!(%error, "lease sweep failed; trying again at the next one"),
+                    }
+                    next = Instant::now() + interval;
+                }
+                // Short naps: a stop is noticed within one.
+                std::thread::sleep(POLL_INTERVAL);
+            }
+        })
+        .expect("spawning the lease sweeper");
 }

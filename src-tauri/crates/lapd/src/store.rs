@@ -14,6 +14,6 @@ pub mod sqlite;
 pub use cached::Store;
 pub use location::DbLocation;
 pub use model::{
-    Assignment, Limit, MachineHash, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken,
-    Usage,
+    Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
+    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };

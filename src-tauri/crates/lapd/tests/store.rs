@@ -4,9 +4,10 @@
 use std::sync::{Arc, Barrier};
 
 use lap_proto::Uuid;
+use lapd::store::cached::SEAT_TRUST_SECS;
 use lapd::store::{
-    Assignment, DbLocation, Limit, SCHEMA_VERSION, SeatRow, SeatStore, Store, StoreError, Take,
-    Taken, Usage,
+    Assignment, DbLocation, Lease, Limit, Listing, Move, Moved, Released, SCHEMA_VERSION, SeatRow,
+    SeatStore, Store, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 use lapd::test_util::TempPostgres;
 
@@ -44,7 +45,15 @@ fn take<'a>(license: &'a str, machine: &'a [u8; 32], id: u128, now: u64, limit: 
         license_id: Uuid::from_u128(id),
         now,
         limit,
+        client_base_id: Some(Uuid::from_u128(0xc1 << 64 | id)),
+        generation: 0,
+        not_after: None,
     }
+}
+
+/// What identifies a seat to its machine: its LicenseId and first use.
+fn identity(seat: Option<Assignment>) -> Option<(Uuid, u64)> {
+    seat.map(|s| (s.license_id, s.first_seen))
 }
 
 fn new_seat(taken: Taken) -> Assignment {
@@ -75,6 +84,13 @@ both_backends!(
     export_and_import_carry_every_seat_once,
     a_newer_schema_is_refused,
     the_cache_stays_bounded,
+    a_version_2_database_migrates_in_place,
+    touch_keeps_the_highest_generation_and_the_last_answer,
+    a_release_is_durable_idempotent_and_capped,
+    a_seat_moves_only_for_the_installation_that_took_it,
+    leases_free_only_the_seats_past_them,
+    seats_are_listed_and_released_by_id,
+    a_seat_freed_elsewhere_leaves_the_cache_within_its_trust,
 );
 
 fn seats_survive_reopening_with_their_license_id(db: &Db) {
@@ -89,28 +105,23 @@ fn seats_survive_reopening_with_their_license_id(db: &Db) {
         let taken = store
             .take_seat(&take("lic", &[2; 32], 5, 50, Limit::Seats(5)))
             .expect("take");
+        let Taken::New { seat, usage } = taken else {
+            panic!("expected a new seat, got {taken:?}")
+        };
+        assert_eq!(identity(Some(seat)), Some((Uuid::from_u128(5), 50)));
         assert_eq!(
-            taken,
-            Taken::New {
-                seat: Assignment {
-                    license_id: Uuid::from_u128(5),
-                    first_seen: 50
-                },
-                usage: Usage {
-                    seats_used: 2,
-                    first_use: Some(50)
-                },
+            usage,
+            Usage {
+                seats_used: 2,
+                first_use: Some(50)
             },
             "a seat dated earlier (the clock stepped back) moves the first use back"
         );
     }
     let store = db.open();
     assert_eq!(
-        store.seat("lic", &[1; 32]).expect("read"),
-        Some(Assignment {
-            license_id: Uuid::from_u128(0x1234),
-            first_seen: 100
-        })
+        identity(store.seat("lic", &[1; 32]).expect("read")),
+        Some((Uuid::from_u128(0x1234), 100))
     );
     assert_eq!(store.seat("lic", &[3; 32]).expect("read"), None);
     assert_eq!(store.seat("other", &[1; 32]).expect("read"), None);
@@ -155,20 +166,21 @@ fn the_last_seat_goes_once_and_a_holder_keeps_its_own(db: &Db) {
             .expect("take"),
         Taken::Full
     );
+    let held = store
+        .take_seat(&take("lic", &[1; 32], 4, 13, Limit::Seats(2)))
+        .expect("take");
+    let Taken::Held { seat, usage } = held else {
+        panic!("expected the held seat, got {held:?}")
+    };
     assert_eq!(
-        store
-            .take_seat(&take("lic", &[1; 32], 4, 13, Limit::Seats(2)))
-            .expect("take"),
-        Taken::Held {
-            seat: Assignment {
-                license_id: Uuid::from_u128(1),
-                first_seen: 10
-            },
-            usage: Usage {
+        (identity(Some(seat)), usage),
+        (
+            Some((Uuid::from_u128(1), 10)),
+            Usage {
                 seats_used: 2,
                 first_use: Some(10)
-            },
-        },
+            }
+        ),
         "a machine that holds a seat gets its own, with its LicenseId, even on a full license"
     );
     assert_eq!(
@@ -337,11 +349,8 @@ fn export_and_import_carry_every_seat_once(db: &Db) {
         }
     );
     assert_eq!(
-        to.seat("odd", &[3; 32]).expect("read"),
-        Some(Assignment {
-            license_id: Uuid::from_u128(3),
-            first_seen: 97
-        })
+        identity(to.seat("odd", &[3; 32]).expect("read")),
+        Some((Uuid::from_u128(3), 97))
     );
     let mut exported = Vec::new();
     to.export(10, &mut |rows: &[SeatRow]| {
@@ -442,11 +451,8 @@ fn a_version_1_sqlite_file_migrates_in_place() {
         }
     );
     assert_eq!(
-        store.seat("a", &[2; 32]).expect("read"),
-        Some(Assignment {
-            license_id: Uuid::from_u128(2),
-            first_seen: 20
-        })
+        identity(store.seat("a", &[2; 32]).expect("read")),
+        Some((Uuid::from_u128(2), 20))
     );
     assert_eq!(
         store
@@ -476,13 +482,12 @@ fn an_unreachable_database_answers_cached_seats_only() {
     drop(server);
     let later = now + 86_400;
     assert_eq!(
-        store
-            .seat("lic", &[1; 32], later)
-            .expect("answered from the cache"),
-        Some(Assignment {
-            license_id: Uuid::from_u128(7),
-            first_seen: now
-        })
+        identity(
+            store
+                .seat("lic", &[1; 32], later)
+                .expect("answered from the cache")
+        ),
+        Some((Uuid::from_u128(7), now))
     );
     assert_eq!(store.usage("lic", later).expect("cached").seats_used, 1);
     assert!(
@@ -503,4 +508,472 @@ fn an_unreachable_database_answers_cached_seats_only() {
         ),
         "the evaluation cap's count is not waited for either"
     );
+}
+
+/// A database at schema 2 (today's lapd) with seats of two licenses, then opened by this lapd.
+fn a_version_2_database_migrates_in_place(db: &Db) {
+    let rows = [("a", 1u8, 30i64), ("a", 2, 20), ("b", 1, 40)];
+    match &db.location {
+        DbLocation::Sqlite(path) => {
+            let old = rusqlite::Connection::open(path).expect("create");
+            old.execute_batch(
+                "CREATE TABLE seat (license_ref TEXT NOT NULL, machine_hash BLOB NOT NULL,
+                     license_id BLOB NOT NULL, first_seen INTEGER NOT NULL,
+                     PRIMARY KEY (license_ref, machine_hash)) WITHOUT ROWID;
+                 CREATE INDEX seat_taken ON seat (license_ref, first_seen);
+                 CREATE TABLE license (license_ref TEXT NOT NULL PRIMARY KEY,
+                     seats_used INTEGER NOT NULL, first_use INTEGER) WITHOUT ROWID;
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (2);
+                 INSERT INTO license VALUES ('a', 2, 20), ('b', 1, 40);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("schema 2");
+            for (license, machine, first_seen) in rows {
+                old.execute(
+                    "INSERT INTO seat VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![
+                        license,
+                        vec![machine; 32],
+                        Uuid::from_u128(u128::from(machine)).as_bytes().to_vec(),
+                        first_seen
+                    ],
+                )
+                .expect("row");
+            }
+        }
+        DbLocation::Postgres(url) => {
+            let mut old = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+            old.batch_execute(
+                "CREATE TABLE seat (license_ref TEXT NOT NULL, machine_hash BYTEA NOT NULL,
+                     license_id BYTEA NOT NULL, first_seen BIGINT NOT NULL,
+                     PRIMARY KEY (license_ref, machine_hash));
+                 CREATE INDEX seat_taken ON seat (license_ref, first_seen);
+                 CREATE TABLE license (license_ref TEXT NOT NULL PRIMARY KEY,
+                     seats_used INTEGER NOT NULL, first_use BIGINT);
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (2);
+                 INSERT INTO license VALUES ('a', 2, 20), ('b', 1, 40);",
+            )
+            .expect("schema 2");
+            for (license, machine, first_seen) in rows {
+                old.execute(
+                    "INSERT INTO seat VALUES ($1, $2, $3, $4)",
+                    &[
+                        &license,
+                        &vec![machine; 32],
+                        &Uuid::from_u128(u128::from(machine)).as_bytes().to_vec(),
+                        &first_seen,
+                    ],
+                )
+                .expect("row");
+            }
+        }
+    }
+    let store = db.open();
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert_eq!(store.usage("a").expect("read").seats_used, 2);
+    let seat = store.seat("a", &[2; 32]).expect("read").expect("kept");
+    assert_eq!(identity(Some(seat)), Some((Uuid::from_u128(2), 20)));
+    assert_eq!(seat.last_seen, 20, "last seen starts at first seen");
+    assert_eq!(
+        (seat.not_after, seat.generation, seat.client_base_id),
+        (None, 0, None)
+    );
+    let listed = store.list(Listing::All).expect("list");
+    let mut ids: Vec<u64> = listed.iter().map(|s| s.seat.seat_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every seat has an id of its own");
+    assert!(ids.iter().all(|&id| id > 0));
+    let new = new_seat(
+        store
+            .take_seat(&take("b", &[9; 32], 9, 50, Limit::Seats(2)))
+            .expect("take"),
+    );
+    assert!(!ids.contains(&new.seat_id), "a new seat gets a new id");
+}
+
+fn touch_keeps_the_highest_generation_and_the_last_answer(db: &Db) {
+    let store = db.open();
+    let mut request = take("lic", &[1; 32], 1, 100, Limit::Seats(2));
+    request.generation = 3;
+    new_seat(store.take_seat(&request).expect("take"));
+    let touch = |now, generation, not_after| Touch {
+        license: "lic",
+        machine: &[1; 32],
+        now,
+        not_after,
+        generation,
+        client_base_id: Uuid::from_u128(0xbad),
+    };
+    let before = store
+        .touch(&touch(200, Some(5), Some(1000)))
+        .expect("touch")
+        .expect("held");
+    assert_eq!(before.generation, 3);
+    let seat = store.seat("lic", &[1; 32]).expect("read").expect("held");
+    assert_eq!(
+        (seat.generation, seat.last_seen, seat.not_after),
+        (5, 200, Some(1000))
+    );
+    assert_eq!(
+        seat.client_base_id,
+        Some(Uuid::from_u128(0xc1 << 64 | 1)),
+        "the installation that took the seat stays recorded"
+    );
+    let before = store
+        .touch(&touch(150, Some(2), None))
+        .expect("touch")
+        .expect("held");
+    assert_eq!(
+        before.generation, 5,
+        "what a lower generation is compared with"
+    );
+    let seat = store.seat("lic", &[1; 32]).expect("read").expect("held");
+    assert_eq!(
+        (seat.generation, seat.last_seen, seat.not_after),
+        (5, 200, None),
+        "the highest generation and the latest time stay; NotAfter is the last answer's"
+    );
+    assert_eq!(
+        store
+            .touch(&Touch {
+                machine: &[2; 32],
+                ..touch(300, Some(1), None)
+            })
+            .expect("touch"),
+        None,
+        "no seat, nothing written"
+    );
+    assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
+
+    // A seat from before schema 3 learns its installation at its first request.
+    store
+        .import(&[SeatRow {
+            license: "old".into(),
+            machine: [3; 32],
+            seat: Assignment::new(Uuid::from_u128(3), 10),
+        }])
+        .expect("import");
+    store
+        .touch(&Touch {
+            license: "old",
+            machine: &[3; 32],
+            ..touch(300, None, None)
+        })
+        .expect("touch");
+    assert_eq!(
+        store
+            .seat("old", &[3; 32])
+            .expect("read")
+            .expect("held")
+            .client_base_id,
+        Some(Uuid::from_u128(0xbad))
+    );
+}
+
+fn a_release_is_durable_idempotent_and_capped(db: &Db) {
+    let store = db.open();
+    let first = new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 100, Limit::Seats(1)))
+            .expect("take"),
+    );
+    assert_eq!(
+        store
+            .take_seat(&take("lic", &[2; 32], 2, 110, Limit::Seats(1)))
+            .expect("take"),
+        Taken::Full
+    );
+    assert_eq!(
+        store.release("lic", &[1; 32], 120, None).expect("release"),
+        Released::Freed(first)
+    );
+    drop(store);
+    let store = db.open();
+    assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None, "durable");
+    assert_eq!(store.usage("lic").expect("read").seats_used, 0);
+    assert_eq!(
+        store.release("lic", &[1; 32], 130, None).expect("release"),
+        Released::NotHeld,
+        "releasing again changes nothing"
+    );
+    assert_eq!(store.transfers_since("lic", 0).expect("count"), 1);
+    new_seat(
+        store
+            .take_seat(&take("lic", &[2; 32], 2, 140, Limit::Seats(1)))
+            .expect("the freed seat is free"),
+    );
+    let cap = TransferCap { since: 0, cap: 1 };
+    assert_eq!(
+        store
+            .release("lic", &[2; 32], 150, Some(cap))
+            .expect("release"),
+        Released::CapReached {
+            oldest_counted: Some(120)
+        }
+    );
+    assert!(
+        store.seat("lic", &[2; 32]).expect("read").is_some(),
+        "a capped release keeps the seat"
+    );
+    assert!(matches!(
+        store
+            .release(
+                "lic",
+                &[2; 32],
+                150,
+                Some(TransferCap { since: 121, cap: 1 })
+            )
+            .expect("release"),
+        Released::Freed(_)
+    ));
+    assert_eq!(store.transfers_since("lic", 0).expect("count"), 2);
+}
+
+fn a_seat_moves_only_for_the_installation_that_took_it(db: &Db) {
+    let store = db.open();
+    let seat = new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 7, 100, Limit::Seats(2)))
+            .expect("take"),
+    );
+    let owner = Uuid::from_u128(0xc1 << 64 | 7);
+    let request = |from, to, client_base_id, cap| Move {
+        license: "lic",
+        from,
+        to,
+        client_base_id,
+        now: 200,
+        cap,
+    };
+    assert_eq!(
+        store
+            .move_seat(&request(&[1; 32], &[2; 32], Uuid::from_u128(99), None))
+            .expect("move"),
+        Moved::NotEligible,
+        "another installation with the old hash"
+    );
+    assert_eq!(
+        store
+            .move_seat(&request(&[5; 32], &[2; 32], owner, None))
+            .expect("move"),
+        Moved::NotEligible,
+        "no seat under the old hash"
+    );
+    let Moved::Moved { seat: moved, usage } = store
+        .move_seat(&request(&[1; 32], &[2; 32], owner, None))
+        .expect("move")
+    else {
+        panic!("the owner moves its seat")
+    };
+    assert_eq!(
+        (
+            moved.seat_id,
+            moved.license_id,
+            moved.first_seen,
+            moved.last_seen
+        ),
+        (seat.seat_id, seat.license_id, 100, 200),
+        "same seat, same LicenseId"
+    );
+    assert_eq!(usage.seats_used, 1, "a move takes no seat");
+    assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None);
+    assert_eq!(
+        store
+            .seat("lic", &[2; 32])
+            .expect("read")
+            .map(|s| s.seat_id),
+        Some(seat.seat_id)
+    );
+    assert_eq!(store.transfers_since("lic", 0).expect("count"), 1);
+    new_seat(
+        store
+            .take_seat(&take("lic", &[3; 32], 8, 300, Limit::Seats(2)))
+            .expect("take"),
+    );
+    assert_eq!(
+        store
+            .move_seat(&request(&[2; 32], &[3; 32], owner, None))
+            .expect("move"),
+        Moved::NotEligible,
+        "the new hash holds a seat of its own"
+    );
+    assert_eq!(
+        store
+            .move_seat(&request(
+                &[2; 32],
+                &[4; 32],
+                owner,
+                Some(TransferCap { since: 0, cap: 1 })
+            ))
+            .expect("move"),
+        Moved::CapReached {
+            oldest_counted: Some(200)
+        }
+    );
+    assert!(store.seat("lic", &[2; 32]).expect("read").is_some());
+}
+
+fn leases_free_only_the_seats_past_them(db: &Db) {
+    let store = db.open();
+    let mut with_end = take("lic", &[1; 32], 1, 100, Limit::None);
+    with_end.not_after = Some(1000);
+    new_seat(store.take_seat(&with_end).expect("take"));
+    new_seat(
+        store
+            .take_seat(&take("lic", &[2; 32], 2, 100, Limit::None))
+            .expect("take"),
+    );
+    new_seat(
+        store
+            .take_seat(&take("lic", &[3; 32], 3, 500, Limit::None))
+            .expect("take"),
+    );
+    new_seat(
+        store
+            .take_seat(&take("other", &[2; 32], 4, 100, Limit::None))
+            .expect("take"),
+    );
+    let default = |not_after_before, last_seen_before| Lease {
+        not_after_before: Some(not_after_before),
+        last_seen_before,
+    };
+    assert_eq!(
+        store
+            .reclaim_expired("lic", default(1000, 200))
+            .expect("reclaim"),
+        1,
+        "the seat without NotAfter last seen at 100; NotAfter 1000 is not before 1000"
+    );
+    assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
+    assert!(
+        store.seat("other", &[2; 32]).expect("read").is_some(),
+        "one license at a time"
+    );
+    assert_eq!(
+        store
+            .reclaim_expired("lic", default(1001, 200))
+            .expect("reclaim"),
+        1
+    );
+    assert_eq!(store.seat("lic", &[1; 32]).expect("read"), None);
+    assert_eq!(store.usage("lic").expect("read").seats_used, 1);
+    let vendors = Lease {
+        not_after_before: None,
+        last_seen_before: 501,
+    };
+    assert_eq!(store.reclaim_expired("lic", vendors).expect("reclaim"), 1);
+    assert_eq!(store.usage("lic").expect("read").seats_used, 0);
+    assert_eq!(
+        store.transfers_since("lic", 0).expect("count"),
+        0,
+        "a lease running out is not a transfer"
+    );
+}
+
+fn seats_are_listed_and_released_by_id(db: &Db) {
+    let store = db.open();
+    for (license, machine) in [("b", 1u8), ("a", 2), ("a", 3)] {
+        new_seat(
+            store
+                .take_seat(&take(license, &[machine; 32], 1, 100, Limit::None))
+                .expect("take"),
+        );
+    }
+    let all = store.list(Listing::All).expect("list");
+    let order: Vec<(&str, u8)> = all
+        .iter()
+        .map(|s| (s.license.as_str(), s.machine[0]))
+        .collect();
+    assert_eq!(order, [("a", 2), ("a", 3), ("b", 1)]);
+    let only_a = store
+        .list(Listing::Licenses(&["a".to_owned()]))
+        .expect("list");
+    assert_eq!(only_a.len(), 2);
+    let id = only_a[1].seat.seat_id;
+    let freed = store
+        .release_by_id(id, 200)
+        .expect("release")
+        .expect("found");
+    assert_eq!((freed.license.as_str(), freed.machine), ("a", [3; 32]));
+    assert_eq!(store.release_by_id(id, 201).expect("release"), None);
+    assert_eq!(store.usage("a").expect("read").seats_used, 1);
+    assert_eq!(store.seat("a", &[3; 32]).expect("read"), None);
+    assert_eq!(store.transfers_since("a", 0).expect("count"), 1);
+}
+
+/// A seat freed through another open of the database (another server, `lapd seats release`)
+/// is answered from this store's cache for less than [`SEAT_TRUST_SECS`]; one freed or moved
+/// through this store is gone from its cache at once.
+fn a_seat_freed_elsewhere_leaves_the_cache_within_its_trust(db: &Db) {
+    let store = Store::new(db.open());
+    let now = 1_000;
+    for machine in [1u8, 2] {
+        new_seat(
+            store
+                .take_seat(&take("lic", &[machine; 32], 1, now, Limit::None))
+                .expect("take"),
+        );
+    }
+    let elsewhere = db.open();
+    assert!(matches!(
+        elsewhere
+            .release("lic", &[1; 32], now, None)
+            .expect("release"),
+        Released::Freed(_)
+    ));
+    assert!(
+        store
+            .seat("lic", &[1; 32], now + SEAT_TRUST_SECS - 1)
+            .expect("read")
+            .is_some(),
+        "still trusted from the cache"
+    );
+    assert_eq!(
+        store
+            .seat("lic", &[1; 32], now + SEAT_TRUST_SECS)
+            .expect("read"),
+        None,
+        "read again once the trust ran out"
+    );
+    assert!(matches!(
+        store.release("lic", &[2; 32], now, None).expect("release"),
+        Released::Freed(_)
+    ));
+    assert_eq!(store.seat("lic", &[2; 32], now).expect("read"), None);
+}
+
+/// A database that holds a lock forever does not hold a worker: the statement is cancelled
+/// after the store's statement timeout, and the seat is not given.
+#[test]
+fn a_hung_postgres_statement_is_cancelled() {
+    let db = Db::postgres();
+    let store = db.open();
+    new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 10, Limit::Seats(5)))
+            .expect("take"),
+    );
+    let DbLocation::Postgres(url) = &db.location else {
+        unreachable!("a PostgreSQL database")
+    };
+    let mut holder = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+    let mut held = holder.transaction().expect("begin");
+    held.execute(
+        "SELECT * FROM license WHERE license_ref = 'lic' FOR UPDATE",
+        &[],
+    )
+    .expect("lock");
+    let started = std::time::Instant::now();
+    let taken = store.take_seat(&take("lic", &[2; 32], 2, 11, Limit::Seats(5)));
+    let waited = started.elapsed();
+    assert!(taken.is_err(), "{taken:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "cancelled, not hung: {waited:?}"
+    );
+    held.rollback().expect("rollback");
+    assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
 }

@@ -1,8 +1,8 @@
 //! Licenses that move (profile 1.1, §9), against a real `lapd` behind a relay that opens
 //! every request: the seed extensions actually sent (Generation, PreviousMachineHash,
-//! Intent), deactivation against today's `lapd` (a 1.0 server: it ignores Room, so a release
-//! is answered with a plain grant), silence, deactivating here anyway, and the vendor's
-//! sunset grant.
+//! Intent) and what a 1.1 `lapd` makes of them (a seat moved, released, a restored snapshot
+//! flagged, a lost answer and its retry not); a 1.0 `lapd` (it ignores Room, so a release is
+//! answered with a plain grant); silence; deactivating here anyway; the vendor's sunset grant.
 
 mod support;
 
@@ -56,7 +56,7 @@ fn record_path(engine: &Engine) -> std::path::PathBuf {
 }
 
 #[tokio::test]
-async fn generation_counts_accepted_answers_only_and_a_retry_sends_the_same_count() {
+async fn generation_counts_accepted_answers_only_and_a_lost_answer_s_retry_is_not_flagged() {
     let server = Relayed::start();
     let s = setup(server.address, quick());
     s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
@@ -72,14 +72,23 @@ async fn generation_counts_accepted_answers_only_and_a_retry_sends_the_same_coun
         Some(lapwing_core::state::AttemptOutcome::Activated)
     );
     assert_eq!(generations(&server)[2..], [Some(2), Some(2)]);
+    // The server answers, but its answers are lost: it has seen count 2 now.
     server.set_open(true);
+    server.set_answering(false);
     s.engine.activate(STUDIO, None).await.expect("runs");
-    assert_eq!(generations(&server)[4..], [Some(2)], "the retry, answered");
+    assert_eq!(generations(&server)[4..], [Some(2), Some(2)]);
+    // The retry that gets through sends the same count, and is not taken for a clone.
+    server.set_answering(true);
+    let answered = s.engine.activate(STUDIO, None).await.expect("runs");
+    assert_eq!(generations(&server)[6..], [Some(2)], "the retry, answered");
+    assert_eq!(answered.state, Phase::Activated);
+    assert!(!answered.duplicate, "a lost answer's retry is never flagged");
 
     // The keyring keeps the count: a lost state file does not send a lower one.
     std::fs::remove_file(s.engine.config().data_dir.join("state.json")).expect("state file");
-    s.engine.activate(STUDIO, None).await.expect("runs");
-    assert_eq!(generations(&server)[5..], [Some(3)]);
+    let rebuilt = s.engine.activate(STUDIO, None).await.expect("runs");
+    assert_eq!(generations(&server)[7..], [Some(3)]);
+    assert!(!rebuilt.duplicate);
     for (_, extensions) in sent(&server) {
         assert_eq!(extensions.intent, Intent::Activate);
         assert_eq!(extensions.previous_machine_hash, None, "the same hardware");
@@ -87,7 +96,43 @@ async fn generation_counts_accepted_answers_only_and_a_retry_sends_the_same_coun
 }
 
 #[tokio::test]
-async fn after_a_hardware_change_the_previous_machine_hash_is_sent_once_answered() {
+async fn an_installation_restored_from_a_snapshot_is_told_it_looks_cloned_until_it_catches_up() {
+    let server = Relayed::start();
+    let s = setup(server.address, quick());
+    s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
+    s.engine.activate(STUDIO, None).await.expect("runs");
+    // The snapshot: the state file and the keyring's count, after one accepted answer.
+    let state_file = s.engine.config().data_dir.join("state.json");
+    let snapshot = std::fs::read(&state_file).expect("state");
+    s.engine.activate(STUDIO, None).await.expect("runs");
+    s.engine.activate(STUDIO, None).await.expect("runs");
+    std::fs::write(&state_file, &snapshot).expect("restored");
+    s.engine
+        .config()
+        .secrets
+        .set_generation(STUDIO, 1)
+        .expect("keyring restored");
+
+    let restored = s.engine.activate(STUDIO, None).await.expect("runs");
+    assert_eq!(generations(&server), [Some(0), Some(1), Some(2), Some(1)]);
+    assert_eq!(restored.state, Phase::Activated, "answered as usual");
+    assert!(restored.duplicate, "the server saw a later answer count");
+    let verdict = lapwing_core::verdict::product_verdict(&restored, s.clock.now());
+    assert_eq!(verdict.reason, lapwing_core::verdict::Reason::Duplicate);
+    assert!(
+        restored
+            .lifecycle_note()
+            .is_some_and(|note| note.contains("cloned or restored from a snapshot"))
+    );
+    // Kept in the status until an answer without it.
+    assert!(s.engine.product_status(STUDIO).expect("status").duplicate);
+    let caught_up = s.engine.activate(STUDIO, None).await.expect("runs");
+    assert_eq!(generations(&server)[4..], [Some(2)]);
+    assert!(!caught_up.duplicate);
+}
+
+#[tokio::test]
+async fn after_a_hardware_change_the_seat_moves_and_keeps_its_license_id() {
     let server = Relayed::start();
     let s = setup(server.address, quick());
     s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
@@ -97,32 +142,90 @@ async fn after_a_hardware_change_the_previous_machine_hash_is_sent_once_answered
     let new_hash = lap_proto::machine_hash(&ed25519, &[8; 32]);
 
     let moved = on_other_hardware(&s.engine, [8; 32]);
+    let before = moved.hardware_moves(&[8; 32]).expect("reads");
+    assert_eq!(before.len(), 1, "answered for the old hardware");
+    assert!(hex::encode(old_hash).starts_with(&before[0].previous));
+    assert!(hex::encode(new_hash).starts_with(&before[0].current));
     let status = moved.activate(STUDIO, None).await.expect("runs");
     let (seed, extensions) = sent(&server).pop().expect("a request");
     assert_eq!(seed.machine_hash, new_hash);
     assert_eq!(extensions.previous_machine_hash, Some(old_hash));
-    // Today's `lapd` ignores Room: the new hardware took a second seat, with its own
-    // LicenseId, so nothing says the license moved.
+    assert_eq!(status.state, Phase::Activated);
+    assert_eq!(status.license_id, first.license_id, "the seat moved");
+    assert!(status.moved_from_previous_hardware);
+    assert!(
+        status
+            .lifecycle_note()
+            .is_some_and(|note| note.starts_with("Moved to new hardware"))
+    );
+    assert_eq!(moved.hardware_moves(&[8; 32]).expect("reads"), []);
+
+    // The next renewal is an ordinary one: no previous hash, and the note is gone.
+    let renewed = moved.activate(STUDIO, None).await.expect("runs");
+    let (_, extensions) = sent(&server).pop().expect("a request");
+    assert_eq!(extensions.previous_machine_hash, None, "answered for this hash");
+    assert_eq!(renewed.license_id, first.license_id);
+    assert!(!renewed.moved_from_previous_hardware);
+}
+
+#[tokio::test]
+async fn a_1_0_server_ignores_the_previous_hash_and_nothing_says_the_license_moved() {
+    let server = Relayed::start_1_0();
+    let s = setup(server.address, quick());
+    s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
+    let first = s.engine.activate(STUDIO, None).await.expect("runs");
+    let status = on_other_hardware(&s.engine, [8; 32])
+        .activate(STUDIO, None)
+        .await
+        .expect("runs");
+    let (_, extensions) = sent(&server).pop().expect("a request");
+    assert!(extensions.previous_machine_hash.is_some(), "sent all the same");
+    // A second seat, with its own LicenseId: not a move.
     assert_eq!(status.state, Phase::Activated);
     assert_ne!(status.license_id, first.license_id);
     assert!(!status.moved_from_previous_hardware);
-    assert_eq!(
-        moved.hardware_moves(&[8; 32]).expect("reads"),
-        [],
-        "answered for this hardware now"
-    );
-    let moves = moved.hardware_moves(&[9; 32]).expect("reads");
-    assert_eq!(moves.len(), 1);
-    assert!(hex::encode(new_hash).starts_with(&moves[0].previous));
+}
 
-    moved.activate(STUDIO, None).await.expect("runs");
-    let (_, extensions) = sent(&server).pop().expect("a request");
-    assert_eq!(extensions.previous_machine_hash, None, "answered for this hash");
+#[tokio::test]
+async fn a_released_seat_removes_the_activation_and_the_product_stays_quiet() {
+    let server = Relayed::start();
+    let s = setup(server.address, quick());
+    s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
+    let before = s.engine.activate(STUDIO, None).await.expect("runs");
+    let outcome = s
+        .engine
+        .deactivate(
+            STUDIO,
+            DeactivateOptions {
+                remove_key: true,
+                anyway: false,
+            },
+        )
+        .await
+        .expect("runs");
+    assert_eq!(outcome, Deactivation::Released);
+    let seen = server.seen();
+    let request = seen.last().and_then(|s| s.request.as_ref()).expect("opens");
+    assert_eq!(Some(request.current_license_id), before.license_id);
+    let (_, extensions) = SeedV1::decode_with_extensions(&request.client_seed).expect("seed");
+    assert_eq!(extensions.intent, Intent::Release);
+    let status = s.engine.product_status(STUDIO).expect("status");
+    assert_eq!(
+        (status.state, status.license_id, status.next_attempt_at),
+        (Phase::Deactivated, None, None)
+    );
+    assert_eq!(
+        status.headline(|t| t.to_string()),
+        "Deactivated on this computer"
+    );
+    assert!(!record_path(&s.engine).exists(), "the record is removed");
+    assert!(s.engine.key(STUDIO).expect("keyring").is_none(), "--remove-key");
+    assert_eq!(s.engine.next_deadline().expect("reads"), None);
 }
 
 #[tokio::test]
 async fn a_1_0_server_answers_a_release_with_a_grant_and_the_activation_is_kept() {
-    let server = Relayed::start();
+    let server = Relayed::start_1_0();
     let s = setup(server.address, quick());
     s.engine.set_key(STUDIO, &key(1).to_display()).expect("key");
     let before = s.engine.activate(STUDIO, None).await.expect("runs");

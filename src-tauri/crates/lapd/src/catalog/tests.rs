@@ -151,3 +151,28 @@ fn add_license_keeps_comments_and_validates() {
         "a refused add changes nothing"
     );
 }
+
+#[test]
+fn lifecycle_settings_are_read_and_a_zero_lease_refused() {
+    let license = |extra: &str| {
+        catalog_text(&format!(
+            "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"perpetual\"\nseats = 1\n{extra}\n",
+            key().to_display()
+        ))
+    };
+    let base: Uuid = BASE.parse().expect("uuid");
+    let read = |extra: &str| {
+        parse(&license(extra))
+            .expect("valid")
+            .license(base, key().as_bytes())
+            .map(|l| (l.transfers_per_year, l.seat_lease_days))
+    };
+    assert_eq!(read(""), Some((None, None)), "no cap, the default lease");
+    assert_eq!(
+        read("transfers_per_year = 3\nseat_lease_days = 120"),
+        Some((Some(3), Some(120)))
+    );
+    assert_eq!(read("transfers_per_year = 0"), Some((Some(0), None)));
+    let refused = parse(&license("seat_lease_days = 0")).expect_err("refused");
+    assert!(refused.to_string().contains("seat_lease_days"), "{refused}");
+}

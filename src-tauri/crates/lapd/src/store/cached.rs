@@ -13,16 +13,25 @@ use std::sync::{Mutex, PoisonError};
 use hashlink::LruCache;
 
 use super::location::DbLocation;
-use super::model::{Assignment, MachineHash, SeatStore, StoreError, Take, Taken, Usage};
+use super::model::{
+    Assignment, Lease, MachineHash, Move, Moved, Released, SeatStore, StoreError, Take, Taken,
+    Touch, TransferCap, Usage,
+};
 use super::sqlite::SqliteStore;
 
 /// Seats kept in memory (about 150 bytes each).
 pub const SEAT_CACHE: usize = 100_000;
 /// Licenses whose counts are kept in memory.
 pub const USAGE_CACHE: usize = 20_000;
-/// How long a cached seat is answered without asking the database. Seats never change once
-/// taken today; when releases and moves land, this is how late another server hears of one.
-pub const SEAT_TRUST_SECS: u64 = 300;
+/// How long a cached seat is answered without asking the database: how late this server hears
+/// of a seat released or moved by another process (another server on the same database, or
+/// `lapd seats release`). Releases and moves through this store update the cache at once.
+/// Short, because a freed seat answered from the cache is a grant the vendor took back; a
+/// returning machine costs one indexed read per this many seconds at most.
+pub const SEAT_TRUST_SECS: u64 = 30;
+/// A renewal that changes nothing else writes the seat's last-seen time only when the stored
+/// one is older than this: leases count in days, and most renewals stay reads.
+pub const LAST_SEEN_GRANULARITY_SECS: u64 = 3_600;
 /// How long a license's seat count is used without asking: it only sets InCompliance (for
 /// licenses allowing overuse) and the start of day-counted terms for returning machines.
 pub const USAGE_TRUST_SECS: u64 = 5;
@@ -168,6 +177,13 @@ impl Store {
         }
     }
 
+    /// The license's seat count read from the database now (and cached): before a machine is
+    /// refused for a full license, so that a seat freed by another process counts at once.
+    pub fn usage_uncached(&self, license: &str, now: u64) -> Result<Usage, StoreError> {
+        self.forget_usage(license);
+        self.usage(license, now)
+    }
+
     /// The license's seat count and first use, at server time `now`.
     pub fn usage(&self, license: &str, now: u64) -> Result<Usage, StoreError> {
         let cached = self
@@ -214,6 +230,120 @@ impl Store {
             self.cache_usage(take.license, usage, take.now);
         }
         Ok(taken)
+    }
+
+    fn forget_seat(&self, license: &str, machine: &MachineHash) {
+        self.seats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(license.to_owned(), *machine));
+    }
+
+    fn forget_usage(&self, license: &str) {
+        self.usages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(license);
+    }
+
+    /// Records an answer to a machine holding `known` (its seat as just read): writes only
+    /// when something the lifecycle needs changed (see [`LAST_SEEN_GRANULARITY_SECS`]).
+    /// Returns the seat as it was before, from the database when written, else `known`;
+    /// `None` when the seat is gone meanwhile (released by another process).
+    pub fn touch(
+        &self,
+        touch: &Touch<'_>,
+        known: Assignment,
+    ) -> Result<Option<Assignment>, StoreError> {
+        let needed = touch.generation.is_some_and(|g| g > known.generation)
+            || touch.not_after != known.not_after
+            || known.client_base_id.is_none()
+            || touch.now.saturating_sub(known.last_seen) >= LAST_SEEN_GRANULARITY_SECS;
+        if !needed {
+            return Ok(Some(known));
+        }
+        if self.down(touch.now) {
+            return Err(StoreError::Unavailable);
+        }
+        let before = self
+            .backend
+            .touch(touch)
+            .map_err(|e| self.note(e, touch.now))?;
+        match before {
+            Some(before) => {
+                let after = Assignment {
+                    last_seen: before.last_seen.max(touch.now),
+                    not_after: touch.not_after,
+                    generation: before.generation.max(touch.generation.unwrap_or(0)),
+                    client_base_id: before.client_base_id.or(Some(touch.client_base_id)),
+                    ..before
+                };
+                self.cache_seat(touch.license, touch.machine, after, touch.now);
+            }
+            None => self.forget_seat(touch.license, touch.machine),
+        }
+        Ok(before)
+    }
+
+    /// Frees the machine's seat (see [`SeatStore::release`]); never from the cache.
+    pub fn release(
+        &self,
+        license: &str,
+        machine: &MachineHash,
+        now: u64,
+        cap: Option<TransferCap>,
+    ) -> Result<Released, StoreError> {
+        if self.down(now) {
+            return Err(StoreError::Unavailable);
+        }
+        let released = self
+            .backend
+            .release(license, machine, now, cap)
+            .map_err(|e| self.note(e, now))?;
+        if !matches!(released, Released::CapReached { .. }) {
+            self.forget_seat(license, machine);
+            self.forget_usage(license);
+        }
+        Ok(released)
+    }
+
+    /// Moves a seat to a new MachineHash (see [`SeatStore::move_seat`]); never from the cache.
+    pub fn move_seat(&self, request: &Move<'_>) -> Result<Moved, StoreError> {
+        if self.down(request.now) {
+            return Err(StoreError::Unavailable);
+        }
+        let moved = self
+            .backend
+            .move_seat(request)
+            .map_err(|e| self.note(e, request.now))?;
+        if let Moved::Moved { seat, usage } = moved {
+            self.forget_seat(request.license, request.from);
+            self.cache_seat(request.license, request.to, seat, request.now);
+            self.cache_usage(request.license, usage, request.now);
+        }
+        Ok(moved)
+    }
+
+    /// Frees the license's seats past their lease (see [`SeatStore::reclaim_expired`]).
+    pub fn reclaim_expired(
+        &self,
+        license: &str,
+        lease: Lease,
+        now: u64,
+    ) -> Result<u32, StoreError> {
+        if self.down(now) {
+            return Err(StoreError::Unavailable);
+        }
+        let freed = self
+            .backend
+            .reclaim_expired(license, lease)
+            .map_err(|e| self.note(e, now))?;
+        if freed > 0 {
+            // The freed seats' machines were not seen for the whole lease: none is cached
+            // as fresh. The count is.
+            self.forget_usage(license);
+        }
+        Ok(freed)
     }
 
     /// How many seats of this license were taken at or after `since` (read each time; not

@@ -50,7 +50,7 @@ impl StoreError {
 }
 
 /// The schema version this lapd writes; migrations run forward to it, never back.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A 32-byte MachineHash.
 pub type MachineHash = [u8; 32];
@@ -58,9 +58,36 @@ pub type MachineHash = [u8; 32];
 /// One machine holding one seat of one license (or one evaluation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assignment {
+    /// Stable for the seat's life, also across a move to a new MachineHash: what
+    /// `lapd seats release --seat` names. 0 in a row not yet stored (import assigns one).
+    pub seat_id: u64,
     pub license_id: Uuid,
     /// UNIX seconds of the first activation on this machine.
     pub first_seen: u64,
+    /// UNIX seconds of the last request answered for this seat (to the hour: see `touch`).
+    pub last_seen: u64,
+    /// The NotAfter of the last answer, if it had one: the default lease runs from it (§9).
+    pub not_after: Option<u64>,
+    /// The highest Generation the seat's installation sent (§9); 0 before any.
+    pub generation: u32,
+    /// The ClientBaseId that took the seat: only it may move the seat (§9). `None` for seats
+    /// taken before schema 3 until their first request.
+    pub client_base_id: Option<Uuid>,
+}
+
+impl Assignment {
+    /// A seat first seen at `first_seen` and nothing else known of it yet.
+    pub fn new(license_id: Uuid, first_seen: u64) -> Self {
+        Self {
+            seat_id: 0,
+            license_id,
+            first_seen,
+            last_seen: first_seen,
+            not_after: None,
+            generation: 0,
+            client_base_id: None,
+        }
+    }
 }
 
 /// What the store knows of one license (or one SKU's evaluations) as a whole.
@@ -93,6 +120,101 @@ pub struct Take<'a> {
     pub license_id: Uuid,
     pub now: u64,
     pub limit: Limit,
+    /// Recorded with a new seat (see [`Assignment`]).
+    pub client_base_id: Option<Uuid>,
+    pub generation: u32,
+    pub not_after: Option<u64>,
+}
+
+/// A request answered for a machine that holds a seat: what [`SeatStore::touch`] records.
+#[derive(Debug, Clone, Copy)]
+pub struct Touch<'a> {
+    pub license: &'a str,
+    pub machine: &'a MachineHash,
+    pub now: u64,
+    /// The answer's NotAfter.
+    pub not_after: Option<u64>,
+    /// The request's Generation, if it sent one; the seat keeps the highest.
+    pub generation: Option<u32>,
+    /// Recorded when the seat does not know its ClientBaseId yet (taken before schema 3).
+    pub client_base_id: Uuid,
+}
+
+/// A yearly cap on a license's transfers (releases and moves), as the store checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferCap {
+    /// Transfers at or after this time (UNIX seconds) count.
+    pub since: u64,
+    pub cap: u32,
+}
+
+/// A transfer cap found reached: the transfer whose leaving the window lets the next one
+/// happen; `None` when the cap is 0 (no transfer ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapReached {
+    pub oldest_counted: Option<u64>,
+}
+
+/// What [`SeatStore::release`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The seat is free, durably; the transfer is logged.
+    Freed(Assignment),
+    /// The machine held no seat of the license: nothing to do.
+    NotHeld,
+    /// The cap is reached; nothing changed. `oldest_counted` is the transfer whose leaving the
+    /// window lets the next one happen; `None` when the cap is 0 (no transfer ever).
+    CapReached { oldest_counted: Option<u64> },
+}
+
+/// A request to move a seat to a new MachineHash (§9).
+#[derive(Debug, Clone, Copy)]
+pub struct Move<'a> {
+    pub license: &'a str,
+    pub from: &'a MachineHash,
+    pub to: &'a MachineHash,
+    /// Only the installation that took the seat may move it.
+    pub client_base_id: Uuid,
+    pub now: u64,
+    pub cap: Option<TransferCap>,
+}
+
+/// What [`SeatStore::move_seat`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// The seat is the new machine's now, same seat id and LicenseId; the transfer is logged.
+    Moved { seat: Assignment, usage: Usage },
+    /// No seat of the license under the old hash for this ClientBaseId, or the new hash holds
+    /// one already: nothing changed.
+    NotEligible,
+    /// The cap is reached; nothing changed (see [`Released::CapReached`]).
+    CapReached { oldest_counted: Option<u64> },
+}
+
+/// When a license's seats are past their lease (§9), as cut-off times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// A seat whose last answer had a NotAfter is past its lease when that NotAfter is before
+    /// this; `None`: the NotAfter does not count (a vendor's lease runs from last seen only).
+    pub not_after_before: Option<u64>,
+    /// Otherwise, when it was last seen before this.
+    pub last_seen_before: u64,
+}
+
+/// One seat in a listing (`lapd seats list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSeat {
+    pub license: String,
+    pub machine: MachineHash,
+    pub seat: Assignment,
+}
+
+/// Which seats a listing shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Listing<'a> {
+    All,
+    /// The seats of these licenses (references).
+    Licenses(&'a [String]),
 }
 
 /// What [`SeatStore::take_seat`] did.
@@ -123,6 +245,37 @@ pub trait SeatStore: Send + Sync + std::fmt::Debug {
     /// Takes a seat for the machine if it holds none and the limit allows, atomically against
     /// every other server on the same database: never more seats than the limit.
     fn take_seat(&self, take: &Take<'_>) -> Result<Taken, StoreError>;
+
+    /// Records an answer to a machine that holds a seat: last seen (written at most hourly
+    /// when nothing else changed), the answer's NotAfter, the highest Generation. Returns the
+    /// seat as it was before, `None` when the machine holds no seat (nothing written).
+    fn touch(&self, touch: &Touch<'_>) -> Result<Option<Assignment>, StoreError>;
+
+    /// Frees the machine's seat under the license, durably, logging the transfer, unless the
+    /// cap is reached.
+    fn release(
+        &self,
+        license: &str,
+        machine: &MachineHash,
+        now: u64,
+        cap: Option<TransferCap>,
+    ) -> Result<Released, StoreError>;
+
+    /// Moves a seat to a new MachineHash (see [`Move`]).
+    fn move_seat(&self, request: &Move<'_>) -> Result<Moved, StoreError>;
+
+    /// Frees the license's seats past their lease; returns how many.
+    fn reclaim_expired(&self, license: &str, lease: Lease) -> Result<u32, StoreError>;
+
+    /// Frees a seat by its id, whatever its license (`lapd seats release`); logs it as a
+    /// release. Returns the seat's license and machine, `None` when there is no such seat.
+    fn release_by_id(&self, seat_id: u64, now: u64) -> Result<Option<ListedSeat>, StoreError>;
+
+    /// Seats in (license, seat id) order.
+    fn list(&self, which: Listing<'_>) -> Result<Vec<ListedSeat>, StoreError>;
+
+    /// Transfers (releases and moves) of the license at or after `since`.
+    fn transfers_since(&self, license: &str, since: u64) -> Result<u32, StoreError>;
 
     /// Every seat, every license together.
     fn seat_count(&self) -> Result<u64, StoreError>;

@@ -14,8 +14,8 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::model::{
-    Assignment, Limit, MachineHash, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken,
-    Usage,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
+    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 
 /// The whole schema at version 2 (PostgreSQL starts there: version 1 was SQLite's only).
@@ -35,17 +35,49 @@ CREATE TABLE license (
 );
 ";
 
+/// Version 3 (profile 1.1 lifecycle, §9): per seat a stable id (existing seats numbered by
+/// the sequence), last seen (first seen for existing seats), the last answer's NotAfter, the
+/// highest Generation and the ClientBaseId that took it; a log of transfers.
+const V3: &str = "
+ALTER TABLE seat ADD COLUMN seat_id BIGSERIAL;
+ALTER TABLE seat ADD COLUMN last_seen BIGINT;
+UPDATE seat SET last_seen = first_seen;
+ALTER TABLE seat ALTER COLUMN last_seen SET NOT NULL;
+ALTER TABLE seat ADD COLUMN not_after BIGINT;
+ALTER TABLE seat ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE seat ADD COLUMN client_base_id BYTEA;
+CREATE UNIQUE INDEX seat_by_id ON seat (seat_id);
+CREATE TABLE transfer (
+    license_ref TEXT   NOT NULL,
+    at          BIGINT NOT NULL,
+    kind        TEXT   NOT NULL,
+    seat_id     BIGINT NOT NULL
+);
+CREATE INDEX transfer_at ON transfer (license_ref, at);
+";
+
 /// Migrations by the version they bring the schema to.
-const MIGRATIONS: [(u32, &str); 1] = [(2, V2)];
+const MIGRATIONS: [(u32, &str); 2] = [(2, V2), (3, V3)];
 
 /// Any number, the same in every lapd: migrating servers take turns on it.
 const MIGRATION_LOCK: i64 = 0x6c61_7064_5345_4154;
 
 /// Waiting longer than this for a connection is waiting on an unreachable database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A statement running longer than this (a lock never released, a database in trouble) is
+/// cancelled by the server, so that a worker thread is not held: every request's statement
+/// is an indexed read or a short write. Schema migrations and listings run without it.
+const STATEMENT_TIMEOUT_MS: u32 = 5_000;
+/// Unacknowledged data on a TCP connection for this long (a database host gone silent)
+/// breaks the connection instead of hanging its worker (Linux; ignored for Unix sockets).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The columns [`assignment`] reads, in its order.
+const SEAT_COLUMNS: &str =
+    "seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id";
 const SEAT: &str =
-    "SELECT license_id, first_seen FROM seat WHERE license_ref = $1 AND machine_hash = $2";
+    "SELECT seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id
+     FROM seat WHERE license_ref = $1 AND machine_hash = $2";
 const USAGE: &str = "SELECT seats_used, first_use FROM license WHERE license_ref = $1";
 const COUNT_SINCE: &str = "SELECT COUNT(*) FROM seat WHERE license_ref = $1 AND first_seen >= $2";
 /// Creates the counter row on the license's first seat, and locks it either way.
@@ -53,8 +85,9 @@ const LOCK_LICENSE: &str =
     "INSERT INTO license (license_ref, seats_used, first_use) VALUES ($1, 0, NULL)
      ON CONFLICT (license_ref) DO UPDATE SET seats_used = license.seats_used
      RETURNING seats_used, first_use";
-const INSERT_SEAT: &str = "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen)
-     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const INSERT_SEAT: &str = "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen,
+         last_seen, not_after, generation, client_base_id)
+     VALUES ($1, $2, $3, $4, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING seat_id";
 const COUNT_SEAT: &str = "UPDATE license SET seats_used = seats_used + 1,
      first_use = LEAST(first_use, $2) WHERE license_ref = $1 RETURNING seats_used, first_use";
 
@@ -124,10 +157,39 @@ fn time(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt("time out of range"))
 }
 
-fn assignment(license_id: &[u8], first_seen: i64) -> Result<Assignment, StoreError> {
+fn unsigned(value: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Reads [`SEAT_COLUMNS`] starting at column `at`.
+fn assignment(row: &postgres::Row, at: usize) -> Result<Assignment, StoreError> {
+    let id: &[u8] = row.get(at + 1);
+    let client: Option<&[u8]> = row.get(at + 6);
     Ok(Assignment {
-        license_id: Uuid::from_slice(license_id).map_err(|_| StoreError::Corrupt("license id"))?,
-        first_seen: u64::try_from(first_seen).map_err(|_| StoreError::Corrupt("negative time"))?,
+        seat_id: unsigned(row.get(at), "seat id")?,
+        license_id: Uuid::from_slice(id).map_err(|_| StoreError::Corrupt("license id"))?,
+        first_seen: unsigned(row.get(at + 2), "negative time")?,
+        last_seen: unsigned(row.get(at + 3), "negative time")?,
+        not_after: row
+            .get::<_, Option<i64>>(at + 4)
+            .map(|t| unsigned(t, "negative time"))
+            .transpose()?,
+        generation: u32::try_from(row.get::<_, i64>(at + 5))
+            .map_err(|_| StoreError::Corrupt("generation"))?,
+        client_base_id: client
+            .map(|c| Uuid::from_slice(c).map_err(|_| StoreError::Corrupt("client base id")))
+            .transpose()?,
+    })
+}
+
+fn listed(row: &postgres::Row) -> Result<ListedSeat, StoreError> {
+    let machine: &[u8] = row.get(1);
+    Ok(ListedSeat {
+        license: row.get(0),
+        machine: machine
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("machine hash is not 32 bytes"))?,
+        seat: assignment(row, 2)?,
     })
 }
 
@@ -170,6 +232,16 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("lapd");
+        // The vendor's own `options` in the URL stay; a statement_timeout there wins.
+        let options = match config.get_options() {
+            Some(own) if own.contains("statement_timeout") => own.to_owned(),
+            Some(own) => format!("{own} -c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+            None => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+        };
+        config.options(&options);
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let store = Self {
             what: describe(&config),
             config,
@@ -230,6 +302,8 @@ fn stored_version(client: &mut Transaction<'_>) -> Result<u32, Failed> {
 /// Brings the schema forward in one transaction; servers starting together take turns.
 fn migrate(client: &mut Client) -> Result<u32, Failed> {
     let mut transaction = client.transaction()?;
+    // Adding columns to millions of seats takes longer than a request's statement may.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     transaction
         .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -261,9 +335,7 @@ fn read_seat(
     let row = connection
         .client
         .query_opt(&connection.seat, &[&license, &machine.as_slice()])?;
-    Ok(row
-        .map(|row| assignment(row.get(0), row.get(1)))
-        .transpose()?)
+    Ok(row.map(|row| assignment(&row, 0)).transpose()?)
 }
 
 fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
@@ -282,35 +354,46 @@ fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
         }
         Limit::None => true,
     };
-    let added = room
-        && transaction.execute(
+    let added = if room {
+        let not_after = take.not_after.map(time).transpose()?;
+        let client = take.client_base_id.map(|c| c.as_bytes().to_vec());
+        transaction.query_opt(
             &connection.insert_seat,
             &[
                 &take.license,
                 &machine,
                 &take.license_id.as_bytes().as_slice(),
                 &now,
+                &not_after,
+                &i64::from(take.generation),
+                &client,
             ],
-        )? == 1;
-    if !added {
+        )?
+    } else {
+        None
+    };
+    let Some(added) = added else {
         let held = transaction.query_opt(&connection.seat, &[&take.license, &machine])?;
         transaction.commit()?;
         return Ok(match held {
             Some(row) => Taken::Held {
-                seat: assignment(row.get(0), row.get(1))?,
+                seat: assignment(&row, 0)?,
                 usage: before,
             },
             None => Taken::Full,
         });
-    }
+    };
     let row = transaction.query_one(&connection.count_seat, &[&take.license, &now])?;
     let after = usage(row.get(0), row.get(1))?;
     // synchronous_commit: durable before anyone is told.
     transaction.commit()?;
     Ok(Taken::New {
         seat: Assignment {
-            license_id: take.license_id,
-            first_seen: take.now,
+            seat_id: unsigned(added.get(0), "seat id")?,
+            generation: take.generation,
+            not_after: take.not_after,
+            client_base_id: take.client_base_id,
+            ..Assignment::new(take.license_id, take.now)
         },
         usage: after,
     })
@@ -321,18 +404,40 @@ fn import(client: &mut Client, rows: &[SeatRow]) -> Result<u64, Failed> {
     let mut machines = Vec::with_capacity(rows.len());
     let mut ids = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len());
+    let mut seen = Vec::with_capacity(rows.len());
+    let mut not_afters = Vec::with_capacity(rows.len());
+    let mut generations = Vec::with_capacity(rows.len());
+    let mut clients = Vec::with_capacity(rows.len());
     for row in rows {
         licenses.push(row.license.as_str());
         machines.push(row.machine.as_slice());
         ids.push(row.seat.license_id.as_bytes().as_slice());
         times.push(time(row.seat.first_seen)?);
+        seen.push(time(row.seat.last_seen.max(row.seat.first_seen))?);
+        not_afters.push(row.seat.not_after.map(time).transpose()?);
+        generations.push(i64::from(row.seat.generation));
+        clients.push(row.seat.client_base_id.map(|c| c.as_bytes().to_vec()));
     }
     let mut transaction = client.transaction()?;
+    // `lapd db import` and `db fill`, not a worker: a batch may take its time.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
+    // Seat ids are the target's own (from its sequence): the source's may be taken.
     let added = transaction.query(
-        "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen)
-         SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bigint[])
+        "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen, last_seen,
+             not_after, generation, client_base_id)
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[],
+             $6::bigint[], $7::bigint[], $8::bytea[])
          ON CONFLICT DO NOTHING RETURNING license_ref, first_seen",
-        &[&licenses, &machines, &ids, &times],
+        &[
+            &licenses,
+            &machines,
+            &ids,
+            &times,
+            &seen,
+            &not_afters,
+            &generations,
+            &clients,
+        ],
     )?;
     // Per license: seats added, earliest first use. In order, so that two imports lock rows
     // in the same order.
@@ -355,6 +460,253 @@ fn import(client: &mut Client, rows: &[SeatRow]) -> Result<u64, Failed> {
     )?;
     transaction.commit()?;
     Ok(added.len() as u64)
+}
+
+/// Locks the license's counter row for the transaction (no row: no seat to change).
+fn lock_license(transaction: &mut Transaction<'_>, license: &str) -> Result<bool, Failed> {
+    Ok(transaction
+        .query_opt(
+            "SELECT seats_used FROM license WHERE license_ref = $1 FOR UPDATE",
+            &[&license],
+        )?
+        .is_some())
+}
+
+fn seat_in(
+    transaction: &mut Transaction<'_>,
+    license: &str,
+    machine: &MachineHash,
+) -> Result<Option<Assignment>, Failed> {
+    let row = transaction.query_opt(
+        &format!("SELECT {SEAT_COLUMNS} FROM seat WHERE license_ref = $1 AND machine_hash = $2"),
+        &[&license, &machine.as_slice()],
+    )?;
+    Ok(row.map(|row| assignment(&row, 0)).transpose()?)
+}
+
+fn count_transfers(
+    transaction: &mut Transaction<'_>,
+    license: &str,
+    since: u64,
+) -> Result<i64, Failed> {
+    Ok(transaction
+        .query_one(
+            "SELECT COUNT(*) FROM transfer WHERE license_ref = $1 AND at >= $2",
+            &[&license, &time(since)?],
+        )?
+        .get(0))
+}
+
+/// `Some(oldest counted transfer, if any)` when the cap is reached (under the license's lock).
+fn cap_reached(
+    transaction: &mut Transaction<'_>,
+    license: &str,
+    cap: Option<TransferCap>,
+) -> Result<Option<CapReached>, Failed> {
+    let Some(cap) = cap else { return Ok(None) };
+    let count = count_transfers(transaction, license, cap.since)?;
+    if count < i64::from(cap.cap) {
+        return Ok(None);
+    }
+    let at: Option<i64> = transaction
+        .query_opt(
+            "SELECT at FROM transfer WHERE license_ref = $1 AND at >= $2 ORDER BY at LIMIT 1 OFFSET $3",
+            &[&license, &time(cap.since)?, &(count - i64::from(cap.cap))],
+        )?
+        .map(|row| row.get(0));
+    Ok(Some(CapReached {
+        oldest_counted: at.map(|at| unsigned(at, "negative time")).transpose()?,
+    }))
+}
+
+fn remove_seat(
+    transaction: &mut Transaction<'_>,
+    license: &str,
+    seat_id: u64,
+    now: u64,
+) -> Result<(), Failed> {
+    let id = time(seat_id)?;
+    transaction.execute("DELETE FROM seat WHERE seat_id = $1", &[&id])?;
+    transaction.execute(
+        "UPDATE license SET seats_used = seats_used - 1 WHERE license_ref = $1",
+        &[&license],
+    )?;
+    transaction.execute(
+        "INSERT INTO transfer (license_ref, at, kind, seat_id) VALUES ($1, $2, 'release', $3)",
+        &[&license, &time(now)?, &id],
+    )?;
+    Ok(())
+}
+
+fn touch(client: &mut Client, touch: &Touch<'_>) -> Result<Option<Assignment>, Failed> {
+    let mut transaction = client.transaction()?;
+    // The row lock keeps "the seat as it was before" exact against a concurrent touch.
+    let row = transaction.query_opt(
+        &format!(
+            "SELECT {SEAT_COLUMNS} FROM seat WHERE license_ref = $1 AND machine_hash = $2 FOR UPDATE"
+        ),
+        &[&touch.license, &touch.machine.as_slice()],
+    )?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let before = assignment(&row, 0)?;
+    transaction.execute(
+        "UPDATE seat SET last_seen = GREATEST(last_seen, $3), not_after = $4,
+             generation = GREATEST(generation, $5),
+             client_base_id = COALESCE(client_base_id, $6)
+         WHERE license_ref = $1 AND machine_hash = $2",
+        &[
+            &touch.license,
+            &touch.machine.as_slice(),
+            &time(touch.now)?,
+            &touch.not_after.map(time).transpose()?,
+            &i64::from(touch.generation.unwrap_or(0)),
+            &touch.client_base_id.as_bytes().as_slice(),
+        ],
+    )?;
+    transaction.commit()?;
+    Ok(Some(before))
+}
+
+fn release(
+    client: &mut Client,
+    license: &str,
+    machine: &MachineHash,
+    now: u64,
+    cap: Option<TransferCap>,
+) -> Result<Released, Failed> {
+    let mut transaction = client.transaction()?;
+    if !lock_license(&mut transaction, license)? {
+        return Ok(Released::NotHeld);
+    }
+    let Some(seat) = seat_in(&mut transaction, license, machine)? else {
+        return Ok(Released::NotHeld);
+    };
+    if let Some(CapReached { oldest_counted }) = cap_reached(&mut transaction, license, cap)? {
+        return Ok(Released::CapReached { oldest_counted });
+    }
+    remove_seat(&mut transaction, license, seat.seat_id, now)?;
+    // synchronous_commit: durable before the answer says so.
+    transaction.commit()?;
+    Ok(Released::Freed(seat))
+}
+
+fn move_seat(client: &mut Client, request: &Move<'_>) -> Result<Moved, Failed> {
+    let mut transaction = client.transaction()?;
+    if !lock_license(&mut transaction, request.license)? {
+        return Ok(Moved::NotEligible);
+    }
+    let Some(seat) = seat_in(&mut transaction, request.license, request.from)? else {
+        return Ok(Moved::NotEligible);
+    };
+    if seat.client_base_id != Some(request.client_base_id)
+        || seat_in(&mut transaction, request.license, request.to)?.is_some()
+    {
+        return Ok(Moved::NotEligible);
+    }
+    if let Some(CapReached { oldest_counted }) =
+        cap_reached(&mut transaction, request.license, request.cap)?
+    {
+        return Ok(Moved::CapReached { oldest_counted });
+    }
+    let now = time(request.now)?;
+    let id = time(seat.seat_id)?;
+    transaction.execute(
+        "UPDATE seat SET machine_hash = $2, last_seen = GREATEST(last_seen, $3) WHERE seat_id = $1",
+        &[&id, &request.to.as_slice(), &now],
+    )?;
+    transaction.execute(
+        "INSERT INTO transfer (license_ref, at, kind, seat_id) VALUES ($1, $2, 'move', $3)",
+        &[&request.license, &now, &id],
+    )?;
+    let row = transaction.query_one(USAGE, &[&request.license])?;
+    let usage = usage(row.get(0), row.get(1))?;
+    transaction.commit()?;
+    Ok(Moved::Moved {
+        seat: Assignment {
+            last_seen: seat.last_seen.max(request.now),
+            ..seat
+        },
+        usage,
+    })
+}
+
+fn reclaim(client: &mut Client, license: &str, lease: Lease) -> Result<u32, Failed> {
+    let mut transaction = client.transaction()?;
+    if !lock_license(&mut transaction, license)? {
+        return Ok(0);
+    }
+    let freed = transaction.execute(
+        "DELETE FROM seat WHERE license_ref = $1 AND CASE
+             WHEN $2::bigint IS NOT NULL AND not_after IS NOT NULL THEN not_after < $2::bigint
+             ELSE last_seen < $3 END",
+        &[
+            &license,
+            &lease.not_after_before.map(time).transpose()?,
+            &time(lease.last_seen_before)?,
+        ],
+    )?;
+    let freed = i32::try_from(freed).unwrap_or(i32::MAX);
+    if freed > 0 {
+        transaction.execute(
+            "UPDATE license SET seats_used = seats_used - $2 WHERE license_ref = $1",
+            &[&license, &freed],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(u32::try_from(freed).unwrap_or_default())
+}
+
+fn release_by_id(
+    client: &mut Client,
+    seat_id: u64,
+    now: u64,
+) -> Result<Option<ListedSeat>, Failed> {
+    let mut transaction = client.transaction()?;
+    let id = time(seat_id)?;
+    // The license first (its lock orders this against takes), then the seat again under it.
+    let Some(row) =
+        transaction.query_opt("SELECT license_ref FROM seat WHERE seat_id = $1", &[&id])?
+    else {
+        return Ok(None);
+    };
+    let license: String = row.get(0);
+    lock_license(&mut transaction, &license)?;
+    let row = transaction.query_opt(
+        &format!("SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat WHERE seat_id = $1"),
+        &[&id],
+    )?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let found = listed(&row)?;
+    remove_seat(&mut transaction, &found.license, seat_id, now)?;
+    transaction.commit()?;
+    Ok(Some(found))
+}
+
+fn list(client: &mut Client, which: Listing<'_>) -> Result<Vec<ListedSeat>, Failed> {
+    let mut transaction = client.transaction()?;
+    // A listing of every seat is a support desk's, not a worker's: it may take its time.
+    transaction.batch_execute("SET LOCAL statement_timeout = 0")?;
+    let rows = match which {
+        Listing::All => transaction.query(
+            &format!(
+                "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat ORDER BY license_ref, seat_id"
+            ),
+            &[],
+        )?,
+        Listing::Licenses(licenses) => transaction.query(
+            &format!(
+                "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat WHERE license_ref = ANY($1)
+                 ORDER BY license_ref, seat_id"
+            ),
+            &[&licenses],
+        )?,
+    };
+    transaction.commit()?;
+    Ok(rows.iter().map(listed).collect::<Result<_, _>>()?)
 }
 
 impl SeatStore for PostgresStore {
@@ -384,6 +736,45 @@ impl SeatStore for PostgresStore {
 
     fn take_seat(&self, request: &Take<'_>) -> Result<Taken, StoreError> {
         self.with(|c| take(c, request))
+    }
+
+    fn touch(&self, request: &Touch<'_>) -> Result<Option<Assignment>, StoreError> {
+        self.with(|c| touch(&mut c.client, request))
+    }
+
+    fn release(
+        &self,
+        license: &str,
+        machine: &MachineHash,
+        now: u64,
+        cap: Option<TransferCap>,
+    ) -> Result<Released, StoreError> {
+        self.with(|c| release(&mut c.client, license, machine, now, cap))
+    }
+
+    fn move_seat(&self, request: &Move<'_>) -> Result<Moved, StoreError> {
+        self.with(|c| move_seat(&mut c.client, request))
+    }
+
+    fn reclaim_expired(&self, license: &str, lease: Lease) -> Result<u32, StoreError> {
+        self.with(|c| reclaim(&mut c.client, license, lease))
+    }
+
+    fn release_by_id(&self, seat_id: u64, now: u64) -> Result<Option<ListedSeat>, StoreError> {
+        self.with(|c| release_by_id(&mut c.client, seat_id, now))
+    }
+
+    fn list(&self, which: Listing<'_>) -> Result<Vec<ListedSeat>, StoreError> {
+        self.with(|c| list(&mut c.client, which))
+    }
+
+    fn transfers_since(&self, license: &str, since: u64) -> Result<u32, StoreError> {
+        self.with(|c| {
+            let mut transaction = c.client.transaction()?;
+            let count = count_transfers(&mut transaction, license, since)?;
+            transaction.commit()?;
+            Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        })
     }
 
     fn seat_count(&self) -> Result<u64, StoreError> {
@@ -419,7 +810,8 @@ impl SeatStore for PostgresStore {
             let rows = self.with(|c| {
                 let (license, machine) = after.clone().unwrap_or_default();
                 Ok(c.client.query(
-                    "SELECT license_ref, machine_hash, license_id, first_seen FROM seat
+                    "SELECT license_ref, machine_hash, seat_id, license_id, first_seen, last_seen,
+                         not_after, generation, client_base_id FROM seat
                      WHERE $1 OR (license_ref, machine_hash) > ($2, $3)
                      ORDER BY license_ref, machine_hash LIMIT $4",
                     &[&after.is_none(), &license, &machine, &limit],
@@ -428,13 +820,11 @@ impl SeatStore for PostgresStore {
             let chunk = rows
                 .iter()
                 .map(|row| {
-                    let machine: &[u8] = row.get(1);
+                    let seat = listed(row)?;
                     Ok(SeatRow {
-                        license: row.get(0),
-                        machine: machine
-                            .try_into()
-                            .map_err(|_| StoreError::Corrupt("machine hash is not 32 bytes"))?,
-                        seat: assignment(row.get(2), row.get(3))?,
+                        license: seat.license,
+                        machine: seat.machine,
+                        seat: seat.seat,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;

@@ -11,8 +11,8 @@ use lap_proto::Uuid;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{
-    Assignment, Limit, MachineHash, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken,
-    Usage,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
+    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 
 /// Version 1 is the schema of the lapd that kept every seat in memory; its files open and
@@ -43,7 +43,38 @@ CREATE TABLE schema_version (version INTEGER NOT NULL);
 INSERT INTO schema_version (version) VALUES (2);
 ";
 
-const MIGRATIONS: [&str; 2] = [V1, V2];
+/// Version 3 (profile 1.1 lifecycle, §9): per seat a stable id, last seen, the last answer's
+/// NotAfter, the highest Generation and the ClientBaseId that took it; a log of transfers
+/// (releases and moves) for the yearly cap. Existing seats get ids in (license, machine)
+/// order and count as last seen when first seen.
+const V3: &str = "
+ALTER TABLE seat ADD COLUMN seat_id INTEGER;
+ALTER TABLE seat ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE seat ADD COLUMN not_after INTEGER;
+ALTER TABLE seat ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE seat ADD COLUMN client_base_id BLOB;
+UPDATE seat SET seat_id = numbered.n, last_seen = seat.first_seen
+    FROM (SELECT license_ref, machine_hash,
+                 ROW_NUMBER() OVER (ORDER BY license_ref, machine_hash) AS n FROM seat) AS numbered
+    WHERE numbered.license_ref = seat.license_ref AND numbered.machine_hash = seat.machine_hash;
+CREATE UNIQUE INDEX seat_by_id ON seat (seat_id);
+CREATE TABLE seat_sequence (next_id INTEGER NOT NULL);
+INSERT INTO seat_sequence (next_id) SELECT COALESCE(MAX(seat_id), 0) + 1 FROM seat;
+CREATE TABLE transfer (
+    license_ref TEXT    NOT NULL,
+    at          INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    seat_id     INTEGER NOT NULL
+);
+CREATE INDEX transfer_at ON transfer (license_ref, at);
+INSERT INTO schema_version (version) VALUES (3);
+";
+
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+
+/// The columns [`assignment`] reads, in its order.
+const SEAT_COLUMNS: &str =
+    "seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id";
 
 /// A SQLite seat database.
 #[derive(Debug)]
@@ -132,11 +163,35 @@ fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt("time out of range"))
 }
 
-fn assignment(license_id: &[u8], first_seen: i64) -> Result<Assignment, StoreError> {
+fn unsigned(value: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Reads [`SEAT_COLUMNS`] starting at column `at`.
+fn assignment(row: &rusqlite::Row<'_>, at: usize) -> Result<Assignment, StoreError> {
+    let id: Vec<u8> = row.get(at + 1)?;
+    let client: Option<Vec<u8>> = row.get(at + 6)?;
     Ok(Assignment {
-        license_id: Uuid::from_slice(license_id).map_err(|_| StoreError::Corrupt("license id"))?,
-        first_seen: u64::try_from(first_seen).map_err(|_| StoreError::Corrupt("negative time"))?,
+        seat_id: unsigned(row.get(at)?, "seat id")?,
+        license_id: Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt("license id"))?,
+        first_seen: unsigned(row.get(at + 2)?, "negative time")?,
+        last_seen: unsigned(row.get(at + 3)?, "negative time")?,
+        not_after: row
+            .get::<_, Option<i64>>(at + 4)?
+            .map(|t| unsigned(t, "negative time"))
+            .transpose()?,
+        generation: u32::try_from(row.get::<_, i64>(at + 5)?)
+            .map_err(|_| StoreError::Corrupt("generation"))?,
+        client_base_id: client
+            .map(|c| Uuid::from_slice(&c).map_err(|_| StoreError::Corrupt("client base id")))
+            .transpose()?,
     })
+}
+
+fn machine_hash(bytes: Vec<u8>) -> Result<MachineHash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("machine hash is not 32 bytes"))
 }
 
 fn read_seat(
@@ -144,16 +199,11 @@ fn read_seat(
     license: &str,
     machine: &MachineHash,
 ) -> Result<Option<Assignment>, StoreError> {
-    let row: Option<(Vec<u8>, i64)> = connection
-        .prepare_cached(
-            "SELECT license_id, first_seen FROM seat WHERE license_ref = ?1 AND machine_hash = ?2",
-        )?
-        .query_row(params![license, machine.as_slice()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
-    row.map(|(id, first_seen)| assignment(&id, first_seen))
-        .transpose()
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {SEAT_COLUMNS} FROM seat WHERE license_ref = ?1 AND machine_hash = ?2"
+    ))?;
+    let mut rows = statement.query(params![license, machine.as_slice()])?;
+    rows.next()?.map(|row| assignment(row, 0)).transpose()
 }
 
 fn read_usage(connection: &Connection, license: &str) -> Result<Usage, StoreError> {
@@ -179,34 +229,121 @@ fn count_since(connection: &Connection, license: &str, since: u64) -> Result<u32
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-/// Adds one seat and counts it in its license's row.
+/// Adds one seat (with a new seat id) and counts it in its license's row; `None` when the
+/// machine holds one already.
 fn insert_seat(
     connection: &Connection,
     license: &str,
     machine: &MachineHash,
     seat: Assignment,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Assignment>, StoreError> {
+    if read_seat(connection, license, machine)?.is_some() {
+        return Ok(None);
+    }
+    let seat_id: i64 = connection
+        .prepare_cached("UPDATE seat_sequence SET next_id = next_id + 1 RETURNING next_id - 1")?
+        .query_row([], |row| row.get(0))?;
     let first_seen = to_i64(seat.first_seen)?;
-    let added = connection
-        .prepare_cached(
-            "INSERT INTO seat (license_ref, machine_hash, license_id, first_seen) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )?
+    connection
+        .prepare_cached(&format!(
+            "INSERT INTO seat (license_ref, machine_hash, {SEAT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ))?
         .execute(params![
             license,
             machine.as_slice(),
+            seat_id,
             seat.license_id.as_bytes().as_slice(),
-            first_seen
+            first_seen,
+            to_i64(seat.last_seen.max(seat.first_seen))?,
+            seat.not_after.map(to_i64).transpose()?,
+            i64::from(seat.generation),
+            seat.client_base_id.map(|c| c.as_bytes().to_vec()),
         ])?;
-    if added == 1 {
-        connection
-            .prepare_cached(
-                "INSERT INTO license (license_ref, seats_used, first_use) VALUES (?1, 1, ?2)
-                 ON CONFLICT (license_ref) DO UPDATE SET seats_used = seats_used + 1,
-                     first_use = MIN(COALESCE(first_use, excluded.first_use), excluded.first_use)",
-            )?
-            .execute(params![license, first_seen])?;
+    connection
+        .prepare_cached(
+            "INSERT INTO license (license_ref, seats_used, first_use) VALUES (?1, 1, ?2)
+             ON CONFLICT (license_ref) DO UPDATE SET seats_used = seats_used + 1,
+                 first_use = MIN(COALESCE(first_use, excluded.first_use), excluded.first_use)",
+        )?
+        .execute(params![license, first_seen])?;
+    Ok(Some(Assignment {
+        seat_id: unsigned(seat_id, "seat id")?,
+        last_seen: seat.last_seen.max(seat.first_seen),
+        ..seat
+    }))
+}
+
+/// Removes one seat by id, uncounts it and logs the release as a transfer.
+fn remove_seat(
+    connection: &Connection,
+    license: &str,
+    seat_id: u64,
+    now: u64,
+) -> Result<(), StoreError> {
+    let id = to_i64(seat_id)?;
+    connection
+        .prepare_cached("DELETE FROM seat WHERE seat_id = ?1")?
+        .execute([id])?;
+    connection
+        .prepare_cached("UPDATE license SET seats_used = seats_used - 1 WHERE license_ref = ?1")?
+        .execute([license])?;
+    log_transfer(connection, license, now, "release", seat_id)
+}
+
+fn log_transfer(
+    connection: &Connection,
+    license: &str,
+    now: u64,
+    kind: &str,
+    seat_id: u64,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO transfer (license_ref, at, kind, seat_id) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![license, to_i64(now)?, kind, to_i64(seat_id)?])?;
+    Ok(())
+}
+
+fn transfers_since(connection: &Connection, license: &str, since: u64) -> Result<u32, StoreError> {
+    let count: i64 = connection
+        .prepare_cached("SELECT COUNT(*) FROM transfer WHERE license_ref = ?1 AND at >= ?2")?
+        .query_row(params![license, to_i64(since)?], |row| row.get(0))?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// `Some(oldest counted transfer, if any)` when the cap is reached.
+fn cap_reached(
+    connection: &Connection,
+    license: &str,
+    cap: Option<TransferCap>,
+) -> Result<Option<CapReached>, StoreError> {
+    let Some(cap) = cap else { return Ok(None) };
+    let count = transfers_since(connection, license, cap.since)?;
+    if count < cap.cap {
+        return Ok(None);
     }
-    Ok(added == 1)
+    // The transfer whose leaving the window brings the count under the cap.
+    let at: Option<i64> = connection
+        .prepare_cached(
+            "SELECT at FROM transfer WHERE license_ref = ?1 AND at >= ?2 ORDER BY at LIMIT 1 OFFSET ?3",
+        )?
+        .query_row(
+            params![license, to_i64(cap.since)?, i64::from(count - cap.cap)],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(Some(CapReached {
+        oldest_counted: at.map(|at| unsigned(at, "negative time")).transpose()?,
+    }))
+}
+
+fn listed(row: &rusqlite::Row<'_>) -> Result<ListedSeat, StoreError> {
+    Ok(ListedSeat {
+        license: row.get(0)?,
+        machine: machine_hash(row.get(1)?)?,
+        seat: assignment(row, 2)?,
+    })
 }
 
 impl SeatStore for SqliteStore {
@@ -240,14 +377,185 @@ impl SeatStore for SqliteStore {
             return Ok(Taken::Full);
         }
         let seat = Assignment {
-            license_id: take.license_id,
-            first_seen: take.now,
+            generation: take.generation,
+            not_after: take.not_after,
+            client_base_id: take.client_base_id,
+            ..Assignment::new(take.license_id, take.now)
         };
-        insert_seat(&transaction, take.license, take.machine, seat)?;
+        let seat = insert_seat(&transaction, take.license, take.machine, seat)?.ok_or(
+            StoreError::Corrupt("a seat appeared inside a write transaction"),
+        )?;
         let usage = read_usage(&transaction, take.license)?;
         // Durable (synchronous = FULL) before anyone is told.
         transaction.commit()?;
         Ok(Taken::New { seat, usage })
+    }
+
+    fn touch(&self, touch: &Touch<'_>) -> Result<Option<Assignment>, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(before) = read_seat(&transaction, touch.license, touch.machine)? else {
+            return Ok(None);
+        };
+        transaction
+            .prepare_cached(
+                "UPDATE seat SET last_seen = MAX(last_seen, ?3), not_after = ?4,
+                     generation = MAX(generation, ?5),
+                     client_base_id = COALESCE(client_base_id, ?6)
+                 WHERE license_ref = ?1 AND machine_hash = ?2",
+            )?
+            .execute(params![
+                touch.license,
+                touch.machine.as_slice(),
+                to_i64(touch.now)?,
+                touch.not_after.map(to_i64).transpose()?,
+                i64::from(touch.generation.unwrap_or(0)),
+                touch.client_base_id.as_bytes().as_slice(),
+            ])?;
+        transaction.commit()?;
+        Ok(Some(before))
+    }
+
+    fn release(
+        &self,
+        license: &str,
+        machine: &MachineHash,
+        now: u64,
+        cap: Option<TransferCap>,
+    ) -> Result<Released, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(seat) = read_seat(&transaction, license, machine)? else {
+            return Ok(Released::NotHeld);
+        };
+        if let Some(CapReached { oldest_counted }) = cap_reached(&transaction, license, cap)? {
+            return Ok(Released::CapReached { oldest_counted });
+        }
+        remove_seat(&transaction, license, seat.seat_id, now)?;
+        // Durable (synchronous = FULL) before the answer says so.
+        transaction.commit()?;
+        Ok(Released::Freed(seat))
+    }
+
+    fn move_seat(&self, request: &Move<'_>) -> Result<Moved, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(seat) = read_seat(&transaction, request.license, request.from)? else {
+            return Ok(Moved::NotEligible);
+        };
+        if seat.client_base_id != Some(request.client_base_id)
+            || read_seat(&transaction, request.license, request.to)?.is_some()
+        {
+            return Ok(Moved::NotEligible);
+        }
+        if let Some(CapReached { oldest_counted }) =
+            cap_reached(&transaction, request.license, request.cap)?
+        {
+            return Ok(Moved::CapReached { oldest_counted });
+        }
+        transaction
+            .prepare_cached(
+                "UPDATE seat SET machine_hash = ?3, last_seen = MAX(last_seen, ?4) WHERE seat_id = ?1 AND license_ref = ?2",
+            )?
+            .execute(params![
+                to_i64(seat.seat_id)?,
+                request.license,
+                request.to.as_slice(),
+                to_i64(request.now)?
+            ])?;
+        log_transfer(
+            &transaction,
+            request.license,
+            request.now,
+            "move",
+            seat.seat_id,
+        )?;
+        let usage = read_usage(&transaction, request.license)?;
+        transaction.commit()?;
+        Ok(Moved::Moved {
+            seat: Assignment {
+                last_seen: seat.last_seen.max(request.now),
+                ..seat
+            },
+            usage,
+        })
+    }
+
+    fn reclaim_expired(&self, license: &str, lease: Lease) -> Result<u32, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let freed = transaction
+            .prepare_cached(
+                "DELETE FROM seat WHERE license_ref = ?1 AND CASE
+                     WHEN ?2 IS NOT NULL AND not_after IS NOT NULL THEN not_after < ?2
+                     ELSE last_seen < ?3 END",
+            )?
+            .execute(params![
+                license,
+                lease.not_after_before.map(to_i64).transpose()?,
+                to_i64(lease.last_seen_before)?
+            ])?;
+        if freed > 0 {
+            transaction
+                .prepare_cached(
+                    "UPDATE license SET seats_used = seats_used - ?2 WHERE license_ref = ?1",
+                )?
+                .execute(params![license, i64::try_from(freed).unwrap_or(i64::MAX)])?;
+        }
+        transaction.commit()?;
+        Ok(u32::try_from(freed).unwrap_or(u32::MAX))
+    }
+
+    fn release_by_id(&self, seat_id: u64, now: u64) -> Result<Option<ListedSeat>, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = {
+            let mut statement = transaction.prepare_cached(&format!(
+                "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat WHERE seat_id = ?1"
+            ))?;
+            let mut rows = statement.query([to_i64(seat_id)?])?;
+            rows.next()?.map(listed).transpose()?
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        remove_seat(&transaction, &found.license, seat_id, now)?;
+        transaction.commit()?;
+        Ok(Some(found))
+    }
+
+    fn list(&self, which: Listing<'_>) -> Result<Vec<ListedSeat>, StoreError> {
+        let connection = self.lock();
+        let mut out = Vec::new();
+        match which {
+            Listing::All => {
+                let mut statement = connection.prepare(&format!(
+                    "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat ORDER BY license_ref, seat_id"
+                ))?;
+                let mut rows = statement.query([])?;
+                while let Some(row) = rows.next()? {
+                    out.push(listed(row)?);
+                }
+            }
+            Listing::Licenses(licenses) => {
+                let mut statement = connection.prepare(&format!(
+                    "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat WHERE license_ref = ?1 ORDER BY seat_id"
+                ))?;
+                let mut sorted = licenses.to_vec();
+                sorted.sort();
+                for license in &sorted {
+                    let mut rows = statement.query([license])?;
+                    while let Some(row) = rows.next()? {
+                        out.push(listed(row)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn transfers_since(&self, license: &str, since: u64) -> Result<u32, StoreError> {
+        transfers_since(&self.lock(), license, since)
     }
 
     fn seat_count(&self) -> Result<u64, StoreError> {
@@ -269,20 +577,17 @@ impl SeatStore for SqliteStore {
         each: &mut dyn FnMut(&[SeatRow]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let connection = self.lock();
-        let mut statement = connection.prepare(
-            "SELECT license_ref, machine_hash, license_id, first_seen FROM seat ORDER BY license_ref, machine_hash",
-        )?;
+        let mut statement = connection.prepare(&format!(
+            "SELECT license_ref, machine_hash, {SEAT_COLUMNS} FROM seat ORDER BY license_ref, machine_hash"
+        ))?;
         let mut rows = statement.query([])?;
         let mut chunk = Vec::with_capacity(batch.max(1));
         while let Some(row) = rows.next()? {
-            let machine: Vec<u8> = row.get(1)?;
-            let id: Vec<u8> = row.get(2)?;
+            let seat = listed(row)?;
             chunk.push(SeatRow {
-                license: row.get(0)?,
-                machine: machine
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("machine hash is not 32 bytes"))?,
-                seat: assignment(&id, row.get(3)?)?,
+                license: seat.license,
+                machine: seat.machine,
+                seat: seat.seat,
             });
             if chunk.len() >= batch.max(1) {
                 each(&chunk)?;
@@ -300,12 +605,9 @@ impl SeatStore for SqliteStore {
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut added = 0;
         for row in rows {
-            added += u64::from(insert_seat(
-                &transaction,
-                &row.license,
-                &row.machine,
-                row.seat,
-            )?);
+            added += u64::from(
+                insert_seat(&transaction, &row.license, &row.machine, row.seat)?.is_some(),
+            );
         }
         transaction.commit()?;
         Ok(added)
