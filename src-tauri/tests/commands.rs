@@ -12,6 +12,7 @@ use lap_proto::time::unix_now;
 use lap_proto::{ServerSecretKeys, Uuid};
 use lapd::catalog::LicenseCatalog;
 use lapd::ratelimit::RateLimiter;
+use lapd::rules::Profile;
 use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::FakeClock;
@@ -40,7 +41,7 @@ struct TestServer {
 }
 
 impl TestServer {
-    fn start() -> Self {
+    fn start(profile: Profile) -> Self {
         let catalog = format!(
             "[[sku]]\nid = \"{SKU}\"\nname = \"Acme Studio\"\n\
              [[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\n",
@@ -53,7 +54,8 @@ impl TestServer {
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
             0,
-        );
+        )
+        .with_profile(profile);
         let serving = Background::start(server, "127.0.0.1:0".parse().expect("addr"), 1)
             .expect("lapd serves on loopback");
         let addr = serving.address();
@@ -79,7 +81,12 @@ fn policy_path(dir: &Path) -> PathBuf {
 }
 
 fn setup() -> Setup {
-    let server = TestServer::start();
+    setup_with(Profile::default())
+}
+
+/// [`setup`] with a lapd speaking `profile` (1.0: before the lifecycle, it cannot release).
+fn setup_with(profile: Profile) -> Setup {
+    let server = TestServer::start(profile);
     let dir = tempfile::tempdir().expect("tempdir");
     let products = dir.path().join("products.d");
     std::fs::create_dir_all(&products).expect("mkdir");
@@ -514,10 +521,42 @@ fn activated(s: &Setup) -> Arc<std::sync::Mutex<Vec<String>>> {
 }
 
 #[test]
-fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_deactivates_here() {
+fn deactivate_releases_the_seat_the_key_goes_when_asked_and_the_windows_follow() {
     let s = setup();
     let heard = activated(&s);
-    // Today's lapd answers a release with an ordinary grant (a 1.0 server): kept, and said so.
+    let released = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(released["outcome"], "released", "{released}");
+    assert_eq!(
+        released["message"],
+        "Acme Studio was deactivated on this computer: its seat is free for another computer. \
+         The license key was removed from this computer."
+    );
+    assert_eq!(released["key_removed"], true);
+    let status = &released["status"];
+    assert_eq!(status["state"], "deactivated");
+    assert_eq!(status["has_key"], false);
+    assert_eq!(status["license_id"], Value::Null);
+    assert_eq!(status["next_attempt_at"], Value::Null, "nothing is renewed");
+    assert!(
+        heard
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| p.contains("\"state\":\"deactivated\"")),
+        "status-changed carried the deactivation"
+    );
+}
+
+#[test]
+fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_deactivates_here() {
+    let s = setup_with(Profile::V1_0);
+    let heard = activated(&s);
+    // A 1.0 lapd answers a release with an ordinary grant: kept, and said so.
     let kept = invoke(
         &s.window,
         "deactivate",
