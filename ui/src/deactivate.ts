@@ -37,12 +37,20 @@ export function keyWords(removeKey: boolean): string {
 
 /** The honest consequence of giving up here without the server's word. */
 export const ANYWAY_CONSEQUENCE = 'The seat stays taken on the server until its lease runs out.';
+
+/**
+ * Whether the consequence must be said next to "Deactivate here anyway": always, unless the
+ * answer's own sentence already says it (Rust's does today), so it is not read twice.
+ */
+export function sayConsequence(message: string): boolean {
+  return !message.toLowerCase().includes('until its lease runs out');
+}
 export const ANYWAY_LABEL = 'Deactivate here anyway';
 
 /** Shown while the command runs. */
 export const PROGRESS_TEXT = 'Asking the license server to free the seat…';
 
-export type Tone = 'ok' | 'info' | 'problem';
+export type Tone = 'ok' | 'info' | 'warning';
 
 /** How a result is shown: its tone, and whether "Deactivate here anyway" is offered. */
 export interface ResultShape {
@@ -57,7 +65,7 @@ const SHAPES: Record<DeactivateOutcome, ResultShape> = {
   // The server kept the seat (a transfer limit, a 1.0 server): the activation stays.
   kept: { tone: 'info', deactivated: false, offerAnyway: false },
   // Silence changes nothing; the person may still give up the activation here.
-  unanswered: { tone: 'problem', deactivated: false, offerAnyway: true },
+  unanswered: { tone: 'warning', deactivated: false, offerAnyway: true },
   'deactivated-here': { tone: 'info', deactivated: true, offerAnyway: false },
 };
 

@@ -16,6 +16,7 @@ import {
   extraNotice,
   keyWords,
   resultShape,
+  sayConsequence,
 } from '../deactivate';
 
 /** What the dialog asks its window to do. */
@@ -93,10 +94,12 @@ export function deactivateDialog(id: string, name: string, step: Step, on: Deact
       h(
         'div',
         { id: `deactivate-result-${id}`, role: 'status', 'data-outcome': step.view.outcome },
-        h('p', { class: `message message-${shape.tone === 'problem' ? 'error' : shape.tone}` }, step.view.message),
+        h('p', { class: `message message-${shape.tone}`, id: `deactivate-message-${id}` }, step.view.message),
         notice ? h('p', { class: 'notice' }, notice) : null,
       ),
-      offerAnyway ? h('p', { class: 'anyway-consequence' }, ANYWAY_CONSEQUENCE) : null,
+      offerAnyway && sayConsequence(step.view.message)
+        ? h('p', { class: 'anyway-consequence', id: `deactivate-consequence-${id}` }, ANYWAY_CONSEQUENCE)
+        : null,
       h(
         'div',
         { class: 'actions' },
@@ -104,6 +107,10 @@ export function deactivateDialog(id: string, name: string, step: Step, on: Deact
           ? button(ANYWAY_LABEL, () => on.run(true), {
               class: 'danger',
               id: `deactivate-anyway-${id}`,
+              // The consequence is read with the button, wherever it is said.
+              'aria-describedby': sayConsequence(step.view.message)
+                ? `deactivate-consequence-${id}`
+                : `deactivate-message-${id}`,
               'data-focus': focusKey('anyway'),
             })
           : null,

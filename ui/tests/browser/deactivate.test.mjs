@@ -126,7 +126,10 @@ test('deactivate: unanswered changes nothing, then "Deactivate here anyway" with
     assert.equal(await result.getAttribute('data-outcome'), 'unanswered');
     assert.equal((await result.innerText()).trim(), SILENT);
     assert.equal(await badge(page).getAttribute('data-state'), 'activated');
-    assert.match(await dialog(page).innerText(), /The seat stays taken on the server until its lease runs out\./);
+    // The consequence is said once (the answer's sentence says it) and read with the button.
+    assert.equal((await dialog(page).innerText()).split('until its lease runs out').length - 1, 1);
+    assert.match(SILENT, /the seat stays taken on the server until its lease runs out/);
+    assert.equal(await page.locator(`#deactivate-anyway-${ID}`).getAttribute('aria-describedby'), `deactivate-message-${ID}`);
     assert.equal((await page.locator(`#deactivate-done-${ID}`).innerText()).trim(), 'Keep the activation');
     // A status redraw (the engine renewing something else) leaves the dialog as it was.
     await page.evaluate(() => window.__lapwingFake.emit('status-changed', window.__lapwingFake.state.products));

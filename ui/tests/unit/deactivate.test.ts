@@ -11,6 +11,7 @@ import {
   opened,
   resultShape,
   running,
+  sayConsequence,
 } from '../../src/deactivate';
 import { deactivateDialog, focusFor, type DeactivateHandlers } from '../../src/views/deactivate';
 import type { DeactivateView, ProductStatus } from '../../src/types';
@@ -117,14 +118,24 @@ describe('the result', () => {
     const silent = view('unanswered', 'No license server answered. Nothing was changed.');
     const first = answered(running(opened(), false), silent);
     const box = deactivateDialog('a', 'A', first, on)!;
-    expect(box.querySelector('.message-error')?.textContent).toBe(silent.message);
+    expect(box.querySelector('.message-warning')?.textContent).toBe(silent.message);
     expect(box.textContent).toContain(ANYWAY_CONSEQUENCE);
+    expect(box.querySelector('#deactivate-anyway-a')?.getAttribute('aria-describedby')).toBe('deactivate-consequence-a');
     box.querySelector<HTMLButtonElement>('#deactivate-anyway-a')!.click();
     expect(on.asked).toEqual(['run:true']);
     expect(box.querySelector('#deactivate-done-a')?.textContent).toBe('Keep the activation');
     // Asked anyway and still unanswered (an error of the engine's own): not offered again.
     const again = answered(running(first, true), silent);
     expect(deactivateDialog('a', 'A', again, recorder())!.querySelector('#deactivate-anyway-a')).toBeNull();
+  });
+
+  it('says the consequence once: not again when the answer’s sentence already says it', () => {
+    const said = 'Nothing was changed: …; you can deactivate it here anyway (the seat stays taken on the server until its lease runs out).';
+    expect(sayConsequence(said)).toBe(false);
+    expect(sayConsequence('Nothing was changed.')).toBe(true);
+    const box = deactivateDialog('a', 'A', answered(running(opened(), false), view('unanswered', said)), recorder())!;
+    expect(box.textContent!.split('until its lease runs out').length - 1).toBe(1);
+    expect(box.querySelector('#deactivate-anyway-a')?.getAttribute('aria-describedby')).toBe('deactivate-message-a');
   });
 
   it('keeps the tick and the anyway choice across the steps', () => {
