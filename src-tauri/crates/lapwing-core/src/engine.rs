@@ -659,14 +659,8 @@ impl Engine {
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
-        if product.sunset.is_some() {
-            // The vendor's final release wins: an answer must not replace its record.
-            return Ok(Attempted {
-                at: now,
-                evaluation_started: None,
-                outcome: Outcome::Sunset,
-                pending: None,
-            });
+        if let Some(sunset) = sunset_stands(&product, now) {
+            return Ok(sunset);
         }
         let mut evaluation_started = None;
         let not_sent = |why: Cause, evaluation_started| Attempted {
@@ -871,8 +865,8 @@ impl Engine {
                 let grant = grant_from(activation, received, Some(used.clone()), key.is_none())
                     .map_err(invalid)?;
                 Ok(Answer::Granted {
-                    grant,
-                    record: ActivationRecord::new(id, activation),
+                    grant: Box::new(grant),
+                    record: Box::new(ActivationRecord::new(id, activation)),
                     duplicate: data.duplicate,
                 })
             },
@@ -920,8 +914,8 @@ impl Engine {
                 notes
             };
             return Ok(Outcome::Accepted {
-                grant: Box::new(grant),
-                record: Box::new(record),
+                grant,
+                record,
                 notes,
                 lifecycle: lifecycle(moved, duplicate),
             });
@@ -1100,11 +1094,22 @@ impl Engine {
     }
 }
 
-/// What one exchange's first valid answer was.
+/// The attempt of a product the vendor released for good: nothing is sent, since an answer
+/// must not replace the sunset record.
+fn sunset_stands(product: &ProductState, now: u64) -> Option<Attempted> {
+    product.sunset.as_ref().map(|_| Attempted {
+        at: now,
+        evaluation_started: None,
+        outcome: Outcome::Sunset,
+        pending: None,
+    })
+}
+
+/// What one exchange's first valid answer was. Boxed: a release carries nothing.
 enum Answer {
     Granted {
-        grant: crate::state::Grant,
-        record: ActivationRecord,
+        grant: Box<crate::state::Grant>,
+        record: Box<ActivationRecord>,
         duplicate: bool,
     },
     /// The release asked for was confirmed (profile 1.1, §9).
@@ -1260,4 +1265,61 @@ fn request_builder(
         client_seed: Zeroizing::new(seed_bytes.to_vec()),
     };
     Ok((build, sent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::FixedIdentity;
+    use std::path::Path;
+
+    fn manifest(response_room: usize) -> Manifest {
+        let text = format!(
+            "schema = 1\nid = \"acme\"\nname = \"Acme\"\nvendor = \"Acme\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nresponse_room = {response_room}\n[server]\nx25519 = \"4954728102f02d2917df9aabf24634d4a3a3b83312273e818e40da0cf2755623\"\ned25519 = \"a72f4e02db405c0582a48e79f4830538bccc150e4ccda0404e03f4a190e12356\"\n"
+        );
+        Manifest::parse(&text, Path::new("acme.toml")).expect("valid")
+    }
+
+    /// The extensions a request built for `product` on anchor `[7; 32]` carries.
+    fn sent(room: usize, product: &ProductState, intent: Intent) -> (SeedExtensions, bool) {
+        let facts = FixedIdentity::new([7; 32]).0;
+        let (build, sent) = request_builder(&manifest(room), None, &facts, [1; 16], product, intent, 4)
+            .expect("builds");
+        let request = build(0);
+        let (_, extensions) =
+            SeedV1::decode_with_extensions(&request.client_seed).expect("a valid seed");
+        (extensions, sent.previous_machine_hash)
+    }
+
+    #[test]
+    fn the_previous_machine_hash_is_sent_only_when_this_machine_s_differs() {
+        let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
+        let (extensions, previous) = sent(128, &product, Intent::Activate);
+        assert_eq!(
+            (extensions.generation, extensions.previous_machine_hash, previous),
+            (Some(4), None, false),
+            "never answered: nothing to move from"
+        );
+        let ed25519 = *manifest(128).server_keys.ed25519_bytes();
+        product.machine_hash = Some(hex::encode(lap_proto::machine_hash(&ed25519, &[7; 32])));
+        assert_eq!(sent(128, &product, Intent::Activate).0.previous_machine_hash, None);
+        let old = lap_proto::machine_hash(&ed25519, &[6; 32]);
+        product.machine_hash = Some(hex::encode(old));
+        let (extensions, previous) = sent(128, &product, Intent::Release);
+        assert_eq!(
+            (extensions.previous_machine_hash, previous, extensions.intent),
+            (Some(old), true, Intent::Release)
+        );
+    }
+
+    #[test]
+    fn extensions_that_do_not_fit_the_room_are_not_sent_at_all() {
+        let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
+        product.machine_hash = Some("00".repeat(32));
+        // Generation (7 bytes) and PreviousMachineHash (35) and the end byte: 43.
+        let (extensions, previous) = sent(42, &product, Intent::Activate);
+        assert_eq!((extensions, previous), (SeedExtensions::default(), false));
+        let (extensions, _) = sent(43, &product, Intent::Activate);
+        assert_eq!(extensions.generation, Some(4));
+    }
 }

@@ -84,7 +84,7 @@ impl ProductStatus {
             text.push_str(" (out of compliance)");
         }
         if self.duplicate && self.state != Phase::Sunset {
-            text.push_str(" (looks cloned)");
+            text.push_str(" (looks cloned or restored from a snapshot)");
         }
         text
     }
@@ -283,6 +283,21 @@ mod tests {
                     ..status(Phase::Activated)
                 },
                 "Activated until day 20 (out of compliance)",
+            ),
+            (
+                ProductStatus {
+                    duplicate: true,
+                    ..status(Phase::Activated)
+                },
+                "Activated until day 20 (looks cloned or restored from a snapshot)",
+            ),
+            (status(Phase::Deactivated), "Deactivated on this computer"),
+            (
+                ProductStatus {
+                    duplicate: true,
+                    ..status(Phase::Sunset)
+                },
+                "Activated for good (the vendor's final release)",
             ),
         ];
         for (status, expected) in cases {

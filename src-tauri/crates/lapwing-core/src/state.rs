@@ -100,6 +100,10 @@ pub struct Backoff {
 }
 
 /// Everything kept per product installation.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts of one installation, each kept under its own name in the file"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductState {
     pub client_base_id: Uuid,
@@ -179,6 +183,10 @@ pub struct Sunset {
     pub source: String,
 }
 
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
