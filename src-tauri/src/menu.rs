@@ -528,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_needs_attention_and_the_line_says_it_looks_cloned() {
+    fn a_duplicate_needs_attention_and_the_line_says_it_looks_cloned_or_restored() {
         let cloned = ProductStatus {
             duplicate: true,
             ..activated("vm")
@@ -536,12 +536,12 @@ mod tests {
         let m = menu_model(&[cloned, activated("a")], NOW);
         assert_eq!(
             m.products[0].line,
-            "Activated until 12 Mar 2027 (looks cloned)"
+            "Activated until 12 Mar 2027 (looks cloned or restored from a snapshot)"
         );
         assert_eq!(m.overall, Overall::Attention);
         assert_eq!(
             m.tooltip,
-            "Lapwing: needs attention: Acme vm (Activated until 12 Mar 2027 (looks cloned))"
+            "Lapwing: needs attention: Acme vm (Activated until 12 Mar 2027 (looks cloned or restored from a snapshot))"
         );
         // Moved to new hardware is good news: the line stays the plain one.
         let moved = ProductStatus {

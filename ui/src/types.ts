@@ -76,7 +76,7 @@ export interface ProductStatus {
   deactivated_at?: number | null;
   /** When the vendor issued the final release the product runs on (state `sunset`). */
   sunset_issued?: number | null;
-  /** What the lifecycle adds to the line (looks cloned and what to do; moved), worded by Rust. */
+  /** What the lifecycle adds to the line (looks cloned or restored, and what to do; moved), worded by Rust. */
   lifecycle_note?: string | null;
 }
 

@@ -103,13 +103,13 @@ function attemptBlock(p: ProductStatus, act: Act): Node | null {
 
 /**
  * The flags a 1.1 server sets on a product (profile §9), as badges next to its state, in the
- * status's words ("looks cloned", "moved to new hardware"); the note under the line says
- * what they mean.
+ * status's words ("looks cloned or restored from a snapshot", "moved to new hardware"); the
+ * note under the line says what they mean.
  */
 function flagBadges(p: ProductStatus): HTMLElement[] {
   const flags: HTMLElement[] = [];
   if (p.duplicate && p.state !== 'sunset') {
-    flags.push(h('span', { class: 'badge tone-warning', 'data-flag': 'duplicate' }, 'Looks cloned'));
+    flags.push(h('span', { class: 'badge tone-warning', 'data-flag': 'duplicate' }, 'Looks cloned or restored from a snapshot'));
   }
   if (p.moved_from_previous_hardware && p.state !== 'sunset') {
     flags.push(h('span', { class: 'badge tone-info', 'data-flag': 'moved' }, 'Moved to new hardware'));

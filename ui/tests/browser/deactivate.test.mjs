@@ -191,7 +191,7 @@ test('deactivate: Duplicate and moved flags and a sunset product are shown from 
   try {
     const flags = page.locator(`article[data-product="${ID}"] [data-flag]`);
     assert.deepEqual(await flags.evaluateAll((els) => els.map((e) => [e.dataset.flag, e.textContent])), [
-      ['duplicate', 'Looks cloned'],
+      ['duplicate', 'Looks cloned or restored from a snapshot'],
       ['moved', 'Moved to new hardware'],
     ]);
     assert.equal(await page.locator(`article[data-product="${ID}"] .lifecycle-note`).innerText(), note);
