@@ -104,8 +104,11 @@ export function opened(): Step {
   return { phase: 'confirm', removeKey: false };
 }
 
+/** The step while the command runs. */
+export type Running = Extract<Step, { phase: 'running' }>;
+
 /** The step that runs the command: the first try, or "anyway" after silence. */
-export function running(step: Step, anyway: boolean): Step {
+export function running(step: Step, anyway: boolean): Running {
   const removeKey = step.phase === 'closed' ? false : step.removeKey;
   return { phase: 'running', removeKey, anyway };
 }

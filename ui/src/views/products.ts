@@ -321,7 +321,7 @@ export async function productsView({ root }: ViewContext): Promise<void> {
         if (now.phase === 'running') return;
         const started = running(now, anyway);
         step(id, started);
-        ipc.deactivate(id, started.phase === 'running' && started.removeKey, anyway).then(
+        ipc.deactivate(id, started.removeKey, anyway).then(
           (view) => {
             // The command published the new status; the answer carries it too.
             products = products.map((x) => (x.id === view.status.id ? view.status : x));
