@@ -339,6 +339,10 @@ pub fn report(
         if let Some(server) = &s.server {
             let _ = writeln!(out, "    server {} (by {})", server.address, server.source);
         }
+        // Looks cloned (and what to do), or moved to new hardware: support needs to know.
+        if let Some(note) = s.lifecycle_note() {
+            let _ = writeln!(out, "    {note}");
+        }
         for cause in s.last_attempt.iter().flat_map(|a| &a.diagnosis) {
             let _ = writeln!(out, "    - {cause}");
         }
@@ -565,6 +569,23 @@ mod tests {
         );
         let message = key_check(&typo).error.expect("an error").message;
         assert!(!message.contains(&typo[5..]), "{message}");
+    }
+
+    #[test]
+    fn the_report_says_a_product_looks_cloned_and_what_to_do() {
+        let cloned = lapwing_core::engine::ProductStatus {
+            id: "acme".into(),
+            name: "Acme Studio".into(),
+            state: lapwing_core::status::Phase::Activated,
+            duplicate: true,
+            ..Default::default()
+        };
+        let text = report(&[cloned], &[], 0);
+        assert!(
+            text.contains("acme (activated, needs attention):"),
+            "{text}"
+        );
+        assert!(text.contains("SMBIOS UUID"), "{text}");
     }
 
     #[test]
