@@ -790,7 +790,7 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
 }
 
 #[test]
-fn deactivate_anyway_and_a_sunset_grant_imported_through_lapctl() {
+fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
     let vendor = Vendor::new();
     let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
     let server = vendor.serve(&[]);
@@ -801,9 +801,25 @@ fn deactivate_anyway_and_a_sunset_grant_imported_through_lapctl() {
     let record = desk.path("home/activations/acme-studio.json");
     assert!(record.is_file());
 
+    // Released by the server (lapd speaks profile 1.1): exit 0, the record gone.
+    let out = desk.run(&["deactivate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("its seat is free for another computer"),
+        "{text}"
+    );
+    assert!(!record.exists(), "the activation record is removed");
+    let out = desk.run(&["activate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "activated again: {}", stderr(&out));
+    assert!(record.is_file());
+
     // Here only: no server asked, the record gone, the phase says so, the key kept.
     let done = desk.json(&["deactivate", "acme-studio", "--anyway", "--json"]);
-    assert_eq!(done["deactivation"]["outcome"], "deactivated-here", "{done}");
+    assert_eq!(
+        done["deactivation"]["outcome"], "deactivated-here",
+        "{done}"
+    );
     assert_eq!(done["status"]["state"], "deactivated", "{done}");
     assert!(done["status"]["next_attempt_at"].is_null(), "{done}");
     assert!(!record.exists(), "the activation record is removed");
@@ -824,7 +840,12 @@ fn deactivate_anyway_and_a_sunset_grant_imported_through_lapctl() {
     tampered.issued += 1;
     let file = desk.path("tampered.sunset.json");
     std::fs::write(&file, tampered.to_json()).expect("write");
-    let out = desk.run(&["sunset", "import", "acme-studio", file.to_str().expect("utf-8")]);
+    let out = desk.run(&[
+        "sunset",
+        "import",
+        "acme-studio",
+        file.to_str().expect("utf-8"),
+    ]);
     assert_eq!(code(&out), Some(10), "{}", stderr(&out));
     assert!(stderr(&out).contains("signature"), "{}", stderr(&out));
     assert!(!record.exists(), "nothing written");

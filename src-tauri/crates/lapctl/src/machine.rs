@@ -120,12 +120,13 @@ fn machine(
     let report = identity.report(args.show_raw);
     let moves = hardware_moves(identity.anchor.as_ref().map(|a| &a.digest), engine, err)?;
     if args.json {
-        let mut value = serde_json::to_value(&report)
-            .map_err(|e| CliError::Runtime(format!("JSON: {e}")))?;
+        let mut value =
+            serde_json::to_value(&report).map_err(|e| CliError::Runtime(format!("JSON: {e}")))?;
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 "previous_hardware".into(),
-                serde_json::to_value(&moves).map_err(|e| CliError::Runtime(format!("JSON: {e}")))?,
+                serde_json::to_value(&moves)
+                    .map_err(|e| CliError::Runtime(format!("JSON: {e}")))?,
             );
         }
         output::json(out, &value)
@@ -135,9 +136,7 @@ fn machine(
             writeln!(
                 out,
                 "{}: last answered for other hardware (machine hash {}…, now {}…); its next request asks the server to move the seat",
-                m.id,
-                m.previous,
-                m.current
+                m.id, m.previous, m.current
             )?;
         }
         Ok(())

@@ -167,7 +167,11 @@ impl Standing {
     }
 }
 
-pub fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Result<(), CliError> {
+pub fn print_table(
+    out: &mut dyn Write,
+    statuses: &[ProductStatus],
+    now: u64,
+) -> Result<(), CliError> {
     if statuses.is_empty() {
         writeln!(out, "No product is installed.")?;
         return Ok(());

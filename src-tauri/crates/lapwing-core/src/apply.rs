@@ -348,7 +348,12 @@ mod tests {
     #[test]
     fn duplicate_stays_until_an_answer_without_it_and_the_count_never_goes_down() {
         let mut state = state_with(Some(grant()));
-        apply(&mut state, "acme", &accepted(lifecycle(5, true)), "machine-id");
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(5, true)),
+            "machine-id",
+        );
         let p = &state.products["acme"];
         assert!(p.duplicate);
         assert_eq!(p.generation, 5);
@@ -362,7 +367,12 @@ mod tests {
         apply(&mut state, "acme", &failed, "machine-id");
         assert!(state.products["acme"].duplicate);
         // A lower count (a state rebuilt behind the keyring) does not lower the state's.
-        apply(&mut state, "acme", &accepted(lifecycle(3, false)), "machine-id");
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(3, false)),
+            "machine-id",
+        );
         let p = &state.products["acme"];
         assert!(!p.duplicate);
         assert_eq!(p.generation, 5);
@@ -391,7 +401,12 @@ mod tests {
             Some(AttemptOutcome::NoAnswer)
         );
         // Activated again: no longer deactivated.
-        apply(&mut state, "acme", &accepted(lifecycle(2, false)), "machine-id");
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(2, false)),
+            "machine-id",
+        );
         assert_eq!(state.products["acme"].deactivated_at, None);
     }
 

@@ -45,8 +45,7 @@ pub enum Deactivation {
 pub const CANNOT_RELEASE: &str = "this vendor's server cannot release seats";
 
 /// What giving up the activation here only means for the seat.
-pub const SEAT_STAYS_TAKEN: &str =
-    "the seat stays taken on the server until its lease runs out (the vendor's setting, by default 90 days past the license's end or 180 days)";
+pub const SEAT_STAYS_TAKEN: &str = "the seat stays taken on the server until its lease runs out (the vendor's setting, by default 90 days past the license's end or 180 days)";
 
 impl Deactivation {
     /// One sentence for a person, worded alike in the tray and `lapctl`.

@@ -22,11 +22,11 @@ use crate::apply::{Attempted, Lifecycle, Outcome, PendingTry, apply};
 use crate::cause::Cause;
 use crate::client_ids::Provisioner;
 use crate::clock::Clock;
+pub use crate::deactivate::{DeactivateOptions, Deactivation};
 use crate::identity::{IdentityError, MachineIdentity};
 use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
 use crate::product_status::product_status;
-pub use crate::deactivate::{DeactivateOptions, Deactivation};
 pub use crate::product_status::{CLOCK_BACK_TOLERANCE, ProductStatus};
 use crate::ranking::{self, Asked, Evidence};
 use crate::rebuild::{Survivors, rebuilder};
@@ -169,8 +169,9 @@ impl Engine {
         Ok(Policy::load(&self.config.policy_path)?)
     }
 
-    /// The status of every installed product. Reads the state file under its lock; never
-    /// asks the keyring.
+    /// The status of every installed product. Reads the state file under its lock; asks the
+    /// keyring only to provision a product whose sunset grant is taken up now (see
+    /// [`Engine::pick_up_sunsets`]: a file stat per product otherwise).
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
         self.pick_up_sunsets_logged();
         let catalog = self.catalog();
@@ -815,7 +816,8 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let id = manifest.id.as_str();
         let generation = self.generation_to_send(id, product)?;
-        let (build, sent) = request_builder(manifest, key, facts, nonce, product, intent, generation)?;
+        let (build, sent) =
+            request_builder(manifest, key, facts, nonce, product, intent, generation)?;
         if intent == Intent::Release && !sent.extensions {
             return Err(EngineError::NoRoomForRelease(id.to_owned()));
         }
@@ -1283,8 +1285,9 @@ mod tests {
     /// The extensions a request built for `product` on anchor `[7; 32]` carries.
     fn sent(room: usize, product: &ProductState, intent: Intent) -> (SeedExtensions, bool) {
         let facts = FixedIdentity::new([7; 32]).0;
-        let (build, sent) = request_builder(&manifest(room), None, &facts, [1; 16], product, intent, 4)
-            .expect("builds");
+        let (build, sent) =
+            request_builder(&manifest(room), None, &facts, [1; 16], product, intent, 4)
+                .expect("builds");
         let request = build(0);
         let (_, extensions) =
             SeedV1::decode_with_extensions(&request.client_seed).expect("a valid seed");
@@ -1296,18 +1299,31 @@ mod tests {
         let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
         let (extensions, previous) = sent(128, &product, Intent::Activate);
         assert_eq!(
-            (extensions.generation, extensions.previous_machine_hash, previous),
+            (
+                extensions.generation,
+                extensions.previous_machine_hash,
+                previous
+            ),
             (Some(4), None, false),
             "never answered: nothing to move from"
         );
         let ed25519 = *manifest(128).server_keys.ed25519_bytes();
         product.machine_hash = Some(hex::encode(lap_proto::machine_hash(&ed25519, &[7; 32])));
-        assert_eq!(sent(128, &product, Intent::Activate).0.previous_machine_hash, None);
+        assert_eq!(
+            sent(128, &product, Intent::Activate)
+                .0
+                .previous_machine_hash,
+            None
+        );
         let old = lap_proto::machine_hash(&ed25519, &[6; 32]);
         product.machine_hash = Some(hex::encode(old));
         let (extensions, previous) = sent(128, &product, Intent::Release);
         assert_eq!(
-            (extensions.previous_machine_hash, previous, extensions.intent),
+            (
+                extensions.previous_machine_hash,
+                previous,
+                extensions.intent
+            ),
             (Some(old), true, Intent::Release)
         );
     }

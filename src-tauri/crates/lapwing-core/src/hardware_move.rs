@@ -28,7 +28,10 @@ fn prefix(hex: &str) -> String {
 impl Engine {
     /// The products whose last accepted answer was for other hardware than
     /// `anchor_digest` (this machine's anchor, as the caller read it).
-    pub fn hardware_moves(&self, anchor_digest: &[u8; 32]) -> Result<Vec<HardwareMove>, EngineError> {
+    pub fn hardware_moves(
+        &self,
+        anchor_digest: &[u8; 32],
+    ) -> Result<Vec<HardwareMove>, EngineError> {
         let catalog = self.catalog();
         let lock = self.state_store().lock()?;
         let (state, _) = self.state_store().load(&lock)?;

@@ -208,7 +208,10 @@ pub fn product_status(
             || grant.map(|g| g.features.clone()).unwrap_or_default(),
             |s| s.features.clone(),
         ),
-        notice: sunset.map_or_else(|| grant.and_then(|g| g.notice.clone()), |s| s.notice.clone()),
+        notice: sunset.map_or_else(
+            || grant.and_then(|g| g.notice.clone()),
+            |s| s.notice.clone(),
+        ),
         has_key: product.has_key,
         server: grant
             .and_then(|g| g.server.clone())

@@ -251,7 +251,10 @@ mod tests {
     fn a_sunset_wins_over_a_deactivation_and_a_grant_and_has_no_end() {
         let mut p = product(Some(grant(Some(NOW + DAY), false)), None);
         p.deactivated_at = Some(NOW);
-        assert_eq!(standing(&manifest(0), &p, true, NOW).phase, Phase::Deactivated);
+        assert_eq!(
+            standing(&manifest(0), &p, true, NOW).phase,
+            Phase::Deactivated
+        );
         p.sunset = Some(crate::state::Sunset {
             issued: NOW,
             signature: "c2ln".into(),
@@ -261,7 +264,10 @@ mod tests {
             source: "test".into(),
         });
         let s = standing(&manifest(0), &p, true, NOW + 400 * DAY);
-        assert_eq!((s.phase, s.ends_at, s.days_left), (Phase::Sunset, None, None));
+        assert_eq!(
+            (s.phase, s.ends_at, s.days_left),
+            (Phase::Sunset, None, None)
+        );
     }
 
     #[test]

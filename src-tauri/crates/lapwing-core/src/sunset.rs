@@ -44,7 +44,10 @@ pub fn verified_grant(
         .verify(manifest.sku, manifest.server_keys.ed25519_bytes())
         .map_err(|e| match e {
             lap_proto::ProtoError::SkuMismatch => {
-                format!("it is for another product (SKU {}), not {}", grant.sku, manifest.sku)
+                format!(
+                    "it is for another product (SKU {}), not {}",
+                    grant.sku, manifest.sku
+                )
             }
             lap_proto::ProtoError::Authentication(_) => {
                 "its signature is not by this product's server key (altered, or another vendor's)"
@@ -65,10 +68,11 @@ impl Engine {
             id: id.to_owned(),
             reason: format!("{} cannot be read ({e})", file.display()),
         })?;
-        let (grant, data) = verified_grant(&manifest, &text).map_err(|reason| EngineError::Sunset {
-            id: id.to_owned(),
-            reason,
-        })?;
+        let (grant, data) =
+            verified_grant(&manifest, &text).map_err(|reason| EngineError::Sunset {
+                id: id.to_owned(),
+                reason,
+            })?;
         let data_dir = &self.config().data_dir;
         let dir = sunset_dir(data_dir);
         let io = |path: &Path| {

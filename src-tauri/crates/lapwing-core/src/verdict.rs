@@ -402,13 +402,26 @@ mod tests {
             ..ProductStatus::default()
         };
         let cases = [
-            (status(Phase::Deactivated, false), Verdict::AllGood, "deactivated"),
+            (
+                status(Phase::Deactivated, false),
+                Verdict::AllGood,
+                "deactivated",
+            ),
             (status(Phase::Sunset, true), Verdict::AllGood, "sunset"),
-            (status(Phase::Activated, true), Verdict::Attention, "duplicate"),
+            (
+                status(Phase::Activated, true),
+                Verdict::Attention,
+                "duplicate",
+            ),
         ];
         for (s, verdict, code) in cases {
             let v = product_verdict(&s, 0);
-            assert_eq!((v.verdict, v.reason.code()), (verdict, code), "{:?}", s.state);
+            assert_eq!(
+                (v.verdict, v.reason.code()),
+                (verdict, code),
+                "{:?}",
+                s.state
+            );
         }
         let cloned = status(Phase::Activated, true);
         assert!(

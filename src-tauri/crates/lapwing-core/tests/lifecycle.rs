@@ -52,7 +52,10 @@ fn on_other_hardware(engine: &Engine, anchor: [u8; 32]) -> Engine {
 }
 
 fn record_path(engine: &Engine) -> std::path::PathBuf {
-    engine.config().data_dir.join("activations/acme-studio.json")
+    engine
+        .config()
+        .data_dir
+        .join("activations/acme-studio.json")
 }
 
 #[tokio::test]
@@ -82,7 +85,10 @@ async fn generation_counts_accepted_answers_only_and_a_lost_answer_s_retry_is_no
     let answered = s.engine.activate(STUDIO, None).await.expect("runs");
     assert_eq!(generations(&server)[6..], [Some(2)], "the retry, answered");
     assert_eq!(answered.state, Phase::Activated);
-    assert!(!answered.duplicate, "a lost answer's retry is never flagged");
+    assert!(
+        !answered.duplicate,
+        "a lost answer's retry is never flagged"
+    );
 
     // The keyring keeps the count: a lost state file does not send a lower one.
     std::fs::remove_file(s.engine.config().data_dir.join("state.json")).expect("state file");
@@ -124,8 +130,24 @@ async fn an_installation_restored_from_a_snapshot_is_told_it_looks_cloned_until_
             .lifecycle_note()
             .is_some_and(|note| note.contains("cloned or restored from a snapshot"))
     );
-    // Kept in the status until an answer without it.
+    // Kept in the status until an answer without it; doctor says what to do.
     assert!(s.engine.product_status(STUDIO).expect("status").duplicate);
+    let checks = s
+        .engine
+        .doctor(
+            Some(STUDIO),
+            &lapwing_core::doctor::DoctorOptions::default(),
+        )
+        .await
+        .expect("doctor runs");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.level == lapwing_core::doctor::Level::Warning
+                && c.message.contains("SMBIOS UUID")
+                && c.message.contains("/etc/machine-id")),
+        "{checks:?}"
+    );
     let caught_up = s.engine.activate(STUDIO, None).await.expect("runs");
     assert_eq!(generations(&server)[4..], [Some(2)]);
     assert!(!caught_up.duplicate);
@@ -163,7 +185,10 @@ async fn after_a_hardware_change_the_seat_moves_and_keeps_its_license_id() {
     // The next renewal is an ordinary one: no previous hash, and the note is gone.
     let renewed = moved.activate(STUDIO, None).await.expect("runs");
     let (_, extensions) = sent(&server).pop().expect("a request");
-    assert_eq!(extensions.previous_machine_hash, None, "answered for this hash");
+    assert_eq!(
+        extensions.previous_machine_hash, None,
+        "answered for this hash"
+    );
     assert_eq!(renewed.license_id, first.license_id);
     assert!(!renewed.moved_from_previous_hardware);
 }
@@ -179,7 +204,10 @@ async fn a_1_0_server_ignores_the_previous_hash_and_nothing_says_the_license_mov
         .await
         .expect("runs");
     let (_, extensions) = sent(&server).pop().expect("a request");
-    assert!(extensions.previous_machine_hash.is_some(), "sent all the same");
+    assert!(
+        extensions.previous_machine_hash.is_some(),
+        "sent all the same"
+    );
     // A second seat, with its own LicenseId: not a move.
     assert_eq!(status.state, Phase::Activated);
     assert_ne!(status.license_id, first.license_id);
@@ -219,7 +247,10 @@ async fn a_released_seat_removes_the_activation_and_the_product_stays_quiet() {
         "Deactivated on this computer"
     );
     assert!(!record_path(&s.engine).exists(), "the record is removed");
-    assert!(s.engine.key(STUDIO).expect("keyring").is_none(), "--remove-key");
+    assert!(
+        s.engine.key(STUDIO).expect("keyring").is_none(),
+        "--remove-key"
+    );
     assert_eq!(s.engine.next_deadline().expect("reads"), None);
 }
 
@@ -382,15 +413,23 @@ async fn an_imported_sunset_grant_is_verified_and_a_tampered_one_changes_nothing
         let file = dir.path().join(format!("{name}.json"));
         std::fs::write(&file, bad.to_json()).expect("write");
         let error = s.engine.import_sunset(STUDIO, &file).expect_err(name);
-        assert!(matches!(error, EngineError::Sunset { .. }), "{name}: {error}");
+        assert!(
+            matches!(error, EngineError::Sunset { .. }),
+            "{name}: {error}"
+        );
         assert!(error.to_string().contains("signature"), "{error}");
     }
     let other_sku = dir.path().join("other.json");
     std::fs::write(
         &other_sku,
-        SunsetGrant::sign(&server_keys(), Uuid::from_u128(5), 1, &ServerData::default())
-            .expect("signs")
-            .to_json(),
+        SunsetGrant::sign(
+            &server_keys(),
+            Uuid::from_u128(5),
+            1,
+            &ServerData::default(),
+        )
+        .expect("signs")
+        .to_json(),
     )
     .expect("write");
     let error = s.engine.import_sunset(STUDIO, &other_sku).expect_err("SKU");

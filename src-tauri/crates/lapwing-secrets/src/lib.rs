@@ -284,7 +284,11 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     }
 
     fn set_generation(&self, product_id: &str, generation: u32) -> Result<(), SecretError> {
-        self.set(product_id, SecretItem::Generation, &generation.to_le_bytes())
+        self.set(
+            product_id,
+            SecretItem::Generation,
+            &generation.to_le_bytes(),
+        )
     }
 
     /// The client ids the product was provisioned with.
