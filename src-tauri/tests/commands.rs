@@ -610,6 +610,9 @@ fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_d
         )),
         "engine"
     );
+    // Activate now brings it back (the key was kept).
+    let again = invoke(&s.window, "activate", json!({"id": "acme-studio"})).expect("activated");
+    assert_eq!(again["state"], "activated", "{again}");
 }
 
 #[test]
