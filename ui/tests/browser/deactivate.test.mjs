@@ -186,6 +186,8 @@ test('deactivate: Duplicate and moved flags and a sunset product are shown from 
     ...studio, id: 'final-cut', name: 'Final Cut', state: final.state, duplicate: false,
     moved_from_previous_hardware: false, lifecycle_note: null, sunset_issued: final.sunset_issued,
     line: final.line, verdict: final.verdict, license_id: final.license_id,
+    kind: final.kind, ends_at: final.ends_at, not_after: final.not_after, days_left: final.days_left,
+    next_attempt_at: final.next_attempt_at, in_compliance: final.in_compliance,
   });
   const page = await openView(browser, server.url, '?view=products', base);
   try {
@@ -200,6 +202,7 @@ test('deactivate: Duplicate and moved flags and a sunset product are shown from 
     assert.equal((await sunset.locator('.badge[data-state]').innerText()).trim(), 'Activated for good');
     assert.equal(await sunset.locator('[data-action="deactivate"]').count(), 0);
     assert.equal(await sunset.locator('[data-flag]').count(), 0);
+    await screenshot(page, 'products-duplicate-sunset');
     await assertClean(page);
   } finally {
     await page.closeAll();
