@@ -146,14 +146,22 @@ mod tests {
         };
         let v = view(&silent, true, status(true));
         assert_eq!(v.outcome, "unanswered");
-        assert!(v.message.starts_with("Nothing was changed: "), "{}", v.message);
+        assert!(
+            v.message.starts_with("Nothing was changed: "),
+            "{}",
+            v.message
+        );
         // The cause in its few words (`Cause::short`): the window has the rest.
         assert!(
             v.message.contains("(the server is not running)"),
             "{}",
             v.message
         );
-        assert!(v.message.contains("until its lease runs out"), "{}", v.message);
+        assert!(
+            v.message.contains("until its lease runs out"),
+            "{}",
+            v.message
+        );
         // Nothing changed: the key was not removed either.
         assert!(!v.key_removed);
     }
@@ -163,7 +171,8 @@ mod tests {
         let v = view(&Deactivation::DeactivatedHere, false, status(true));
         assert_eq!(v.outcome, "deactivated-here");
         assert!(
-            v.message.contains("the seat stays taken on the server until its lease runs out"),
+            v.message
+                .contains("the seat stays taken on the server until its lease runs out"),
             "{}",
             v.message
         );

@@ -8,9 +8,9 @@ use std::sync::{Mutex, PoisonError};
 use lap_proto::time::{DAY, HOUR};
 use lapwing_core::cause::Cause;
 use lapwing_core::engine::ProductStatus;
-use lapwing_core::status::Phase;
 use lapwing_core::scheduler::{Event, WarningKind};
 use lapwing_core::shown::{markup_escaped, shown};
+use lapwing_core::status::Phase;
 use tauri::{AppHandle, Runtime};
 
 use crate::windows::View;
@@ -279,7 +279,11 @@ mod tests {
     #[test]
     fn a_sunset_product_is_never_told_of_a_duplicate() {
         let watch = DuplicateWatch::new();
-        assert!(watch.due(&[flagged("acme", true, Phase::Sunset)]).is_empty());
+        assert!(
+            watch
+                .due(&[flagged("acme", true, Phase::Sunset)])
+                .is_empty()
+        );
     }
 
     const NOW: u64 = 1_795_000_000;

@@ -568,7 +568,10 @@ fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_d
         kept["message"],
         "Acme Studio stays activated: this vendor's server cannot release seats."
     );
-    assert_eq!(kept["key_removed"], false, "a kept activation keeps its key");
+    assert_eq!(
+        kept["key_removed"], false,
+        "a kept activation keeps its key"
+    );
     assert_eq!(kept["status"]["state"], "activated");
     assert_eq!(kept["status"]["has_key"], true);
 
