@@ -36,6 +36,9 @@ pub struct StatusView {
     /// What the license's lifecycle adds to the line (`ProductStatus::lifecycle_note`: looks
     /// cloned and what to do, moved to new hardware), worded as `lapctl` words it.
     pub lifecycle_note: Option<String>,
+    /// The customer's own server the machine policy provisioned the product for
+    /// (`ProductStatus::through_note`), worded as `lapctl` words it.
+    pub through_note: Option<String>,
 }
 
 impl StatusView {
@@ -45,12 +48,14 @@ impl StatusView {
         let verdict = product_verdict(&status, now);
         let pending_note = status.pending_key_note();
         let lifecycle_note = status.lifecycle_note();
+        let through_note = status.through_note();
         Self {
             status,
             line,
             verdict,
             pending_note,
             lifecycle_note,
+            through_note,
         }
     }
 }

@@ -357,6 +357,66 @@ fn another_products_key_in_the_key_window_is_not_shown_as_success_and_can_be_dro
     }
 }
 
+/// Deactivating on this computer in the real Products window frees the one seat: the dialog
+/// says so, the engine agrees, and another computer then gets the seat.
+#[test]
+fn deactivating_in_the_real_window_frees_the_seat_for_another_computer() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365", "--seats", "1"]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "");
+    let out = desk.set_key(STUDIO, &key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another computer (another machine id): refused while the seat is taken.
+    let other = lapwing_system_tests::home::Home::new();
+    std::fs::write(
+        other.path("machine-id"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .expect("machine id");
+    other.place_studio(&vendor, &server.addr.to_string());
+    assert!(
+        !other.set_key(STUDIO, &key).status.success(),
+        "the seat is taken"
+    );
+
+    let display = Display::start();
+    let driver = TauriDriver::start(&desk, &display);
+    let shots = artifact_dir("e2e-screenshots");
+    let app = driver.session(&bin("lapwing"), &["--open", "products"]);
+    app.find(&format!("[data-product=\"{STUDIO}\"]"));
+    app.click(&format!("#deactivate-open-{STUDIO}"));
+    app.find(&format!("#deactivate-confirm-{STUDIO}"));
+    app.screenshot(&shots.join("deactivate-confirm.png"));
+    app.click(&format!("#deactivate-confirm-{STUDIO}"));
+    app.wait_until(
+        &format!(
+            "return document.querySelector('#deactivate-result-{STUDIO}[data-outcome=\"released\"]') !== null"
+        ),
+        Duration::from_secs(30),
+    );
+    app.wait_for_text("Deactivated on this computer", Duration::from_secs(5));
+    app.screenshot(&shots.join("deactivate-released.png"));
+
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status[0]["state"], "deactivated", "{status}");
+    assert!(
+        !desk.path("home/activations/acme-studio.json").exists(),
+        "the activation record is gone"
+    );
+    let out = other.run(&["activate", STUDIO]);
+    assert!(
+        out.status.success(),
+        "the other computer gets the freed seat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn open_key_and_server_windows_follow_a_change_made_with_lapctl() {
     let vendor = Vendor::new();

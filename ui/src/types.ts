@@ -78,6 +78,10 @@ export interface ProductStatus {
   sunset_issued?: number | null;
   /** What the lifecycle adds to the line (looks cloned or restored, and what to do; moved), worded by Rust. */
   lifecycle_note?: string | null;
+  /** The customer's own server the machine policy provisioned the product for, by name. */
+  through?: string | null;
+  /** "Through NAME (set up by your administrator)", worded by Rust; absent for the vendor's servers. */
+  through_note?: string | null;
 }
 
 /** What `deactivate` did (COMMANDS.md): the engine's outcome word. */

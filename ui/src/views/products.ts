@@ -200,6 +200,7 @@ export function productCard(
     p.lifecycle_note
       ? h('p', { class: `message message-${p.duplicate ? 'warning' : 'info'} lifecycle-note` }, p.lifecycle_note)
       : null,
+    p.through_note ? h('p', { class: 'message message-info through-note' }, p.through_note) : null,
     details,
     h('div', { class: 'actions' }, activate, key, server, deactivate),
     dialog,

@@ -115,6 +115,9 @@ pub fn describe(status: &ProductStatus) -> String {
     if let Some(note) = status.lifecycle_note() {
         let _ = write!(text, ". {note}");
     }
+    if let Some(note) = status.through_note() {
+        let _ = write!(text, ". {note}");
+    }
     text
 }
 

@@ -335,6 +335,15 @@ impl Engine {
                 crate::product_status::DUPLICATE_NOTE,
             ));
         }
+        if let Some(name) = &status.through {
+            out.push(check(
+                &subject,
+                Level::Info,
+                format!(
+                    "through {name}: the machine policy provisions this product for your organisation's own server (its keys and address replace the vendor's)"
+                ),
+            ));
+        }
         if status.moved_from_previous_hardware {
             out.push(check(
                 &subject,

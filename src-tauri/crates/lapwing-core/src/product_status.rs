@@ -49,6 +49,9 @@ pub struct ProductStatus {
     pub deactivated_at: Option<u64>,
     /// When the vendor issued the final release this product runs on (phase `sunset`).
     pub sunset_issued: Option<u64>,
+    /// The customer's own server the machine policy provisioned this product for, by the
+    /// name the policy gives it (`crate::provision`); `None`: the vendor's servers.
+    pub through: Option<String>,
 }
 
 impl ProductStatus {
@@ -105,6 +108,14 @@ impl ProductStatus {
             );
         }
         None
+    }
+
+    /// Which server a product provisioned by the machine policy goes through, worded alike
+    /// in the tray and in `lapctl`; none for a product that uses its vendor's servers.
+    pub fn through_note(&self) -> Option<String> {
+        self.through
+            .as_ref()
+            .map(|name| format!("Through {name} (set up by your administrator)"))
     }
 
     /// What became of a new key not accepted yet, in one sentence worded alike in the tray
@@ -228,6 +239,7 @@ pub fn product_status(
         duplicate: product.duplicate,
         deactivated_at: product.deactivated_at,
         sunset_issued: product.sunset.as_ref().map(|s| s.issued),
+        through: manifest.through.clone(),
     }
 }
 

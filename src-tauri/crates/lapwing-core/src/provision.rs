@@ -236,6 +236,20 @@ mod tests {
     }
 
     #[test]
+    fn the_status_names_the_organisations_server_and_only_then() {
+        let entries = [entry(Some("acme-studio"), None, "lap.corp.example:4711")];
+        let state = crate::state::State::default();
+        let through = |m: Manifest| {
+            crate::product_status::product_status(&m, &state, 1_800_000_000, true).through_note()
+        };
+        assert_eq!(
+            through(apply(&entries, manifest("acme-studio", "Acme")).expect("applies")),
+            Some("Through Corp server (set up by your administrator)".to_owned())
+        );
+        assert_eq!(through(manifest("acme-studio", "Acme")), None);
+    }
+
+    #[test]
     fn a_product_entry_wins_over_a_vendor_entry_wherever_it_stands() {
         let entries = [
             entry(None, Some("Acme"), "vendor-wide.corp.example:4711"),
