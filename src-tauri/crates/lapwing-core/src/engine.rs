@@ -153,22 +153,28 @@ impl Engine {
     }
 
     /// The installed products and the manifests refused, each product as the machine policy
-    /// provisions it (`crate::provision`). A broken policy provisions nothing: activation
-    /// refuses to run on one, so nothing reaches the vendor's servers meanwhile.
+    /// provisions it (`crate::provision`).
     pub fn catalog(&self) -> Catalog {
-        let mut catalog = self.manifests.scan(&self.config.product_dirs);
-        if let Ok(policy) = self.policy()
-            && !policy.provision.is_empty()
-        {
-            for manifest in catalog.products.values_mut() {
-                if let Ok(provisioned) =
-                    crate::provision::apply(&policy.provision, manifest.clone())
-                {
-                    *manifest = provisioned;
-                }
+        (*self.shared_catalog()).clone()
+    }
+
+    /// The catalog every path reads (status, activation, provisioning): scanned only when a
+    /// manifest changed, then provisioned by the machine policy. A broken policy provisions
+    /// nothing: activation refuses to run on one, so nothing reaches the vendor's servers
+    /// meanwhile.
+    fn shared_catalog(&self) -> std::sync::Arc<Catalog> {
+        let scanned = self.manifests.scan_shared(&self.config.product_dirs);
+        let policy = match self.policy() {
+            Ok(policy) if !policy.provision.is_empty() => policy,
+            _ => return scanned,
+        };
+        let mut catalog = (*scanned).clone();
+        for manifest in catalog.products.values_mut() {
+            if let Ok(provisioned) = crate::provision::apply(&policy.provision, manifest.clone()) {
+                *manifest = provisioned;
             }
         }
-        catalog
+        std::sync::Arc::new(catalog)
     }
 
     pub(crate) fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
@@ -235,7 +241,7 @@ impl Engine {
     /// Gives the product its client ids (state and keyring; an add-on's base first, see
     /// `client_ids`) and install nonce (keyring) if it has none yet.
     pub fn provision(&self, manifest: &Manifest) -> Result<(), EngineError> {
-        let catalog = self.manifests.scan_shared(&self.config.product_dirs);
+        let catalog = self.shared_catalog();
         let (_, mut failed) = self.provision_all(&catalog, &[manifest])?;
         if let Some(error) = failed.remove(&manifest.id) {
             return Err(error);
@@ -502,7 +508,7 @@ impl Engine {
         // A vendor's final release wins over any exchange: taken up before.
         self.pick_up_sunsets_logged();
         // One scan, one policy read and one identity read for the whole batch.
-        let catalog = self.manifests.scan_shared(&self.config.product_dirs);
+        let catalog = self.shared_catalog();
         let manifests: Vec<Result<&Manifest, EngineError>> = wanted
             .iter()
             .map(|id| {
