@@ -57,6 +57,21 @@ enum Command {
     Seats(SeatsCommand),
     /// Write a sunset grant: the vendor's exit, valid on every machine for good (profile §9).
     Sunset(SunsetArgs),
+    /// Pools (profile §10): on a vendor's server, the intermediates holding seats of each
+    /// pool license; on an intermediate, the state of its own pools.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolsCommand {
+    /// (Vendor) each pool license, each intermediate: seats granted and in use, last contact.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -445,7 +460,24 @@ fn execute(command: Command) -> Result<(), CliError> {
         Command::Db(command) => db(command),
         Command::Seats(command) => seats(command),
         Command::Sunset(args) => sunset(args),
+        Command::Pools(command) => pools(command),
     }
+}
+
+fn pools(command: PoolsCommand) -> Result<(), CliError> {
+    let now = lap_proto::time::unix_now();
+    match command {
+        PoolsCommand::List { db, json } => {
+            let store = existing_db(&db)?;
+            let lines = lapd::pool_listing::list(store.as_ref(), now)?;
+            if json {
+                println!("{}", serde_json::to_string(&lines).unwrap_or_default());
+            } else {
+                print!("{}", lapd::pool_listing::table(&lines));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The database of a `seats` command: never a new, empty SQLite file made by a typo.
