@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod datagram;
 pub mod dbtool;
+pub mod dns;
 pub mod fsutil;
 pub mod intermediate_keys;
 pub mod keyfile;
@@ -20,5 +21,6 @@ pub mod seats;
 pub mod server;
 pub mod store;
 pub mod sunset;
+pub mod upstream;
 #[cfg(all(unix, feature = "test-util"))]
 pub mod test_util;

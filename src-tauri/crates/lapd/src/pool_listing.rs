@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::seats::rfc3339;
 use crate::store::{SeatStore, StoreError};
+use crate::upstream::{StateFile, UpstreamConfig, ending_warning_if_due};
 
 /// Hex digits of an intermediate's MachineHash shown (as `lapd seats list`).
 const MACHINE_PREFIX_HEX: usize = 12;
@@ -78,6 +79,86 @@ pub fn table(lines: &[PoolLine]) -> String {
         let _ = writeln!(out, "pool {pool}: {held} seats held by active intermediates");
     }
     let _ = writeln!(out, "{} intermediates", lines.len());
+    out
+}
+
+/// One pool as `lapd pools status` shows it on an intermediate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolStatus {
+    pub sku: lap_proto::Uuid,
+    pub seats_wanted: u32,
+    /// `None`: never synced.
+    pub seats_granted: Option<u32>,
+    /// `None`: the seat database could not be read.
+    pub seats_in_use: Option<u32>,
+    pub not_after: Option<String>,
+    pub renew_after: Option<String>,
+    pub last_sync: Option<String>,
+    /// `serving`, `ended` (past NotAfter: nothing granted) or `never-synced`.
+    pub state: &'static str,
+    /// The vendor's Notice at the last sync.
+    pub notice: Option<String>,
+    /// The warning about the pool's end (renewal overdue, 60 days or less left).
+    pub warning: Option<String>,
+}
+
+/// Each configured pool at `now`; `in_use` counts a SKU's seats taken, if it can.
+pub fn status(
+    upstream: &UpstreamConfig,
+    state: &StateFile,
+    now: u64,
+    in_use: impl Fn(lap_proto::Uuid) -> Option<u32>,
+) -> Vec<PoolStatus> {
+    upstream
+        .pools
+        .iter()
+        .map(|pool| {
+            let held = state.pool(pool.sku);
+            PoolStatus {
+                sku: pool.sku,
+                seats_wanted: pool.seats,
+                seats_granted: held.map(|h| h.seats),
+                seats_in_use: in_use(pool.sku),
+                not_after: held.map(|h| rfc3339(h.not_after)),
+                renew_after: held.map(|h| rfc3339(h.renew_after)),
+                last_sync: held.map(|h| rfc3339(h.synced_at)),
+                state: match held {
+                    None => "never-synced",
+                    Some(h) if now >= h.not_after => "ended",
+                    Some(_) => "serving",
+                },
+                notice: held.and_then(|h| h.notice.clone()),
+                warning: held.and_then(|h| ending_warning_if_due(h, now)),
+            }
+        })
+        .collect()
+}
+
+/// The status for people.
+pub fn status_table(lines: &[PoolStatus]) -> String {
+    let mut out = String::new();
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for line in lines {
+        let count = |v: Option<u32>| v.map_or_else(|| "-".into(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "pool of SKU {}: {}\n  seats: {} granted of {} wanted, {} in use\n  not after: {}\n  renew after: {}\n  last sync: {}",
+            line.sku,
+            line.state,
+            count(line.seats_granted),
+            line.seats_wanted,
+            count(line.seats_in_use),
+            or_dash(&line.not_after),
+            or_dash(&line.renew_after),
+            or_dash(&line.last_sync),
+        );
+        if let Some(notice) = &line.notice {
+            let _ = writeln!(out, "  vendor's notice: {notice}");
+        }
+        if let Some(warning) = &line.warning {
+            let _ = writeln!(out, "  WARNING: {warning}");
+        }
+    }
     out
 }
 

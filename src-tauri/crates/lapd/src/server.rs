@@ -168,6 +168,21 @@ impl Server {
         Arc::clone(&self.stop)
     }
 
+    /// The catalog in force now.
+    pub fn catalog(&self) -> Arc<LicenseCatalog> {
+        Arc::clone(
+            &self
+                .catalog
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Whether the server has been asked to stop.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     pub fn replace_catalog(&self, catalog: LicenseCatalog) {
         *self
             .catalog
