@@ -257,3 +257,137 @@ fn an_intermediate_without_a_pool_grants_nothing() {
     assert!(ask(&site, &client(11, NOW), 1).is_none());
     assert_eq!(site.stats.dropped(lapd::rules::DropReason::NoPool), 1);
 }
+
+/// An intermediate set up as `serve` sets it up, with its `[upstream]` pointing at `vendor`.
+struct Site {
+    server: Server,
+    upstream: lapd::upstream::Upstream,
+    _dir: tempfile::TempDir,
+}
+
+fn site(vendor: SocketAddr, dir: tempfile::TempDir) -> Site {
+    let vendor_public = dir.path().join("vendor-server.toml");
+    std::fs::write(&vendor_public, lapd::keys::public_snippet(&vendor_keys())).expect("write");
+    std::fs::write(
+        dir.path().join("pool.key"),
+        lap_proto::test_util::key(7).to_display(),
+    )
+    .expect("write");
+    let config = lapd::upstream::UpstreamConfig {
+        address: Some(vendor.to_string()),
+        srv_domain: None,
+        vendor_public: "vendor-server.toml".into(),
+        anchor_file: None,
+        state: None,
+        pools: vec![lapd::upstream::PoolConfig {
+            sku: SKU,
+            license_key_file: "pool.key".into(),
+            seats: 2,
+        }],
+    }
+    .resolved(Some(dir.path()))
+    .expect("config");
+    let upstream = lapd::upstream::Upstream::open(config, &intermediate_keys(), || [9; 32])
+        .expect("upstream");
+    let server = server(
+        intermediate_keys(),
+        catalog(&format!(
+            "[[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"perpetual\"\nseats = 10\n",
+            lap_proto::test_util::key(1).to_display()
+        )),
+    );
+    server.set_pools(upstream.pools_at(lap_proto::time::unix_now()));
+    Site {
+        server,
+        upstream,
+        _dir: dir,
+    }
+}
+
+impl Site {
+    /// One syncer round at server time `now`.
+    fn tick(&mut self, now: u64) -> Vec<lapd::upstream::Synced> {
+        let mut n = 0u8;
+        let synced = self.upstream.tick(&|_| 0, &|| now, &mut || {
+            n += 1;
+            [n; 32]
+        });
+        self.server.set_pools(self.upstream.pools_at(now));
+        synced
+    }
+}
+
+fn vendor_on_loopback(db: &Path, offset: i64) -> lapd::server::Background {
+    let vendor = Server::new(
+        vendor_keys(),
+        pool_catalog(),
+        Store::open(&lapd::store::DbLocation::Sqlite(db.to_owned())).expect("store"),
+        RateLimiter::new(0, 0),
+        offset,
+    );
+    lapd::server::Background::start(vendor, "127.0.0.1:0".parse().expect("addr"), 1)
+        .expect("vendor")
+}
+
+#[test]
+fn an_intermediate_serves_until_its_pool_ends_while_the_vendor_is_away_then_syncs_again() {
+    let vendor_dir = tempfile::tempdir().expect("tempdir");
+    let db = vendor_dir.path().join("vendor.sqlite");
+    let vendor = vendor_on_loopback(&db, 0);
+    let mut site = site(vendor.address(), tempfile::tempdir().expect("tempdir"));
+    let start = lap_proto::time::unix_now();
+    let synced = site.tick(start);
+    let Some(lapd::upstream::Synced::Granted(pool)) = synced.first() else {
+        panic!("expected a grant, got {synced:?}");
+    };
+    assert_eq!(pool.seats, 2);
+    assert!(site.tick(start + 60).is_empty(), "not due again before RenewAfter");
+    let end = pool.not_after;
+    drop(vendor);
+
+    // Past RenewAfter, the vendor gone: the sync fails, the pool still serves.
+    let later = pool.renew_after + DAY;
+    assert!(matches!(
+        site.tick(later).as_slice(),
+        [lapd::upstream::Synced::Failed(_)]
+    ));
+    let warning = lapd::upstream::ending_warning_if_due(pool, later).expect("a warning");
+    assert!(warning.contains("unless lapd reaches the vendor"), "{warning}");
+    let (_, data, _) = ask(&site.server, &client(21, later), 1).expect("still granted");
+    assert_eq!(data.not_after, Some(end));
+    // The failure is not retried before the §8 backoff says so.
+    assert!(site.tick(later + 60).is_empty());
+
+    // Past the pool's end nothing is granted.
+    let ended = end + 60;
+    assert!(matches!(
+        site.tick(ended).as_slice(),
+        [lapd::upstream::Synced::Failed(_)]
+    ));
+    assert!(ask(&site.server, &client(21, ended), 2).is_none());
+
+    // The vendor is back, on another port, its clock where the intermediate's is; the
+    // intermediate restarts pointed at it: the saved pool is read back (ended), and the sync
+    // at start renews it.
+    let back = ended + 60;
+    let offset = i64::try_from(back - lap_proto::time::unix_now()).expect("offset");
+    let vendor = vendor_on_loopback(&db, offset);
+    let dir = site._dir;
+    let saved = std::fs::read_to_string(dir.path().join("pools.json")).expect("state");
+    assert!(
+        !saved.contains(&lap_proto::test_util::key(7).to_display()),
+        "the state file holds no key"
+    );
+    let mut site = self::site(vendor.address(), dir);
+    assert_eq!(
+        site.upstream.pools_at(back).get(&SKU),
+        Some(&None),
+        "the saved pool, ended"
+    );
+    let synced = site.tick(back);
+    assert!(
+        matches!(synced.as_slice(), [lapd::upstream::Synced::Granted(p)] if p.not_after > back),
+        "{synced:?}"
+    );
+    assert!(ask(&site.server, &client(21, back), 3).is_some());
+}
