@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "reveal_key",
     "remove_key",
     "drop_pending_key",
+    "deactivate",
     "server_info",
     "check_server",
     "set_server",

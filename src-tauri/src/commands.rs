@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lap_proto::license_key::{self, LicenseKey, LicenseKeyError};
 use lapwing_core::doctor::{Check, DoctorOptions};
-use lapwing_core::engine::Engine;
+use lapwing_core::engine::{DeactivateOptions, Engine};
 use lapwing_core::server_info::ServerInfo;
 use serde::Serialize;
 use tauri::{AppHandle, Manager as _, Runtime, State};
@@ -221,6 +221,34 @@ pub async fn drop_pending_key<R: Runtime>(
     Ok(view(&app, engine.product_status(&id)?))
 }
 
+/// "Deactivate on this computer": asks the server to free the seat (or, with `anyway`, gives
+/// the activation up here only), then publishes the new status so the tray and every window
+/// follow. The JSON names are `{ id, remove_key, anyway }` (COMMANDS.md).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn deactivate<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, Lapwing>,
+    id: String,
+    remove_key: bool,
+    anyway: bool,
+) -> Result<crate::deactivate::DeactivateView> {
+    let engine = engine(&state);
+    let id = product(&engine, &id)?;
+    let outcome = {
+        let _busy = state.busy();
+        // The tray shows the busy state at once, as for an activation.
+        app.state::<crate::publish::Publisher>().republish();
+        engine
+            .deactivate(&id, DeactivateOptions { remove_key, anyway })
+            .await
+    };
+    // Published whatever the outcome: a failure half-way (a key not removed) is shown as is.
+    refresh(&app)?;
+    let outcome = outcome?;
+    let status = view(&app, engine.product_status(&id)?);
+    Ok(crate::deactivate::view(&outcome, remove_key, status))
+}
+
 #[tauri::command]
 pub async fn server_info(state: State<'_, Lapwing>, product: Option<String>) -> Result<ServerInfo> {
     let engine = engine(&state);
@@ -310,6 +338,10 @@ pub fn report(
         );
         if let Some(server) = &s.server {
             let _ = writeln!(out, "    server {} (by {})", server.address, server.source);
+        }
+        // Looks cloned (and what to do), or moved to new hardware: support needs to know.
+        if let Some(note) = s.lifecycle_note() {
+            let _ = writeln!(out, "    {note}");
         }
         for cause in s.last_attempt.iter().flat_map(|a| &a.diagnosis) {
             let _ = writeln!(out, "    - {cause}");
@@ -537,6 +569,23 @@ mod tests {
         );
         let message = key_check(&typo).error.expect("an error").message;
         assert!(!message.contains(&typo[5..]), "{message}");
+    }
+
+    #[test]
+    fn the_report_says_a_product_looks_cloned_and_what_to_do() {
+        let cloned = lapwing_core::engine::ProductStatus {
+            id: "acme".into(),
+            name: "Acme Studio".into(),
+            state: lapwing_core::status::Phase::Activated,
+            duplicate: true,
+            ..Default::default()
+        };
+        let text = report(&[cloned], &[], 0);
+        assert!(
+            text.contains("acme (activated, needs attention):"),
+            "{text}"
+        );
+        assert!(text.contains("SMBIOS UUID"), "{text}");
     }
 
     #[test]

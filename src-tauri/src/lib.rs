@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod autostart;
 pub mod commands;
+pub mod deactivate;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod handover;
@@ -100,6 +101,7 @@ pub fn run_app<R: Runtime>(
             commands::reveal_key,
             commands::remove_key,
             commands::drop_pending_key,
+            commands::deactivate,
             commands::server_info,
             commands::check_server,
             commands::set_server,
@@ -120,6 +122,27 @@ pub fn run_app<R: Runtime>(
 const ENGINE_RESTART: Duration = Duration::from_secs(60);
 /// A burst of file events (an installer writing several files) is one change.
 const SETTLE: Duration = Duration::from_millis(200);
+
+/// Tells of a Duplicate answer once (`notifications::DuplicateWatch`), unless the machine
+/// policy turns notifications off (or cannot be read: nothing is shown on a guess).
+fn watch_duplicates<R: Runtime>(app: &AppHandle<R>) {
+    let watch = notifications::DuplicateWatch::new();
+    let handle = app.clone();
+    app.state::<Publisher>().subscribe(move |publication| {
+        let due = watch.due(publication.statuses);
+        if due.is_empty() {
+            return;
+        }
+        let engine = Arc::clone(&handle.state::<Lapwing>().engine);
+        let allowed = lapwing_core::policy::Policy::load(&engine.config().policy_path)
+            .is_ok_and(|policy| policy.notifications.enabled);
+        if allowed {
+            for notice in due {
+                notifications::show_notice(&handle, notice);
+            }
+        }
+    });
+}
 
 /// Starts what a running tray needs: the tray itself, the engine's run loop, notifications
 /// for its events, and a refresh whenever the products or the state change. With no tray
@@ -145,6 +168,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, open_at_start: Option<&View>, host:
     }
     // The one line a launcher waits for (the demo, the benchmark), tray or not.
     tracing::info!(products = statuses.len(), "app ready");
+    watch_duplicates(app);
     if let Err(e) = refresh(app) {
         tracing::warn!(error = %e, "cannot read the status");
     }

@@ -504,6 +504,55 @@ mod tests {
     }
 
     #[test]
+    fn deactivated_and_sunset_products_are_quiet_and_said_so() {
+        let deactivated = ProductStatus {
+            deactivated_at: Some(NOW - DAY),
+            has_key: true,
+            ..status("gone", Phase::Deactivated)
+        };
+        let sunset = ProductStatus {
+            sunset_issued: Some(NOW - 30 * DAY),
+            kind: Some(LicenseKind::Perpetual),
+            ..status("final", Phase::Sunset)
+        };
+        let m = menu_model(&[deactivated, sunset, activated("a")], NOW);
+        assert_eq!(m.products[0].line, "Deactivated on this computer");
+        assert_eq!(
+            m.products[1].line,
+            "Activated for good (the vendor's final release)"
+        );
+        // Where the person or the vendor left them: nothing to do, the icon stays all good.
+        assert_eq!(m.products[0].state, Overall::AllGood);
+        assert_eq!(m.products[1].state, Overall::AllGood);
+        assert_eq!(m.overall, Overall::AllGood);
+    }
+
+    #[test]
+    fn a_duplicate_needs_attention_and_the_line_says_it_looks_cloned_or_restored() {
+        let cloned = ProductStatus {
+            duplicate: true,
+            ..activated("vm")
+        };
+        let m = menu_model(&[cloned, activated("a")], NOW);
+        assert_eq!(
+            m.products[0].line,
+            "Activated until 12 Mar 2027 (looks cloned or restored from a snapshot)"
+        );
+        assert_eq!(m.overall, Overall::Attention);
+        assert_eq!(
+            m.tooltip,
+            "Lapwing: needs attention: Acme vm (Activated until 12 Mar 2027 (looks cloned or restored from a snapshot))"
+        );
+        // Moved to new hardware is good news: the line stays the plain one.
+        let moved = ProductStatus {
+            moved_from_previous_hardware: true,
+            ..activated("m")
+        };
+        assert_eq!(line(&moved), "Activated until 12 Mar 2027");
+        assert_eq!(menu_model(&[moved], NOW).overall, Overall::AllGood);
+    }
+
+    #[test]
     fn no_products_is_said_in_words() {
         let m = menu_model(&[], NOW);
         assert_eq!(m.overall, Overall::AllGood);

@@ -2,10 +2,15 @@
 //! at most once; this module only words it and, where the platform reports clicks, opens the
 //! window that helps.
 
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+
 use lap_proto::time::{DAY, HOUR};
 use lapwing_core::cause::Cause;
+use lapwing_core::engine::ProductStatus;
 use lapwing_core::scheduler::{Event, WarningKind};
 use lapwing_core::shown::{markup_escaped, shown};
+use lapwing_core::status::Phase;
 use tauri::{AppHandle, Runtime};
 
 use crate::windows::View;
@@ -135,6 +140,60 @@ fn sentence(text: &str) -> String {
     out
 }
 
+/// The notice for a product the server called a Duplicate (profile §9): what it means and
+/// what to do, in the status's own words (`ProductStatus::lifecycle_note`). A click opens
+/// the Products window, where the card says the same.
+pub fn duplicate_notice(status: &ProductStatus) -> Option<Notice> {
+    if !status.duplicate || status.state == Phase::Sunset {
+        return None;
+    }
+    let note = status.lifecycle_note()?;
+    Some(Notice {
+        summary: format!(
+            "{}: {}",
+            shown(&status.name),
+            lapwing_core::verdict::Reason::Duplicate
+        ),
+        body: sentence(&shown(&note)),
+        view: View::Products,
+    })
+}
+
+/// Tells of a Duplicate once: when a product is first seen flagged in this run, and again
+/// only after an answer without the flag cleared it. The engine's events are the scheduler's
+/// (warnings, attention); the flag arrives with any accepted answer, so the tray watches the
+/// published status for it.
+#[derive(Debug, Default)]
+pub struct DuplicateWatch {
+    told: Mutex<BTreeSet<String>>,
+}
+
+impl DuplicateWatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The notices due for these statuses; remembers them as told.
+    pub fn due(&self, statuses: &[ProductStatus]) -> Vec<Notice> {
+        let mut told = self.told.lock().unwrap_or_else(PoisonError::into_inner);
+        // A flag that cleared may be told again when it returns.
+        told.retain(|id| statuses.iter().any(|s| &s.id == id && s.duplicate));
+        statuses
+            .iter()
+            .filter_map(|s| {
+                let notice = duplicate_notice(s)?;
+                told.insert(s.id.clone()).then_some(notice)
+            })
+            .collect()
+    }
+}
+
+/// Shows a notice of the tray's own (not an engine event), on a thread of its own.
+pub fn show_notice<R: Runtime>(app: &AppHandle<R>, notice: Notice) {
+    let app = app.clone();
+    std::thread::spawn(move || deliver(&app, &notice));
+}
+
 /// Shows the event. Showing talks to the notification server (D-Bus on Linux) and, where
 /// clicks are reported, waits for one: both on a thread of their own, never the UI's.
 pub fn show<R: Runtime>(app: &AppHandle<R>, event: &Event, now: u64) {
@@ -183,6 +242,49 @@ fn deliver<R: Runtime>(_app: &AppHandle<R>, notice: &Notice) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flagged(id: &str, duplicate: bool, state: Phase) -> ProductStatus {
+        ProductStatus {
+            id: id.into(),
+            name: "Acme Studio".into(),
+            state,
+            duplicate,
+            ..ProductStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_duplicate_is_told_once_with_what_to_do() {
+        let watch = DuplicateWatch::new();
+        let clean = [flagged("acme", false, Phase::Activated)];
+        let cloned = [flagged("acme", true, Phase::Activated)];
+        assert!(watch.due(&clean).is_empty());
+        let told = watch.due(&cloned);
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            told[0].summary,
+            "Acme Studio: this installation looks cloned or restored from a snapshot"
+        );
+        assert!(told[0].body.contains("SMBIOS UUID"), "{}", told[0].body);
+        assert!(told[0].body.ends_with('.'), "{}", told[0].body);
+        assert_eq!(told[0].view, View::Products);
+        // Every later publish with the flag still set: nothing more.
+        assert!(watch.due(&cloned).is_empty());
+        assert!(watch.due(&cloned).is_empty());
+        // Cleared by an answer without it, then flagged again: told again.
+        assert!(watch.due(&clean).is_empty());
+        assert_eq!(watch.due(&cloned).len(), 1);
+    }
+
+    #[test]
+    fn a_sunset_product_is_never_told_of_a_duplicate() {
+        let watch = DuplicateWatch::new();
+        assert!(
+            watch
+                .due(&[flagged("acme", true, Phase::Sunset)])
+                .is_empty()
+        );
+    }
 
     const NOW: u64 = 1_795_000_000;
     /// 12 Mar 2027, 12:00 UTC.

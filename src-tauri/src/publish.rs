@@ -33,6 +33,9 @@ pub struct StatusView {
     /// What became of a new key not accepted yet (`ProductStatus::pending_key_note`), worded
     /// as `lapctl` words it; none without one.
     pub pending_note: Option<String>,
+    /// What the license's lifecycle adds to the line (`ProductStatus::lifecycle_note`: looks
+    /// cloned and what to do, moved to new hardware), worded as `lapctl` words it.
+    pub lifecycle_note: Option<String>,
 }
 
 impl StatusView {
@@ -41,11 +44,13 @@ impl StatusView {
         let line = crate::menu::line(&status);
         let verdict = product_verdict(&status, now);
         let pending_note = status.pending_key_note();
+        let lifecycle_note = status.lifecycle_note();
         Self {
             status,
             line,
             verdict,
             pending_note,
+            lifecycle_note,
         }
     }
 }

@@ -12,6 +12,7 @@ use lap_proto::time::unix_now;
 use lap_proto::{ServerSecretKeys, Uuid};
 use lapd::catalog::LicenseCatalog;
 use lapd::ratelimit::RateLimiter;
+use lapd::rules::Profile;
 use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::FakeClock;
@@ -40,7 +41,7 @@ struct TestServer {
 }
 
 impl TestServer {
-    fn start() -> Self {
+    fn start(profile: Profile) -> Self {
         let catalog = format!(
             "[[sku]]\nid = \"{SKU}\"\nname = \"Acme Studio\"\n\
              [[license]]\nkey = \"{}\"\nsku = \"{SKU}\"\nkind = \"term\"\nseats = 2\ndays = 365\n",
@@ -53,7 +54,8 @@ impl TestServer {
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
             0,
-        );
+        )
+        .with_profile(profile);
         let serving = Background::start(server, "127.0.0.1:0".parse().expect("addr"), 1)
             .expect("lapd serves on loopback");
         let addr = serving.address();
@@ -67,7 +69,8 @@ impl TestServer {
 
 /// The app on the mock runtime, its engine's files, and one window to call from.
 struct Setup {
-    _server: TestServer,
+    /// Taken (dropped) to stop the server.
+    server: Option<TestServer>,
     dir: tempfile::TempDir,
     app: App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
@@ -78,7 +81,12 @@ fn policy_path(dir: &Path) -> PathBuf {
 }
 
 fn setup() -> Setup {
-    let server = TestServer::start();
+    setup_with(Profile::default())
+}
+
+/// [`setup`] with a lapd speaking `profile` (1.0: before the lifecycle, it cannot release).
+fn setup_with(profile: Profile) -> Setup {
+    let server = TestServer::start(profile);
     let dir = tempfile::tempdir().expect("tempdir");
     let products = dir.path().join("products.d");
     std::fs::create_dir_all(&products).expect("mkdir");
@@ -119,7 +127,7 @@ fn setup() -> Setup {
         .build()
         .expect("a window");
     Setup {
-        _server: server,
+        server: Some(server),
         dir,
         app,
         window,
@@ -495,6 +503,173 @@ fn doctor_about_and_report_hold_no_secret() {
     assert_eq!(kind(invoke(&s.window, "settings", json!({}))), "engine");
 }
 
+/// Activates acme-studio with key 1 and returns the listener's record of status-changed.
+fn activated(s: &Setup) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    s.app.listen_any("status-changed", move |event| {
+        sink.lock().expect("lock").push(event.payload().to_owned());
+    });
+    let status = invoke(
+        &s.window,
+        "set_key",
+        json!({"id": "acme-studio", "key": key(1).to_display()}),
+    )
+    .expect("stored and activated");
+    assert_eq!(status["state"], "activated", "{status}");
+    heard
+}
+
+#[test]
+fn deactivate_releases_the_seat_the_key_goes_when_asked_and_the_windows_follow() {
+    let s = setup();
+    let heard = activated(&s);
+    let released = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(released["outcome"], "released", "{released}");
+    assert_eq!(
+        released["message"],
+        "Acme Studio was deactivated on this computer: its seat is free for another computer. \
+         The license key was removed from this computer."
+    );
+    assert_eq!(released["key_removed"], true);
+    let status = &released["status"];
+    assert_eq!(status["state"], "deactivated");
+    assert_eq!(status["has_key"], false);
+    assert_eq!(status["license_id"], Value::Null);
+    assert_eq!(status["next_attempt_at"], Value::Null, "nothing is renewed");
+    assert!(
+        heard
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| p.contains("\"state\":\"deactivated\"")),
+        "status-changed carried the deactivation"
+    );
+}
+
+#[test]
+fn deactivate_on_a_server_that_cannot_release_keeps_the_activation_then_anyway_deactivates_here() {
+    let s = setup_with(Profile::V1_0);
+    let heard = activated(&s);
+    // A 1.0 lapd answers a release with an ordinary grant: kept, and said so.
+    let kept = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(kept["outcome"], "kept", "{kept}");
+    assert_eq!(
+        kept["message"],
+        "Acme Studio stays activated: this vendor's server cannot release seats."
+    );
+    assert_eq!(
+        kept["key_removed"], false,
+        "a kept activation keeps its key"
+    );
+    assert_eq!(kept["status"]["state"], "activated");
+    assert_eq!(kept["status"]["has_key"], true);
+
+    let here = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": false, "anyway": true}),
+    )
+    .expect("answered");
+    assert_eq!(here["outcome"], "deactivated-here", "{here}");
+    assert!(
+        here["message"].as_str().is_some_and(
+            |m| m.contains("the seat stays taken on the server until its lease runs out")
+        ),
+        "{here}"
+    );
+    let status = &here["status"];
+    assert_eq!(status["state"], "deactivated");
+    assert_eq!(status["line"], "Deactivated on this computer");
+    assert_eq!(status["verdict"]["reason"], "deactivated");
+    assert_eq!(status["has_key"], true, "the key stays unless asked");
+    assert_eq!(status["next_attempt_at"], Value::Null, "nothing is renewed");
+    assert_eq!(here["key_removed"], false);
+    // Published: every window (and the tray, on the same path) heard the deactivation.
+    assert!(
+        heard
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| p.contains("\"state\":\"deactivated\"")),
+        "status-changed carried the deactivation"
+    );
+    // Nothing left to release: the engine says so, plainly.
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "acme-studio", "remove_key": false, "anyway": false}),
+        )),
+        "engine"
+    );
+    // Activate now brings it back (the key was kept).
+    let again = invoke(&s.window, "activate", json!({"id": "acme-studio"})).expect("activated");
+    assert_eq!(again["state"], "activated", "{again}");
+}
+
+#[test]
+fn deactivate_without_an_answer_changes_nothing() {
+    let mut s = setup();
+    activated(&s);
+    // The server that granted it stops: its port refuses the release.
+    drop(s.server.take());
+    let before = invoke(&s.window, "status", json!({})).expect("status");
+    let answer = invoke(
+        &s.window,
+        "deactivate",
+        json!({"id": "acme-studio", "remove_key": true, "anyway": false}),
+    )
+    .expect("answered");
+    assert_eq!(answer["outcome"], "unanswered", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Nothing was changed: ")),
+        "{answer}"
+    );
+    assert_eq!(answer["key_removed"], false);
+    assert_eq!(answer["status"]["state"], "activated");
+    assert_eq!(answer["status"]["has_key"], true);
+    let after = invoke(&s.window, "status", json!({})).expect("status");
+    assert_eq!(
+        after[0]["license_id"], before[0]["license_id"],
+        "the grant is as it was"
+    );
+}
+
+#[test]
+fn deactivate_takes_its_arguments_by_their_documented_names() {
+    let s = setup();
+    // COMMANDS.md names them `remove_key` and `anyway`; Tauri's camelCase is not read.
+    assert!(
+        invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "acme-studio", "removeKey": false, "anyway": false}),
+        )
+        .is_err()
+    );
+    assert_eq!(
+        kind(invoke(
+            &s.window,
+            "deactivate",
+            json!({"id": "Not An Id", "remove_key": false, "anyway": false}),
+        )),
+        "invalid-input"
+    );
+}
+
 /// The UI's sources (`ui/src`).
 fn ui_source(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -611,6 +786,7 @@ fn arguments(command: &str) -> Value {
         "server_info" | "doctor" | "doctor_report" => json!({"product": "nobody"}),
         "set_server" => json!({"product": "nobody", "server": null}),
         "set_autostart" => json!({"enabled": false}),
+        "deactivate" => json!({"id": "nobody", "remove_key": false, "anyway": false}),
         "open_window" => json!({"view": "nowhere", "product": null}),
         _ => json!({}),
     }

@@ -190,6 +190,34 @@ fn cases() -> Vec<(&'static str, ProductStatus, Verdict, Reason)> {
             Verdict::Broken,
             Reason::NotActivated,
         ),
+        (
+            "deactivated on this computer",
+            ProductStatus {
+                has_key: true,
+                deactivated_at: Some(NOW - 60),
+                ..status("deactivated", Phase::Deactivated)
+            },
+            Verdict::AllGood,
+            Reason::Deactivated,
+        ),
+        (
+            "the vendor's final release",
+            ProductStatus {
+                sunset_issued: Some(NOW - 86_400),
+                ..status("sunset", Phase::Sunset)
+            },
+            Verdict::AllGood,
+            Reason::Sunset,
+        ),
+        (
+            "looks cloned",
+            ProductStatus {
+                duplicate: true,
+                ..activated("cloned")
+            },
+            Verdict::Attention,
+            Reason::Duplicate,
+        ),
     ]
 }
 
@@ -304,11 +332,11 @@ fn the_overall_verdict_is_the_worst_everywhere_and_the_counts_add_up() {
             overall.counts.attention,
             overall.counts.broken
         ),
-        (2, 1, 5, 4)
+        (4, 1, 6, 4)
     );
     assert_eq!(
         overall.summary(),
-        "12 products · 4 not usable · 5 need attention · 1 activating"
+        "15 products · 4 not usable · 6 need attention · 1 activating"
     );
     // The tooltip names exactly the products the header counts as not usable.
     let named = menu.tooltip.matches(" (").count();

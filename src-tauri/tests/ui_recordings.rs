@@ -22,7 +22,7 @@ use lap_proto::{LicenseKey, LicenseKind, ServerSecretKeys, Uuid};
 use lapwing::publish::StatusView;
 use lapwing_core::cause::Cause;
 use lapwing_core::clock::FakeClock;
-use lapwing_core::engine::{Engine, EngineConfig, ProductStatus};
+use lapwing_core::engine::{Deactivation, Engine, EngineConfig, ProductStatus};
 use lapwing_core::identity::FixedIdentity;
 use lapwing_core::state::{Attempt, AttemptOutcome, PendingKey, ServerSource, ServerUsed};
 use lapwing_core::status::Phase;
@@ -420,7 +420,82 @@ fn statuses() -> Vec<(&'static str, ProductStatus)> {
                 )
             },
         ),
+        (
+            // Deactivated on this computer (released, or given up here): the key kept.
+            "after-deactivation",
+            ProductStatus {
+                kind: Some(LicenseKind::Term),
+                has_key: true,
+                deactivated_at: Some(NOW),
+                ..status("after-deactivation", Phase::Deactivated)
+            },
+        ),
+        (
+            "after-sunset",
+            ProductStatus {
+                kind: Some(LicenseKind::Perpetual),
+                has_key: true,
+                sunset_issued: Some(NOW),
+                ..status("after-sunset", Phase::Sunset)
+            },
+        ),
+        (
+            // After an answer with Duplicate, which also moved the seat from older hardware.
+            "after-duplicate",
+            ProductStatus {
+                kind: Some(LicenseKind::Term),
+                in_compliance: Some(true),
+                has_key: true,
+                duplicate: true,
+                moved_from_previous_hardware: true,
+                ..with_end("after-duplicate", Phase::Activated, MARCH_12_2027)
+            },
+        ),
     ]
+}
+
+/// The product name the deactivate answers are worded for (fixtures.mjs's acme-studio).
+const DEACTIVATED_NAME: &str = "Acme Studio";
+/// The Notice of a server whose transfer limit kept the seat.
+const TRANSFER_LIMIT: &str = "the next transfer of this license is possible on 3 Mar 2027";
+
+/// What `deactivate` says for each outcome the browser tests play, keyed by case: the
+/// engine's outcome, worded by the tray (`lapwing::deactivate::message`).
+fn record_deactivations() -> BTreeMap<String, Value> {
+    let silent = Deactivation::Unanswered {
+        cause: Some(Cause::Unreachable {
+            tried: vec![ServerUsed {
+                address: "lap.example.com:4711".into(),
+                source: ServerSource::Srv,
+            }],
+        }),
+    };
+    let limit = Deactivation::Kept {
+        notice: Some(TRANSFER_LIMIT.into()),
+    };
+    let cases: [(&str, &Deactivation, bool); 6] = [
+        ("released", &Deactivation::Released, false),
+        ("released-key-removed", &Deactivation::Released, true),
+        ("kept", &Deactivation::Kept { notice: None }, false),
+        ("kept-notice", &limit, false),
+        ("unanswered", &silent, false),
+        ("deactivated-here", &Deactivation::DeactivatedHere, false),
+    ];
+    cases
+        .into_iter()
+        .map(|(case, outcome, key_removed)| {
+            let answer = json!({
+                "outcome": lapwing::deactivate::outcome_word(outcome),
+                "message": lapwing::deactivate::message(outcome, DEACTIVATED_NAME, key_removed),
+                "notice": match outcome {
+                    Deactivation::Kept { notice } => notice.clone(),
+                    _ => None,
+                },
+                "key_removed": key_removed,
+            });
+            (case.to_owned(), answer)
+        })
+        .collect()
 }
 
 /// A machine policy that locks the server (as in /etc/lapwing/policy.toml).
@@ -615,6 +690,8 @@ struct Recording {
     /// `activate_all`'s result (`BatchResult.result`) for the products the fake backend ends
     /// with, keyed by "id:outcome" of each, in order ("none" for no attempt).
     activate_all: BTreeMap<String, Value>,
+    /// `deactivate`'s answer (without its status) for each case the browser tests play.
+    deactivate: BTreeMap<String, Value>,
 }
 
 fn record() -> Recording {
@@ -665,6 +742,7 @@ fn record() -> Recording {
         server_info: servers.server_info,
         set_server: servers.set_server,
         activate_all: record_batches(),
+        deactivate: record_deactivations(),
     }
 }
 

@@ -788,3 +788,89 @@ fn another_products_key_stays_pending_with_its_own_exit_code_and_can_be_dropped(
     assert_eq!(shown["key"], base_key.as_str());
     assert!(shown["pending"].is_null(), "{shown}");
 }
+
+#[test]
+fn deactivate_released_or_anyway_and_a_sunset_grant_imported_through_lapctl() {
+    let vendor = Vendor::new();
+    let (key, _) = vendor.new_license(BASE_SKU, &["--days", "365"]);
+    let server = vendor.serve(&[]);
+    let desk = Desk::new(Setup::Unlocked);
+    desk.place_studio(&vendor, &server.addr.to_string(), "evaluation_days = 30");
+    let out = desk.set_key("acme-studio", &key);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let record = desk.path("home/activations/acme-studio.json");
+    assert!(record.is_file());
+
+    // Released by the server (lapd speaks profile 1.1): exit 0, the record gone.
+    let out = desk.run(&["deactivate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("its seat is free for another computer"),
+        "{text}"
+    );
+    assert!(!record.exists(), "the activation record is removed");
+    let out = desk.run(&["activate", "acme-studio"]);
+    assert_eq!(code(&out), Some(0), "activated again: {}", stderr(&out));
+    assert!(record.is_file());
+
+    // Here only: no server asked, the record gone, the phase says so, the key kept.
+    let done = desk.json(&["deactivate", "acme-studio", "--anyway", "--json"]);
+    assert_eq!(
+        done["deactivation"]["outcome"], "deactivated-here",
+        "{done}"
+    );
+    assert_eq!(done["status"]["state"], "deactivated", "{done}");
+    assert!(done["status"]["next_attempt_at"].is_null(), "{done}");
+    assert!(!record.exists(), "the activation record is removed");
+    let out = desk.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Deactivated on this computer"), "{text}");
+    let shown = desk.json(&["key", "show", "acme-studio", "--json"]);
+    assert!(shown["key"].is_string(), "the key is kept: {shown}");
+
+    // A tampered grant is refused with its exit code and changes nothing.
+    let (keys, _) = lapwing_system_tests::hostile::secret_keys(&vendor);
+    let data = lap_proto::ServerData {
+        kind: Some(lap_proto::LicenseKind::Perpetual),
+        ..lap_proto::ServerData::default()
+    };
+    let grant = lap_proto::SunsetGrant::sign(&keys, BASE_SKU, unix_now(), &data).expect("signs");
+    let mut tampered = grant.clone();
+    tampered.issued += 1;
+    let file = desk.path("tampered.sunset.json");
+    std::fs::write(&file, tampered.to_json()).expect("write");
+    let out = desk.run(&[
+        "sunset",
+        "import",
+        "acme-studio",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), Some(10), "{}", stderr(&out));
+    assert!(stderr(&out).contains("signature"), "{}", stderr(&out));
+    assert!(!record.exists(), "nothing written");
+
+    // The vendor's grant: activated for good, the record a sunset record that verifies.
+    let file = desk.path("acme-studio.sunset.json");
+    std::fs::write(&file, grant.to_json()).expect("write");
+    let status = desk.json(&[
+        "sunset",
+        "import",
+        "acme-studio",
+        file.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(status["state"], "sunset", "{status}");
+    let text = std::fs::read_to_string(&record).expect("record");
+    let verified = lap_proto::ProductRecord::from_json(&text)
+        .expect("parses")
+        .verify(BASE_SKU, vendor.public.ed25519_bytes())
+        .expect("verifies with the vendor's key");
+    assert!(matches!(verified, lap_proto::VerifiedRecord::Sunset(_)));
+    let out = desk.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Activated for good (the vendor's final release)"),
+        "{text}"
+    );
+}

@@ -56,6 +56,9 @@ const BADGES: Record<State, Badge> = {
   activated: { label: 'Activated', tone: 'ok' },
   'renewal-due': { label: 'Renewal due', tone: 'warning' },
   expired: { label: 'Expired', tone: 'problem' },
+  deactivated: { label: 'Deactivated', tone: 'neutral' },
+  // The vendor's final release: the words the status line uses (issue 16).
+  sunset: { label: 'Activated for good', tone: 'ok' },
 };
 
 /** The state badge; an unknown state (a newer back end) shows as is, neutral. */

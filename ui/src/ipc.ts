@@ -6,6 +6,7 @@ import type {
   About,
   BatchResult,
   Check,
+  DeactivateView,
   ErrorKind,
   KeyCheck,
   ProductStatus,
@@ -76,6 +77,8 @@ export const ipc = {
   revealKey: (id: string) => call<string | null>('reveal_key', { id }),
   removeKey: (id: string) => call<ProductStatus>('remove_key', { id }),
   dropPendingKey: (id: string) => call<ProductStatus>('drop_pending_key', { id }),
+  deactivate: (id: string, removeKey: boolean, anyway: boolean) =>
+    call<DeactivateView>('deactivate', { id, remove_key: removeKey, anyway }),
   serverInfo: (product: string | null) => call<ServerInfo>('server_info', { product }),
   checkServer: (text: string) => call<null>('check_server', { text }),
   setServer: (product: string | null, server: string | null) =>

@@ -6,7 +6,11 @@ export type State =
   | 'evaluation-expired'
   | 'activated'
   | 'renewal-due'
-  | 'expired';
+  | 'expired'
+  /** Deactivated on this computer (the seat released, or given up here): nothing is renewed. */
+  | 'deactivated'
+  /** The vendor's final release (a sunset grant): activated for good, nothing to renew. */
+  | 'sunset';
 
 export type Source = 'override' | 'policy' | 'srv' | 'dns-sd' | 'manifest';
 
@@ -61,6 +65,35 @@ export interface ProductStatus {
   line: string;
   /** What became of the pending key, worded by Rust (`ProductStatus::pending_key_note`). */
   pending_note: string | null;
+  /**
+   * The last accepted answer said Duplicate: this installation looks cloned or restored from
+   * a snapshot (profile §9). Absent from a back end older than profile 1.1, as are the next.
+   */
+  duplicate?: boolean;
+  /** The server moved this computer's seat from its previous hardware (profile §9). */
+  moved_from_previous_hardware?: boolean;
+  /** When the product was deactivated on this computer (state `deactivated`). */
+  deactivated_at?: number | null;
+  /** When the vendor issued the final release the product runs on (state `sunset`). */
+  sunset_issued?: number | null;
+  /** What the lifecycle adds to the line (looks cloned or restored, and what to do; moved), worded by Rust. */
+  lifecycle_note?: string | null;
+}
+
+/** What `deactivate` did (COMMANDS.md): the engine's outcome word. */
+export type DeactivateOutcome = 'released' | 'kept' | 'unanswered' | 'deactivated-here';
+
+/** The answer of the `deactivate` command. */
+export interface DeactivateView {
+  outcome: DeactivateOutcome;
+  /** The sentence to show, worded by Rust for the outcome. */
+  message: string;
+  /** The server's Notice, when it sent one (a kept activation says why with it). */
+  notice: string | null;
+  /** Whether the stored license key was removed too. */
+  key_removed: boolean;
+  /** The product as it now stands. */
+  status: ProductStatus;
 }
 
 export interface PendingKey {

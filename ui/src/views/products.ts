@@ -18,7 +18,18 @@ import {
 } from '../format';
 import { overrideFailure, silentOverride } from '../causes';
 import type { ProductStatus } from '../types';
+import {
+  CLOSED,
+  type Step,
+  answered,
+  canDeactivate,
+  failed,
+  keyWords as keyWordsFor,
+  opened,
+  running,
+} from '../deactivate';
 import { header, row } from './common';
+import { type DeactivateHandlers, deactivateButton, deactivateDialog, focusFor } from './deactivate';
 
 export function badge(state: string): HTMLElement {
   const b = stateBadge(state);
@@ -90,8 +101,34 @@ function attemptBlock(p: ProductStatus, act: Act): Node | null {
   );
 }
 
+/**
+ * The flags a 1.1 server sets on a product (profile §9), as badges next to its state, in the
+ * status's words ("looks cloned or restored from a snapshot", "moved to new hardware"); the
+ * note under the line says what they mean.
+ */
+function flagBadges(p: ProductStatus): HTMLElement[] {
+  const flags: HTMLElement[] = [];
+  if (p.duplicate && p.state !== 'sunset') {
+    flags.push(h('span', { class: 'badge tone-warning', 'data-flag': 'duplicate' }, 'Looks cloned or restored from a snapshot'));
+  }
+  if (p.moved_from_previous_hardware && p.state !== 'sunset') {
+    flags.push(h('span', { class: 'badge tone-info', 'data-flag': 'moved' }, 'Moved to new hardware'));
+  }
+  return flags;
+}
+
+/** A product's deactivation dialog as its card draws it: where it stands and what it may do. */
+export interface CardDeactivation {
+  step: Step;
+  on: DeactivateHandlers;
+}
+
 /** One product's card. Every outside string goes in through textContent. */
-export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => void): HTMLElement {
+export function productCard(
+  p: ProductStatus,
+  onUpdate: (p: ProductStatus) => void,
+  deactivation?: CardDeactivation,
+): HTMLElement {
   const messages = new Messages(`${p.name} messages`);
   const titleId = `product-${p.id}-title`;
   const activate = button('Activate now', () => {
@@ -111,6 +148,12 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
   const server = button('Server…', () => {
     ipc.openWindow('server', p.id).catch((e) => messages.error(e));
   }, { 'data-focus': `${p.id}:server` });
+  const step = deactivation?.step ?? CLOSED;
+  // Offered while there is an activation here; a dialog already open stays until closed.
+  const deactivate =
+    deactivation && canDeactivate(p) ? deactivateButton(p.id, deactivation.on, step.phase !== 'closed') : null;
+  if (deactivate && step.phase !== 'closed') deactivate.disabled = true;
+  const dialog = deactivation ? deactivateDialog(p.id, p.name, step, deactivation.on) : null;
 
   const details = h(
     'dl',
@@ -122,6 +165,8 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
     row('Notice', p.notice),
     row('Server', serverValue(p)),
     row('Last attempt', attemptBlock(p, openFor(p, messages))),
+    row('Deactivated', p.deactivated_at ? time(p.deactivated_at, formatDateTime(p.deactivated_at)) : null),
+    row('Final release', p.sunset_issued ? time(p.sunset_issued, formatDate(p.sunset_issued)) : null),
     row('Next attempt', p.next_attempt_at !== null ? time(p.next_attempt_at, formatDateTime(p.next_attempt_at)) : null),
     row('License key', p.has_key ? 'entered' : p.state === 'evaluation' ? 'none (evaluation)' : 'none'),
     row('New key', p.pending_key ? 'entered, not accepted yet' : null),
@@ -139,7 +184,7 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
         h('h2', { id: titleId }, p.name),
         h('p', { class: 'vendor muted' }, p.addon_of ? `${p.vendor} · add-on` : p.vendor),
       ),
-      badge(p.state),
+      h('div', { class: 'badges' }, badge(p.state), flagBadges(p)),
     ),
     h('p', { class: 'line' }, p.line),
     p.clock_moved_back_by !== null
@@ -152,8 +197,12 @@ export function productCard(p: ProductStatus, onUpdate: (p: ProductStatus) => vo
     p.pending_key && p.pending_note
       ? h('p', { class: 'message message-warning pending-key-note' }, p.pending_note)
       : null,
+    p.lifecycle_note
+      ? h('p', { class: `message message-${p.duplicate ? 'warning' : 'info'} lifecycle-note` }, p.lifecycle_note)
+      : null,
     details,
-    h('div', { class: 'actions' }, activate, key, server),
+    h('div', { class: 'actions' }, activate, key, server, deactivate),
+    dialog,
     messages.el,
   );
 }
@@ -163,6 +212,10 @@ export async function productsView({ root }: ViewContext): Promise<void> {
   const list = h('div', { class: 'product-list', role: 'list', 'aria-label': 'Products' });
   const summary = h('p', { class: 'subtitle', id: 'summary' });
   let products: ProductStatus[] = [];
+  // Each product's deactivation dialog, kept here so that a redraw leaves it as it was.
+  const deactivations = new Map<string, Step>();
+  // The control to focus after the next redraw, when a step moved focus on purpose.
+  let wantFocus: string | undefined;
   // The last focused control, so a redraw (a disabled busy button loses focus) puts it back.
   let lastFocus: string | undefined;
   list.addEventListener('focusin', (ev) => {
@@ -226,14 +279,59 @@ export async function productsView({ root }: ViewContext): Promise<void> {
     summary.textContent = verdictSummary(products.map((p) => p.verdict.level));
     summary.dataset.verdict = worstLevel(products.map((p) => p.verdict.level));
     for (const p of products) {
-      const card = productCard(p, (updated) => render(products.map((x) => (x.id === updated.id ? updated : x))));
+      const card = productCard(
+        p,
+        (updated) => render(products.map((x) => (x.id === updated.id ? updated : x))),
+        { step: deactivations.get(p.id) ?? CLOSED, on: deactivationHandlers(p.id) },
+      );
       card.setAttribute('role', 'listitem');
       list.appendChild(card);
     }
-    if (focusKey) {
-      const again = list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`);
+    const target = wantFocus ?? focusKey;
+    wantFocus = undefined;
+    if (target) {
+      const again = list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(target)}"]`);
       again?.focus();
     }
+  }
+
+  /** Moves a product's dialog to `step` and redraws, focusing what the step calls for. */
+  function step(id: string, next: Step): void {
+    if (next.phase === 'closed') deactivations.delete(id);
+    else deactivations.set(id, next);
+    wantFocus = focusFor(id, next);
+    render(products);
+  }
+
+  function deactivationHandlers(id: string): DeactivateHandlers {
+    const current = () => deactivations.get(id) ?? CLOSED;
+    return {
+      open: () => step(id, opened()),
+      setRemoveKey: (removeKey) => {
+        const now = current();
+        // Only the confirmation's box changes; no redraw, so the tick keeps its focus.
+        if (now.phase === 'confirm') {
+          deactivations.set(id, { ...now, removeKey });
+          const words = list.querySelector(`#deactivate-${CSS.escape(id)} .key-words`);
+          if (words) words.textContent = keyWordsFor(removeKey);
+        }
+      },
+      run: (anyway) => {
+        const now = current();
+        if (now.phase === 'running') return;
+        const started = running(now, anyway);
+        step(id, started);
+        ipc.deactivate(id, started.removeKey, anyway).then(
+          (view) => {
+            // The command published the new status; the answer carries it too.
+            products = products.map((x) => (x.id === view.status.id ? view.status : x));
+            step(id, answered(current(), view));
+          },
+          (e: unknown) => step(id, failed(current(), e instanceof Error ? e.message : String(e))),
+        );
+      },
+      close: () => step(id, CLOSED),
+    };
   }
 
   root.append(head, links, noTray, messages.el, list);

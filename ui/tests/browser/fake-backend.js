@@ -44,10 +44,13 @@
     settings: clone(fixture.settings) || { autostart: false },
     fail: clone(fixture.fail) || {},
     trayHost: clone(fixture.trayHost) || { present: true, reason: null, message: null },
+    // Per product, the answers `deactivate` gives, in order (the test's script of the server).
+    deactivate: clone(fixture.deactivate) || {},
     closed: 0,
   };
   const calls = [];
   window.__lapwingCalls = calls;
+  const held = [];
 
   function product(id) {
     const p = state.products.find((x) => x.id === id);
@@ -123,6 +126,39 @@
       const r = recordedStatus('after-removal');
       return replace(Object.assign({}, p, { has_key: r.has_key, state: r.state, line: r.line, verdict: r.verdict }));
     },
+    deactivate: async ({ id }) => {
+      const p = product(id);
+      // The test scripts which case the server plays, in order: `case` names the recorded
+      // answer (its words are Rust's), `status` the recorded status the product moves to.
+      const script = (state.deactivate[id] || []).shift();
+      if (!script) {
+        console.error(`fake backend: no deactivate answer scripted for ${id}`);
+        throw { kind: 'engine', message: 'The test has no deactivate answer for this product.' };
+      }
+      // Held: the answer waits until the test calls __lapwingFake.releaseHeld() (no sleeping).
+      if (script.held) await new Promise((resolve) => held.push(resolve));
+      if (script.error) throw script.error;
+      const answer = lookup('deactivate', 'deactivate answer', script.case);
+      let next = p;
+      if (script.status) {
+        const r = recordedStatus(script.status);
+        next = Object.assign({}, p, {
+          state: r.state, line: r.line, verdict: r.verdict, license_id: r.license_id,
+          ends_at: r.ends_at, not_after: r.not_after, days_left: r.days_left,
+          next_attempt_at: r.next_attempt_at, deactivated_at: r.deactivated_at,
+          duplicate: r.duplicate, moved_from_previous_hardware: r.moved_from_previous_hardware,
+          lifecycle_note: r.lifecycle_note,
+        });
+      }
+      if (answer.key_removed) {
+        delete state.keys[id];
+        next = Object.assign({}, next, { has_key: false });
+      }
+      const status = replace(next);
+      // As Rust does: the new status is published before the command answers.
+      window.__lapwingFake.emit('status-changed', state.products);
+      return Object.assign(answer, { status });
+    },
     drop_pending_key: ({ id }) => replace(Object.assign({}, product(id), { pending_key: null, pending_note: null })),
     server_info: ({ product: id }) => replay('server_info', situation(id ?? null)),
     check_server: ({ text }) => replay('check_server', text),
@@ -190,5 +226,7 @@
       if (event === 'status-changed') state.products = clone(payload);
     },
     listenerCount: (event) => listeners.filter((l) => l.event === event).length,
+    heldCount: () => held.length,
+    releaseHeld: () => held.splice(0).forEach((resolve) => resolve()),
   };
 })();

@@ -73,6 +73,8 @@ describe('state badges', () => {
     expect(stateBadge('activated')).toEqual({ label: 'Activated', tone: 'ok' });
     expect(stateBadge('renewal-due')).toEqual({ label: 'Renewal due', tone: 'warning' });
     expect(stateBadge('expired')).toEqual({ label: 'Expired', tone: 'problem' });
+    expect(stateBadge('deactivated')).toEqual({ label: 'Deactivated', tone: 'neutral' });
+    expect(stateBadge('sunset')).toEqual({ label: 'Activated for good', tone: 'ok' });
   });
   it('shows an unknown state as is', () => {
     expect(stateBadge('suspended')).toEqual({ label: 'suspended', tone: 'neutral' });

@@ -23,6 +23,14 @@ pub mod exit {
     /// `key set` kept the key as pending: no server has accepted it yet, and the previous
     /// key (with its grant) stays in effect.
     pub const KEY_PENDING: u8 = 7;
+    /// `deactivate` was answered with an ordinary grant: the server did not release the
+    /// seat, and the activation stays (the server's Notice says why, if it gave one).
+    pub const DEACTIVATE_KEPT: u8 = 8;
+    /// `deactivate` got no answer: nothing was changed (`--anyway` deactivates here only).
+    pub const DEACTIVATE_UNANSWERED: u8 = 9;
+    /// `sunset import` refused the grant (unreadable, another product's, or a signature
+    /// not by the product's server key): nothing was changed.
+    pub const SUNSET_REFUSED: u8 = 10;
 }
 
 /// Everything that can stop a lapctl command. Not activated (3), a doctor's problem (6) and a
@@ -56,6 +64,7 @@ impl CliError {
             {
                 exit::KEYRING
             }
+            Self::Engine(EngineError::Sunset { .. }) => exit::SUNSET_REFUSED,
             // A HOST:PORT that does not parse: `server set` and `activate --server` alike.
             Self::Usage(_) | Self::Engine(EngineError::Server(_)) => exit::USAGE,
             Self::Engine(_) | Self::Machine(_) | Self::Runtime(_) | Self::Output(_) => exit::ERROR,
@@ -94,6 +103,13 @@ mod tests {
                 2,
             ),
             (CliError::Runtime("JSON".into()), 1),
+            (
+                CliError::Engine(EngineError::Sunset {
+                    id: "acme".into(),
+                    reason: "its signature is not by this product's server key".into(),
+                }),
+                10,
+            ),
             (CliError::Output(std::io::Error::other("disk full")), 1),
         ];
         for (error, code) in cases {

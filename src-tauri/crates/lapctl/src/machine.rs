@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use lapwing_core::hardware_move::HardwareMove;
 use lapwing_core::shown::shown;
 use lapwing_machine::anchor_file::{self, AnchorFileState};
 use lapwing_machine::{AnchorSource, Options, SmbiosInput};
 
 use crate::error::exit;
+use crate::products::EngineArgs;
 use crate::{CliError, bench, output, render};
 
 #[derive(Debug, Args)]
@@ -71,12 +73,17 @@ struct AnchorArgs {
 }
 
 /// `lapctl machine …`: the one entry for the subcommand and its flags.
-pub fn run(args: &MachineArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, CliError> {
+pub fn run(
+    args: &MachineArgs,
+    engine: &EngineArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, CliError> {
     match &args.command {
         Some(MachineCommand::Anchor(anchor)) => anchor_command(args, anchor, out, err),
         None if args.bench_child => bench::child(&options(args), out),
         None if args.bench => bench::run(&bench_request(args), &options(args), out),
-        None => machine(args, out),
+        None => machine(args, engine, out, err),
     }?;
     Ok(exit::OK)
 }
@@ -103,13 +110,59 @@ fn bench_request(args: &MachineArgs) -> bench::Request<'_> {
     }
 }
 
-fn machine(args: &MachineArgs, out: &mut dyn Write) -> Result<(), CliError> {
+fn machine(
+    args: &MachineArgs,
+    engine: &EngineArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
     let identity = lapwing_machine::identify(&options(args))?;
     let report = identity.report(args.show_raw);
+    let moves = hardware_moves(identity.anchor.as_ref().map(|a| &a.digest), engine, err)?;
     if args.json {
-        output::json(out, &report)
+        let mut value =
+            serde_json::to_value(&report).map_err(|e| CliError::Runtime(format!("JSON: {e}")))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "previous_hardware".into(),
+                serde_json::to_value(&moves)
+                    .map_err(|e| CliError::Runtime(format!("JSON: {e}")))?,
+            );
+        }
+        output::json(out, &value)
     } else {
-        Ok(out.write_all(render::machine(&report).as_bytes())?)
+        out.write_all(render::machine(&report).as_bytes())?;
+        for m in &moves {
+            writeln!(
+                out,
+                "{}: last answered for other hardware (machine hash {}…, now {}…); its next request asks the server to move the seat",
+                m.id, m.previous, m.current
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The products last answered for other hardware than `anchor`. Without an engine (no data
+/// directory, a state that cannot be read) the identity is shown all the same, with a warning.
+fn hardware_moves(
+    anchor: Option<&[u8; 32]>,
+    engine: &EngineArgs,
+    err: &mut dyn Write,
+) -> Result<Vec<HardwareMove>, CliError> {
+    let Some(anchor) = anchor else {
+        return Ok(Vec::new());
+    };
+    match crate::products::engine(engine).and_then(|e| Ok(e.hardware_moves(anchor)?)) {
+        Ok(moves) => Ok(moves),
+        Err(e) => {
+            writeln!(
+                err,
+                "lapctl: warning: the products' previous hardware cannot be compared: {}",
+                shown(&e.to_string())
+            )?;
+            Ok(Vec::new())
+        }
     }
 }
 

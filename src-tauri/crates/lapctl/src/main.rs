@@ -7,6 +7,7 @@
 mod bench;
 mod error;
 mod keyinput;
+mod lifecycle;
 mod machine;
 mod output;
 mod products;
@@ -32,7 +33,9 @@ use error::exit;
     after_help = "Exit codes: 0 success; 1 runtime error (one line on stderr); 2 usage error; \
                   3 a product is not activated after `activate`/`key set`; 4 license key refused \
                   locally; 5 keyring locked or unavailable; 6 `doctor` found a problem; 7 `key set` kept \
-                  the new key pending (not accepted yet; the previous key stays in effect)."
+                  the new key pending (not accepted yet; the previous key stays in effect); 8 `deactivate`: \
+                  the server kept the seat (the activation stays); 9 `deactivate`: no answer, nothing \
+                  changed; 10 `sunset import`: the grant was refused, nothing changed."
 )]
 struct Cli {
     #[command(flatten)]
@@ -74,6 +77,12 @@ enum Command {
     Server(server::ServerCommand),
     /// What a product's installer calls: place its manifest, store the key, activate.
     Install(products::InstallArgs),
+    /// Deactivate a product on this computer: ask its server to free the seat for another
+    /// computer (--anyway: here only; the seat stays taken until its lease runs out).
+    Deactivate(lifecycle::DeactivateArgs),
+    /// The vendor's final release: import a sunset grant for a product.
+    #[command(subcommand)]
+    Sunset(lifecycle::SunsetCommand),
     /// Forget a product: its manifest, secrets, state and activation record.
     Uninstall { id: String },
     /// Check everything that can make an activation fail, one line each.
@@ -151,6 +160,8 @@ fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, C
         Command::Server(command) => server::run(engine, &command, out)?,
         Command::Install(args) => products::install(engine, &args, out)?,
         Command::Uninstall { id } => products::uninstall(engine, &id, out)?,
+        Command::Deactivate(args) => lifecycle::deactivate(engine, &args, out)?,
+        Command::Sunset(command) => lifecycle::sunset(engine, &command, out)?,
         Command::Doctor { id, sntp, json } => {
             products::doctor(engine, id.as_deref(), sntp.as_deref(), json, out)?
         }
@@ -172,7 +183,7 @@ fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, C
                 })?;
             exit::OK
         }
-        Command::Machine(args) => machine::run(&args, out, err)?,
+        Command::Machine(args) => machine::run(&args, engine, out, err)?,
     };
     Ok(ExitCode::from(code))
 }

@@ -112,6 +112,9 @@ pub fn describe(status: &ProductStatus) -> String {
     if let Some(note) = status.pending_key_note() {
         let _ = write!(text, ". {note}");
     }
+    if let Some(note) = status.lifecycle_note() {
+        let _ = write!(text, ". {note}");
+    }
     text
 }
 
@@ -159,12 +162,16 @@ impl Standing {
     pub fn activated(self) -> bool {
         matches!(
             self,
-            Self::Phase(Phase::Activated | Phase::RenewalDue | Phase::Evaluation)
+            Self::Phase(Phase::Activated | Phase::RenewalDue | Phase::Evaluation | Phase::Sunset)
         )
     }
 }
 
-fn print_table(out: &mut dyn Write, statuses: &[ProductStatus], now: u64) -> Result<(), CliError> {
+pub fn print_table(
+    out: &mut dyn Write,
+    statuses: &[ProductStatus],
+    now: u64,
+) -> Result<(), CliError> {
     if statuses.is_empty() {
         writeln!(out, "No product is installed.")?;
         return Ok(());

@@ -41,7 +41,12 @@ pub(crate) enum Outcome {
         /// What went wrong on the way, though another server answered (an override that
         /// did not answer): kept as the attempt's diagnosis, so the status says it.
         notes: Vec<Cause>,
+        lifecycle: Lifecycle,
     },
+    /// The server confirmed the release of this installation's seat (profile 1.1, §9): the
+    /// grant goes and the product is deactivated on this computer. Its record is removed
+    /// before the commit.
+    Released { at: u64, lifecycle: Lifecycle },
     /// Silence, or answers that failed their checks: the previous grant stands.
     Failed {
         outcome: AttemptOutcome,
@@ -50,12 +55,37 @@ pub(crate) enum Outcome {
     },
     /// Nothing was sent, and why.
     NotSent(Cause),
+    /// Nothing was sent: the vendor's final release (sunset) stands, and nothing changes.
+    Sunset,
+}
+
+/// What an accepted answer says of the installation beyond its grant (profile 1.1, §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lifecycle {
+    /// The Generation after this answer: the count sent, plus this one.
+    pub generation: u32,
+    /// The MachineHash (hex) this answer was given for.
+    pub machine_hash: String,
+    /// PreviousMachineHash was sent and the answer kept the LicenseId: the seat moved.
+    pub moved: bool,
+    /// The answer carried Duplicate.
+    pub duplicate: bool,
+}
+
+/// Notes an accepted answer's lifecycle in the product's state.
+fn note_lifecycle(p: &mut crate::state::ProductState, lifecycle: &Lifecycle) {
+    // Never down: the keyring's count may be ahead of a rebuilt state's.
+    p.generation = p.generation.max(lifecycle.generation);
+    p.machine_hash = Some(lifecycle.machine_hash.clone());
+    p.moved_from_previous_hardware = lifecycle.moved;
+    p.duplicate = lifecycle.duplicate;
 }
 
 /// Applies one product's attempt to the state read under the lock. A product removed
 /// meanwhile (`forget`) stays removed.
 pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_source: &str) {
     if let Outcome::Accepted { grant, .. } = &attempted.outcome {
+        // Any accepted answer (an activation) ends a deactivation: the product is in use again.
         state
             .pinned_anchor
             .get_or_insert_with(|| anchor_source.to_owned());
@@ -90,7 +120,14 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
         None => {}
     }
     match &attempted.outcome {
-        Outcome::Accepted { grant, notes, .. } => {
+        Outcome::Accepted {
+            grant,
+            notes,
+            lifecycle,
+            ..
+        } => {
+            note_lifecycle(p, lifecycle);
+            p.deactivated_at = None;
             p.grant = Some((**grant).clone());
             p.backoff = None;
             p.last_attempt = Some(Attempt {
@@ -98,6 +135,29 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
                 outcome: AttemptOutcome::Activated,
                 diagnosis: notes.clone(),
                 server: grant.server.clone(),
+            });
+        }
+        Outcome::Sunset => {}
+        Outcome::Released { at, lifecycle } => {
+            note_lifecycle(p, lifecycle);
+            p.moved_from_previous_hardware = false;
+            p.grant = None;
+            p.backoff = None;
+            p.last_attempt = None;
+            p.warnings_sent.clear();
+            p.deactivated_at = Some(*at);
+        }
+        Outcome::Failed {
+            outcome,
+            diagnosis,
+            server,
+        } if crate::scheduler::is_quiet(p) => {
+            // Deactivated or released for good: the failure is said, but nothing is retried.
+            p.last_attempt = Some(Attempt {
+                at: attempted.at,
+                outcome: *outcome,
+                diagnosis: diagnosis.clone(),
+                server: server.clone(),
             });
         }
         Outcome::Failed {
@@ -255,6 +315,99 @@ mod tests {
         apply(&mut state, "acme", &accepted, "machine-id");
         assert_eq!(state.products["acme"].pending_key, None);
         assert!(state.products["acme"].has_key);
+    }
+
+    fn lifecycle(generation: u32, duplicate: bool) -> Lifecycle {
+        Lifecycle {
+            generation,
+            machine_hash: "ab".repeat(32),
+            moved: false,
+            duplicate,
+        }
+    }
+
+    fn accepted(lifecycle: Lifecycle) -> Attempted {
+        let record = ActivationRecord {
+            schema: 1,
+            id: "acme".into(),
+            sku: Uuid::from_u128(1),
+            client_id: Uuid::from_u128(1),
+            license_id: Uuid::from_u128(2),
+            server_time: NOW,
+            response: String::new(),
+            key: String::new(),
+        };
+        attempted(Outcome::Accepted {
+            grant: Box::new(grant()),
+            record: Box::new(record),
+            notes: Vec::new(),
+            lifecycle,
+        })
+    }
+
+    #[test]
+    fn duplicate_stays_until_an_answer_without_it_and_the_count_never_goes_down() {
+        let mut state = state_with(Some(grant()));
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(5, true)),
+            "machine-id",
+        );
+        let p = &state.products["acme"];
+        assert!(p.duplicate);
+        assert_eq!(p.generation, 5);
+        assert_eq!(p.machine_hash.as_deref(), Some("ab".repeat(32).as_str()));
+        // A silence in between keeps it: only an answer says otherwise.
+        let failed = attempted(Outcome::Failed {
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: Vec::new(),
+            server: None,
+        });
+        apply(&mut state, "acme", &failed, "machine-id");
+        assert!(state.products["acme"].duplicate);
+        // A lower count (a state rebuilt behind the keyring) does not lower the state's.
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(3, false)),
+            "machine-id",
+        );
+        let p = &state.products["acme"];
+        assert!(!p.duplicate);
+        assert_eq!(p.generation, 5);
+    }
+
+    #[test]
+    fn a_release_removes_the_grant_and_a_deactivated_product_is_not_retried() {
+        let mut state = state_with(Some(grant()));
+        let released = attempted(Outcome::Released {
+            at: NOW,
+            lifecycle: lifecycle(1, false),
+        });
+        apply(&mut state, "acme", &released, "machine-id");
+        let p = &state.products["acme"];
+        assert_eq!((p.grant.as_ref(), p.deactivated_at), (None, Some(NOW)));
+        let failed = attempted(Outcome::Failed {
+            outcome: AttemptOutcome::NoAnswer,
+            diagnosis: Vec::new(),
+            server: None,
+        });
+        apply(&mut state, "acme", &failed, "machine-id");
+        let p = &state.products["acme"];
+        assert_eq!(p.backoff, None, "no retry for a deactivated product");
+        assert_eq!(
+            p.last_attempt.as_ref().map(|a| a.outcome),
+            Some(AttemptOutcome::NoAnswer)
+        );
+        // Activated again: no longer deactivated.
+        apply(
+            &mut state,
+            "acme",
+            &accepted(lifecycle(2, false)),
+            "machine-id",
+        );
+        assert_eq!(state.products["acme"].deactivated_at, None);
     }
 
     #[test]

@@ -308,6 +308,40 @@ impl Engine {
         out: &mut Vec<Check>,
     ) -> Result<(), EngineError> {
         let subject = format!("product {}", manifest.id);
+        match status.state {
+            Phase::Sunset => {
+                // The vendor's servers are gone: keys, servers and attempts say nothing more.
+                out.push(check(
+                    &subject,
+                    Level::Ok,
+                    "activated for good by the vendor's final release (sunset grant, verified): no renewal is needed",
+                ));
+                return Ok(());
+            }
+            Phase::Deactivated => out.push(check(
+                &subject,
+                Level::Info,
+                format!(
+                    "deactivated on this computer: nothing is renewed until `lapctl activate {}`",
+                    manifest.id
+                ),
+            )),
+            _ => {}
+        }
+        if status.duplicate {
+            out.push(check(
+                &subject,
+                Level::Warning,
+                crate::product_status::DUPLICATE_NOTE,
+            ));
+        }
+        if status.moved_from_previous_hardware {
+            out.push(check(
+                &subject,
+                Level::Info,
+                "moved to new hardware: the server moved this computer's seat from its previous hardware",
+            ));
+        }
         match self.config().secrets.get_license_key(&manifest.id) {
             Ok(Some(_)) => out.push(check(
                 &subject,

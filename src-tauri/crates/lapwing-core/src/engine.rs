@@ -10,15 +10,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lap_proto::time::DAY;
-use lap_proto::{ActivationRecord, LicenseKey, LicenseKeyError, Request, SeedV1, Uuid};
+use lap_proto::{
+    ActivationRecord, Intent, LicenseKey, LicenseKeyError, Request, SeedExtensions, SeedV1,
+    ServerData, ServerDataError, Uuid,
+};
 use lapwing_discovery::{Discovery, DiscoveryConfig, ServerSettings};
 use lapwing_secrets::{SecretError, SecretItem, SecretStore};
 use zeroize::Zeroizing;
 
-use crate::apply::{Attempted, Outcome, PendingTry, apply};
+use crate::apply::{Attempted, Lifecycle, Outcome, PendingTry, apply};
 use crate::cause::Cause;
 use crate::client_ids::Provisioner;
 use crate::clock::Clock;
+pub use crate::deactivate::{DeactivateOptions, Deactivation};
 use crate::identity::{IdentityError, MachineIdentity};
 use crate::manifest::{Catalog, Manifest};
 use crate::policy::{Policy, PolicyError};
@@ -63,6 +67,16 @@ pub enum EngineError {
         "no per-user data directory: {missing} is not set (set it, or LAPWING_HOME, to a folder only this user can read)"
     )]
     NoDataDir { missing: &'static str },
+    #[error(
+        "the manifest of {0:?} leaves no room in its requests (response_room) to ask the server for a release: deactivate it here anyway (`lapctl deactivate {0} --anyway`)"
+    )]
+    NoRoomForRelease(String),
+    #[error(
+        "{0:?} is not activated on this computer: there is no seat to release (`lapctl deactivate {0} --anyway` deactivates it here)"
+    )]
+    NotActivated(String),
+    #[error("sunset grant for {id:?} refused: {reason}; nothing was changed")]
+    Sunset { id: String, reason: String },
 }
 
 /// Everything the engine is built from. Time, randomness, the keyring and the machine are
@@ -157,7 +171,7 @@ impl Engine {
         catalog
     }
 
-    fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
+    pub(crate) fn manifest(&self, id: &str) -> Result<Manifest, EngineError> {
         let mut catalog = self.catalog();
         catalog
             .products
@@ -165,13 +179,15 @@ impl Engine {
             .ok_or_else(|| not_installed(&catalog, id))
     }
 
-    fn policy(&self) -> Result<Policy, EngineError> {
+    pub(crate) fn policy(&self) -> Result<Policy, EngineError> {
         Ok(Policy::load(&self.config.policy_path)?)
     }
 
-    /// The status of every installed product. Reads the state file under its lock; never
-    /// asks the keyring.
+    /// The status of every installed product. Reads the state file under its lock; asks the
+    /// keyring only to provision a product whose sunset grant is taken up now (see
+    /// [`Engine::pick_up_sunsets`]: a file stat per product otherwise).
     pub fn status(&self) -> Result<Vec<ProductStatus>, EngineError> {
+        self.pick_up_sunsets_logged();
         let catalog = self.catalog();
         let evaluation_allowed = self.evaluation_allowed();
         let now = self.config.clock.now();
@@ -188,6 +204,7 @@ impl Engine {
     /// The status of one product.
     pub fn product_status(&self, id: &str) -> Result<ProductStatus, EngineError> {
         let manifest = self.manifest(id)?;
+        self.pick_up_sunsets_logged();
         let lock = self.store.lock()?;
         let (state, _) = self.store.load(&lock)?;
         Ok(product_status(
@@ -337,7 +354,7 @@ impl Engine {
     /// The keyring's key for `id`. The all-zero key is what an evaluation sends in its place
     /// (profile §2): one found in the keyring (written by anything but `set_key`, which refuses
     /// it) counts as no key, so it can never bypass a policy that forbids evaluations.
-    fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
+    pub(crate) fn stored_key(&self, id: &str) -> Result<Option<LicenseKey>, EngineError> {
         let key = self
             .config
             .secrets
@@ -482,6 +499,8 @@ impl Engine {
             .map(AsRef::as_ref)
             .filter(|id| seen.insert(*id))
             .collect();
+        // A vendor's final release wins over any exchange: taken up before.
+        self.pick_up_sunsets_logged();
         // One scan, one policy read and one identity read for the whole batch.
         let catalog = self.manifests.scan_shared(&self.config.product_dirs);
         let manifests: Vec<Result<&Manifest, EngineError>> = wanted
@@ -655,6 +674,9 @@ impl Engine {
             .get(id)
             .cloned()
             .unwrap_or_else(|| ProductState::new(Uuid::nil(), Uuid::nil()));
+        if let Some(sunset) = sunset_stands(&product, now) {
+            return Ok(sunset);
+        }
         let mut evaluation_started = None;
         let not_sent = |why: Cause, evaluation_started| Attempted {
             at: now,
@@ -700,6 +722,7 @@ impl Engine {
                     server,
                     // A key not accepted yet: the first suspect when the server is silent.
                     Asked::NewKey,
+                    Intent::Activate,
                 )
                 .await?;
             match tried {
@@ -707,6 +730,7 @@ impl Engine {
                     grant,
                     record,
                     notes,
+                    lifecycle,
                 } => {
                     self.promote_pending_key(id, &new_key, manifest.server_keys.ed25519_bytes())?;
                     return Ok(Attempted {
@@ -716,10 +740,13 @@ impl Engine {
                             grant,
                             record,
                             notes,
+                            lifecycle,
                         },
                         pending: Some(PendingTry::Accepted),
                     });
                 }
+                // Only a release is answered so, and a sunset is never sent for.
+                Outcome::Released { .. } | Outcome::Sunset => {}
                 Outcome::Failed {
                     outcome,
                     diagnosis,
@@ -758,6 +785,7 @@ impl Engine {
                     Some(_) if key_accepted_before(&product) => Asked::AcceptedKey,
                     Some(_) => Asked::NewKey,
                 },
+                Intent::Activate,
             )
             .await?;
         if let Some(pending) = &mut pending
@@ -787,7 +815,7 @@ impl Engine {
     /// One exchange with `key` (none: an evaluation), racing the product's servers: the
     /// grant won, or why none was.
     #[allow(clippy::too_many_arguments)]
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         manifest: &Manifest,
         key: Option<&LicenseKey>,
@@ -798,9 +826,16 @@ impl Engine {
         state: &State,
         server: Option<SocketAddr>,
         asked: Asked,
+        intent: Intent,
     ) -> Result<Outcome, EngineError> {
         let id = manifest.id.as_str();
-        let build = request_builder(manifest, key, facts, nonce, product)?;
+        let generation = self.generation_to_send(id, product)?;
+        let (build, sent) =
+            request_builder(manifest, key, facts, nonce, product, intent, generation)?;
+        if intent == Intent::Release && !sent.extensions {
+            return Err(EngineError::NoRoomForRelease(id.to_owned()));
+        }
+        let release = intent == Intent::Release;
 
         let settings = settings_for(policy, manifest, state);
         let servers = match server {
@@ -834,18 +869,59 @@ impl Engine {
             servers,
             &build,
             |used, activation| {
+                let invalid = |e: ServerDataError| Cause::InvalidServerData {
+                    address: used.address.clone(),
+                    error: e.to_string(),
+                };
+                let data = ServerData::parse(&activation.response.server_data).map_err(invalid)?;
+                if release && data.confirms_release(activation.response.server_time) {
+                    return Ok(Answer::Released);
+                }
                 let received = self.config.clock.now();
                 let grant = grant_from(activation, received, Some(used.clone()), key.is_none())
-                    .map_err(|e| Cause::InvalidServerData {
-                        address: used.address.clone(),
-                        error: e.to_string(),
-                    })?;
-                Ok((grant, ActivationRecord::new(id, activation)))
+                    .map_err(invalid)?;
+                Ok(Answer::Granted {
+                    grant: Box::new(grant),
+                    record: Box::new(ActivationRecord::new(id, activation)),
+                    duplicate: data.duplicate,
+                })
             },
         )
         .await?;
         let tried = raced.tried_with_network();
-        if let Some((winner, (grant, record))) = raced.won {
+        if let Some((winner, answer)) = raced.won {
+            let lifecycle = |moved: bool, duplicate: bool| {
+                // The answer counts: the keyring first (it outlives the state file); should it
+                // fail, the state's count still moves on at the commit.
+                let generation = generation.saturating_add(1);
+                if let Err(e) = self.config.secrets.set_generation(id, generation) {
+                    tracing::warn!(product = id, error = %e, "cannot keep the answer count in the keyring; the state file keeps it");
+                }
+                Lifecycle {
+                    generation,
+                    machine_hash: hex::encode(sent.machine_hash),
+                    moved,
+                    duplicate,
+                }
+            };
+            let (grant, record, duplicate) = match answer {
+                Answer::Released => {
+                    return Ok(Outcome::Released {
+                        at: self.config.clock.now(),
+                        lifecycle: lifecycle(false, false),
+                    });
+                }
+                Answer::Granted {
+                    grant,
+                    record,
+                    duplicate,
+                } => (grant, record, duplicate),
+            };
+            let moved = sent.previous_machine_hash
+                && product
+                    .grant
+                    .as_ref()
+                    .is_some_and(|g| g.license_id == grant.license_id);
             let notes = if server.is_some() {
                 Vec::new()
             } else {
@@ -854,9 +930,10 @@ impl Engine {
                 notes
             };
             return Ok(Outcome::Accepted {
-                grant: Box::new(grant),
-                record: Box::new(record),
+                grant,
+                record,
                 notes,
+                lifecycle: lifecycle(moved, duplicate),
             });
         }
         if raced.tried.is_empty() {
@@ -884,6 +961,14 @@ impl Engine {
             diagnosis,
             server: first_tried,
         })
+    }
+
+    /// The answer count to send (profile 1.1, §9 Generation): the higher of the state's and
+    /// the keyring's, so neither a lost state file nor a keyring written by a newer run
+    /// sends a count the server would take for a restored snapshot.
+    fn generation_to_send(&self, id: &str, product: &ProductState) -> Result<u32, EngineError> {
+        let kept = self.config.secrets.get_generation(id)?.unwrap_or(0);
+        Ok(product.generation.max(kept))
     }
 
     /// The pending key, if any (see [`SecretItem::PendingLicenseKey`]); the all-zero key
@@ -926,7 +1011,7 @@ impl Engine {
     }
 
     /// The product's install nonce, made and stored in the keyring if it has none yet.
-    fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
+    pub(crate) fn install_nonce(&self, id: &str) -> Result<[u8; 16], EngineError> {
         if let Some(nonce) = self.config.secrets.get_install_nonce(id)? {
             return Ok(*nonce);
         }
@@ -1025,6 +1110,28 @@ impl Engine {
     }
 }
 
+/// The attempt of a product the vendor released for good: nothing is sent, since an answer
+/// must not replace the sunset record.
+fn sunset_stands(product: &ProductState, now: u64) -> Option<Attempted> {
+    product.sunset.as_ref().map(|_| Attempted {
+        at: now,
+        evaluation_started: None,
+        outcome: Outcome::Sunset,
+        pending: None,
+    })
+}
+
+/// What one exchange's first valid answer was. Boxed: a release carries nothing.
+enum Answer {
+    Granted {
+        grant: Box<crate::state::Grant>,
+        record: Box<ActivationRecord>,
+        duplicate: bool,
+    },
+    /// The release asked for was confirmed (profile 1.1, §9).
+    Released,
+}
+
 /// Why `id` is not in the catalog: an add-on waiting for its base, or no such product.
 fn not_installed(catalog: &Catalog, id: &str) -> EngineError {
     match catalog.waiting_for_base.get(id) {
@@ -1084,27 +1191,80 @@ pub(crate) fn settings_for(policy: &Policy, manifest: &Manifest, state: &State) 
     }
 }
 
+/// What a request says of the installation beyond the 1.0 seed (profile 1.1, §2.1).
+#[derive(Debug, Clone, Copy)]
+struct SentExtensions {
+    /// This machine's MachineHash for this server.
+    machine_hash: [u8; 32],
+    /// Whether the seed's Room carries the extensions (they fit the manifest's room).
+    extensions: bool,
+    /// Whether PreviousMachineHash was among them.
+    previous_machine_hash: bool,
+}
+
+/// The extensions of one request: the intent, the answer count, and the MachineHash of the
+/// last accepted answer when it differs from this machine's.
+fn seed_extensions(
+    product: &ProductState,
+    intent: Intent,
+    generation: u32,
+    machine_hash: &[u8; 32],
+) -> SeedExtensions {
+    let previous = product
+        .machine_hash
+        .as_deref()
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .filter(|previous| previous != machine_hash);
+    SeedExtensions {
+        intent,
+        previous_machine_hash: previous,
+        generation: Some(generation),
+        ..SeedExtensions::default()
+    }
+}
+
 /// The request of one attempt, made afresh for each send (only ClientTime changes): the seed
-/// with the key (or zeros for an evaluation), the machine hash for this server and the ids.
+/// with the key (or zeros for an evaluation), the machine hash for this server, the ids, and
+/// the seed extensions when they fit the manifest's room. A retry of an unanswered request
+/// sends the same extensions: the count only moves on an accepted answer.
 fn request_builder(
     manifest: &Manifest,
     key: Option<&LicenseKey>,
     facts: &crate::identity::MachineFacts,
     nonce: [u8; 16],
     product: &ProductState,
-) -> Result<impl Fn(u64) -> Request + use<>, EngineError> {
+    intent: Intent,
+    generation: u32,
+) -> Result<(impl Fn(u64) -> Request + use<>, SentExtensions), EngineError> {
+    let machine_hash =
+        lap_proto::machine_hash(manifest.server_keys.ed25519_bytes(), &facts.anchor_digest);
     let seed = SeedV1 {
         decoded_key: key.map_or([0; 16], |k| *k.as_bytes()),
-        machine_hash: lap_proto::machine_hash(
-            manifest.server_keys.ed25519_bytes(),
-            &facts.anchor_digest,
-        ),
+        machine_hash,
         num_cpus: facts.num_cpus,
         num_cores: facts.num_cores,
         install_nonce: nonce,
     };
+    let mut extensions = seed_extensions(product, intent, generation, &machine_hash);
+    // The end byte is needed only when records do not fill the room exactly; counting it
+    // always errs on the safe side.
+    if extensions.encoded_len() + 1 > manifest.response_room {
+        tracing::warn!(
+            product = %manifest.id,
+            room = manifest.response_room,
+            needed = extensions.encoded_len() + 1,
+            "the seed extensions do not fit the manifest's response_room: sent without them"
+        );
+        extensions = SeedExtensions::default();
+    }
+    let sent = SentExtensions {
+        machine_hash,
+        extensions: !extensions.is_empty(),
+        previous_machine_hash: extensions.previous_machine_hash.is_some(),
+    };
     let seed_bytes = seed
-        .encode(manifest.response_room)
+        .encode_with_extensions(manifest.response_room, &extensions)
         .map_err(|e| EngineError::Server(e.to_string()))?;
     let current_license_id = product.grant.as_ref().map_or(Uuid::nil(), |g| g.license_id);
     let (base_id, addon_id, sku) = (
@@ -1112,12 +1272,84 @@ fn request_builder(
         product.client_addon_id,
         manifest.sku,
     );
-    Ok(move |client_time: u64| Request {
+    let build = move |client_time: u64| Request {
         client_time,
         client_base_id: base_id,
         client_addon_id: addon_id,
         sku_id: sku,
         current_license_id,
         client_seed: Zeroizing::new(seed_bytes.to_vec()),
-    })
+    };
+    Ok((build, sent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::FixedIdentity;
+    use std::path::Path;
+
+    fn manifest(response_room: usize) -> Manifest {
+        let text = format!(
+            "schema = 1\nid = \"acme\"\nname = \"Acme\"\nvendor = \"Acme\"\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nresponse_room = {response_room}\n[server]\nx25519 = \"4954728102f02d2917df9aabf24634d4a3a3b83312273e818e40da0cf2755623\"\ned25519 = \"a72f4e02db405c0582a48e79f4830538bccc150e4ccda0404e03f4a190e12356\"\n"
+        );
+        Manifest::parse(&text, Path::new("acme.toml")).expect("valid")
+    }
+
+    /// The extensions a request built for `product` on anchor `[7; 32]` carries.
+    fn sent(room: usize, product: &ProductState, intent: Intent) -> (SeedExtensions, bool) {
+        let facts = FixedIdentity::new([7; 32]).0;
+        let (build, sent) =
+            request_builder(&manifest(room), None, &facts, [1; 16], product, intent, 4)
+                .expect("builds");
+        let request = build(0);
+        let (_, extensions) =
+            SeedV1::decode_with_extensions(&request.client_seed).expect("a valid seed");
+        (extensions, sent.previous_machine_hash)
+    }
+
+    #[test]
+    fn the_previous_machine_hash_is_sent_only_when_this_machine_s_differs() {
+        let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
+        let (extensions, previous) = sent(128, &product, Intent::Activate);
+        assert_eq!(
+            (
+                extensions.generation,
+                extensions.previous_machine_hash,
+                previous
+            ),
+            (Some(4), None, false),
+            "never answered: nothing to move from"
+        );
+        let ed25519 = *manifest(128).server_keys.ed25519_bytes();
+        product.machine_hash = Some(hex::encode(lap_proto::machine_hash(&ed25519, &[7; 32])));
+        assert_eq!(
+            sent(128, &product, Intent::Activate)
+                .0
+                .previous_machine_hash,
+            None
+        );
+        let old = lap_proto::machine_hash(&ed25519, &[6; 32]);
+        product.machine_hash = Some(hex::encode(old));
+        let (extensions, previous) = sent(128, &product, Intent::Release);
+        assert_eq!(
+            (
+                extensions.previous_machine_hash,
+                previous,
+                extensions.intent
+            ),
+            (Some(old), true, Intent::Release)
+        );
+    }
+
+    #[test]
+    fn extensions_that_do_not_fit_the_room_are_not_sent_at_all() {
+        let mut product = ProductState::new(Uuid::from_u128(1), Uuid::nil());
+        product.machine_hash = Some("00".repeat(32));
+        // Generation (7 bytes) and PreviousMachineHash (35) and the end byte: 43.
+        let (extensions, previous) = sent(42, &product, Intent::Activate);
+        assert_eq!((extensions, previous), (SeedExtensions::default(), false));
+        let (extensions, _) = sent(43, &product, Intent::Activate);
+        assert_eq!(extensions.generation, Some(4));
+    }
 }

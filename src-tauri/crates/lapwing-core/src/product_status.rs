@@ -39,6 +39,16 @@ pub struct ProductStatus {
     /// A new license key entered but not accepted yet, and how its latest try ended (never
     /// the key itself): the grant and key above are still the previous ones.
     pub pending_key: Option<PendingKey>,
+    /// The server kept this seat's LicenseId after PreviousMachineHash was sent: the license
+    /// moved to this computer's new hardware (cleared by the next accepted answer).
+    pub moved_from_previous_hardware: bool,
+    /// The last accepted answer said Duplicate: this installation looks cloned or restored
+    /// from a snapshot (kept until an answer without it).
+    pub duplicate: bool,
+    /// When the product was deactivated on this computer (phase `deactivated`).
+    pub deactivated_at: Option<u64>,
+    /// When the vendor issued the final release this product runs on (phase `sunset`).
+    pub sunset_issued: Option<u64>,
 }
 
 impl ProductStatus {
@@ -67,11 +77,34 @@ impl ProductStatus {
             },
             Phase::EvaluationExpired => "Evaluation over: enter a license key".to_owned(),
             Phase::Unlicensed => "Not activated".to_owned(),
+            Phase::Deactivated => "Deactivated on this computer".to_owned(),
+            Phase::Sunset => "Activated for good (the vendor's final release)".to_owned(),
         };
         if self.in_compliance == Some(false) {
             text.push_str(" (out of compliance)");
         }
+        if self.duplicate && self.state != Phase::Sunset {
+            text.push_str(" (looks cloned or restored from a snapshot)");
+        }
         text
+    }
+
+    /// What the lifecycle of the license says beyond the headline (profile 1.1, §9), worded
+    /// alike in the tray, `lapctl` and `doctor`; none when there is nothing to add.
+    pub fn lifecycle_note(&self) -> Option<String> {
+        if self.state == Phase::Sunset {
+            return None;
+        }
+        if self.duplicate {
+            return Some(DUPLICATE_NOTE.to_owned());
+        }
+        if self.moved_from_previous_hardware {
+            return Some(
+                "Moved to new hardware: the server moved this computer's seat from its previous hardware"
+                    .to_owned(),
+            );
+        }
+        None
     }
 
     /// What became of a new key not accepted yet, in one sentence worded alike in the tray
@@ -92,6 +125,9 @@ impl ProductStatus {
         ))
     }
 }
+
+/// What Duplicate means and what to do, in the words every surface uses.
+pub const DUPLICATE_NOTE: &str = "This installation looks cloned or restored from a snapshot (the server saw a later one): a cloned virtual machine needs its own SMBIOS UUID and machine id (/etc/machine-id); then deactivate the clone and activate it again";
 
 /// Items (statuses, manifests) in the order a person reads them: each add-on right after its
 /// base product, otherwise in the given order. An add-on whose base is not among them stands
@@ -151,7 +187,10 @@ pub fn product_status(
         ends_at,
         days_left,
     } = standing(offered, product, product.has_key, now);
-    let grant: Option<&Grant> = product.grant.as_ref();
+    // A sunset's terms replace the grant's; a deactivated product has no grant.
+    let grant: Option<&Grant> = product.grant.as_ref().filter(|_| product.sunset.is_none());
+    let sunset = product.sunset.as_ref();
+    let quiet = matches!(phase, Phase::Sunset | Phase::Deactivated);
     ProductStatus {
         id: manifest.id.clone(),
         name: manifest.name.clone(),
@@ -163,10 +202,16 @@ pub fn product_status(
         ends_at,
         days_left,
         license_id: grant.map(|g| g.license_id),
-        kind: grant.and_then(|g| g.kind),
+        kind: sunset.map_or_else(|| grant.and_then(|g| g.kind), |s| s.kind),
         in_compliance: grant.and_then(|g| g.in_compliance),
-        features: grant.map(|g| g.features.clone()).unwrap_or_default(),
-        notice: grant.and_then(|g| g.notice.clone()),
+        features: sunset.map_or_else(
+            || grant.map(|g| g.features.clone()).unwrap_or_default(),
+            |s| s.features.clone(),
+        ),
+        notice: sunset.map_or_else(
+            || grant.and_then(|g| g.notice.clone()),
+            |s| s.notice.clone(),
+        ),
         has_key: product.has_key,
         server: grant
             .and_then(|g| g.server.clone())
@@ -175,9 +220,14 @@ pub fn product_status(
         next_attempt_at: product
             .backoff
             .map(|b| b.next_at)
-            .or_else(|| grant.map(crate::timing::renew_at)),
+            .or_else(|| grant.map(crate::timing::renew_at))
+            .filter(|_| !quiet),
         clock_moved_back_by: crate::time_mark::moved_back_by(state, now),
         pending_key: product.pending_key.clone(),
+        moved_from_previous_hardware: product.moved_from_previous_hardware,
+        duplicate: product.duplicate,
+        deactivated_at: product.deactivated_at,
+        sunset_issued: product.sunset.as_ref().map(|s| s.issued),
     }
 }
 
@@ -236,6 +286,21 @@ mod tests {
                     ..status(Phase::Activated)
                 },
                 "Activated until day 20 (out of compliance)",
+            ),
+            (
+                ProductStatus {
+                    duplicate: true,
+                    ..status(Phase::Activated)
+                },
+                "Activated until day 20 (looks cloned or restored from a snapshot)",
+            ),
+            (status(Phase::Deactivated), "Deactivated on this computer"),
+            (
+                ProductStatus {
+                    duplicate: true,
+                    ..status(Phase::Sunset)
+                },
+                "Activated for good (the vendor's final release)",
             ),
         ];
         for (status, expected) in cases {

@@ -57,6 +57,9 @@ pub enum Event {
 
 /// When the product next needs an activation attempt, if ever.
 pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) -> Option<u64> {
+    if is_quiet(product) {
+        return None;
+    }
     if let Some(backoff) = product.backoff {
         return Some(backoff.next_at);
     }
@@ -73,6 +76,12 @@ pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) 
     }
 }
 
+/// A product deactivated on this computer, or released for good by its vendor: no renewal,
+/// retry or warning until it is activated again (a sunset: ever).
+pub fn is_quiet(product: &ProductState) -> bool {
+    product.sunset.is_some() || product.deactivated_at.is_some()
+}
+
 /// [`activation_due_at`] under the machine policy. With evaluations forbidden, a product
 /// without a key is tried once, so that its status carries the administrator's reason (the
 /// attempt sends nothing); after that nothing is due until a key is entered. The same once a
@@ -83,7 +92,7 @@ pub fn activation_due_under(
     product: &ProductState,
     now: u64,
 ) -> Option<u64> {
-    if told(product, &Cause::ServerKeyChanged) {
+    if is_quiet(product) || told(product, &Cause::ServerKeyChanged) {
         // Only the person can confirm the new server key (entering the key again activates
         // at once): trying again would only say the same thing.
         return None;
@@ -110,6 +119,9 @@ fn warning_end(
     manifest: &Manifest,
     product: &ProductState,
 ) -> Option<(WarningKind, u64)> {
+    if is_quiet(product) {
+        return None;
+    }
     match &product.grant {
         Some(grant) if !grant.without_key => {
             grant.not_after.map(|end| (WarningKind::NotAfter, end))
@@ -140,6 +152,7 @@ pub fn next_deadline(
 
 impl Engine {
     fn installed_with_state(&self) -> Result<(Vec<(Manifest, ProductState)>, State), EngineError> {
+        self.pick_up_sunsets_logged();
         let catalog = self.catalog();
         let lock = self.state_store().lock()?;
         let (state, _) = self.state_store().load(&lock)?;
@@ -309,7 +322,12 @@ fn attention_cause(status: &ProductStatus) -> Option<Cause> {
     first.or(match status.state {
         Phase::Expired => Some(Cause::LicenseExpired),
         Phase::EvaluationExpired => Some(Cause::EvaluationEnded),
-        Phase::Unlicensed | Phase::Evaluation | Phase::Activated | Phase::RenewalDue => None,
+        Phase::Unlicensed
+        | Phase::Evaluation
+        | Phase::Activated
+        | Phase::RenewalDue
+        | Phase::Deactivated
+        | Phase::Sunset => None,
     })
 }
 

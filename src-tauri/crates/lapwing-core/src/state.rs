@@ -100,6 +100,10 @@ pub struct Backoff {
 }
 
 /// Everything kept per product installation.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts of one installation, each kept under its own name in the file"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductState {
     pub client_base_id: Uuid,
@@ -136,6 +140,55 @@ pub struct ProductState {
     /// yet (the key itself lives only in the keyring). Left out of the file when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_key: Option<PendingKey>,
+    /// How many answers this installation accepted for the product (profile 1.1, §9
+    /// Generation), sent with every request. Also in the keyring: the higher of the two is
+    /// sent, so a lost state file does not make the server see a restored snapshot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// The MachineHash (hex) sent with the last accepted answer: when this machine's hash
+    /// differs, it is sent as PreviousMachineHash so the server can move the seat (§9). Not
+    /// a secret: an HMAC of the anchor under the vendor's public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_hash: Option<String>,
+    /// The last accepted answer kept the LicenseId after PreviousMachineHash was sent: the
+    /// server moved this seat to the new hardware. Cleared by the next accepted answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved_from_previous_hardware: bool,
+    /// The last accepted answer carried Duplicate (§9): this installation looks cloned or
+    /// restored from a snapshot. Kept until an accepted answer without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// When the product was deactivated on this computer (its seat released, or given up
+    /// here): no renewal, retry or warning until it is activated again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<u64>,
+    /// The vendor's final release (§9 sunset), verified: it wins over everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<Sunset>,
+}
+
+/// What a verified sunset grant grants, as the status shows it (the grant itself is in
+/// `activations/<id>.json` and, when imported, in `sunset/<id>.sunset.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sunset {
+    /// When the vendor issued it.
+    pub issued: u64,
+    /// The grant's signature (base64): tells a new grant from the one already taken.
+    pub signature: String,
+    pub kind: Option<LicenseKind>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    pub notice: Option<String>,
+    /// Where it was read from.
+    pub source: String,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A license key kept apart until a server accepts it: the previous key and its grant stay
@@ -164,6 +217,12 @@ impl ProductState {
             key_set_at: None,
             override_set_at: None,
             pending_key: None,
+            generation: 0,
+            machine_hash: None,
+            moved_from_previous_hardware: false,
+            duplicate: false,
+            deactivated_at: None,
+            sunset: None,
         }
     }
 }

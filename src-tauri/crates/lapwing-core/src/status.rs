@@ -21,6 +21,11 @@ pub enum Phase {
     Activated,
     RenewalDue,
     Expired,
+    /// Deactivated on this computer (profile 1.1, §9 release, or given up here): nothing is
+    /// renewed until it is activated again.
+    Deactivated,
+    /// Activated for good by the vendor's final release (§9 sunset): never renewed.
+    Sunset,
 }
 
 impl Phase {
@@ -32,6 +37,8 @@ impl Phase {
             Self::Activated => "activated",
             Self::RenewalDue => "renewal-due",
             Self::Expired => "expired",
+            Self::Deactivated => "deactivated",
+            Self::Sunset => "sunset",
         }
     }
 }
@@ -72,6 +79,21 @@ fn days_until(end: u64, now: u64) -> u64 {
 
 /// Where the product stands at `now`.
 pub fn standing(manifest: &Manifest, product: &ProductState, has_key: bool, now: u64) -> Standing {
+    // The vendor's final release wins over everything else, and has no end.
+    if product.sunset.is_some() {
+        return Standing {
+            phase: Phase::Sunset,
+            ends_at: None,
+            days_left: None,
+        };
+    }
+    if product.deactivated_at.is_some() {
+        return Standing {
+            phase: Phase::Deactivated,
+            ends_at: None,
+            days_left: None,
+        };
+    }
     let keyed_grant = product
         .grant
         .as_ref()
@@ -226,6 +248,29 @@ mod tests {
     }
 
     #[test]
+    fn a_sunset_wins_over_a_deactivation_and_a_grant_and_has_no_end() {
+        let mut p = product(Some(grant(Some(NOW + DAY), false)), None);
+        p.deactivated_at = Some(NOW);
+        assert_eq!(
+            standing(&manifest(0), &p, true, NOW).phase,
+            Phase::Deactivated
+        );
+        p.sunset = Some(crate::state::Sunset {
+            issued: NOW,
+            signature: "c2ln".into(),
+            kind: Some(LicenseKind::Perpetual),
+            features: vec![],
+            notice: None,
+            source: "test".into(),
+        });
+        let s = standing(&manifest(0), &p, true, NOW + 400 * DAY);
+        assert_eq!(
+            (s.phase, s.ends_at, s.days_left),
+            (Phase::Sunset, None, None)
+        );
+    }
+
+    #[test]
     fn phases_have_the_documented_words() {
         let words: Vec<String> = [
             Phase::Unlicensed,
@@ -234,6 +279,8 @@ mod tests {
             Phase::Activated,
             Phase::RenewalDue,
             Phase::Expired,
+            Phase::Deactivated,
+            Phase::Sunset,
         ]
         .iter()
         .map(|p| serde_json::to_string(p).expect("serializes"))
@@ -246,7 +293,9 @@ mod tests {
                 "\"evaluation-expired\"",
                 "\"activated\"",
                 "\"renewal-due\"",
-                "\"expired\""
+                "\"expired\"",
+                "\"deactivated\"",
+                "\"sunset\""
             ]
         );
     }

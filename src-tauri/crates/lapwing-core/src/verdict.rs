@@ -75,6 +75,12 @@ pub enum Reason {
     Expired,
     /// The evaluation is over and no key activated the product.
     EvaluationOver,
+    /// Deactivated on this computer at the person's request: nothing to do here.
+    Deactivated,
+    /// Activated for good by the vendor's final release.
+    Sunset,
+    /// The server said Duplicate: this installation looks cloned or restored from a snapshot.
+    Duplicate,
 }
 
 /// Words for an attempt's outcome, as a person reads them ("last attempt: no answer").
@@ -103,6 +109,11 @@ impl fmt::Display for Reason {
             Self::NotActivated => f.write_str("not activated"),
             Self::Expired => f.write_str("the license has expired"),
             Self::EvaluationOver => f.write_str("the evaluation is over"),
+            Self::Deactivated => f.write_str("deactivated on this computer"),
+            Self::Sunset => f.write_str("activated for good (the vendor's final release)"),
+            Self::Duplicate => {
+                f.write_str("this installation looks cloned or restored from a snapshot")
+            }
         }
     }
 }
@@ -141,6 +152,9 @@ impl Reason {
             Self::NotActivated => "not-activated",
             Self::Expired => "expired",
             Self::EvaluationOver => "evaluation-over",
+            Self::Deactivated => "deactivated",
+            Self::Sunset => "sunset",
+            Self::Duplicate => "duplicate",
         }
     }
 }
@@ -152,7 +166,14 @@ pub fn product_verdict(s: &ProductStatus, now: u64) -> ProductVerdict {
         Phase::Unlicensed => return v(Verdict::Broken, Reason::NotActivated),
         Phase::Expired => return v(Verdict::Broken, Reason::Expired),
         Phase::EvaluationExpired => return v(Verdict::Broken, Reason::EvaluationOver),
+        // Both are where the person or the vendor left them for good: nothing is due, and
+        // nothing needs doing on this computer.
+        Phase::Deactivated => return v(Verdict::AllGood, Reason::Deactivated),
+        Phase::Sunset => return v(Verdict::AllGood, Reason::Sunset),
         Phase::Activated | Phase::RenewalDue | Phase::Evaluation => {}
+    }
+    if s.duplicate {
+        return v(Verdict::Attention, Reason::Duplicate);
     }
     if s.clock_moved_back_by.is_some() {
         return v(Verdict::Attention, Reason::ClockMovedBack);
@@ -370,6 +391,48 @@ mod tests {
             "2 products · 1 activating"
         );
         assert_eq!(Overall::of([]).verdict, Verdict::AllGood);
+    }
+
+    #[test]
+    fn deactivated_and_sunset_need_nothing_and_a_duplicate_needs_attention() {
+        let status = |state: Phase, duplicate: bool| ProductStatus {
+            state,
+            duplicate,
+            license_id: Some(lap_proto::Uuid::from_u128(1)),
+            ..ProductStatus::default()
+        };
+        let cases = [
+            (
+                status(Phase::Deactivated, false),
+                Verdict::AllGood,
+                "deactivated",
+            ),
+            (status(Phase::Sunset, true), Verdict::AllGood, "sunset"),
+            (
+                status(Phase::Activated, true),
+                Verdict::Attention,
+                "duplicate",
+            ),
+        ];
+        for (s, verdict, code) in cases {
+            let v = product_verdict(&s, 0);
+            assert_eq!(
+                (v.verdict, v.reason.code()),
+                (verdict, code),
+                "{:?}",
+                s.state
+            );
+        }
+        let cloned = status(Phase::Activated, true);
+        assert!(
+            cloned
+                .lifecycle_note()
+                .is_some_and(|n| n.contains("/etc/machine-id") && n.contains("SMBIOS UUID"))
+        );
+        assert_eq!(
+            product_verdict(&cloned, 0).reason.to_string(),
+            "this installation looks cloned or restored from a snapshot"
+        );
     }
 
     #[test]

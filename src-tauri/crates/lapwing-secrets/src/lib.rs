@@ -87,19 +87,24 @@ pub enum SecretItem {
     /// Not secret, but kept here because it must outlive the state file: the ids are "static
     /// for the installation time", and a server binds seats and correlates add-ons by them.
     ClientIds,
+    /// How many answers this installation has accepted for the product (profile 1.1, §9
+    /// Generation): u32 little-endian. Kept here as well as in the state file, so a deleted
+    /// state file does not look like a restored snapshot to the server.
+    Generation,
     /// Written, read back and deleted by [`probe`]; never kept.
     Probe,
 }
 
 impl SecretItem {
     /// The items a product keeps (what uninstalling forgets); [`SecretItem::Probe`] is not one.
-    pub const PRODUCT_ITEMS: [SecretItem; 6] = [
+    pub const PRODUCT_ITEMS: [SecretItem; 7] = [
         SecretItem::LicenseKey,
         SecretItem::LicenseKeyServer,
         SecretItem::PendingLicenseKey,
         SecretItem::InstallNonce,
         SecretItem::EvaluationStart,
         SecretItem::ClientIds,
+        SecretItem::Generation,
     ];
 
     /// The stable name (see the type's docs).
@@ -111,6 +116,7 @@ impl SecretItem {
             SecretItem::InstallNonce => "install-nonce",
             SecretItem::EvaluationStart => "evaluation-start",
             SecretItem::ClientIds => "client-ids",
+            SecretItem::Generation => "generation",
             SecretItem::Probe => "probe",
         }
     }
@@ -123,6 +129,7 @@ impl SecretItem {
             SecretItem::InstallNonce,
             SecretItem::EvaluationStart,
             SecretItem::ClientIds,
+            SecretItem::Generation,
             SecretItem::Probe,
         ]
         .into_iter()
@@ -139,6 +146,7 @@ impl SecretItem {
             | SecretItem::InstallNonce
             | SecretItem::Probe => 16,
             SecretItem::EvaluationStart => 8,
+            SecretItem::Generation => 4,
             SecretItem::ClientIds | SecretItem::LicenseKeyServer => 32,
         }
     }
@@ -266,6 +274,20 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
             product_id,
             SecretItem::EvaluationStart,
             &unix_seconds.to_le_bytes(),
+        )
+    }
+
+    /// How many answers were accepted for the product (see [`SecretItem::Generation`]).
+    fn get_generation(&self, product_id: &str) -> Result<Option<u32>, SecretError> {
+        Ok(get_array::<4, _>(self, product_id, SecretItem::Generation)?
+            .map(|bytes| u32::from_le_bytes(*bytes)))
+    }
+
+    fn set_generation(&self, product_id: &str, generation: u32) -> Result<(), SecretError> {
+        self.set(
+            product_id,
+            SecretItem::Generation,
+            &generation.to_le_bytes(),
         )
     }
 
@@ -429,7 +451,8 @@ mod tests {
                 "pending-license-key",
                 "install-nonce",
                 "evaluation-start",
-                "client-ids"
+                "client-ids",
+                "generation"
             ]
         );
         for item in SecretItem::PRODUCT_ITEMS

@@ -15,6 +15,7 @@ use lap_proto::time::unix_now;
 use lap_proto::{Request, ServerSecretKeys, Uuid};
 use lapd::catalog::LicenseCatalog;
 use lapd::ratelimit::RateLimiter;
+use lapd::rules::Profile;
 use lapd::server::{Background, Server};
 use lapd::store::Store;
 use lapwing_core::clock::FakeClock;
@@ -39,17 +40,30 @@ pub struct Seen {
     pub request: Option<Request>,
 }
 
-/// A `lapd` (key 1: base, term 365 days; key 2: add-on, perpetual; 30-day evaluations of the
-/// base) behind a relay. Closed, the relay keeps what it receives and answers nothing.
+/// A `lapd` (key 1: base, term 365 days, 2 seats; key 2: add-on, perpetual; 30-day
+/// evaluations of the base) behind a relay. Closed, the relay keeps what it receives and answers nothing.
 pub struct Relayed {
     pub address: SocketAddr,
     pub open: Arc<AtomicBool>,
+    /// While false, requests reach the server but its answers are lost on the way back.
+    pub answering: Arc<AtomicBool>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     _serving: Background,
 }
 
 impl Relayed {
+    /// Today's `lapd` (profile 1.1: seed extensions and the lifecycle of §9).
     pub fn start() -> Self {
+        Self::start_with(Profile::V1_1)
+    }
+
+    /// A `lapd` that speaks profile 1.0: it ignores Room, so a release is answered with a
+    /// plain grant and nothing says Duplicate.
+    pub fn start_1_0() -> Self {
+        Self::start_with(Profile::V1_0)
+    }
+
+    pub fn start_with(profile: Profile) -> Self {
         let catalog = format!(
             "[[sku]]\nid = \"{BASE_SKU}\"\nname = \"Acme Studio\"\nevaluation_days = 30\n\
              [[sku]]\nid = \"{ADDON_SKU}\"\nname = \"Acme Export\"\nbase = \"{BASE_SKU}\"\n\
@@ -65,7 +79,8 @@ impl Relayed {
             Store::in_memory().expect("store"),
             RateLimiter::new(0, 0),
             0,
-        );
+        )
+        .with_profile(profile);
         let serving = Background::start(server, "127.0.0.1:0".parse().expect("addr"), 1)
             .expect("lapd serves on loopback");
         let upstream_address = serving.address();
@@ -78,14 +93,19 @@ impl Relayed {
         // Two one-way pumps, so that a request the server drops holds up nothing: requests
         // in (noted, then passed on while open), answers back to the latest client.
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
-        let (back, back_up, back_client) = (
+        let answering = Arc::new(AtomicBool::new(true));
+        let (back, back_up, back_client, back_gate) = (
             socket.try_clone().expect("clone"),
             upstream.try_clone().expect("clone"),
             Arc::clone(&client),
+            Arc::clone(&answering),
         );
         std::thread::spawn(move || {
             let mut answer = [0u8; 2048];
             while let Ok(n) = back_up.recv(&mut answer) {
+                if !back_gate.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if let Some(to) = *back_client.lock().expect("lock") {
                     let _ = back.send_to(&answer[..n], to);
                 }
@@ -110,6 +130,7 @@ impl Relayed {
         Self {
             address,
             open,
+            answering,
             seen,
             _serving: serving,
         }
@@ -117,6 +138,11 @@ impl Relayed {
 
     pub fn set_open(&self, open: bool) {
         self.open.store(open, Ordering::SeqCst);
+    }
+
+    /// Lets the server's answers through, or loses them (the server still answers).
+    pub fn set_answering(&self, answering: bool) {
+        self.answering.store(answering, Ordering::SeqCst);
     }
 
     pub fn seen(&self) -> Vec<Seen> {
