@@ -164,8 +164,11 @@ impl Intermediate {
 /// what the policy would.
 fn client(site: &Intermediate, address: &str, machine: u8) -> Home {
     let home = Home::new();
-    std::fs::write(home.path("machine-id"), format!("{}\n", hex::encode([machine; 16])))
-        .expect("machine id");
+    std::fs::write(
+        home.path("machine-id"),
+        format!("{}\n", hex::encode([machine; 16])),
+    )
+    .expect("machine id");
     site.place_manifest(&home, address);
     home
 }
@@ -202,9 +205,7 @@ fn a_pool_of_two_serves_two_clients_then_the_third_after_one_deactivates() {
     let site = Intermediate::new(&vendor, &vendor_server.addr.to_string(), &pool_key, 2);
     let intermediate = site.serve(0);
     let address = intermediate.addr.to_string();
-    let homes: Vec<Home> = (1..=3)
-        .map(|m| client(&site, &address, 0xa0 + m))
-        .collect();
+    let homes: Vec<Home> = (1..=3).map(|m| client(&site, &address, 0xa0 + m)).collect();
 
     // A desktop given the pool's key directly is never answered by the vendor.
     let desktop = Home::new();
@@ -214,7 +215,12 @@ fn a_pool_of_two_serves_two_clients_then_the_third_after_one_deactivates() {
 
     for home in &homes[..2] {
         let out = set_key(home, &site.site_key, 0);
-        assert!(out.status.success(), "activates: {} {}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "activates: {} {}",
+            stderr(&out),
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert_verifies_with_vendor_key(home, &vendor);
         let status = home.status();
         assert_eq!(status["state"], "activated", "{status}");
@@ -306,7 +312,11 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     let address_later = intermediate.addr.to_string();
     site.place_manifest(&home, &address_later);
     let out = activate(&home, later);
-    assert!(out.status.success(), "served from the pool: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "served from the pool: {}",
+        stderr(&out)
+    );
     let pool = site.status(later);
     assert_eq!(pool["state"], "serving", "{pool}");
     let warning = pool["warning"].as_str().expect("a warning");
@@ -320,7 +330,10 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     let ended = i64::try_from(31 * DAY).expect("offset");
     let intermediate = site.serve(ended);
     site.place_manifest(&home, &intermediate.addr.to_string());
-    assert!(!activate(&home, ended).status.success(), "the pool has ended");
+    assert!(
+        !activate(&home, ended).status.success(),
+        "the pool has ended"
+    );
     assert_eq!(site.status(ended)["state"], "ended");
     drop(intermediate);
 

@@ -36,7 +36,10 @@ pub fn records(domain: &str, listen: SocketAddr, host: Option<&str>) -> Result<S
             "--listen {listen}: give the address and port desktops reach, not a wildcard"
         ));
     }
-    let host = host.map_or_else(|| format!("lap.{domain}"), |h| h.trim_end_matches('.').to_owned());
+    let host = host.map_or_else(
+        || format!("lap.{domain}"),
+        |h| h.trim_end_matches('.').to_owned(),
+    );
     if !valid_name(&host) {
         return Err(format!("--host {host:?} is not a DNS name"));
     }
@@ -46,10 +49,16 @@ pub fn records(domain: &str, listen: SocketAddr, host: Option<&str>) -> Result<S
     let instance = format!("{INSTANCE}.{service}");
     let mut out = String::new();
     let _ = writeln!(out, "; BIND zone lines for {domain} (SRV, then DNS-SD)");
-    let _ = writeln!(out, "{service}. {TTL} IN SRV {PRIORITY} {WEIGHT} {port} {host}.");
+    let _ = writeln!(
+        out,
+        "{service}. {TTL} IN SRV {PRIORITY} {WEIGHT} {port} {host}."
+    );
     let _ = writeln!(out, "{host}. {TTL} IN {address_type} {ip}");
     let _ = writeln!(out, "b._dns-sd._udp.{domain}. {TTL} IN PTR {domain}.");
-    let _ = writeln!(out, "_services._dns-sd._udp.{domain}. {TTL} IN PTR {service}.");
+    let _ = writeln!(
+        out,
+        "_services._dns-sd._udp.{domain}. {TTL} IN PTR {service}."
+    );
     let _ = writeln!(out, "{service}. {TTL} IN PTR {instance}.");
     let _ = writeln!(out, "{instance}. {TTL} IN SRV 0 0 {port} {host}.");
     let _ = writeln!(out, "{instance}. {TTL} IN TXT \"txtvers=1\"");
@@ -71,8 +80,12 @@ mod tests {
 
     #[test]
     fn srv_and_dns_sd_in_both_forms() {
-        let text = records("corp.example.", "10.1.2.3:4711".parse().expect("addr"), None)
-            .expect("records");
+        let text = records(
+            "corp.example.",
+            "10.1.2.3:4711".parse().expect("addr"),
+            None,
+        )
+        .expect("records");
         for line in [
             "_lap._udp.corp.example. 3600 IN SRV 10 10 4711 lap.corp.example.",
             "lap.corp.example. 3600 IN A 10.1.2.3",
@@ -81,17 +94,31 @@ mod tests {
             "host-record=lap.corp.example,10.1.2.3",
             "ptr-record=_lap._udp.corp.example,lapd._lap._udp.corp.example",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 
     #[test]
     fn wildcards_and_bad_names_are_refused() {
         assert!(records("corp.example", "0.0.0.0:4711".parse().expect("addr"), None).is_err());
-        assert!(records("corp..example", "10.0.0.1:4711".parse().expect("addr"), None).is_err());
         assert!(
-            records("corp.example", "[::1]:4711".parse().expect("addr"), Some("bad host"))
-                .is_err()
+            records(
+                "corp..example",
+                "10.0.0.1:4711".parse().expect("addr"),
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            records(
+                "corp.example",
+                "[::1]:4711".parse().expect("addr"),
+                Some("bad host")
+            )
+            .is_err()
         );
     }
 }

@@ -14,6 +14,8 @@ use lap_proto::{SeedExtensionError, SeedExtensions};
 pub const INTERMEDIATE_KEYS: u8 = 0x06;
 /// Its value's length.
 pub const VALUE_LEN: usize = 64;
+/// The length field as written.
+const VALUE_LEN_LE: [u8; 2] = 64u16.to_le_bytes();
 const HEADER_LEN: usize = 3;
 
 /// An intermediate's public keys as its pool request carries them.
@@ -51,7 +53,7 @@ pub fn write_into(
     }
     extensions.write_into(room)?;
     room[at] = INTERMEDIATE_KEYS;
-    room[at + 1..at + HEADER_LEN].copy_from_slice(&(VALUE_LEN as u16).to_le_bytes());
+    room[at + 1..at + HEADER_LEN].copy_from_slice(&VALUE_LEN_LE);
     room[at + HEADER_LEN..at + HEADER_LEN + 32].copy_from_slice(&keys.ed25519);
     room[at + HEADER_LEN + 32..needed].copy_from_slice(&keys.x25519);
     Ok(())
@@ -139,7 +141,10 @@ mod tests {
         let mut tiny = vec![0u8; 40];
         assert!(matches!(
             write_into(&SeedExtensions::default(), &keys, &mut tiny),
-            Err(IntermediateKeysError::NoRoom { needed: 67, room: 40 })
+            Err(IntermediateKeysError::NoRoom {
+                needed: 67,
+                room: 40
+            })
         ));
     }
 

@@ -21,6 +21,6 @@ pub mod seats;
 pub mod server;
 pub mod store;
 pub mod sunset;
-pub mod upstream;
 #[cfg(all(unix, feature = "test-util"))]
 pub mod test_util;
+pub mod upstream;

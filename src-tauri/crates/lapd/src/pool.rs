@@ -66,8 +66,8 @@ pub fn answer(
     let grant_days = license.seat_lease_days.unwrap_or(DEFAULT_POOL_GRANT_DAYS);
     let grant_end = now + u64::from(grant_days) * DAY;
     let not_after = end.map_or(grant_end, |end| end.min(grant_end));
-    let intermediate = intermediate_keys::find(&request.client_seed)
-        .map_err(|_| DropReason::BadSeed)?;
+    let intermediate =
+        intermediate_keys::find(&request.client_seed).map_err(|_| DropReason::BadSeed)?;
     // Without its keys an intermediate cannot be delegated: its contact and usage are still
     // recorded, with no seats.
     let ask = PoolAsk {

@@ -76,7 +76,10 @@ pub fn table(lines: &[PoolLine]) -> String {
             .filter(|l| l.license == pool && l.state == "active")
             .map(|l| l.seats_granted)
             .sum();
-        let _ = writeln!(out, "pool {pool}: {held} seats held by active intermediates");
+        let _ = writeln!(
+            out,
+            "pool {pool}: {held} seats held by active intermediates"
+        );
     }
     let _ = writeln!(out, "{} intermediates", lines.len());
     out

@@ -6,8 +6,8 @@ use lap_proto::time::DAY;
 use std::collections::HashMap;
 
 use lap_proto::{
-    Delegation, Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData,
-    ServerSecretKeys, Uuid,
+    Delegation, Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData, ServerSecretKeys,
+    Uuid,
 };
 
 use crate::catalog::{License, LicenseCatalog, Sku, Term, evaluation_reference};
@@ -577,6 +577,10 @@ pub fn decide_in(
 /// A release (§9): the seat freed durably, then Released with NotAfter = ServerTime; a seat
 /// not held gets the same answer. An evaluation is never freed (a new one would start) and a
 /// license past its transfer cap keeps its seat: both get their ordinary grant and a Notice.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one step of decide, given what it has already worked out"
+)]
 fn release(
     catalog: &LicenseCatalog,
     store: &Store,

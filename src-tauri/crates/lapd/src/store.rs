@@ -15,6 +15,6 @@ pub use cached::Store;
 pub use location::DbLocation;
 pub use model::{
     Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk, PoolGrant,
-    Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap,
+    Usage,
 };

@@ -240,7 +240,10 @@ impl StateFile {
 
 /// The intermediate's machine anchor: 32 random bytes in a file (0600), made on first start.
 /// Its digest follows profile §3's form with the source tag `lapd-anchor-file`.
-pub fn anchor_digest(path: &Path, draw: impl FnOnce() -> [u8; 32]) -> Result<[u8; 32], UpstreamError> {
+pub fn anchor_digest(
+    path: &Path,
+    draw: impl FnOnce() -> [u8; 32],
+) -> Result<[u8; 32], UpstreamError> {
     let io = |context: String| move |source| UpstreamError::Io { context, source };
     let bytes = match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -255,8 +258,12 @@ pub fn anchor_digest(path: &Path, draw: impl FnOnce() -> [u8; 32]) -> Result<[u8
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes = draw();
-            crate::fsutil::write_atomically(path, format!("{}\n", hex::encode(bytes)).as_bytes(), Some(0o600))
-                .map_err(io(format!("writing {}", path.display())))?;
+            crate::fsutil::write_atomically(
+                path,
+                format!("{}\n", hex::encode(bytes)).as_bytes(),
+                Some(0o600),
+            )
+            .map_err(io(format!("writing {}", path.display())))?;
             bytes
         }
         Err(source) => return Err(io(format!("reading {}", path.display()))(source)),
@@ -328,7 +335,10 @@ impl Upstream {
                 config.vendor_public.display()
             ))
         })?;
-        let anchor_path = config.anchor_file.clone().unwrap_or_else(|| "anchor".into());
+        let anchor_path = config
+            .anchor_file
+            .clone()
+            .unwrap_or_else(|| "anchor".into());
         let anchor = anchor_digest(&anchor_path, draw)?;
         let mut pools = Vec::new();
         for pool in &config.pools {
@@ -393,12 +403,10 @@ impl Upstream {
                 context: "starting the DNS lookup".into(),
                 source,
             })?;
-        let discovery = lapwing_discovery::Discovery::new(
-            lapwing_discovery::DiscoveryConfig::default(),
-        );
-        let found = runtime.block_on(
-            discovery.srv(&domain, lapwing_discovery::LocalAddresses::Allow),
-        );
+        let discovery =
+            lapwing_discovery::Discovery::new(lapwing_discovery::DiscoveryConfig::default());
+        let found =
+            runtime.block_on(discovery.srv(&domain, lapwing_discovery::LocalAddresses::Allow));
         let addresses: Vec<SocketAddr> = found.candidates.iter().map(|c| c.address).collect();
         if addresses.is_empty() {
             return Err(UpstreamError::NoAddress(format!("SRV _lap._udp.{domain}")));
@@ -457,7 +465,9 @@ impl Upstream {
             source,
         };
         let bind: SocketAddr = if addresses[0].is_ipv6() {
-            "[::]:0".parse().unwrap_or_else(|_| SocketAddr::from(([0; 16], 0)))
+            "[::]:0"
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0; 16], 0)))
         } else {
             SocketAddr::from(([0, 0, 0, 0], 0))
         };
@@ -500,7 +510,11 @@ impl Upstream {
 
     /// Checks the vendor's answer is a pool grant for us: Seats, NotAfter and a Delegation
     /// signed by the vendor naming our keys and the SKU.
-    fn accept(&self, sku: Uuid, activation: &lap_proto::Activation) -> Result<PoolState, UpstreamError> {
+    fn accept(
+        &self,
+        sku: Uuid,
+        activation: &lap_proto::Activation,
+    ) -> Result<PoolState, UpstreamError> {
         let refuse = |reason: &str| UpstreamError::NotAGrant {
             sku,
             reason: reason.to_owned(),

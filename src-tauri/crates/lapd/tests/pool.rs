@@ -9,7 +9,9 @@ use std::time::Instant;
 use lap_proto::record::ActivationRecord;
 use lap_proto::seed::SEED_V1_LEN;
 use lap_proto::time::DAY;
-use lap_proto::{EphemeralSecret, Request, SeedExtensions, SeedV1, ServerData, ServerSecretKeys, Uuid};
+use lap_proto::{
+    EphemeralSecret, Request, SeedExtensions, SeedV1, ServerData, ServerSecretKeys, Uuid,
+};
 use lapd::catalog::LicenseCatalog;
 use lapd::intermediate_keys::{self, IntermediateKeys};
 use lapd::pool::UPDATE_NOTICE;
@@ -79,8 +81,10 @@ fn ask(server: &Server, ask: &Ask<'_>, n: u8) -> Option<(Uuid, ServerData, Activ
     };
     let mut bytes = seed.encode(ROOM).expect("room").to_vec();
     match &ask.intermediate {
-        Some(keys) => intermediate_keys::write_into(&ask.extensions, keys, &mut bytes[SEED_V1_LEN..])
-            .expect("fits"),
+        Some(keys) => {
+            intermediate_keys::write_into(&ask.extensions, keys, &mut bytes[SEED_V1_LEN..])
+                .expect("fits")
+        }
         None => ask
             .extensions
             .write_into(&mut bytes[SEED_V1_LEN..])
@@ -167,7 +171,9 @@ fn two_intermediates_share_the_pool_and_never_hold_more() {
         Some("1 of the 2 seats asked for are left in this pool.")
     );
     assert_eq!(second.delegation.expect("delegated").seats, 1);
-    let grants = vendor.with_store(|s| s.backend().pool_grants()).expect("list");
+    let grants = vendor
+        .with_store(|s| s.backend().pool_grants())
+        .expect("list");
     assert_eq!(grants.iter().map(|g| g.seats).sum::<u32>(), 3);
 }
 
@@ -233,7 +239,10 @@ fn an_intermediate_grants_no_more_than_its_pool_and_its_records_verify_with_the_
     let site = intermediate(&pool);
     let (_, data, record) = ask(&site, &client(11, NOW), 1).expect("first");
     assert!(ask(&site, &client(12, NOW), 2).is_some(), "second");
-    assert!(ask(&site, &client(13, NOW), 3).is_none(), "the pool has two seats");
+    assert!(
+        ask(&site, &client(13, NOW), 3).is_none(),
+        "the pool has two seats"
+    );
     assert_eq!(data.not_after, pool.not_after, "never past the pool's end");
     assert_eq!(data.features, ["pro"], "only the pool's features");
     record
@@ -262,7 +271,7 @@ fn an_intermediate_without_a_pool_grants_nothing() {
 struct Site {
     server: Server,
     upstream: lapd::upstream::Upstream,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn site(vendor: SocketAddr, dir: tempfile::TempDir) -> Site {
@@ -287,8 +296,8 @@ fn site(vendor: SocketAddr, dir: tempfile::TempDir) -> Site {
     }
     .resolved(Some(dir.path()))
     .expect("config");
-    let upstream = lapd::upstream::Upstream::open(config, &intermediate_keys(), || [9; 32])
-        .expect("upstream");
+    let upstream =
+        lapd::upstream::Upstream::open(config, &intermediate_keys(), || [9; 32]).expect("upstream");
     let server = server(
         intermediate_keys(),
         catalog(&format!(
@@ -300,7 +309,7 @@ fn site(vendor: SocketAddr, dir: tempfile::TempDir) -> Site {
     Site {
         server,
         upstream,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -341,7 +350,10 @@ fn an_intermediate_serves_until_its_pool_ends_while_the_vendor_is_away_then_sync
         panic!("expected a grant, got {synced:?}");
     };
     assert_eq!(pool.seats, 2);
-    assert!(site.tick(start + 60).is_empty(), "not due again before RenewAfter");
+    assert!(
+        site.tick(start + 60).is_empty(),
+        "not due again before RenewAfter"
+    );
     let end = pool.not_after;
     drop(vendor);
 
@@ -352,7 +364,10 @@ fn an_intermediate_serves_until_its_pool_ends_while_the_vendor_is_away_then_sync
         [lapd::upstream::Synced::Failed(_)]
     ));
     let warning = lapd::upstream::ending_warning_if_due(pool, later).expect("a warning");
-    assert!(warning.contains("unless lapd reaches the vendor"), "{warning}");
+    assert!(
+        warning.contains("unless lapd reaches the vendor"),
+        "{warning}"
+    );
     let (_, data, _) = ask(&site.server, &client(21, later), 1).expect("still granted");
     assert_eq!(data.not_after, Some(end));
     // The failure is not retried before the §8 backoff says so.
@@ -372,7 +387,7 @@ fn an_intermediate_serves_until_its_pool_ends_while_the_vendor_is_away_then_sync
     let back = ended + 60;
     let offset = i64::try_from(back - lap_proto::time::unix_now()).expect("offset");
     let vendor = vendor_on_loopback(&db, offset);
-    let dir = site._dir;
+    let dir = site.dir;
     let saved = std::fs::read_to_string(dir.path().join("pools.json")).expect("state");
     assert!(
         !saved.contains(&lap_proto::test_util::key(7).to_display()),

@@ -601,7 +601,7 @@ fn a_version_2_database_migrates_in_place(db: &Db) {
     );
 }
 
-fn pool_ask<'a>(machine: &'a [u8; 32], wanted: u32, in_use: u32, now: u64) -> PoolAsk<'a> {
+fn pool_ask(machine: &[u8; 32], wanted: u32, in_use: u32, now: u64) -> PoolAsk<'_> {
     PoolAsk {
         license: "pool",
         machine,
@@ -616,7 +616,10 @@ fn pool_ask<'a>(machine: &'a [u8; 32], wanted: u32, in_use: u32, now: u64) -> Po
 fn pool_grants_never_exceed_the_license_across_intermediates(db: &Db) {
     let store = db.open();
     let (a, b) = ([0xa; 32], [0xb; 32]);
-    assert_eq!(store.grant_pool(&pool_ask(&a, 2, 0, 10)).expect("a").seats, 2);
+    assert_eq!(
+        store.grant_pool(&pool_ask(&a, 2, 0, 10)).expect("a").seats,
+        2
+    );
     assert_eq!(
         store.grant_pool(&pool_ask(&b, 2, 0, 11)).expect("b").seats,
         1,
@@ -624,13 +627,28 @@ fn pool_grants_never_exceed_the_license_across_intermediates(db: &Db) {
     );
     // A renewal keeps what it holds; asking for more gets only what the others left.
     let renewed = store.grant_pool(&pool_ask(&a, 3, 2, 20)).expect("a again");
-    assert_eq!((renewed.seats, renewed.in_use, renewed.last_contact), (2, 2, 20));
+    assert_eq!(
+        (renewed.seats, renewed.in_use, renewed.last_contact),
+        (2, 2, 20)
+    );
     // Giving seats back frees them for the other one.
-    assert_eq!(store.grant_pool(&pool_ask(&a, 1, 1, 30)).expect("a").seats, 1);
-    assert_eq!(store.grant_pool(&pool_ask(&b, 5, 0, 31)).expect("b").seats, 2);
+    assert_eq!(
+        store.grant_pool(&pool_ask(&a, 1, 1, 30)).expect("a").seats,
+        1
+    );
+    assert_eq!(
+        store.grant_pool(&pool_ask(&b, 5, 0, 31)).expect("b").seats,
+        2
+    );
     // A grant past its NotAfter (a silent intermediate) holds nothing any more.
     let late = 31 + 101;
-    assert_eq!(store.grant_pool(&pool_ask(&a, 3, 0, late)).expect("a").seats, 3);
+    assert_eq!(
+        store
+            .grant_pool(&pool_ask(&a, 3, 0, late))
+            .expect("a")
+            .seats,
+        3
+    );
     let listed = db.open().pool_grants().expect("list");
     assert_eq!(listed.len(), 2);
     assert_eq!(
@@ -657,7 +675,10 @@ fn intermediates_racing_for_a_pool_never_overshoot(db: &Db) {
         })
         .collect();
     let granted: u32 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
-    assert_eq!(granted, 3, "the pool's three seats, each to one intermediate");
+    assert_eq!(
+        granted, 3,
+        "the pool's three seats, each to one intermediate"
+    );
     let held: u32 = stores[1]
         .pool_grants()
         .expect("list")

@@ -380,6 +380,8 @@ impl Store {
         if self.down(ask.now) {
             return Err(StoreError::Unavailable);
         }
-        self.backend.grant_pool(ask).map_err(|e| self.note(e, ask.now))
+        self.backend
+            .grant_pool(ask)
+            .map_err(|e| self.note(e, ask.now))
     }
 }

@@ -15,8 +15,8 @@ use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::model::{
     Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
-    PoolGrant, Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
+    TransferCap, Usage,
 };
 
 /// The whole schema at version 2 (PostgreSQL starts there: version 1 was SQLite's only).
@@ -926,7 +926,9 @@ impl SeatStore for PostgresStore {
     fn pool_grants(&self) -> Result<Vec<PoolGrant>, StoreError> {
         self.with(|c| {
             let rows = c.client.query(
-                &format!("SELECT {POOL_COLUMNS} FROM pool_grant ORDER BY license_ref, machine_hash"),
+                &format!(
+                    "SELECT {POOL_COLUMNS} FROM pool_grant ORDER BY license_ref, machine_hash"
+                ),
                 &[],
             )?;
             Ok(rows.iter().map(pool_grant).collect::<Result<_, _>>()?)

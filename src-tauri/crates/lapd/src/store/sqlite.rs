@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{
     Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
-    PoolGrant, Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
+    TransferCap, Usage,
 };
 
 /// Version 1 is the schema of the lapd that kept every seat in memory; its files open and
@@ -675,7 +675,9 @@ impl SeatStore for SqliteStore {
             ],
         )?;
         let grant = transaction.query_row(
-            &format!("SELECT {POOL_COLUMNS} FROM pool_grant WHERE license_ref = ?1 AND machine_hash = ?2"),
+            &format!(
+                "SELECT {POOL_COLUMNS} FROM pool_grant WHERE license_ref = ?1 AND machine_hash = ?2"
+            ),
             params![ask.license, ask.machine.as_slice()],
             |row| Ok(pool_grant(row)),
         )??;
