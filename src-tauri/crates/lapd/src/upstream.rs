@@ -71,8 +71,6 @@ pub enum UpstreamError {
     },
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
-    #[error(transparent)]
-    KeyFile(#[from] crate::keyfile::KeyFileError),
     #[error("the vendor's server {0} cannot be found")]
     NoAddress(String),
     #[error("no answer from the vendor's server ({0}) after {ATTEMPTS} attempts")]
@@ -342,8 +340,19 @@ impl Upstream {
         let anchor = anchor_digest(&anchor_path, draw)?;
         let mut pools = Vec::new();
         for pool in &config.pools {
+            let key = crate::keyfile::read(&pool.license_key_file).map_err(|e| {
+                // The key file's own messages name the `--key-file` flag; here it is the
+                // config's setting. Never the key itself.
+                let reason = e.to_string();
+                UpstreamError::Config(format!(
+                    "pool of SKU {}: license_key_file {}: {}",
+                    pool.sku,
+                    pool.license_key_file.display(),
+                    reason.trim_start_matches("--key-file: ")
+                ))
+            })?;
             pools.push(Tracked {
-                key: crate::keyfile::read(&pool.license_key_file)?,
+                key,
                 config: pool.clone(),
                 failing_since: None,
                 next_attempt: 0,
@@ -769,6 +778,82 @@ mod tests {
         assert_eq!(warning_due(end, end - 2 * DAY, &warned), None);
         assert_eq!(warning_due(end, end - 3_600, &warned), Some(1));
         assert_eq!(warning_due(end, end, &warned), None);
+    }
+
+    /// An upstream wanting 10 seats, holding `state` (if any).
+    fn upstream(state: Option<PoolState>) -> (Upstream, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vendor = ServerSecretKeys::from_bytes([1; 32], &[2; 32]);
+        std::fs::write(
+            dir.path().join("vendor.toml"),
+            crate::keys::public_snippet(&vendor),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("pool.key"),
+            lap_proto::test_util::key(3).to_display(),
+        )
+        .expect("write");
+        let sku = Uuid::from_u128(5);
+        let config = UpstreamConfig {
+            address: Some("127.0.0.1:9".into()),
+            srv_domain: None,
+            vendor_public: "vendor.toml".into(),
+            anchor_file: None,
+            state: None,
+            pools: vec![PoolConfig {
+                sku,
+                license_key_file: "pool.key".into(),
+                seats: 10,
+            }],
+        }
+        .resolved(Some(dir.path()))
+        .expect("config");
+        let own = ServerSecretKeys::from_bytes([3; 32], &[4; 32]);
+        let mut upstream = Upstream::open(config, &own, || [6; 32]).expect("open");
+        upstream
+            .state
+            .pools
+            .extend(state.map(|s| PoolState { sku, ..s }));
+        (upstream, dir)
+    }
+
+    fn held(seats: u32) -> PoolState {
+        PoolState {
+            sku: Uuid::nil(),
+            license_id: Uuid::from_u128(1),
+            seats,
+            not_after: 1_000 * DAY,
+            renew_after: 500 * DAY,
+            features: Vec::new(),
+            delegation: String::new(),
+            synced_at: 0,
+            notice: None,
+        }
+    }
+
+    #[test]
+    fn a_sync_is_due_at_start_at_renew_after_and_when_the_pool_runs_low() {
+        let now = 100 * DAY;
+        assert!(upstream(None).0.due(0, 0, now), "never synced: at once");
+        let (mut full, _dir) = upstream(Some(held(10)));
+        assert!(
+            !full.due(0, 10, now),
+            "all it asked for: no sync before RenewAfter"
+        );
+        assert!(full.due(0, 0, 500 * DAY), "at RenewAfter");
+        full.pools[0].next_attempt = 500 * DAY + 60;
+        assert!(!full.due(0, 0, 500 * DAY), "a failure's backoff holds");
+
+        let (mut short, _dir) = upstream(Some(held(5)));
+        assert!(!short.due(0, 3, now), "two of five left: not low");
+        assert!(
+            short.due(0, 4, now),
+            "one left of five, five short of the ten wanted"
+        );
+        short.pools[0].last_low_sync = now - 60;
+        assert!(!short.due(0, 4, now), "at most every 15 minutes");
+        assert!(short.due(0, 4, now - 60 + 15 * 60));
     }
 
     #[test]
