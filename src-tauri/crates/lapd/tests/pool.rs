@@ -83,7 +83,7 @@ fn ask(server: &Server, ask: &Ask<'_>, n: u8) -> Option<(Uuid, ServerData, Activ
     match &ask.intermediate {
         Some(keys) => {
             intermediate_keys::write_into(&ask.extensions, keys, &mut bytes[SEED_V1_LEN..])
-                .expect("fits")
+                .expect("fits");
         }
         None => ask
             .extensions
