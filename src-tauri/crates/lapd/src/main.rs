@@ -231,8 +231,10 @@ struct ProbeArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// A TOML file with any of: listen, keys, catalog, db, threads, rate_limit, burst.
-    /// Flags given on the command line win; relative paths are relative to the file.
+    /// A TOML file with any of: listen, keys, catalog, db, threads, rate_limit, burst,
+    /// profile, lease_sweep_secs, and an `[upstream]` section that makes this lapd a
+    /// customer's intermediate server (admin guide). Flags given on the command line win;
+    /// relative paths are relative to the file.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 0.0.0.0:4711 or [::]:4711; port 0 picks a free port.
