@@ -383,6 +383,7 @@ pub fn decide_in(
     let served = context.pools.and_then(|pools| pools.get(&sku.id));
     let capped;
     let mut pool = None;
+    let mut pool_ended = false;
     let grant = if seed.is_evaluation() {
         // An intermediate's evaluations would be the vendor's to give, not the pool's.
         if served.is_some() {
@@ -416,7 +417,18 @@ pub fn decide_in(
                 max_server_data_len,
             );
         }
+        let releasing = extensions.intent == Intent::Release;
         match served {
+            // Freeing a seat costs the vendor nothing: an intermediate whose pool has ended
+            // still frees seats (and grants nothing, see below).
+            Some(None) if releasing => {
+                pool_ended = true;
+                Grant::License(license)
+            }
+            Some(Some(terms)) if releasing && now >= terms.not_after => {
+                pool_ended = true;
+                Grant::License(license)
+            }
             Some(None) => return Err(DropReason::NoPool),
             Some(Some(terms)) => {
                 capped = drawn_from_pool(catalog, store, license, terms, now)?;
@@ -431,7 +443,7 @@ pub fn decide_in(
         if request.current_license_id.is_nil() {
             return Err(DropReason::BadSeed);
         }
-        return release(
+        let answer = release(
             catalog,
             store,
             &grant,
@@ -440,7 +452,13 @@ pub fn decide_in(
             &seed.machine_hash,
             now,
             max_server_data_len,
-        );
+        )?;
+        // A release refused (the transfer cap) answers a grant, which an ended pool cannot
+        // back: silence, and the client keeps what it has.
+        if pool_ended && !answer.server_data.released {
+            return Err(DropReason::NoPool);
+        }
+        return Ok(answer);
     }
     let reference = grant.reference();
     let mut existing = store

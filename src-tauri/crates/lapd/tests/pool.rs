@@ -72,6 +72,16 @@ struct Ask<'a> {
 /// Sends one request and opens the answer as a client does: the activation record's parts
 /// (LicenseId, ServerData, the response and its key), or `None` for silence.
 fn ask(server: &Server, ask: &Ask<'_>, n: u8) -> Option<(Uuid, ServerData, ActivationRecord)> {
+    ask_holding(server, ask, Uuid::nil(), n)
+}
+
+/// As [`ask`], from an installation holding `license_id` (CurrentLicenseId).
+fn ask_holding(
+    server: &Server,
+    ask: &Ask<'_>,
+    license_id: Uuid,
+    n: u8,
+) -> Option<(Uuid, ServerData, ActivationRecord)> {
     let seed = SeedV1 {
         decoded_key: *lap_proto::test_util::key(ask.key).as_bytes(),
         machine_hash: [ask.machine; 32],
@@ -95,7 +105,7 @@ fn ask(server: &Server, ask: &Ask<'_>, n: u8) -> Option<(Uuid, ServerData, Activ
         client_base_id: Uuid::from_u128(u128::from(ask.machine)),
         client_addon_id: Uuid::nil(),
         sku_id: SKU,
-        current_license_id: Uuid::nil(),
+        current_license_id: license_id,
         client_seed: Zeroizing::new(bytes),
     };
     let (datagram, pending) = lap_proto::seal_request(
@@ -405,4 +415,26 @@ fn an_intermediate_serves_until_its_pool_ends_while_the_vendor_is_away_then_sync
         "{synced:?}"
     );
     assert!(ask(&site.server, &client(21, back), 3).is_some());
+}
+
+#[test]
+fn an_intermediate_whose_pool_ended_still_frees_seats() {
+    let vendor = server(vendor_keys(), pool_catalog());
+    let pool = ask(&vendor, &pool_request(1, 2, 0), 1).expect("pool").1;
+    let site = intermediate(&pool);
+    let (license_id, _, _) = ask(&site, &client(11, NOW), 1).expect("granted");
+    let ended = pool.not_after.expect("end") + 60;
+    let release = Ask {
+        extensions: SeedExtensions {
+            intent: lap_proto::Intent::Release,
+            ..SeedExtensions::default()
+        },
+        ..client(11, ended)
+    };
+    let (_, data, _) = ask_holding(&site, &release, license_id, 2).expect("answered");
+    assert!(data.released);
+    assert!(
+        ask(&site, &client(11, ended), 3).is_none(),
+        "but grants nothing"
+    );
 }
