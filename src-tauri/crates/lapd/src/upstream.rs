@@ -211,10 +211,20 @@ impl StateFile {
                 });
             }
         };
-        serde_json::from_str(&text).map_err(|e| UpstreamError::State {
+        let state: Self = serde_json::from_str(&text).map_err(|e| UpstreamError::State {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        if state.schema != 1 {
+            return Err(UpstreamError::State {
+                path: path.to_owned(),
+                message: format!(
+                    "schema {} is not one this lapd reads (1): a newer lapd wrote it",
+                    state.schema
+                ),
+            });
+        }
+        Ok(state)
     }
 
     /// Writes it atomically: a crash leaves the old state or the new one.
