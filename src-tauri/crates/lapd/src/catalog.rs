@@ -29,6 +29,9 @@
 //! transfers_per_year = 3          # optional: releases and moves per 365 days (none: no cap)
 //! seat_lease_days = 120           # optional: free a seat not renewed for this many days
 //!                                 # (none: 90 days past its last NotAfter, else 180 days)
+//! pool = false                    # true: the seats go to customers' intermediate servers
+//!                                 # (profile §10), never to desktops; a pool's grant lasts
+//!                                 # seat_lease_days (default 30) unless renewed
 //! ```
 
 use std::collections::HashMap;
@@ -110,6 +113,8 @@ struct RawLicense {
     allow_overuse: bool,
     transfers_per_year: Option<u32>,
     seat_lease_days: Option<u32>,
+    #[serde(default)]
+    pool: bool,
 }
 
 /// A product the server knows.
@@ -154,6 +159,8 @@ pub struct License {
     pub transfers_per_year: Option<u32>,
     /// A seat not renewed for this many days is freed; `None`: the §9 default.
     pub seat_lease_days: Option<u32>,
+    /// A pool (profile §10): granted to intermediate servers only, as Seats and a Delegation.
+    pub pool: bool,
 }
 
 impl std::fmt::Debug for License {
@@ -164,6 +171,7 @@ impl std::fmt::Debug for License {
             .field("kind", &self.kind)
             .field("seats", &self.seats)
             .field("term", &self.term)
+            .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
@@ -362,7 +370,18 @@ fn parse_license(raw: RawLicense, n: usize, skus: &HashMap<Uuid, Sku>) -> Result
             "license #{n}: seat_lease_days must be at least 1 (leave it out for the default lease)"
         ));
     }
+    if raw.pool && raw.days.is_some() {
+        return Err(format!(
+            "license #{n}: a pool's end is not_after, not days (there is no first activation to count from)"
+        ));
+    }
+    if raw.pool && raw.allow_overuse {
+        return Err(format!(
+            "license #{n}: a pool cannot allow overuse (its Seats are what intermediates may grant)"
+        ));
+    }
     let license = License {
+        pool: raw.pool,
         transfers_per_year: raw.transfers_per_year,
         seat_lease_days: raw.seat_lease_days,
         reference: license_reference(&key),

@@ -6,9 +6,13 @@ pub mod bench;
 pub mod catalog;
 pub mod datagram;
 pub mod dbtool;
+pub mod dns;
 pub mod fsutil;
+pub mod intermediate_keys;
 pub mod keyfile;
 pub mod keys;
+pub mod pool;
+pub mod pool_listing;
 pub mod probe;
 pub mod ratelimit;
 pub mod replay;
@@ -19,3 +23,4 @@ pub mod store;
 pub mod sunset;
 #[cfg(all(unix, feature = "test-util"))]
 pub mod test_util;
+pub mod upstream;

@@ -57,6 +57,45 @@ enum Command {
     Seats(SeatsCommand),
     /// Write a sunset grant: the vendor's exit, valid on every machine for good (profile §9).
     Sunset(SunsetArgs),
+    /// Print the DNS records that let desktops find this server with no address typed: SRV
+    /// and DNS-SD as BIND zone lines, and the same as dnsmasq options.
+    Dns {
+        /// The domain desktops search (their search domain, or the manifest's srv_domain).
+        #[arg(long)]
+        domain: String,
+        /// Where this lapd answers, IP:PORT (as `serve --listen`, but a real address).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The host name to publish for it (default: lap.<domain>).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Pools (profile §10): on a vendor's server, the intermediates holding seats of each
+    /// pool license; on an intermediate, the state of its own pools.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolsCommand {
+    /// (Vendor) each pool license, each intermediate: seats granted and in use, last contact.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Intermediate) each pool this lapd serves from: seats, in use, end, renewal, warnings.
+    Status {
+        /// The `serve` config file with the `[upstream]` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds added to this machine's clock (as `serve --time-offset`).
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        time_offset: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,8 +231,10 @@ struct ProbeArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// A TOML file with any of: listen, keys, catalog, db, threads, rate_limit, burst.
-    /// Flags given on the command line win; relative paths are relative to the file.
+    /// A TOML file with any of: listen, keys, catalog, db, threads, rate_limit, burst,
+    /// profile, lease_sweep_secs, and an `[upstream]` section that makes this lapd a
+    /// customer's intermediate server (admin guide). Flags given on the command line win;
+    /// relative paths are relative to the file.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 0.0.0.0:4711 or [::]:4711; port 0 picks a free port.
@@ -243,6 +284,8 @@ struct ServeFile {
     burst: Option<u32>,
     profile: Option<String>,
     lease_sweep_secs: Option<u64>,
+    /// Makes this lapd a customer's intermediate server (profile §10; see `upstream`).
+    upstream: Option<lapd::upstream::UpstreamConfig>,
 }
 
 const DEFAULT_RATE_LIMIT: u32 = 20;
@@ -326,6 +369,8 @@ enum CliError {
     KeyFile(#[from] lapd::keyfile::KeyFileError),
     #[error(transparent)]
     Sunset(#[from] lapd::sunset::SunsetError),
+    #[error(transparent)]
+    Upstream(#[from] lapd::upstream::UpstreamError),
     /// Not the key's text: the error line can end up in logs.
     #[error(
         "a license key is never given on the command line (every user can read it in `ps`): {}",
@@ -445,7 +490,76 @@ fn execute(command: Command) -> Result<(), CliError> {
         Command::Db(command) => db(command),
         Command::Seats(command) => seats(command),
         Command::Sunset(args) => sunset(args),
+        Command::Pools(command) => pools(command),
+        Command::Dns {
+            domain,
+            listen,
+            host,
+        } => {
+            print!(
+                "{}",
+                lapd::dns::records(&domain, listen, host.as_deref()).map_err(CliError::Usage)?
+            );
+            Ok(())
+        }
     }
+}
+
+fn pools(command: PoolsCommand) -> Result<(), CliError> {
+    let now = lap_proto::time::unix_now();
+    match command {
+        PoolsCommand::List { db, json } => {
+            let store = existing_db(&db)?;
+            let lines = lapd::pool_listing::list(store.as_ref(), now)?;
+            if json {
+                println!("{}", serde_json::to_string(&lines).unwrap_or_default());
+            } else {
+                print!("{}", lapd::pool_listing::table(&lines));
+            }
+        }
+        PoolsCommand::Status {
+            config,
+            time_offset,
+            json,
+        } => {
+            let (file, base) = read_serve_file(&config)?;
+            let upstream = file
+                .upstream
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{}: no [upstream] section: this lapd is no intermediate",
+                        config.display()
+                    ))
+                })?
+                .resolved(base.as_deref())?;
+            let state = lapd::upstream::StateFile::load(&upstream.state_path())?;
+            // Seats in use, when the seat database and catalog can be read.
+            let catalog = file
+                .catalog
+                .map(|p| resolve(base.as_deref(), p))
+                .and_then(|p| LicenseCatalog::load(&p).ok());
+            let store = file
+                .db
+                .map(|text| DbLocation::parse(&text, base.as_deref()))
+                .filter(|location| !matches!(location, DbLocation::Sqlite(p) if !p.exists()))
+                .and_then(|location| Store::open(&location).ok());
+            let now = now.saturating_add_signed(time_offset);
+            let lines = lapd::pool_listing::status(&upstream, &state, now, |sku| {
+                match (&catalog, &store) {
+                    (Some(catalog), Some(store)) => {
+                        Some(lapd::upstream::Upstream::in_use(catalog, store, sku, now))
+                    }
+                    _ => None,
+                }
+            });
+            if json {
+                println!("{}", serde_json::to_string(&lines).unwrap_or_default());
+            } else {
+                print!("{}", lapd::pool_listing::status_table(&lines));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The database of a `seats` command: never a new, empty SQLite file made by a typo.
@@ -788,6 +902,13 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .unwrap_or(DEFAULT_LEASE_SWEEP_SECS);
 
     let keys = keys::load(&keys_dir)?;
+    let upstream = file
+        .upstream
+        .map(|config| {
+            let config = config.resolved(base.as_deref())?;
+            lapd::upstream::Upstream::open(config, &keys, lapd::upstream::os_random)
+        })
+        .transpose()?;
     let catalog = LicenseCatalog::load(&catalog_path)?;
     let store = Store::open(&db)?;
     let sockets = bind(listen, threads).map_err(|source| CliError::Io {
@@ -812,6 +933,13 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         )
         .with_profile(profile),
     );
+    // An intermediate serves from its saved pools at once (the vendor may be unreachable),
+    // then syncs before it says where it listens, so that its first answers use the sync.
+    let upstream = upstream.map(|mut upstream| {
+        server.set_pools(upstream.pools_at(server.server_time()));
+        lapd::upstream::tick_server(&mut upstream, &server);
+        upstream
+    });
     let stop = server.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| CliError::Io {
@@ -826,6 +954,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     watch_catalog(&server, catalog_path, Duration::from_secs(1));
     if lease_sweep_secs > 0 && profile == Profile::V1_1 {
         sweep_leases_periodically(&server, Duration::from_secs(lease_sweep_secs));
+    }
+    if let Some(upstream) = upstream {
+        lapd::upstream::sync_periodically(&server, upstream);
     }
     run(&server, sockets);
     tracing::info!(stats = %server.stats.summary(), "lapd stopped");

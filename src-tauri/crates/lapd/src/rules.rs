@@ -3,7 +3,12 @@
 //! Pure apart from the store, so every rule is tested with a fixed `now`.
 
 use lap_proto::time::DAY;
-use lap_proto::{Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData, Uuid};
+use std::collections::HashMap;
+
+use lap_proto::{
+    Delegation, Intent, LicenseKind, Request, SeedExtensions, SeedV1, ServerData, ServerSecretKeys,
+    Uuid,
+};
 
 use crate::catalog::{License, LicenseCatalog, Sku, Term, evaluation_reference};
 use crate::store::{
@@ -44,10 +49,15 @@ pub enum DropReason {
     Replayed,
     /// Too many requests inside the clock window to remember them all (see `replay`).
     ReplayGuardFull,
+    /// A pool license's key without a PoolRequest: pools go to intermediates only (§10).
+    PoolOnly,
+    /// An intermediate asked for a SKU it serves from a pool it does not hold (never synced,
+    /// or past the pool's NotAfter).
+    NoPool,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::Length,
         Self::RateLimited,
         Self::Authentication,
@@ -66,6 +76,8 @@ impl DropReason {
         Self::Store,
         Self::Replayed,
         Self::ReplayGuardFull,
+        Self::PoolOnly,
+        Self::NoPool,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +100,8 @@ impl DropReason {
             Self::Store => "store-error",
             Self::Replayed => "replayed",
             Self::ReplayGuardFull => "replay-guard-full",
+            Self::PoolOnly => "pool-only",
+            Self::NoPool => "no-pool",
         }
     }
 
@@ -254,10 +268,6 @@ pub fn decide(
 }
 
 /// As [`decide`], speaking `profile`.
-#[allow(
-    clippy::too_many_lines,
-    reason = "the rules in the order the profile gives them"
-)]
 pub fn decide_as(
     profile: Profile,
     catalog: &LicenseCatalog,
@@ -267,6 +277,92 @@ pub fn decide_as(
     max_server_data_len: usize,
     new_license_id: impl FnOnce() -> Uuid,
 ) -> Result<Answer, DropReason> {
+    let context = Context {
+        profile,
+        ..Context::default()
+    };
+    decide_in(
+        &context,
+        catalog,
+        store,
+        request,
+        now,
+        max_server_data_len,
+        new_license_id,
+    )
+}
+
+/// What an intermediate may grant of a SKU it serves from its upstream pool (§10), as its
+/// last sync with the vendor left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolTerms {
+    pub seats: u32,
+    pub not_after: u64,
+    /// The pool's features: a client gets the license's that are among them.
+    pub features: Vec<String>,
+    pub delegation: Delegation,
+}
+
+/// The SKUs an intermediate serves from upstream pools, by SKU; `None`: served, but no pool
+/// is held (never synced, or ended), so nothing is granted.
+pub type Pools = HashMap<Uuid, Option<PoolTerms>>;
+
+/// Who is deciding: a vendor's server (keys to sign Delegations with) or an intermediate
+/// (pools to draw seats from), speaking which profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub profile: Profile,
+    /// The server's keys, for Delegations: without them a pool request is not answered.
+    pub keys: Option<&'a ServerSecretKeys>,
+    /// An intermediate's pools; `None` for a server that is no intermediate.
+    pub pools: Option<&'a Pools>,
+}
+
+/// The license as an intermediate may grant it: its seats capped by what the pool has left
+/// after the intermediate's other licenses of the SKU.
+fn drawn_from_pool(
+    catalog: &LicenseCatalog,
+    store: &Store,
+    license: &License,
+    pool: &PoolTerms,
+    now: u64,
+) -> Result<License, DropReason> {
+    if now >= pool.not_after {
+        return Err(DropReason::NoPool);
+    }
+    let mut others = 0u32;
+    for other in catalog.licenses() {
+        if other.sku == license.sku && other.reference != license.reference {
+            others = others.saturating_add(
+                store
+                    .usage(&other.reference, now)
+                    .map_err(store_failed)?
+                    .seats_used,
+            );
+        }
+    }
+    let mut capped = license.clone();
+    capped.seats = license.seats.min(pool.seats.saturating_sub(others));
+    // Never more than the pool: overuse would be the vendor's seats, not the customer's.
+    capped.allow_overuse = false;
+    Ok(capped)
+}
+
+/// As [`decide`], in `context`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the rules in the order the profile gives them"
+)]
+pub fn decide_in(
+    context: &Context<'_>,
+    catalog: &LicenseCatalog,
+    store: &Store,
+    request: &Request,
+    now: u64,
+    max_server_data_len: usize,
+    new_license_id: impl FnOnce() -> Uuid,
+) -> Result<Answer, DropReason> {
+    let profile = context.profile;
     if request.client_time.abs_diff(now) > CLOCK_WINDOW_SECS {
         return Err(DropReason::ClockSkew);
     }
@@ -284,33 +380,85 @@ pub fn decide_as(
             SeedV1::decode_with_extensions(&request.client_seed).map_err(|_| DropReason::BadSeed)?
         }
     };
+    let served = context.pools.and_then(|pools| pools.get(&sku.id));
+    let capped;
+    let mut pool = None;
+    let mut pool_ended = false;
     let grant = if seed.is_evaluation() {
+        // An intermediate's evaluations would be the vendor's to give, not the pool's.
+        if served.is_some() {
+            return Err(DropReason::NoEvaluation);
+        }
         Grant::Evaluation {
             sku,
             days: sku.evaluation_days.ok_or(DropReason::NoEvaluation)?,
             reference: evaluation_reference(sku.id),
         }
     } else {
-        Grant::License(
-            catalog
-                .license(sku.id, &seed.decoded_key)
-                .ok_or(DropReason::UnknownKey)?,
-        )
+        let license = catalog
+            .license(sku.id, &seed.decoded_key)
+            .ok_or(DropReason::UnknownKey)?;
+        if license.pool {
+            // §10: a pool goes to intermediates, which say so with PoolRequest; a desktop
+            // holding a pool's key stays unanswered.
+            let keys = context.keys.ok_or(DropReason::PoolOnly)?;
+            if profile == Profile::V1_0 || extensions.pool_request.is_none() {
+                return Err(DropReason::PoolOnly);
+            }
+            return crate::pool::answer(
+                catalog,
+                store,
+                keys,
+                license,
+                request,
+                &seed.machine_hash,
+                &extensions,
+                now,
+                max_server_data_len,
+            );
+        }
+        let releasing = extensions.intent == Intent::Release;
+        match served {
+            // Freeing a seat costs the vendor nothing: an intermediate whose pool has ended
+            // still frees seats (and grants nothing, see below).
+            Some(None) if releasing => {
+                pool_ended = true;
+                Grant::License(license)
+            }
+            Some(Some(terms)) if releasing && now >= terms.not_after => {
+                pool_ended = true;
+                Grant::License(license)
+            }
+            Some(None) => return Err(DropReason::NoPool),
+            Some(Some(terms)) => {
+                capped = drawn_from_pool(catalog, store, license, terms, now)?;
+                pool = Some(terms);
+                Grant::License(&capped)
+            }
+            None => Grant::License(license),
+        }
     };
     if extensions.intent == Intent::Release {
         // §9: a release names the LicenseId it holds; without one it is not a release.
         if request.current_license_id.is_nil() {
             return Err(DropReason::BadSeed);
         }
-        return release(
+        let answer = release(
             catalog,
             store,
             &grant,
+            pool,
             request,
             &seed.machine_hash,
             now,
             max_server_data_len,
-        );
+        )?;
+        // A release refused (the transfer cap) answers a grant, which an ended pool cannot
+        // back: silence, and the client keeps what it has.
+        if pool_ended && !answer.server_data.released {
+            return Err(DropReason::NoPool);
+        }
+        return Ok(answer);
     }
     let reference = grant.reference();
     let mut existing = store
@@ -338,7 +486,7 @@ pub fn decide_as(
             && previous != seed.machine_hash
         {
             let held = Assignment::new(Uuid::nil(), now);
-            let mut data = terms(catalog, &grant, Some(held), usage, now)?;
+            let mut data = terms(catalog, &grant, pool, Some(held), usage, now)?;
             fit(&mut data, max_server_data_len)?;
             let moved = store
                 .move_seat(&Move {
@@ -371,7 +519,7 @@ pub fn decide_as(
     // Every check runs against what the store holds now; a machine without a seat gets one
     // only after the last of them (the answer fits the room) has passed, so a refusal never
     // takes a seat.
-    let mut data = terms(catalog, &grant, existing, usage, now)?;
+    let mut data = terms(catalog, &grant, pool, existing, usage, now)?;
     let mut server_data_bytes = fit(&mut data, max_server_data_len)?;
     let generation = match profile {
         Profile::V1_0 => None,
@@ -391,8 +539,8 @@ pub fn decide_as(
             // Freed meanwhile by another process (the cache has forgotten it now): decided
             // again from the database, as a machine without a seat.
             Ok(None) => {
-                return decide_as(
-                    profile,
+                return decide_in(
+                    context,
                     catalog,
                     store,
                     request,
@@ -430,7 +578,7 @@ pub fn decide_as(
             // The terms again, from the seat as taken (by this request, or by the same
             // machine on another server meanwhile) and the count after it.
             Taken::New { seat, usage } | Taken::Held { seat, usage } => {
-                data = terms(catalog, &grant, Some(seat), usage, now)?;
+                data = terms(catalog, &grant, pool, Some(seat), usage, now)?;
                 server_data_bytes = fit(&mut data, max_server_data_len)?;
                 seat.license_id
             }
@@ -447,10 +595,15 @@ pub fn decide_as(
 /// A release (§9): the seat freed durably, then Released with NotAfter = ServerTime; a seat
 /// not held gets the same answer. An evaluation is never freed (a new one would start) and a
 /// license past its transfer cap keeps its seat: both get their ordinary grant and a Notice.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one step of decide, given what it has already worked out"
+)]
 fn release(
     catalog: &LicenseCatalog,
     store: &Store,
     grant: &Grant<'_>,
+    pool: Option<&PoolTerms>,
     request: &Request,
     machine: &MachineHash,
     now: u64,
@@ -500,7 +653,7 @@ fn release(
         Some(_) => store.usage(reference, now).map_err(store_failed)?,
         None => Usage::default(),
     };
-    let mut data = terms(catalog, grant, Some(seat), usage, now)?;
+    let mut data = terms(catalog, grant, pool, Some(seat), usage, now)?;
     data.notice = Some(refusal);
     let server_data_bytes = fit(&mut data, max_server_data_len)?;
     Ok(Answer {
@@ -516,6 +669,7 @@ fn release(
 fn terms(
     catalog: &LicenseCatalog,
     grant: &Grant<'_>,
+    pool: Option<&PoolTerms>,
     existing: Option<Assignment>,
     usage: Usage,
     now: u64,
@@ -553,6 +707,16 @@ fn terms(
             end
         }
     };
+    // An intermediate's client: never past the pool, never a feature the pool lacks, and the
+    // vendor's Delegation that lets the product trust this server's signature (§10).
+    let not_after = match pool {
+        Some(pool) => {
+            data.features.retain(|f| pool.features.contains(f));
+            data.delegation = Some(Box::new(pool.delegation.clone()));
+            Some(not_after.map_or(pool.not_after, |end| end.min(pool.not_after)))
+        }
+        None => not_after,
+    };
     data.not_after = not_after;
     if let Some(days) = catalog.renew_after_days {
         let renew = now + u64::from(days) * DAY;
@@ -568,7 +732,7 @@ fn store_failed(error: StoreError) -> DropReason {
 }
 
 /// Encodes ServerData within the room the client left; the Notice is the first to go.
-fn fit(data: &mut ServerData, max: usize) -> Result<Vec<u8>, DropReason> {
+pub(crate) fn fit(data: &mut ServerData, max: usize) -> Result<Vec<u8>, DropReason> {
     let encoded = data.encode().map_err(|_| DropReason::ResponseTooLarge)?;
     if encoded.len() <= max {
         return Ok(encoded);

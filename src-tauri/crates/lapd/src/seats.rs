@@ -38,7 +38,8 @@ pub enum Which {
     Sku(lap_proto::Uuid),
 }
 
-fn rfc3339(t: u64) -> String {
+/// A time as RFC 3339, UTC (the number itself when it is out of range).
+pub fn rfc3339(t: u64) -> String {
     i64::try_from(t)
         .ok()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())

@@ -15,7 +15,7 @@ use crate::catalog::LicenseCatalog;
 use crate::datagram::DatagramIo;
 use crate::ratelimit::RateLimiter;
 use crate::replay::{ReplayGuard, Verdict};
-use crate::rules::{DropReason, Profile, decide_as, sweep_leases};
+use crate::rules::{Context, DropReason, Pools, Profile, decide_in, sweep_leases};
 use crate::store::{Store, StoreError};
 
 /// How often workers look up from a quiet socket to notice a stop request.
@@ -69,6 +69,9 @@ pub struct Server {
     /// Added to the system clock: lets tests and demos run a server in another time.
     time_offset: i64,
     profile: Profile,
+    /// An intermediate's pools (profile §10), as its last sync with the vendor left them;
+    /// `None` for a server that is no intermediate.
+    pools: RwLock<Option<Arc<Pools>>>,
 }
 
 impl Server {
@@ -89,7 +92,22 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             time_offset,
             profile: Profile::default(),
+            pools: RwLock::new(None),
         }
+    }
+
+    /// Makes this server an intermediate (or updates its pools after a sync): the SKUs in
+    /// `pools` are granted only from them.
+    pub fn set_pools(&self, pools: Pools) {
+        *self
+            .pools
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(pools));
+    }
+
+    /// The server's time: the system clock plus its offset.
+    pub fn server_time(&self) -> u64 {
+        self.now()
     }
 
     /// Speaks `profile` (default 1.1): `Profile::V1_0` is a server of before the lifecycle,
@@ -148,6 +166,21 @@ impl Server {
     /// The flag that stops every worker (set by SIGINT/SIGTERM).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
+    }
+
+    /// The catalog in force now.
+    pub fn catalog(&self) -> Arc<LicenseCatalog> {
+        Arc::clone(
+            &self
+                .catalog
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Whether the server has been asked to stop.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     pub fn replace_catalog(&self, catalog: LicenseCatalog) {
@@ -221,9 +254,19 @@ impl Server {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        let pools = self
+            .pools
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let context = Context {
+            profile: self.profile,
+            keys: Some(&self.keys),
+            pools: pools.as_deref(),
+        };
         // The store locks what it needs itself: a machine that holds a seat reads it while
         // other threads take new ones.
-        let accepted = decide_as(self.profile, &catalog, &self.store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
+        let accepted = decide_in(&context, &catalog, &self.store, &request, now, sealer.max_server_data_len(), Uuid::new_v4)
         .inspect_err(|reason| {
             tracing::info!(%source, sku = %request.sku_id, reason = reason.as_str(), "request refused (silently)");
         })?;

@@ -14,6 +14,7 @@ pub mod sqlite;
 pub use cached::Store;
 pub use location::DbLocation;
 pub use model::{
-    Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    Assignment, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk, PoolGrant,
+    Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap,
+    Usage,
 };

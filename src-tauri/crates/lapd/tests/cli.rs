@@ -219,3 +219,113 @@ fn db_import_copies_a_sqlite_file_into_postgres_once() {
     assert_eq!(code, Some(1), "{text}");
     assert!(!text.contains("sekrit"), "{text}");
 }
+
+#[test]
+fn dns_prints_srv_and_dns_sd_records_for_a_real_address_only() {
+    let out = lapd()
+        .args([
+            "dns",
+            "--domain",
+            "corp.example",
+            "--listen",
+            "10.0.0.5:4711",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("_lap._udp.corp.example. 3600 IN SRV 10 10 4711 lap.corp.example.")
+            && text.contains("srv-host=_lap._udp.corp.example,lap.corp.example,4711,10,10"),
+        "{text}"
+    );
+    let out = lapd()
+        .args([
+            "dns",
+            "--domain",
+            "corp.example",
+            "--listen",
+            "0.0.0.0:4711",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a wildcard"));
+}
+
+#[test]
+fn pools_commands_name_what_is_wrong_and_never_the_pool_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, "listen = \"127.0.0.1:0\"\n").expect("write");
+    let out = lapd()
+        .args(["pools", "status", "--config"])
+        .arg(&plain)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no [upstream] section"));
+
+    // An intermediate whose pool key file holds a mistyped key: named, not printed.
+    let keys = dir.path().join("keys");
+    assert!(
+        lapd()
+            .args(["keygen", "--out"])
+            .arg(&keys)
+            .output()
+            .expect("runs")
+            .status
+            .success()
+    );
+    std::fs::copy(keys.join("server.toml"), dir.path().join("vendor.toml")).expect("copy");
+    std::fs::write(
+        dir.path().join("pool.key"),
+        "ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-2345\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("catalog.toml"),
+        "[[sku]]\nid = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\nname = \"A\"\n",
+    )
+    .expect("write");
+    let config = dir.path().join("lapd.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nkeys = \"keys\"\ncatalog = \"catalog.toml\"\ndb = \"s.sqlite\"\n\
+         [upstream]\naddress = \"127.0.0.1:9\"\nvendor_public = \"vendor.toml\"\n\
+         [[upstream.pool]]\nsku = \"6b0c4c1e-8f5d-4f51-9d3a-2f7c1a0e9b11\"\n\
+         license_key_file = \"pool.key\"\nseats = 5\n",
+    )
+    .expect("write");
+    let out = lapd()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("license_key_file") && stderr.contains("pool.key"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ABCD-EFGH"), "{stderr}");
+
+    // The vendor's listing of an empty database.
+    let db = dir.path().join("vendor.sqlite");
+    assert!(
+        lapd()
+            .args(["db", "migrate", "--db"])
+            .arg(&db)
+            .output()
+            .expect("runs")
+            .status
+            .success()
+    );
+    let out = lapd()
+        .args(["pools", "list", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("0 intermediates\n"));
+}

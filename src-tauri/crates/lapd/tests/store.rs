@@ -6,8 +6,8 @@ use std::sync::{Arc, Barrier};
 use lap_proto::Uuid;
 use lapd::store::cached::SEAT_TRUST_SECS;
 use lapd::store::{
-    Assignment, DbLocation, Lease, Limit, Listing, Move, Moved, Released, SCHEMA_VERSION, SeatRow,
-    SeatStore, Store, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    Assignment, DbLocation, Lease, Limit, Listing, Move, Moved, PoolAsk, Released, SCHEMA_VERSION,
+    SeatRow, SeatStore, Store, StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 use lapd::test_util::TempPostgres;
 
@@ -91,6 +91,8 @@ both_backends!(
     leases_free_only_the_seats_past_them,
     seats_are_listed_and_released_by_id,
     a_seat_freed_elsewhere_leaves_the_cache_within_its_trust,
+    pool_grants_never_exceed_the_license_across_intermediates,
+    intermediates_racing_for_a_pool_never_overshoot,
 );
 
 fn seats_survive_reopening_with_their_license_id(db: &Db) {
@@ -592,6 +594,98 @@ fn a_version_2_database_migrates_in_place(db: &Db) {
             .expect("take"),
     );
     assert!(!ids.contains(&new.seat_id), "a new seat gets a new id");
+    assert_eq!(
+        store.pool_grants().expect("pools"),
+        vec![],
+        "schema 4's pool table exists, empty"
+    );
+}
+
+fn pool_ask(machine: &[u8; 32], wanted: u32, in_use: u32, now: u64) -> PoolAsk<'_> {
+    PoolAsk {
+        license: "pool",
+        machine,
+        wanted,
+        in_use,
+        total: 3,
+        now,
+        not_after: now + 100,
+    }
+}
+
+fn pool_grants_never_exceed_the_license_across_intermediates(db: &Db) {
+    let store = db.open();
+    let (a, b) = ([0xa; 32], [0xb; 32]);
+    assert_eq!(
+        store.grant_pool(&pool_ask(&a, 2, 0, 10)).expect("a").seats,
+        2
+    );
+    assert_eq!(
+        store.grant_pool(&pool_ask(&b, 2, 0, 11)).expect("b").seats,
+        1,
+        "only one seat is left for the second intermediate"
+    );
+    // A renewal keeps what it holds; asking for more gets only what the others left.
+    let renewed = store.grant_pool(&pool_ask(&a, 3, 2, 20)).expect("a again");
+    assert_eq!(
+        (renewed.seats, renewed.in_use, renewed.last_contact),
+        (2, 2, 20)
+    );
+    // Giving seats back frees them for the other one.
+    assert_eq!(
+        store.grant_pool(&pool_ask(&a, 1, 1, 30)).expect("a").seats,
+        1
+    );
+    assert_eq!(
+        store.grant_pool(&pool_ask(&b, 5, 0, 31)).expect("b").seats,
+        2
+    );
+    // A grant past its NotAfter (a silent intermediate) holds nothing any more.
+    let late = 31 + 101;
+    assert_eq!(
+        store
+            .grant_pool(&pool_ask(&a, 3, 0, late))
+            .expect("a")
+            .seats,
+        3
+    );
+    let listed = db.open().pool_grants().expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        (listed[0].machine, listed[0].seats, listed[0].last_contact),
+        (a, 3, late)
+    );
+    assert_eq!((listed[1].machine, listed[1].seats), (b, 2));
+}
+
+fn intermediates_racing_for_a_pool_never_overshoot(db: &Db) {
+    let stores: Vec<Arc<dyn SeatStore>> = vec![Arc::from(db.open()), Arc::from(db.open())];
+    let barrier = Arc::new(Barrier::new(6));
+    let threads: Vec<_> = (0..6u8)
+        .map(|n| {
+            let store = Arc::clone(&stores[usize::from(n % 2)]);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                store
+                    .grant_pool(&pool_ask(&[n; 32], 2, 0, 5))
+                    .expect("grant")
+                    .seats
+            })
+        })
+        .collect();
+    let granted: u32 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    assert_eq!(
+        granted, 3,
+        "the pool's three seats, each to one intermediate"
+    );
+    let held: u32 = stores[1]
+        .pool_grants()
+        .expect("list")
+        .iter()
+        .map(|g| g.seats)
+        .sum();
+    assert_eq!(held, 3);
 }
 
 fn touch_keeps_the_highest_generation_and_the_last_answer(db: &Db) {

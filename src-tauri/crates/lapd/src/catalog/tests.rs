@@ -183,3 +183,29 @@ fn lifecycle_settings_are_read_and_a_zero_lease_refused() {
     let refused = parse(&license("seat_lease_days = 0")).expect_err("refused");
     assert!(refused.to_string().contains("seat_lease_days"), "{refused}");
 }
+
+#[test]
+fn a_pool_is_read_and_its_impossible_settings_refused() {
+    let pool = |extra: &str| {
+        parse(&catalog_text(&format!(
+            "[[license]]\nkey = \"{}\"\nsku = \"{BASE}\"\nkind = \"subscription\"\nseats = 50\npool = true\n{extra}",
+            key().to_display()
+        )))
+    };
+    let catalog = pool("not_after = 1900000000\n").expect("valid");
+    assert!(catalog.licenses().all(|l| l.pool));
+    for (extra, says) in [
+        ("days = 365\n", "a pool's end is not_after, not days"),
+        (
+            "not_after = 1900000000\nallow_overuse = true\n",
+            "a pool cannot allow overuse",
+        ),
+    ] {
+        match pool(extra) {
+            Err(CatalogError::Invalid { message, .. }) => {
+                assert!(message.contains(says), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}

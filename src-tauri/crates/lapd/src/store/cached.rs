@@ -14,8 +14,8 @@ use hashlink::LruCache;
 
 use super::location::DbLocation;
 use super::model::{
-    Assignment, Lease, MachineHash, Move, Moved, Released, SeatStore, StoreError, Take, Taken,
-    Touch, TransferCap, Usage,
+    Assignment, Lease, MachineHash, Move, Moved, PoolAsk, PoolGrant, Released, SeatStore,
+    StoreError, Take, Taken, Touch, TransferCap, Usage,
 };
 use super::sqlite::SqliteStore;
 
@@ -373,5 +373,15 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+
+    /// Grants an intermediate seats of a pool (see [`SeatStore::grant_pool`]); never cached.
+    pub fn grant_pool(&self, ask: &PoolAsk<'_>) -> Result<PoolGrant, StoreError> {
+        if self.down(ask.now) {
+            return Err(StoreError::Unavailable);
+        }
+        self.backend
+            .grant_pool(ask)
+            .map_err(|e| self.note(e, ask.now))
     }
 }

@@ -50,7 +50,7 @@ impl StoreError {
 }
 
 /// The schema version this lapd writes; migrations run forward to it, never back.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A 32-byte MachineHash.
 pub type MachineHash = [u8; 32];
@@ -294,6 +294,48 @@ pub trait SeatStore: Send + Sync + std::fmt::Debug {
     /// Adds seats as they are (for `lapd db import`), in one transaction with the license
     /// counts; a seat already there is left as it is.
     fn import(&self, rows: &[SeatRow]) -> Result<u64, StoreError>;
+
+    /// Grants an intermediate at most `wanted` seats of a pool: never more than the license's
+    /// total less what its other intermediates hold under grants not yet ended, in one
+    /// transaction against every other server on the database. Records the reported usage
+    /// and the contact; returns the grant as stored.
+    fn grant_pool(&self, ask: &PoolAsk<'_>) -> Result<PoolGrant, StoreError>;
+
+    /// Every pool grant, in (license, machine) order (`lapd pools list`).
+    fn pool_grants(&self) -> Result<Vec<PoolGrant>, StoreError>;
+}
+
+/// An intermediate server's ask for seats of a pool license (profile §10), as the vendor's
+/// store decides it.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolAsk<'a> {
+    pub license: &'a str,
+    /// The intermediate's MachineHash: one grant per intermediate.
+    pub machine: &'a MachineHash,
+    /// PoolRequest: seats wanted.
+    pub wanted: u32,
+    /// PoolUsage: seats in use downstream, as the intermediate reports them.
+    pub in_use: u32,
+    /// The pool license's seats, shared by all its intermediates.
+    pub total: u32,
+    pub now: u64,
+    /// The grant's end: after it its seats count for nobody.
+    pub not_after: u64,
+}
+
+/// One intermediate's grant of a pool license, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGrant {
+    pub license: String,
+    pub machine: MachineHash,
+    /// Seats granted by the last answer.
+    pub seats: u32,
+    /// Seats in use downstream as last reported.
+    pub in_use: u32,
+    /// When the grant ends unless renewed.
+    pub not_after: u64,
+    /// The intermediate's last request (UNIX seconds).
+    pub last_contact: u64,
 }
 
 /// One seat as it is stored, for export and import.

@@ -14,8 +14,9 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::model::{
-    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
+    PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
+    TransferCap, Usage,
 };
 
 /// The whole schema at version 2 (PostgreSQL starts there: version 1 was SQLite's only).
@@ -56,8 +57,26 @@ CREATE TABLE transfer (
 CREATE INDEX transfer_at ON transfer (license_ref, at);
 ";
 
+/// Version 4 (profile 1.1 indirect setup, §10): per pool license and intermediate
+/// (MachineHash) the seats granted, the end of the grant, the usage it reported and its last
+/// contact. Nothing existing changes.
+const V4: &str = "
+CREATE TABLE pool_grant (
+    license_ref  TEXT   NOT NULL,
+    machine_hash BYTEA  NOT NULL,
+    seats        BIGINT NOT NULL,
+    in_use       BIGINT NOT NULL,
+    not_after    BIGINT NOT NULL,
+    last_contact BIGINT NOT NULL,
+    PRIMARY KEY (license_ref, machine_hash)
+);
+";
+
 /// Migrations by the version they bring the schema to.
-const MIGRATIONS: [(u32, &str); 2] = [(2, V2), (3, V3)];
+const MIGRATIONS: [(u32, &str); 3] = [(2, V2), (3, V3), (4, V4)];
+
+/// The columns [`pool_grant`] reads, in its order.
+const POOL_COLUMNS: &str = "license_ref, machine_hash, seats, in_use, not_after, last_contact";
 
 /// Any number, the same in every lapd: migrating servers take turns on it.
 const MIGRATION_LOCK: i64 = 0x6c61_7064_5345_4154;
@@ -709,6 +728,66 @@ fn list(client: &mut Client, which: Listing<'_>) -> Result<Vec<ListedSeat>, Fail
     Ok(rows.iter().map(listed).collect::<Result<_, _>>()?)
 }
 
+fn pool_grant(row: &postgres::Row) -> Result<PoolGrant, StoreError> {
+    let count = |at: usize| {
+        u32::try_from(row.get::<_, i64>(at)).map_err(|_| StoreError::Corrupt("pool seat count"))
+    };
+    let machine: Vec<u8> = row.get(1);
+    Ok(PoolGrant {
+        license: row.get(0),
+        machine: machine
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("machine hash is not 32 bytes"))?,
+        seats: count(2)?,
+        in_use: count(3)?,
+        not_after: unsigned(row.get(4), "negative time")?,
+        last_contact: unsigned(row.get(5), "negative time")?,
+    })
+}
+
+/// Any number, the same in every lapd: the lock that serialises grants of one pool license
+/// across servers is this and the license's reference hashed into it by PostgreSQL.
+const POOL_LOCK: i32 = 0x504f_4f4c;
+
+fn grant_pool(client: &mut Client, ask: &PoolAsk<'_>) -> Result<PoolGrant, Failed> {
+    let mut transaction = client.transaction()?;
+    // Two servers granting seats of one pool at once take turns: the sum below and the write
+    // after it are one step for every intermediate of the license.
+    transaction.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&POOL_LOCK, &ask.license],
+    )?;
+    let held_by_others: i64 = transaction
+        .query_one(
+            "SELECT COALESCE(SUM(seats), 0)::bigint FROM pool_grant
+             WHERE license_ref = $1 AND machine_hash <> $2 AND not_after > $3",
+            &[&ask.license, &ask.machine.as_slice(), &time(ask.now)?],
+        )?
+        .get(0);
+    let left = i64::from(ask.total).saturating_sub(held_by_others).max(0);
+    let seats = i64::from(ask.wanted).min(left);
+    let row = transaction.query_one(
+        &format!(
+            "INSERT INTO pool_grant (license_ref, machine_hash, seats, in_use, not_after, last_contact)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (license_ref, machine_hash) DO UPDATE SET seats = $3, in_use = $4,
+                 not_after = $5, last_contact = $6
+             RETURNING {POOL_COLUMNS}"
+        ),
+        &[
+            &ask.license,
+            &ask.machine.as_slice(),
+            &seats,
+            &i64::from(ask.in_use),
+            &time(ask.not_after)?,
+            &time(ask.now)?,
+        ],
+    )?;
+    let grant = pool_grant(&row)?;
+    transaction.commit()?;
+    Ok(grant)
+}
+
 impl SeatStore for PostgresStore {
     fn seat(&self, license: &str, machine: &MachineHash) -> Result<Option<Assignment>, StoreError> {
         self.with(|c| read_seat(c, license, machine))
@@ -838,5 +917,21 @@ impl SeatStore for PostgresStore {
 
     fn import(&self, rows: &[SeatRow]) -> Result<u64, StoreError> {
         self.with(|c| import(&mut c.client, rows))
+    }
+
+    fn grant_pool(&self, ask: &PoolAsk<'_>) -> Result<PoolGrant, StoreError> {
+        self.with(|c| grant_pool(&mut c.client, ask))
+    }
+
+    fn pool_grants(&self) -> Result<Vec<PoolGrant>, StoreError> {
+        self.with(|c| {
+            let rows = c.client.query(
+                &format!(
+                    "SELECT {POOL_COLUMNS} FROM pool_grant ORDER BY license_ref, machine_hash"
+                ),
+                &[],
+            )?;
+            Ok(rows.iter().map(pool_grant).collect::<Result<_, _>>()?)
+        })
     }
 }

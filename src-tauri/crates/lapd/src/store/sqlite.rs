@@ -11,8 +11,9 @@ use lap_proto::Uuid;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{
-    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, Released,
-    SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
+    PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
+    TransferCap, Usage,
 };
 
 /// Version 1 is the schema of the lapd that kept every seat in memory; its files open and
@@ -70,7 +71,26 @@ CREATE INDEX transfer_at ON transfer (license_ref, at);
 INSERT INTO schema_version (version) VALUES (3);
 ";
 
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+/// Version 4 (profile 1.1 indirect setup, §10): per pool license and intermediate
+/// (MachineHash) the seats granted, the end of the grant, the usage it reported and its last
+/// contact. Nothing existing changes.
+const V4: &str = "
+CREATE TABLE pool_grant (
+    license_ref  TEXT    NOT NULL,
+    machine_hash BLOB    NOT NULL,
+    seats        INTEGER NOT NULL,
+    in_use       INTEGER NOT NULL,
+    not_after    INTEGER NOT NULL,
+    last_contact INTEGER NOT NULL,
+    PRIMARY KEY (license_ref, machine_hash)
+) WITHOUT ROWID;
+INSERT INTO schema_version (version) VALUES (4);
+";
+
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+
+/// The columns [`pool_grant`] reads, in its order.
+const POOL_COLUMNS: &str = "license_ref, machine_hash, seats, in_use, not_after, last_contact";
 
 /// The columns [`assignment`] reads, in its order.
 const SEAT_COLUMNS: &str =
@@ -346,6 +366,20 @@ fn listed(row: &rusqlite::Row<'_>) -> Result<ListedSeat, StoreError> {
     })
 }
 
+fn pool_grant(row: &rusqlite::Row<'_>) -> Result<PoolGrant, StoreError> {
+    let count = |at: usize| -> Result<u32, StoreError> {
+        u32::try_from(row.get::<_, i64>(at)?).map_err(|_| StoreError::Corrupt("pool seat count"))
+    };
+    Ok(PoolGrant {
+        license: row.get(0)?,
+        machine: machine_hash(row.get(1)?)?,
+        seats: count(2)?,
+        in_use: count(3)?,
+        not_after: unsigned(row.get(4)?, "negative time")?,
+        last_contact: unsigned(row.get(5)?, "negative time")?,
+    })
+}
+
 impl SeatStore for SqliteStore {
     fn seat(&self, license: &str, machine: &MachineHash) -> Result<Option<Assignment>, StoreError> {
         read_seat(&self.lock(), license, machine)
@@ -611,5 +645,54 @@ impl SeatStore for SqliteStore {
         }
         transaction.commit()?;
         Ok(added)
+    }
+
+    fn grant_pool(&self, ask: &PoolAsk<'_>) -> Result<PoolGrant, StoreError> {
+        let mut connection = self.lock();
+        // IMMEDIATE: the other intermediates' grants cannot change between the sum and the
+        // write, in this process or another on the same file.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held_by_others: i64 = transaction.query_row(
+            "SELECT COALESCE(SUM(seats), 0) FROM pool_grant
+             WHERE license_ref = ?1 AND machine_hash <> ?2 AND not_after > ?3",
+            params![ask.license, ask.machine.as_slice(), to_i64(ask.now)?],
+            |row| row.get(0),
+        )?;
+        let left = i64::from(ask.total).saturating_sub(held_by_others).max(0);
+        let seats = i64::from(ask.wanted).min(left);
+        transaction.execute(
+            "INSERT INTO pool_grant (license_ref, machine_hash, seats, in_use, not_after, last_contact)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (license_ref, machine_hash) DO UPDATE SET seats = ?3, in_use = ?4,
+                 not_after = ?5, last_contact = ?6",
+            params![
+                ask.license,
+                ask.machine.as_slice(),
+                seats,
+                i64::from(ask.in_use),
+                to_i64(ask.not_after)?,
+                to_i64(ask.now)?,
+            ],
+        )?;
+        let grant = transaction.query_row(
+            &format!(
+                "SELECT {POOL_COLUMNS} FROM pool_grant WHERE license_ref = ?1 AND machine_hash = ?2"
+            ),
+            params![ask.license, ask.machine.as_slice()],
+            |row| Ok(pool_grant(row)),
+        )??;
+        // Durable before the intermediate is told.
+        transaction.commit()?;
+        Ok(grant)
+    }
+
+    fn pool_grants(&self) -> Result<Vec<PoolGrant>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!(
+            "SELECT {POOL_COLUMNS} FROM pool_grant ORDER BY license_ref, machine_hash"
+        ))?;
+        let rows = statement.query_map([], |row| Ok(pool_grant(row)))?;
+        rows.map(|row| -> Result<PoolGrant, StoreError> { row? })
+            .collect()
     }
 }
