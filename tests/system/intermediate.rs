@@ -8,6 +8,7 @@ use std::process::Output;
 
 use lap_proto::record::ActivationRecord;
 use lap_proto::time::DAY;
+use lapwing_system_tests::desk::manifest;
 use lapwing_system_tests::home::Home;
 use lapwing_system_tests::{BASE_SKU, Server, Vendor, lapd, public_keys};
 
@@ -134,42 +135,42 @@ impl Intermediate {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")[0].clone()
     }
 
-    /// Installs "acme-studio" in `home` pointing at this intermediate at `address`.
-    fn place_manifest(&self, home: &Home, address: &str) {
+    /// Provisions "acme-studio" in `home` for this intermediate at `address`, as an
+    /// administrator does: a machine policy `[[provision]]` entry with its keys and address.
+    fn provision(&self, home: &Home, address: &str) {
         let snippet = std::fs::read_to_string(self.path("keys/server.toml")).expect("keys");
         let keys: Vec<&str> = snippet
             .lines()
             .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
             .collect();
         std::fs::write(
-            home.path("products/acme-studio.toml"),
+            home.path("policy.toml"),
             format!(
-                "schema = 1\nid = \"{ID}\"\nname = \"Acme Studio\"\nvendor = \"Acme\"\n\
-                 sku = \"{BASE_SKU}\"\nresponse_room = 256\n[server]\n{}\naddress = \"{address}\"\n",
+                "[[provision]]\nproduct = \"{ID}\"\nname = \"Example Corp license server\"\n{}\naddress = \"{address}\"\n",
                 keys.join("\n")
             ),
         )
-        .expect("manifest");
+        .expect("policy");
     }
 }
 
-/// A client home on a machine of its own whose "acme-studio" uses the intermediate at
-/// `address`: the intermediate's keys and address in place of the vendor's, Room 256 (the
-/// Delegation must fit).
-///
-/// The policy's `[[provision]]` entry is what an admin would use and what this test wrote
-/// first; lapwing-core's batch activation (`Engine::activate`, engine.rs) reads the manifests
-/// without applying it, while `key set` binds the key to the provisioned server, so every
-/// attempt ends "server key changed". Until that client-side fix lands, the manifest carries
-/// what the policy would.
-fn client(site: &Intermediate, address: &str, machine: u8) -> Home {
+/// A client home on a machine of its own with the vendor's own manifest of "acme-studio"
+/// (the vendor's keys, an address where nothing answers), provisioned by its machine policy
+/// for the intermediate at `address`: the product reaches the intermediate only through the
+/// policy.
+fn client(vendor: &Vendor, site: &Intermediate, address: &str, machine: u8) -> Home {
     let home = Home::new();
     std::fs::write(
         home.path("machine-id"),
         format!("{}\n", hex::encode([machine; 16])),
     )
     .expect("machine id");
-    site.place_manifest(&home, address);
+    std::fs::write(
+        home.path("products/acme-studio.toml"),
+        manifest(vendor, ID, BASE_SKU, "127.0.0.1:9", ""),
+    )
+    .expect("manifest");
+    site.provision(&home, address);
     home
 }
 
@@ -205,7 +206,9 @@ fn a_pool_of_two_serves_two_clients_then_the_third_after_one_deactivates() {
     let site = Intermediate::new(&vendor, &vendor_server.addr.to_string(), &pool_key, 2);
     let intermediate = site.serve(0);
     let address = intermediate.addr.to_string();
-    let homes: Vec<Home> = (1..=3).map(|m| client(&site, &address, 0xa0 + m)).collect();
+    let homes: Vec<Home> = (1..=3)
+        .map(|m| client(&vendor, &site, &address, 0xa0 + m))
+        .collect();
 
     // A desktop given the pool's key directly is never answered by the vendor.
     let desktop = Home::new();
@@ -235,6 +238,9 @@ fn a_pool_of_two_serves_two_clients_then_the_third_after_one_deactivates() {
     let out = activate(&homes[2], 0);
     assert!(out.status.success(), "the freed seat: {}", stderr(&out));
     assert_verifies_with_vendor_key(&homes[2], &vendor);
+    let status = homes[2].status();
+    assert_eq!(status["through"], "Example Corp license server", "{status}");
+    assert_eq!(status["server"]["address"], address.as_str(), "{status}");
 
     let status = site.status(0);
     assert_eq!(status["state"], "serving", "{status}");
@@ -266,8 +272,8 @@ fn two_intermediates_on_a_pool_of_three_never_hold_more_than_three() {
 
     // The second one grants its one seat and no more, whatever its own catalog says.
     let address = second_server.addr.to_string();
-    let a = client(&second, &address, 0xb1);
-    let b = client(&second, &address, 0xb2);
+    let a = client(&vendor, &second, &address, 0xb1);
+    let b = client(&vendor, &second, &address, 0xb2);
     assert!(set_key(&a, &second.site_key, 0).status.success());
     assert!(!set_key(&b, &second.site_key, 0).status.success());
 
@@ -298,7 +304,7 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     let site = Intermediate::new(&vendor, &vendor_addr, &pool_key, 2);
     let intermediate = site.serve(0);
     let address = intermediate.addr.to_string();
-    let home = client(&site, &address, 0xc1);
+    let home = client(&vendor, &site, &address, 0xc1);
     assert!(set_key(&home, &site.site_key, 0).status.success());
     let pool = site.status(0);
     assert!(pool["warning"].is_null(), "synced on time: {pool}");
@@ -310,7 +316,7 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     let later = i64::try_from(20 * DAY).expect("offset");
     let intermediate = site.serve(later);
     let address_later = intermediate.addr.to_string();
-    site.place_manifest(&home, &address_later);
+    site.provision(&home, &address_later);
     let out = activate(&home, later);
     assert!(
         out.status.success(),
@@ -329,7 +335,7 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     // Past the pool's end: nothing is granted.
     let ended = i64::try_from(31 * DAY).expect("offset");
     let intermediate = site.serve(ended);
-    site.place_manifest(&home, &intermediate.addr.to_string());
+    site.provision(&home, &intermediate.addr.to_string());
     assert!(
         !activate(&home, ended).status.success(),
         "the pool has ended"
@@ -341,7 +347,7 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     // syncs at start, and the client renews.
     let vendor_server = start_vendor(&vendor, &vendor_addr, ended);
     let intermediate = site.serve(ended);
-    site.place_manifest(&home, &intermediate.addr.to_string());
+    site.provision(&home, &intermediate.addr.to_string());
     let out = activate(&home, ended);
     assert!(out.status.success(), "renewed: {}", stderr(&out));
     assert_eq!(site.status(ended)["state"], "serving");
