@@ -224,6 +224,22 @@ pub fn run() -> Result {
         },
     )?;
     drop(server);
+    step(
+        "an intermediate's turn next to lapd's plain turn (profile §10; ratio ≤ 1.1)",
+        || {
+            cmd(
+                "cargo",
+                &[
+                    "bench",
+                    "--package",
+                    "lapd",
+                    "--bench",
+                    "intermediate",
+                    "--locked",
+                ],
+            )
+        },
+    )?;
     seats()?;
     step(
         "the engine: activation latency, 100 products at once, lapctl status, lapctl activate (mDNS on and off)",

@@ -38,7 +38,7 @@ fn usage() -> Result {
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     lapd with a demo catalog, two demo products and the tray app to activate them in\
          \n           (--exit: unattended under Xvfb, keys through lapctl, stop once both are activated)\
-         \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores\
+         \n  bench    protocol costs (criterion) and lapd throughput/latency, pinned to cores, an intermediate's turn\
          \n  bench seats lapd with 0 and 1,000,000 seats in SQLite and PostgreSQL: start-up, memory, rates\
          \n           (LAPD_BENCH_SEATS=0,1000000,10000000 for other sizes)\
          \n  bench tray  the tray app's launch time, idle memory and CPU, window paint (release, Xvfb)\
