@@ -354,3 +354,66 @@ fn without_the_vendor_the_intermediate_serves_until_the_pool_ends_then_syncs_whe
     assert_verifies_with_vendor_key(&home, &vendor);
     drop(vendor_server);
 }
+
+/// No address typed anywhere: the policy names only the organisation's domain, the DNS
+/// server publishes what `lapd dns` printed for it (its dnsmasq options, given to a real
+/// dnsmasq), and the client finds the intermediate by SRV.
+#[test]
+fn a_provisioned_client_finds_the_intermediate_through_srv() {
+    let vendor = Vendor::new();
+    let pool_key = vendor_with_pool(&vendor, 2);
+    let vendor_server = start_vendor(&vendor, "127.0.0.1:0", 0);
+    let site = Intermediate::new(&vendor, &vendor_server.addr.to_string(), &pool_key, 2);
+    let intermediate = site.serve(0);
+
+    let out = lapd(&[
+        "dns",
+        "--domain",
+        "corp.example",
+        "--listen",
+        &intermediate.addr.to_string(),
+    ]);
+    assert!(out.status.success(), "lapd dns: {}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let options: Vec<String> = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("# dnsmasq"))
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| format!("--{l}"))
+        .collect();
+    assert!(
+        options
+            .iter()
+            .any(|o| o.starts_with("--srv-host=_lap._udp.corp.example")),
+        "{printed}"
+    );
+    let dns = lapwing_discovery::test_util::Dnsmasq::start(&options);
+
+    let home = client(&vendor, &site, "unused.invalid:1", 0xd1);
+    let snippet = std::fs::read_to_string(site.path("keys/server.toml")).expect("keys");
+    let keys: Vec<&str> = snippet
+        .lines()
+        .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
+        .collect();
+    // The intermediate answers on loopback here: the policy lets DNS name a local address.
+    std::fs::write(
+        home.path("policy.toml"),
+        format!(
+            "[discovery]\nallow_local_addresses = true\n\n[[provision]]\nproduct = \"{ID}\"\nname = \"Example Corp license server\"\n{}\nsrv_domain = \"corp.example\"\n",
+            keys.join("\n")
+        ),
+    )
+    .expect("policy");
+    let mut command = home.command(&["key", "set", ID, "--json"]);
+    command.env("LAPWING_DNS_SERVER", dns.address().to_string());
+    let out = lapwing_system_tests::output_fed(&mut command, &format!("{}\n", site.site_key));
+    assert!(out.status.success(), "activated by SRV: {}", stderr(&out));
+    let status = home.status();
+    assert_eq!(status["server"]["source"], "srv", "{status}");
+    assert_eq!(
+        status["server"]["address"],
+        intermediate.addr.to_string().as_str(),
+        "{status}"
+    );
+    assert_verifies_with_vendor_key(&home, &vendor);
+}
