@@ -20,11 +20,7 @@ fn stderr(out: &Output) -> String {
 
 /// The vendor with a pool license of `seats` seats; returns the pool's key.
 fn vendor_with_pool(vendor: &Vendor, seats: u32) -> String {
-    let (key, _) = vendor.new_license(BASE_SKU, &["--seats", &seats.to_string()]);
-    // The license just added is the file's last table: `pool = true` goes to it.
-    let catalog = vendor.path("catalog.toml");
-    let text = std::fs::read_to_string(&catalog).expect("catalog");
-    std::fs::write(&catalog, format!("{text}pool = true\n")).expect("catalog");
+    let (key, _) = vendor.new_license(BASE_SKU, &["--seats", &seats.to_string(), "--pool"]);
     key
 }
 

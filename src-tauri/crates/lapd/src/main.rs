@@ -322,6 +322,10 @@ enum LicenseCommand {
         /// past the last answer's end, or 180 days past the last answer without one).
         #[arg(long)]
         seat_lease_days: Option<u32>,
+        /// A pool for customers' intermediate servers (profile §10): its seats are granted to
+        /// intermediates only, never to desktops. Not with --days.
+        #[arg(long)]
+        pool: bool,
         /// Print a JSON object with `key` and `key_hex`.
         #[arg(long)]
         json: bool,
@@ -430,6 +434,7 @@ fn execute(command: Command) -> Result<(), CliError> {
             notice,
             transfers_per_year,
             seat_lease_days,
+            pool,
             json,
         }) => {
             let kind = match kind.as_deref() {
@@ -456,6 +461,7 @@ fn execute(command: Command) -> Result<(), CliError> {
                 notice,
                 transfers_per_year,
                 seat_lease_days,
+                pool,
             };
             add_license(&catalog, &new, &key)?;
             if json {

@@ -20,6 +20,8 @@ pub struct NewLicense {
     pub transfers_per_year: Option<u32>,
     /// The lease of a seat not renewed; `None`: the profile's default (§9).
     pub seat_lease_days: Option<u32>,
+    /// Granted to customers' intermediate servers only (profile §10).
+    pub pool: bool,
 }
 
 /// Appends a license to the catalog file, keeping its comments and layout, after checking
@@ -62,6 +64,9 @@ pub fn add_license(
     }
     if let Some(days) = license.seat_lease_days {
         table["seat_lease_days"] = toml_edit::value(i64::from(days));
+    }
+    if license.pool {
+        table["pool"] = toml_edit::value(true);
     }
     let licenses = doc
         .entry("license")

@@ -135,6 +135,7 @@ fn add_license_keeps_comments_and_validates() {
         notice: Some("hi".into()),
         transfers_per_year: Some(2),
         seat_lease_days: Some(45),
+        pool: false,
     };
     add_license(&path, &new, &key()).expect("added");
     let text = std::fs::read_to_string(&path).expect("read");
@@ -146,6 +147,7 @@ fn add_license_keeps_comments_and_validates() {
     let added = catalog.licenses().next().expect("one license");
     assert_eq!(added.transfers_per_year, Some(2));
     assert_eq!(added.seat_lease_days, Some(45));
+    assert!(!added.pool);
 
     let bad = NewLicense {
         sku: Uuid::from_u128(7),
@@ -157,6 +159,15 @@ fn add_license_keeps_comments_and_validates() {
         text,
         "a refused add changes nothing"
     );
+    let pool = NewLicense {
+        sku: BASE.parse().expect("uuid"),
+        pool: true,
+        seats: 50,
+        ..bad
+    };
+    add_license(&path, &pool, &test_util::key(9)).expect("a pool added");
+    let catalog = LicenseCatalog::load(&path).expect("still valid");
+    assert_eq!(catalog.licenses().filter(|l| l.pool).count(), 1);
 }
 
 #[test]
