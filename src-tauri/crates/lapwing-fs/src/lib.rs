@@ -89,6 +89,10 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<Option<u32>> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
+            #[cfg_attr(
+                not(unix),
+                allow(unused_mut, reason = "only Unix sets a mode")
+            )]
             let mut builder = std::fs::DirBuilder::new();
             #[cfg(unix)]
             {
@@ -120,6 +124,10 @@ fn narrow_to_owner(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Opt
 }
 
 #[cfg(not(unix))]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "one signature with the Unix version, which can fail"
+)]
 fn narrow_to_owner(_path: &Path, _meta: &std::fs::Metadata) -> std::io::Result<Option<u32>> {
     // Per-user folders on Windows (LOCALAPPDATA) inherit an owner-only ACL.
     Ok(None)
@@ -229,25 +237,8 @@ fn write_temporary(
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(mode);
     }
-    #[cfg(not(unix))]
-    let _ = mode;
     let mut file = options.open(&tmp)?;
-    let written = (|| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Before the mode: a change of owner clears the set-id bits.
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-            }
-            // The umask may have narrowed the mode (a 0644 file others must read).
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        #[cfg(not(unix))]
-        let _ = owner;
-        file.write_all(bytes)
-    })();
-    match written {
+    match give_access_and_write(&mut file, mode, owner, bytes) {
         Ok(()) => Ok((tmp, file)),
         Err(e) => {
             drop(file);
@@ -255,6 +246,29 @@ fn write_temporary(
             Err(e)
         }
     }
+}
+
+/// Gives a new temporary its owner and mode (Unix; Windows files inherit their folder's
+/// ACL), then its bytes.
+fn give_access_and_write(
+    file: &mut File,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Before the mode: a change of owner clears the set-id bits.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&*file, Some(uid), Some(gid))?;
+        }
+        // The umask may have narrowed the mode (a 0644 file others must read).
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (mode, owner);
+    file.write_all(bytes)
 }
 
 /// Flushes every staged temporary, by up to `parallel` threads; one that fails is removed
