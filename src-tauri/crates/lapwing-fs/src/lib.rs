@@ -178,7 +178,7 @@ fn write_round(
     for (n, (file, stage)) in files.iter().zip(staged).enumerate() {
         let result = stage.and_then(|(tmp, handle)| {
             drop(handle);
-            std::fs::rename(&tmp, file.path).inspect_err(|_| {
+            rename_over(&tmp, file.path).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })
         });
@@ -201,6 +201,41 @@ fn write_round(
         }
     }
     results
+}
+
+/// Renames `tmp` over `path`. On Unix one `rename`, atomic even when others rename over the
+/// same name at the same moment.
+#[cfg(not(windows))]
+fn rename_over(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)
+}
+
+/// Renames `tmp` over `path`. Windows refuses a replacing rename with "access denied" or a
+/// sharing violation while another writer is replacing the same name or a reader holds it
+/// open for a moment (seen under Wine with eight threads writing one file); the refusal
+/// passes within milliseconds, so it is retried for up to about half a second, the way
+/// npm's graceful-fs does. Any other error, or one that lasts, is returned.
+#[cfg(windows)]
+fn rename_over(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match std::fs::rename(tmp, path) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+                ) && waited < std::time::Duration::from_millis(500) =>
+            {
+                std::thread::sleep(pause);
+                waited += pause;
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn parent(path: &Path) -> &Path {
