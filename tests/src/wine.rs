@@ -45,9 +45,15 @@ impl Wine {
     pub fn command(&self, exe: &str, args: &[&str]) -> Command {
         let path = self.bins.join(exe);
         assert!(path.exists(), "{} is missing", path.display());
+        self.program(path.as_os_str(), args)
+    }
+
+    /// `wine program args` (a Linux path, or a Windows one such as `C:\…\lapctl.exe`),
+    /// in the private prefix.
+    pub fn program(&self, program: &std::ffi::OsStr, args: &[&str]) -> Command {
         let mut command = Command::new("wine");
         command
-            .arg(path)
+            .arg(program)
             .args(args)
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
@@ -72,6 +78,21 @@ impl Wine {
             .status()
             .expect("wineserver runs");
         assert!(status.success(), "wineserver -w: {status}");
+    }
+
+    /// `reg query KEY [/v VALUE]`'s output, or `None` when the key or value is absent.
+    pub fn reg_query(&self, key: &str, value: Option<&str>) -> Option<String> {
+        let mut args = vec!["query", key];
+        if let Some(value) = value {
+            args.extend(["/v", value]);
+        }
+        let out = self
+            .program(std::ffi::OsStr::new("reg"), &args)
+            .output()
+            .expect("wine reg runs");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).replace('\r', ""))
     }
 
     /// `C:\` of the prefix, as a Linux path.

@@ -245,3 +245,75 @@ fn machine_shows_machine_guid_and_smbios_from_a_dump_or_the_firmware() {
     assert_eq!(firmware_uuid, host_uuid, "{report}");
     assert_eq!(os_id_raw(&report), Some(Value::from(guid)), "{report}");
 }
+
+#[test]
+#[ignore = "needs the Windows build and Wine: cargo xtask windows"]
+fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
+    const UNINSTALL_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\Lapwing";
+    const ENVIRONMENT_KEY: &str =
+        r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+    let wine = Wine::from_env();
+    let installer = std::env::var_os("LAPWING_WINDOWS_INSTALLER")
+        .map(std::path::PathBuf::from)
+        .expect("LAPWING_WINDOWS_INSTALLER: run through cargo xtask windows");
+    let install_dir = wine.drive_c().join("Program Files/Lapwing");
+    let start_menu = wine
+        .drive_c()
+        .join("ProgramData/Microsoft/Windows/Start Menu/Programs/Lapwing");
+    let products = wine.drive_c().join("ProgramData/LAP/products.d");
+
+    // Silent, as an administrator deploys it.
+    let out = wine
+        .program(installer.as_os_str(), &["/S"])
+        .output()
+        .expect("wine runs the installer");
+    assert!(out.status.success(), "installer: {}", text(&out.stderr));
+    wine.wait();
+    for file in ["lapctl.exe", "uninstall.exe"] {
+        assert!(install_dir.join(file).is_file(), "{file} installed");
+    }
+    assert!(start_menu.join("Uninstall Lapwing.lnk").is_file());
+    assert!(products.is_dir(), "the products folder");
+    let entry = wine
+        .reg_query(UNINSTALL_KEY, None)
+        .expect("an Add/Remove Programs entry");
+    assert!(
+        entry.contains(r#""C:\Program Files\Lapwing\uninstall.exe" /S"#)
+            && entry.contains(env!("CARGO_PKG_VERSION")),
+        "{entry}"
+    );
+    let path = wine
+        .reg_query(ENVIRONMENT_KEY, Some("Path"))
+        .expect("the system Path");
+    assert!(path.contains(r"C:\Program Files\Lapwing"), "{path}");
+
+    // The installed lapctl runs, from where the installer put it.
+    let out = wine
+        .program(
+            std::ffi::OsStr::new(r"C:\Program Files\Lapwing\lapctl.exe"),
+            &["--version"],
+        )
+        .output()
+        .expect("wine runs lapctl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("lapctl "), "{}", text(&out.stdout));
+
+    // Uninstalled silently: nothing left but the products folder (other vendors' manifests).
+    let out = wine
+        .program(
+            std::ffi::OsStr::new(r"C:\Program Files\Lapwing\uninstall.exe"),
+            &["/S"],
+        )
+        .output()
+        .expect("wine runs the uninstaller");
+    assert!(out.status.success(), "uninstaller: {}", text(&out.stderr));
+    wine.wait();
+    assert!(!install_dir.exists(), "the program folder removed");
+    assert!(!start_menu.exists(), "the Start menu folder removed");
+    assert_eq!(wine.reg_query(UNINSTALL_KEY, None), None, "entry removed");
+    let path = wine
+        .reg_query(ENVIRONMENT_KEY, Some("Path"))
+        .expect("the system Path");
+    assert!(!path.contains("Lapwing"), "{path}");
+    assert!(products.is_dir(), "the products folder stays");
+}

@@ -204,15 +204,48 @@ pub fn unit_tests() -> Result {
     wine_wait()
 }
 
-/// `lapctl.exe` under Wine against a Linux `lapd` on loopback (tests/system/windows.rs).
-pub fn system_tests() -> Result {
+/// The installer `installers/windows/lapwing.nsi` builds with Debian's makensis (warnings
+/// as errors), from a stripped `lapctl.exe`; returns its path.
+pub fn installer() -> Result<PathBuf> {
+    let dir = target_dir().join("wine/installer");
+    let out = dir.join(format!("lapwing-{}-x64.exe", env!("CARGO_PKG_VERSION")));
+    step("Windows: the installer (makensis)", || {
+        let bins = dir.join("bin");
+        std::fs::create_dir_all(&bins).map_err(|e| fail(format!("{}: {e}", bins.display())))?;
+        cmd(
+            "x86_64-w64-mingw32-strip",
+            &[
+                "-o",
+                &bins.join("lapctl.exe").display().to_string(),
+                &bin_dir().join("lapctl.exe").display().to_string(),
+            ],
+        )?;
+        cmd(
+            "makensis",
+            &[
+                "-V2",
+                "-WX",
+                &format!("-DVERSION={}", env!("CARGO_PKG_VERSION")),
+                &format!("-DBIN_DIR={}", bins.display()),
+                &format!("-DOUT_FILE={}", out.display()),
+                "installers/windows/lapwing.nsi",
+            ],
+        )
+    })?;
+    Ok(out)
+}
+
+/// `lapctl.exe` under Wine against a Linux `lapd` on loopback, and the installer run
+/// silently, checked and uninstalled (tests/system/windows.rs).
+pub fn system_tests(installer: &Path) -> Result {
     step(
-        "Windows: lapctl.exe under Wine against lapd on loopback",
+        "Windows: lapctl.exe under Wine against lapd on loopback; the installer",
         || {
             // The Linux lapd the tests start (a test target builds only its own package's).
             cmd("cargo", &["build", "--locked", "-p", "lapd", "--bins"])?;
             let prefix = prefix().display().to_string();
             let bins = bin_dir().display().to_string();
+            let installer = installer.display().to_string();
             run_in(
                 &root(),
                 "cargo",
@@ -229,6 +262,7 @@ pub fn system_tests() -> Result {
                 &[
                     ("LAPWING_WINE_PREFIX", &prefix),
                     ("LAPWING_WINDOWS_BIN_DIR", &bins),
+                    ("LAPWING_WINDOWS_INSTALLER", &installer),
                 ],
             )
         },
@@ -244,5 +278,6 @@ pub fn run() -> Result {
     lint_macos()?;
     prepare_prefix()?;
     unit_tests()?;
-    system_tests()
+    let installer = installer()?;
+    system_tests(&installer)
 }
