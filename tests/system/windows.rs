@@ -120,7 +120,11 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
     assert_eq!(entry["state"], "activated", "{entry}");
     assert_eq!(entry["has_key"], true, "{entry}");
     assert!(entry["license_id"].is_string(), "{entry}");
-    assert_eq!(entry["server"]["address"], server.addr.to_string(), "{entry}");
+    assert_eq!(
+        entry["server"]["address"],
+        server.addr.to_string(),
+        "{entry}"
+    );
 
     // The key comes back from Credential Manager.
     let shown = json(
@@ -215,7 +219,11 @@ fn machine_shows_machine_guid_and_smbios_from_a_dump_or_the_firmware() {
     );
     assert_eq!(report["anchor"]["source"], "smbios-uuid", "{report}");
     // The OS id is the registry's MachineGuid.
-    assert_eq!(os_id_raw(&report), Some(Value::from(guid.clone())), "{report}");
+    assert_eq!(
+        os_id_raw(&report),
+        Some(Value::from(guid.clone())),
+        "{report}"
+    );
 
     // A RawSMBIOSData dump (what GetSystemFirmwareTable returns) named on the command line.
     let dump = windows_path(&raw_smbios_data);
@@ -296,7 +304,11 @@ fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
         .output()
         .expect("wine runs lapctl");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("lapctl "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("lapctl "),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Uninstalled silently: nothing left but the products folder (other vendors' manifests).
     let out = wine

@@ -168,7 +168,10 @@ pub fn build_and_lint() -> Result {
         )
     })?;
     step("Windows: lints (clippy, warnings are errors)", || {
-        let args = with_packages(vec!["clippy", "--target", WINDOWS, "--locked"], &WINDOWS_LINTED);
+        let args = with_packages(
+            vec!["clippy", "--target", WINDOWS, "--locked"],
+            &WINDOWS_LINTED,
+        );
         let mut args = args;
         args.extend(["--", "-D", "warnings"]);
         cmd("cargo", &args)

@@ -89,10 +89,7 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<Option<u32>> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
-            #[cfg_attr(
-                not(unix),
-                allow(unused_mut, reason = "only Unix sets a mode")
-            )]
+            #[cfg_attr(not(unix), allow(unused_mut, reason = "only Unix sets a mode"))]
             let mut builder = std::fs::DirBuilder::new();
             #[cfg(unix)]
             {

@@ -157,7 +157,8 @@ mod tests {
         let groups: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12], "a GUID: {id}");
         assert!(
-            id.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
             "canonical (lowercase hex): {id}"
         );
         assert_eq!(implausibility(&id), None);

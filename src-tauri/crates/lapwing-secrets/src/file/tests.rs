@@ -251,9 +251,12 @@ fn description_shows_home_as_tilde() {
     assert!(!description.protected);
     assert!(
         description.to_string().starts_with("insecure file at ")
-            && description
-                .to_string()
-                .ends_with(&Path::new("lapwing").join("secrets.json").display().to_string()),
+            && description.to_string().ends_with(
+                &Path::new("lapwing")
+                    .join("secrets.json")
+                    .display()
+                    .to_string()
+            ),
         "{description}"
     );
 }
