@@ -13,7 +13,10 @@ PACKAGES=(build-essential pkg-config python3 python3-venv util-linux curl ca-cer
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
     xvfb xauth webkit2gtk-driver chromium at-spi2-core
     # lapd's PostgreSQL backend: its tests start a private server from these programs.
-    postgresql)
+    postgresql
+    # Windows from Linux: mingw links the x86_64-pc-windows-gnu binaries (and the Wine
+    # ProcessPrng shim), Wine runs their tests, makensis builds the installer.
+    gcc-mingw-w64-x86-64 wine wine64 nsis)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

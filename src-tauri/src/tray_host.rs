@@ -65,6 +65,7 @@ pub fn decide(facts: &BusFacts) -> TrayHost {
     }
 }
 
+#[cfg(target_os = "linux")]
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 
 /// Reads the facts from the session bus.

@@ -7,6 +7,7 @@ pub mod home;
 pub mod hostile;
 pub mod module_graph;
 pub mod netfault;
+pub mod wine;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

@@ -10,7 +10,9 @@
 //!   the tray app to enter their keys in (`--exit`: unattended under Xvfb, then stop);
 //! - `bench`: criterion costs of the protocol and lapd's throughput and latency;
 //! - `package`: the tray app's .deb/.rpm (AppImage) and the lapd .deb; `package-check`:
-//!   those installed, inspected and purged on this machine (root, as in CI).
+//!   those installed, inspected and purged on this machine (root, as in CI);
+//! - `windows`: the Windows binaries cross-built and linted, their tests run under Wine, and
+//!   the macOS build of the libraries and tools linted (part of `test`).
 //!
 //! `main` only dispatches: the shared helpers live in leaf modules (`paths`, `steps`, `ui`)
 //! that the commands import and that import no command back.
@@ -25,6 +27,7 @@ mod setup;
 mod steps;
 mod suite;
 mod ui;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -33,7 +36,7 @@ use steps::{Result, cmd, fail};
 fn usage() -> Result {
     Err(fail(
         "usage: cargo xtask <setup | test [--fuzz-seconds N] | demo [--exit] | bench | vectors\n\
-         \x20                   | package [--appimage | --no-appimage] | package-check>\n\
+         \x20                   | package [--appimage | --no-appimage] | package-check | windows>\n\
          \n  setup    install the tools the tests need (npm packages, tauri-driver, cargo-fuzz, cargo-deb, Python venv)\
          \n  test     UI build, format, lints, all tests, UI tests, vector cross-check, fuzz smoke\
          \n  demo     lapd with a demo catalog, two demo products and the tray app to activate them in\
@@ -44,7 +47,8 @@ fn usage() -> Result {
          \n  bench tray  the tray app's launch time, idle memory and CPU, window paint (release, Xvfb)\
          \n  vectors  regenerate tests/vectors/*.json with the independent Python generator\
          \n  package  target/dist/bundle: lapwing .deb, .rpm (AppImage when linuxdeploy is cached) and lapd .deb\
-         \n  package-check  build the .debs, install, inspect, purge and check nothing is left (root; CI)",
+         \n  package-check  build the .debs, install, inspect, purge and check nothing is left (root; CI)\
+         \n  windows  Windows binaries (mingw) linted, their tests under Wine; macOS libraries linted",
     ))
 }
 
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         ["package-check"] => package::check::check(),
         ["bench", "tray"] => bench_tray::run(),
         ["bench", "seats"] => bench::seats(),
+        ["windows"] => windows::run(),
         ["vectors"] => setup::run().and_then(|()| {
             let python = setup::python_venv().join("bin/python");
             cmd(

@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: the tools the tests need beyond cargo (the UI's npm packages, which
-//! bring Tauri's bundler; tauri-driver; cargo-fuzz; cargo-deb for the lapd package; a Python
-//! venv for the independent vector generator).
+//! bring Tauri's bundler; tauri-driver; cargo-fuzz; cargo-deb for the lapd package; the Rust
+//! targets for Windows and macOS; a Python venv for the independent vector generator).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,6 +9,7 @@ use crate::package;
 use crate::paths::target_dir;
 use crate::steps::{Result, cmd, has_cargo_subcommand, step};
 use crate::ui::ui_packages;
+use crate::windows;
 
 const CRYPTOGRAPHY_VERSION: &str = "48.0.0";
 
@@ -38,6 +39,7 @@ pub fn run() -> Result {
         }
     })?;
     package::setup_tools()?;
+    windows::setup_targets()?;
     step(
         "setup: Python venv for the independent vector generator",
         || {

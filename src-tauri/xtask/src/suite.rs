@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the UI build, format, lints, every Rust test (the real app window under
-//! Xvfb among them), the UI's unit and browser tests, the vector cross-check, a short fuzz run.
+//! Xvfb among them), the Windows build and its tests under Wine, the macOS lints, the UI's
+//! unit and browser tests, the vector cross-check, a short fuzz run.
 
 use std::time::Instant;
 
@@ -7,7 +8,7 @@ use crate::paths::root;
 use crate::setup::python_venv;
 use crate::steps::{Result, cmd, run_in, step};
 use crate::ui::build_ui;
-use crate::{demo, package, setup};
+use crate::{demo, package, setup, windows};
 
 pub fn run(fuzz_seconds: u32) -> Result {
     let started = Instant::now();
@@ -34,6 +35,8 @@ pub fn run(fuzz_seconds: u32) -> Result {
     step("tests", || {
         cmd("cargo", &["test", "--workspace", "--locked"])
     })?;
+    // Windows binaries cross-built and linted, their tests under Wine; macOS lints.
+    windows::run()?;
     step(
         "packages: build, install, inspect and purge the .debs",
         package::check::check,

@@ -287,6 +287,7 @@ impl Server {
 /// the kernel spreads clients across cores; elsewhere the threads share one socket.
 pub fn bind(listen: SocketAddr, threads: usize) -> std::io::Result<Vec<UdpSocket>> {
     let first = new_socket(listen)?;
+    #[cfg(unix)]
     let bound = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..threads.max(1) {

@@ -110,6 +110,10 @@ async fn system_synchronized() -> Result<bool, String> {
 }
 
 #[cfg(not(target_os = "linux"))]
+#[allow(
+    clippy::unused_async,
+    reason = "one signature with the Linux version, which asks timedated over D-Bus"
+)]
 async fn system_synchronized() -> Result<bool, String> {
     Err("the system's synchronization is not asked on this platform".to_owned())
 }
@@ -151,6 +155,10 @@ async fn system_servers() -> Vec<String> {
 }
 
 #[cfg(not(target_os = "linux"))]
+#[allow(
+    clippy::unused_async,
+    reason = "one signature with the Linux version, which asks timedated over D-Bus"
+)]
 async fn system_servers() -> Vec<String> {
     Vec::new()
 }

@@ -55,7 +55,8 @@ fn default_route() -> Option<DefaultRoute> {
 }
 
 /// The default route of `/proc/net/route` with the lowest metric: interface and gateway
-/// (the kernel writes addresses as little-endian hex).
+/// (the kernel writes addresses as little-endian hex). Linux only; tested everywhere.
+#[cfg(any(target_os = "linux", test))]
 fn parse_default_route(table: &str) -> Option<(String, Ipv4Addr)> {
     table
         .lines()
@@ -84,6 +85,7 @@ fn parse_default_route(table: &str) -> Option<(String, Ipv4Addr)> {
 }
 
 /// The hardware address `/proc/net/arp` lists for `ip`, if complete.
+#[cfg(any(target_os = "linux", test))]
 fn parse_arp(table: &str, ip: Ipv4Addr) -> Option<String> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();

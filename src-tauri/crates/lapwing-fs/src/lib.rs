@@ -89,6 +89,7 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<Option<u32>> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
+            #[cfg_attr(not(unix), allow(unused_mut, reason = "only Unix sets a mode"))]
             let mut builder = std::fs::DirBuilder::new();
             #[cfg(unix)]
             {
@@ -120,6 +121,10 @@ fn narrow_to_owner(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Opt
 }
 
 #[cfg(not(unix))]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "one signature with the Unix version, which can fail"
+)]
 fn narrow_to_owner(_path: &Path, _meta: &std::fs::Metadata) -> std::io::Result<Option<u32>> {
     // Per-user folders on Windows (LOCALAPPDATA) inherit an owner-only ACL.
     Ok(None)
@@ -170,7 +175,7 @@ fn write_round(
     for (n, (file, stage)) in files.iter().zip(staged).enumerate() {
         let result = stage.and_then(|(tmp, handle)| {
             drop(handle);
-            std::fs::rename(&tmp, file.path).inspect_err(|_| {
+            rename_over(&tmp, file.path).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })
         });
@@ -193,6 +198,41 @@ fn write_round(
         }
     }
     results
+}
+
+/// Renames `tmp` over `path`. On Unix one `rename`, atomic even when others rename over the
+/// same name at the same moment.
+#[cfg(not(windows))]
+fn rename_over(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)
+}
+
+/// Renames `tmp` over `path`. Windows refuses a replacing rename with "access denied" or a
+/// sharing violation while another writer is replacing the same name or a reader holds it
+/// open for a moment (seen under Wine with eight threads writing one file); the refusal
+/// passes within milliseconds, so it is retried for up to about half a second, the way
+/// npm's graceful-fs does. Any other error, or one that lasts, is returned.
+#[cfg(windows)]
+fn rename_over(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let mut waited = std::time::Duration::ZERO;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match std::fs::rename(tmp, path) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+                ) && waited < std::time::Duration::from_millis(500) =>
+            {
+                std::thread::sleep(pause);
+                waited += pause;
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -229,25 +269,8 @@ fn write_temporary(
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(mode);
     }
-    #[cfg(not(unix))]
-    let _ = mode;
     let mut file = options.open(&tmp)?;
-    let written = (|| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Before the mode: a change of owner clears the set-id bits.
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-            }
-            // The umask may have narrowed the mode (a 0644 file others must read).
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        #[cfg(not(unix))]
-        let _ = owner;
-        file.write_all(bytes)
-    })();
-    match written {
+    match give_access_and_write(&mut file, mode, owner, bytes) {
         Ok(()) => Ok((tmp, file)),
         Err(e) => {
             drop(file);
@@ -255,6 +278,29 @@ fn write_temporary(
             Err(e)
         }
     }
+}
+
+/// Gives a new temporary its owner and mode (Unix; Windows files inherit their folder's
+/// ACL), then its bytes.
+fn give_access_and_write(
+    file: &mut File,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Before the mode: a change of owner clears the set-id bits.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&*file, Some(uid), Some(gid))?;
+        }
+        // The umask may have narrowed the mode (a 0644 file others must read).
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (mode, owner);
+    file.write_all(bytes)
 }
 
 /// Flushes every staged temporary, by up to `parallel` threads; one that fails is removed

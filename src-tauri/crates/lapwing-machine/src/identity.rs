@@ -35,6 +35,9 @@ pub enum SmbiosInput {
     Live(PathBuf),
     /// A dump file instead of the live table.
     File(PathBuf),
+    /// A directory laid out as Linux's sysfs (`smbios_entry_point`, `DMI`), read as the live
+    /// table on every platform: what `LAPWING_SMBIOS_DIR` names.
+    SysfsDir(PathBuf),
 }
 
 /// What to read and how.
@@ -63,7 +66,10 @@ impl Options {
             std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
         };
         Self {
-            smbios: SmbiosInput::Live(var("LAPWING_SMBIOS_DIR", smbios::LINUX_SMBIOS_DIR)),
+            smbios: std::env::var_os("LAPWING_SMBIOS_DIR").map_or_else(
+                || SmbiosInput::Live(PathBuf::from(smbios::LINUX_SMBIOS_DIR)),
+                |dir| SmbiosInput::SysfsDir(PathBuf::from(dir)),
+            ),
             tpm: Some(TpmTarget::from_env()),
             ek_method: EkMethod::Auto,
             tpm_timeout: tpm::DEFAULT_TIMEOUT,
@@ -79,6 +85,7 @@ impl Options {
 pub fn identify(options: &Options) -> Result<Identity, MachineError> {
     let (smbios_file, smbios) = match &options.smbios {
         SmbiosInput::Live(dir) => (None, smbios::read_live(dir)),
+        SmbiosInput::SysfsDir(dir) => (None, smbios::read_sysfs(dir)),
         SmbiosInput::File(path) => (
             Some(path.clone()),
             LiveSmbios::Available(smbios::read_dump(path)?),

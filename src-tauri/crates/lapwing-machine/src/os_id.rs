@@ -108,8 +108,9 @@ fn from_command(program: &str, args: &[&str], key: &str) -> OsIdState {
             .lines()
             .find(|l| l.contains(key))
             .and_then(|l| l.split_whitespace().last())
-            .map(|v| OsIdState::Present(canonical(v.trim_matches('"'))))
-            .unwrap_or(OsIdState::Absent),
+            .map_or(OsIdState::Absent, |v| {
+                OsIdState::Present(canonical(v.trim_matches('"')))
+            }),
         Ok(out) => OsIdState::Failed(format!("{program} exited with {}", out.status)),
         Err(e) => OsIdState::Failed(format!("{program}: {e}")),
     }
@@ -131,6 +132,7 @@ mod tests {
         assert_eq!(implausibility("3d1219c7c4c5404aaa1f6d2a48adfda4"), None);
     }
 
+    #[cfg(not(any(windows, target_os = "macos")))]
     #[test]
     fn reads_a_file_and_reports_absence() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -141,5 +143,24 @@ mod tests {
             read(&path),
             OsIdState::Present("abcdef0123456789abcdef0123456789".to_owned())
         );
+    }
+
+    /// Windows (run under Wine): the registry's MachineGuid, through `reg query`, in its
+    /// canonical form; the path is not consulted.
+    #[cfg(windows)]
+    #[test]
+    fn reads_machine_guid_from_the_registry() {
+        let state = read(Path::new(r"C:\nonexistent\machine-id"));
+        let OsIdState::Present(id) = state else {
+            panic!("MachineGuid not read: {state:?}");
+        };
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "a GUID: {id}");
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "canonical (lowercase hex): {id}"
+        );
+        assert_eq!(implausibility(&id), None);
     }
 }

@@ -170,7 +170,11 @@ impl InsecureFileStore {
     }
 
     #[cfg(not(unix))]
-    #[allow(clippy::unused_self)]
+    #[allow(
+        clippy::unused_self,
+        clippy::unnecessary_wraps,
+        reason = "one signature with the Unix version, which reads the mode and can refuse"
+    )]
     fn check_mode(&self, _file: &File) -> Result<(), SecretError> {
         // Windows: files under the profile are the owner's by inheritance.
         Ok(())
@@ -225,6 +229,7 @@ impl InsecureFileStore {
 
 /// Options that create files for the owner only, before any byte is written.
 fn private_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut, reason = "only Unix sets a mode"))]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     {

@@ -161,6 +161,8 @@ pub fn describe(config: &Config) -> String {
         .iter()
         .map(|host| match host {
             Host::Tcp(name) => name.clone(),
+            // tokio-postgres has Unix sockets only on Unix.
+            #[cfg(unix)]
             Host::Unix(path) => path.display().to_string(),
         })
         .collect();

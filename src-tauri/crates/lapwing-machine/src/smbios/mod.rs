@@ -291,11 +291,12 @@ impl LiveSmbios {
 pub const LINUX_SMBIOS_DIR: &str = "/sys/firmware/dmi/tables";
 
 /// Reads the live table. On Linux from `dir` (normally [`LINUX_SMBIOS_DIR`]): its
-/// `smbios_entry_point` and `DMI` files.
+/// `smbios_entry_point` and `DMI` files; on Windows and macOS from the firmware (`dir` is
+/// not used there: [`read_sysfs`] reads such a directory on every platform).
 pub fn read_live(dir: &Path) -> LiveSmbios {
     #[cfg(target_os = "linux")]
     {
-        read_linux(dir)
+        read_sysfs(dir)
     }
     #[cfg(any(windows, target_os = "macos"))]
     {
@@ -309,8 +310,10 @@ pub fn read_live(dir: &Path) -> LiveSmbios {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn read_linux(dir: &Path) -> LiveSmbios {
+/// Reads a table laid out as Linux's sysfs shows it (`smbios_entry_point` and `DMI` in `dir`),
+/// on any platform: the live table on Linux, and what `LAPWING_SMBIOS_DIR` names for tests
+/// elsewhere (a Windows machine under test gets a known table without firmware).
+pub fn read_sysfs(dir: &Path) -> LiveSmbios {
     use std::io::ErrorKind;
     let read = |name: &str| {
         let path = dir.join(name);
