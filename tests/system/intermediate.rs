@@ -406,6 +406,14 @@ fn a_provisioned_client_finds_the_intermediate_through_srv() {
     assert!(out.status.success(), "activated by SRV: {}", stderr(&out));
     let status = home.status();
     assert_eq!(status["server"]["source"], "srv", "{status}");
+    let mut show = home.command(&["server", "show", ID]);
+    show.env("LAPWING_DNS_SERVER", dns.address().to_string());
+    let shown = show.output().expect("lapctl runs");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("through Example Corp license server (set up by your administrator)"),
+        "{text}"
+    );
     assert_eq!(
         status["server"]["address"],
         intermediate.addr.to_string().as_str(),

@@ -161,6 +161,8 @@ export interface ServerInfo {
   global_override: string | null;
   policy_server: string | null;
   policy_locked: boolean;
+  /** The customer's own server the machine policy provisioned the product for, by name. */
+  through?: string | null;
   candidates: Candidate[];
   skipped: Skipped[];
 }

@@ -100,6 +100,12 @@ export async function serverView({ root, product }: ViewContext): Promise<void> 
       ...row('This product', product ? next.product_override ?? 'not set' : null),
       ...row('Every product', next.global_override ?? 'not set'),
       ...row('Machine policy', next.policy_server ? `${next.policy_server}${next.policy_locked ? ' (locked)' : ''}` : 'none'),
+      ...row(
+        'Provisioned',
+        next.through
+          ? `through ${next.through} (set up by your administrator; only that server can answer for this product)`
+          : null,
+      ),
     );
     const locked = next.policy_locked;
     lockNote.hidden = !locked;

@@ -133,6 +133,13 @@ fn show(out: &mut dyn Write, info: &ServerInfo) -> Result<(), CliError> {
         (None, false) => "none".to_owned(),
     };
     writeln!(out, "  machine policy:              {policy}")?;
+    if let Some(name) = &info.through {
+        writeln!(
+            out,
+            "  provisioned:                 through {} (set up by your administrator)",
+            shown(name)
+        )?;
+    }
     if info.product.is_some() {
         writeln!(
             out,

@@ -20,7 +20,10 @@ pub struct ServerInfo {
     pub policy_server: Option<String>,
     /// The machine policy forbids user overrides.
     pub policy_locked: bool,
-    /// The manifest's `[server] address`.
+    /// The customer's own server the machine policy provisioned the product for, by name:
+    /// `manifest_address` and `srv_domain` are then the policy's, not the vendor's.
+    pub through: Option<String>,
+    /// The manifest's `[server] address` (or the provisioning policy's).
     pub manifest_address: Option<String>,
     /// The manifest's `[server] srv_domain`.
     pub srv_domain: Option<String>,
@@ -71,6 +74,7 @@ impl Engine {
             global_override: state.global_override,
             policy_server: policy.server.address,
             policy_locked: policy.server.locked,
+            through: manifest.as_ref().and_then(|m| m.through.clone()),
             manifest_address: manifest.as_ref().and_then(|m| m.address.clone()),
             srv_domain: manifest.and_then(|m| m.srv_domain),
             candidates: found.candidates,
