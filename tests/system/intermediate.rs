@@ -1,7 +1,8 @@
 //! The indirect setup (issue 17, profile 1.1 §10) with real processes: the vendor's `lapd`,
 //! a customer's intermediate `lapd` upstream of it (`serve --config` with `[upstream]`), and
-//! client homes on machines of their own whose `lapctl` activates through the intermediate
-//! (see `client` for why through the manifest rather than the policy's `[[provision]]`).
+//! client homes on machines of their own whose `lapctl` activates through the intermediate,
+//! provisioned by the machine policy's `[[provision]]`. The intermediates share this machine,
+//! so each has an anchor file of its own.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -96,7 +97,8 @@ impl Intermediate {
             format!(
                 "listen = \"127.0.0.1:0\"\nkeys = \"keys\"\ncatalog = \"catalog.toml\"\n\
                  db = \"seats.sqlite\"\nrate_limit = 0\n\n[upstream]\naddress = \"{vendor_addr}\"\n\
-                 vendor_public = \"vendor-server.toml\"\n\n[[upstream.pool]]\nsku = \"{BASE_SKU}\"\n\
+                 vendor_public = \"vendor-server.toml\"\n\
+                 anchor_file = \"anchor\"\n\n[[upstream.pool]]\nsku = \"{BASE_SKU}\"\n\
                  license_key_file = \"pool.key\"\nseats = {wanted}\n"
             ),
         )

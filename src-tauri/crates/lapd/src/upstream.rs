@@ -6,7 +6,10 @@
 //! [upstream]
 //! address = "lap.vendor.example:4711"   # or srv_domain = "vendor.example" (SRV _lap._udp)
 //! vendor_public = "vendor-server.toml"  # the vendor's public keys ([server] x25519, ed25519)
-//! anchor_file = "anchor"                # this intermediate's machine anchor (made if missing)
+//! # anchor_file = "anchor"              # optional: this intermediate's machine anchor in a
+//!                                       # file (made if missing), for several intermediates
+//!                                       # on one machine; by default the machine's own anchor
+//!                                       # (SMBIOS, TPM, OS id: lapwing-machine, as desktops)
 //! state = "pools.json"                  # the pools as last granted (kept across restarts)
 //!
 //! [[upstream.pool]]
@@ -138,9 +141,7 @@ impl UpstreamConfig {
             pool.license_key_file = resolve(std::mem::take(&mut pool.license_key_file));
         }
         self.vendor_public = resolve(std::mem::take(&mut self.vendor_public));
-        self.anchor_file = Some(resolve(
-            self.anchor_file.take().unwrap_or_else(|| "anchor".into()),
-        ));
+        self.anchor_file = self.anchor_file.take().map(resolve);
         self.state = Some(resolve(
             self.state.take().unwrap_or_else(|| "pools.json".into()),
         ));
@@ -284,6 +285,20 @@ pub fn anchor_digest(
         .into())
 }
 
+/// The machine's own anchor digest, read as a desktop's is (profile §3, `lapwing-machine`):
+/// the intermediate keeps its MachineHash, and so its pool's seat, for as long as the
+/// machine does.
+pub fn machine_anchor(options: &lapwing_machine::Options) -> Result<[u8; 32], UpstreamError> {
+    let identity = lapwing_machine::identify(options)
+        .map_err(|e| UpstreamError::Config(format!("this machine's identity: {e}")))?;
+    identity.anchor.map(|a| a.digest).ok_or_else(|| {
+        UpstreamError::Config(
+            "this machine gives no anchor (no SMBIOS UUID, TPM or OS id readable): set [upstream] anchor_file"
+                .into(),
+        )
+    })
+}
+
 /// A stable id derived from the anchor (the intermediate's ClientBaseId and InstallNonce).
 fn derived(anchor: &[u8; 32], label: &[u8]) -> [u8; 16] {
     let digest = Sha256::new()
@@ -329,6 +344,11 @@ pub enum Synced {
 }
 
 impl Upstream {
+    /// The MachineHash this intermediate sends the vendor (its identity there).
+    pub fn machine_hash(&self) -> [u8; 32] {
+        self.machine_hash
+    }
+
     /// Sets up from a resolved config: reads the vendor's keys, the pools' keys, the anchor
     /// (made if missing, with `draw`) and the state file.
     pub fn open(
@@ -343,11 +363,10 @@ impl Upstream {
                 config.vendor_public.display()
             ))
         })?;
-        let anchor_path = config
-            .anchor_file
-            .clone()
-            .unwrap_or_else(|| "anchor".into());
-        let anchor = anchor_digest(&anchor_path, draw)?;
+        let anchor = match &config.anchor_file {
+            Some(path) => anchor_digest(path, draw)?,
+            None => machine_anchor(&lapwing_machine::Options::from_env())?,
+        };
         let mut pools = Vec::new();
         for pool in &config.pools {
             let key = crate::keyfile::read(&pool.license_key_file).map_err(|e| {
@@ -809,7 +828,7 @@ mod tests {
             address: Some("127.0.0.1:9".into()),
             srv_domain: None,
             vendor_public: "vendor.toml".into(),
-            anchor_file: None,
+            anchor_file: Some("anchor".into()),
             state: None,
             pools: vec![PoolConfig {
                 sku,

@@ -296,7 +296,7 @@ fn site(vendor: SocketAddr, dir: tempfile::TempDir) -> Site {
         address: Some(vendor.to_string()),
         srv_domain: None,
         vendor_public: "vendor-server.toml".into(),
-        anchor_file: None,
+        anchor_file: Some("anchor".into()),
         state: None,
         pools: vec![lapd::upstream::PoolConfig {
             sku: SKU,
