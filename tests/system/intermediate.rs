@@ -133,20 +133,26 @@ impl Intermediate {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")[0].clone()
     }
 
-    /// Provisions "acme-studio" in `home` for this intermediate at `address`, as an
-    /// administrator does: a machine policy `[[provision]]` entry with its keys and address.
-    fn provision(&self, home: &Home, address: &str) {
+    /// A policy's `[[provision]]` entry for "acme-studio" with this intermediate's keys, to
+    /// which the caller adds where the intermediate is.
+    fn provision_entry(&self) -> String {
         let snippet = std::fs::read_to_string(self.path("keys/server.toml")).expect("keys");
         let keys: Vec<&str> = snippet
             .lines()
             .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
             .collect();
+        format!(
+            "[[provision]]\nproduct = \"{ID}\"\nname = \"Example Corp license server\"\n{}\n",
+            keys.join("\n")
+        )
+    }
+
+    /// Provisions "acme-studio" in `home` for this intermediate at `address`, as an
+    /// administrator does: a machine policy `[[provision]]` entry with its keys and address.
+    fn provision(&self, home: &Home, address: &str) {
         std::fs::write(
             home.path("policy.toml"),
-            format!(
-                "[[provision]]\nproduct = \"{ID}\"\nname = \"Example Corp license server\"\n{}\naddress = \"{address}\"\n",
-                keys.join("\n")
-            ),
+            format!("{}address = \"{address}\"\n", self.provision_entry()),
         )
         .expect("policy");
     }
@@ -388,17 +394,12 @@ fn a_provisioned_client_finds_the_intermediate_through_srv() {
     let dns = lapwing_discovery::test_util::Dnsmasq::start(&options);
 
     let home = client(&vendor, &site, "unused.invalid:1", 0xd1);
-    let snippet = std::fs::read_to_string(site.path("keys/server.toml")).expect("keys");
-    let keys: Vec<&str> = snippet
-        .lines()
-        .filter(|l| l.starts_with("x25519") || l.starts_with("ed25519"))
-        .collect();
     // The intermediate answers on loopback here: the policy lets DNS name a local address.
     std::fs::write(
         home.path("policy.toml"),
         format!(
-            "[discovery]\nallow_local_addresses = true\n\n[[provision]]\nproduct = \"{ID}\"\nname = \"Example Corp license server\"\n{}\nsrv_domain = \"corp.example\"\n",
-            keys.join("\n")
+            "[discovery]\nallow_local_addresses = true\n\n{}srv_domain = \"corp.example\"\n",
+            site.provision_entry()
         ),
     )
     .expect("policy");

@@ -63,6 +63,26 @@ fn record_error(what: &str) -> ProtoError {
     ProtoError::Record(what.to_owned())
 }
 
+/// Reads a record of schema 1 as `T`; serde's message never echoes field values, so only
+/// where it went wrong is said. `what` names the record in the message.
+fn read_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+    schema: impl FnOnce(&T) -> u32,
+) -> Result<T> {
+    let record: T = serde_json::from_str(text).map_err(|e| {
+        ProtoError::Record(format!(
+            "not a valid {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match schema(&record) {
+        RECORD_SCHEMA => Ok(record),
+        other => Err(ProtoError::Record(format!("unsupported schema {other}"))),
+    }
+}
+
 impl ActivationRecord {
     /// The record for a successful activation of product `id`.
     pub fn new(id: &str, activation: &Activation) -> Self {
@@ -87,20 +107,7 @@ impl ActivationRecord {
 
     /// Reads a record; refuses other schemas. Serde's message never echoes field values.
     pub fn from_json(text: &str) -> Result<Self> {
-        let record: Self = serde_json::from_str(text).map_err(|e| {
-            ProtoError::Record(format!(
-                "not a valid record (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        if record.schema != RECORD_SCHEMA {
-            return Err(ProtoError::Record(format!(
-                "unsupported schema {}",
-                record.schema
-            )));
-        }
-        Ok(record)
+        read_json(text, "record", |r: &Self| r.schema)
     }
 
     /// What a product calls: checks the server's signature with the key the product was
@@ -263,31 +270,16 @@ impl ProductRecord {
         #[derive(Deserialize)]
         struct Kind {
             #[serde(default)]
+            schema: Option<u32>,
+            #[serde(default)]
             kind: Option<String>,
         }
-        let probe: Kind = serde_json::from_str(text).map_err(|e| {
-            ProtoError::Record(format!(
-                "not a valid record (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let probe: Kind = read_json(text, "record", |k: &Kind| k.schema.unwrap_or(RECORD_SCHEMA))?;
         match probe.kind.as_deref() {
             None => Ok(Self::Activation(ActivationRecord::from_json(text)?)),
             Some(SUNSET_KIND) => {
-                let record: SunsetRecord = serde_json::from_str(text).map_err(|e| {
-                    ProtoError::Record(format!(
-                        "not a valid sunset record (line {}, column {})",
-                        e.line(),
-                        e.column()
-                    ))
-                })?;
-                if record.schema != RECORD_SCHEMA {
-                    return Err(ProtoError::Record(format!(
-                        "unsupported schema {}",
-                        record.schema
-                    )));
-                }
+                let record: SunsetRecord =
+                    read_json(text, "sunset record", |r: &SunsetRecord| r.schema)?;
                 Ok(Self::Sunset(record))
             }
             Some(_) => Err(record_error("unknown kind of record")),
