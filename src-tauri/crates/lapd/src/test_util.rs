@@ -19,8 +19,10 @@ pub const INSTALL_HINT: &str = "PostgreSQL's server programs (initdb, postgres) 
 /// Runs postgres until its standard input closes (this process ending, however it ends, or
 /// the handle dropped), then stops it at once and removes its folder.
 const SHELL: &str = r#"
-"$1" -D "$2" -k "$3" -h '' -c fsync="$5" -c synchronous_commit="$5" -c full_page_writes="$5" \
-    -c max_connections=300 2>>"$4/log" &
+bin=$1 data=$2 sock=$3 dir=$4 fsync=$5
+shift 5
+"$bin" -D "$data" -k "$sock" -c fsync="$fsync" -c synchronous_commit="$fsync" \
+    -c full_page_writes="$fsync" -c max_connections=300 "$@" 2>>"$dir/log" &
 pid=$!
 read -r _ignored
 kill -QUIT "$pid" 2>/dev/null
@@ -35,6 +37,7 @@ pub struct TempPostgres {
     stdin: Option<ChildStdin>,
     dir: PathBuf,
     next_database: AtomicU32,
+    tls_port: Option<u16>,
 }
 
 /// Where `initdb` and `postgres` are: $LAPD_TEST_PG_BIN, or Debian's newest version.
@@ -93,6 +96,16 @@ impl TempPostgres {
     /// Starts a server of its own; `durable` keeps fsync and synchronous commits on (what
     /// benchmarks measure).
     pub fn start(durable: bool) -> Self {
+        Self::start_listening(durable, None)
+    }
+
+    /// A server that also listens on 127.0.0.1:`port` with TLS on, its certificate signed by a
+    /// CA of its own ([`Self::ca_file`]); fsync off.
+    pub fn start_tls(port: u16) -> Self {
+        Self::start_listening(false, Some(port))
+    }
+
+    fn start_listening(durable: bool, tls_port: Option<u16>) -> Self {
         let bin = bin_dir();
         let user = server_user();
         let dir = tempfile::Builder::new()
@@ -128,6 +141,25 @@ impl TempPostgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let fsync = if durable { "on" } else { "off" };
+        // Only the Unix socket, unless TLS is asked for: TLS is for TCP connections.
+        let listen: Vec<String> = match tls_port {
+            None => vec!["-h".into(), String::new()],
+            Some(port) => {
+                make_certificates(&dir, user);
+                vec![
+                    "-h".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-c".into(),
+                    "ssl=on".into(),
+                    "-c".into(),
+                    format!("ssl_cert_file={}", dir.join("server.crt").display()),
+                    "-c".into(),
+                    format!("ssl_key_file={}", dir.join("server.key").display()),
+                ]
+            }
+        };
         let mut shell = as_server_user(&mut Command::new("sh"), user)
             .current_dir(&dir)
             .args(["-c", SHELL, "lapd-test-postgres"])
@@ -136,6 +168,7 @@ impl TempPostgres {
             .arg(&dir)
             .arg(&dir)
             .arg(fsync)
+            .args(&listen)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -147,6 +180,7 @@ impl TempPostgres {
             stdin,
             dir,
             next_database: AtomicU32::new(0),
+            tls_port,
         };
         server.wait_ready();
         server
@@ -175,7 +209,26 @@ impl TempPostgres {
 
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
-        format!("postgresql://lapd@/{name}?host={}", self.dir.display())
+        match self.tls_port {
+            // The socket's name carries the TCP port the server listens on.
+            Some(port) => format!(
+                "postgresql://lapd@/{name}?host={}&port={port}",
+                self.dir.display()
+            ),
+            None => format!("postgresql://lapd@/{name}?host={}", self.dir.display()),
+        }
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// The URL of database `name` over TCP with TLS required (a server from
+    /// [`Self::start_tls`]).
+    pub fn tls_url(&self, name: &str) -> String {
+        let port = self.tls_port.expect("a server started with start_tls");
+        format!("postgresql://lapd@127.0.0.1:{port}/{name}?sslmode=require")
     }
 
     /// Creates a new, empty database and returns its URL.
@@ -188,6 +241,78 @@ impl TempPostgres {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("creating a database");
         self.url(&name)
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir` (openssl's command
+/// line), the key readable by the server's user only, as postgres requires.
+fn make_certificates(dir: &Path, user: Option<(u32, u32)>) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e} (Debian: apt-get install openssl)"));
+        assert!(
+            out.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let quiet = ["-days", "2"];
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=lapd test CA",
+        quiet[0],
+        quiet[1],
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("extension file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "san.ext",
+        quiet[0],
+        quiet[1],
+    ]);
+    let key = dir.join("server.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("key mode");
+    if let Some((uid, gid)) = user {
+        for file in ["server.key", "server.crt", "ca.crt"] {
+            std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid)).expect("chown");
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub enum StoreError {
         what: String,
         source: postgres::Error,
     },
+    /// Setting up TLS to PostgreSQL failed (a root certificate that cannot be read).
+    #[error("seat database TLS: {0}")]
+    Tls(String),
     #[error("seat database location {0:?}: give a SQLite file or a postgres:// URL")]
     Location(String),
     #[error("seat database holds a malformed row: {0}")]

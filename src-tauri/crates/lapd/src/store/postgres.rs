@@ -6,12 +6,14 @@
 //! reads it without any lock.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use lap_proto::Uuid;
-use postgres::config::Host;
-use postgres::{Client, Config, NoTls, Statement, Transaction};
+use postgres::config::{Host, SslMode};
+use postgres::{Client, Config, Statement, Transaction};
+use postgres_native_tls::MakeTlsConnector;
 
 use super::model::{
     Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
@@ -122,8 +124,8 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(config: &Config) -> Result<Self, postgres::Error> {
-        let mut client = config.connect(NoTls)?;
+    fn open(config: &Config, tls: &MakeTlsConnector) -> Result<Self, postgres::Error> {
+        let mut client = config.connect(tls.clone())?;
         Ok(Self {
             seat: client.prepare(SEAT)?,
             usage: client.prepare(USAGE)?,
@@ -139,6 +141,9 @@ impl Connection {
 /// A PostgreSQL seat database, with its connections.
 pub struct PostgresStore {
     config: Config,
+    /// TLS for TCP connections when the URL asks for it (`sslmode=require`); Unix sockets
+    /// never use it.
+    tls: MakeTlsConnector,
     /// Names the database in errors and logs: hosts, user, database, never the password.
     what: String,
     /// Connections not in use. Each worker thread takes one for a call: as many connections
@@ -152,6 +157,27 @@ impl std::fmt::Debug for PostgresStore {
             .field("database", &self.what)
             .finish_non_exhaustive()
     }
+}
+
+/// The TLS side of connections: the system's certificate store, and a private CA if given.
+fn tls_connector(root_certificate: Option<&Path>) -> Result<MakeTlsConnector, StoreError> {
+    let tls_error = |reason: String| StoreError::Tls(reason);
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(path) = root_certificate {
+        let pem = std::fs::read(path)
+            .map_err(|e| tls_error(format!("root certificate {}: {e}", path.display())))?;
+        let certificate = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            tls_error(format!(
+                "root certificate {}: not a PEM certificate ({e})",
+                path.display()
+            ))
+        })?;
+        builder.add_root_certificate(certificate);
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| tls_error(format!("the system's TLS library: {e}")))?;
+    Ok(MakeTlsConnector::new(connector))
 }
 
 /// Describes a connection configuration without its password.
@@ -245,10 +271,29 @@ impl PostgresStore {
     /// Connects (failing at once if the database cannot be reached) and migrates the schema to
     /// the current version.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(
+            url,
+            std::env::var_os("PGSSLROOTCERT")
+                .map(std::path::PathBuf::from)
+                .as_deref(),
+        )
+    }
+
+    /// As [`Self::open`], trusting `root_certificate` (PEM, a private CA; libpq's
+    /// `PGSSLROOTCERT`) besides the system's certificate store.
+    pub fn open_with(url: &str, root_certificate: Option<&Path>) -> Result<Self, StoreError> {
+        let tls = tls_connector(root_certificate)?;
         let mut config: Config = url.parse().map_err(|source| StoreError::Postgres {
             what: "URL".into(),
             source,
         })?;
+        // TLS only when asked for (`sslmode=require`), and then with the certificate checked.
+        // `prefer`, the default, stays a plain connection as before: a server offering TLS
+        // with a certificate nobody here trusts (Debian's own snake-oil one, say) must not
+        // turn a working plain setup into a refused one on upgrade.
+        if config.get_ssl_mode() == SslMode::Prefer {
+            config.ssl_mode(SslMode::Disable);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -266,9 +311,13 @@ impl PostgresStore {
         let store = Self {
             what: describe(&config),
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
         };
-        let mut client = store.config.connect(NoTls).map_err(|e| store.error(e))?;
+        let mut client = store
+            .config
+            .connect(store.tls.clone())
+            .map_err(|e| store.error(e))?;
         migrate(&mut client).map_err(|e| store.failed(e))?;
         Ok(store)
     }
@@ -299,7 +348,7 @@ impl PostgresStore {
             .pop();
         let mut connection = match idle {
             Some(connection) => connection,
-            None => Connection::open(&self.config).map_err(|e| self.error(e))?,
+            None => Connection::open(&self.config, &self.tls).map_err(|e| self.error(e))?,
         };
         let result = call(&mut connection);
         if !connection.client.is_closed() {
