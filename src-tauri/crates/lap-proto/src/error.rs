@@ -2,8 +2,28 @@
 
 use crate::license_key::LicenseKeyError;
 use crate::seed_ext::SeedExtensionError;
-use crate::server_data::ServerDataError;
 use crate::time::TimeOutOfRange;
+
+/// Why a ServerData was refused. Any of them invalidates the whole response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerDataError {
+    #[error("record at offset {offset} runs past the end")]
+    Truncated { offset: usize },
+    #[error("record type {record_type:#04x} appears twice")]
+    Duplicate { record_type: u8 },
+    #[error("record type {record_type:#04x} has length {len}, expected {expected}")]
+    WrongLength {
+        record_type: u8,
+        len: usize,
+        expected: &'static str,
+    },
+    #[error("record type {record_type:#04x}: {reason}")]
+    InvalidValue {
+        record_type: u8,
+        reason: &'static str,
+    },
+}
 
 /// Which cryptographic check failed. Kept inside the single [`ProtoError::Authentication`]
 /// variant so that callers treat every authentication failure alike (never "half-trust" a

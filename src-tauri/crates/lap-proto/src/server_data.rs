@@ -3,6 +3,8 @@
 use zeroize::Zeroizing;
 
 use crate::delegation::{DELEGATION_LEN, Delegation};
+// Defined with the crate's other errors, so that `error` needs nothing of this module.
+pub use crate::error::ServerDataError;
 use crate::time::{DAY, MINUTE, time_from_bytes, time_to_bytes};
 
 const NOT_AFTER: u8 = 0x01;
@@ -41,27 +43,6 @@ pub fn renew_at(server_time: u64, renew_after: Option<u64>, not_after: Option<u6
         (None, None) => server_time.saturating_add(DEFAULT_RENEW_SECS),
     };
     asked.max(server_time.saturating_add(MIN_RENEW_SECS))
-}
-
-/// Why a ServerData was refused. Any of them invalidates the whole response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerDataError {
-    #[error("record at offset {offset} runs past the end")]
-    Truncated { offset: usize },
-    #[error("record type {record_type:#04x} appears twice")]
-    Duplicate { record_type: u8 },
-    #[error("record type {record_type:#04x} has length {len}, expected {expected}")]
-    WrongLength {
-        record_type: u8,
-        len: usize,
-        expected: &'static str,
-    },
-    #[error("record type {record_type:#04x}: {reason}")]
-    InvalidValue {
-        record_type: u8,
-        reason: &'static str,
-    },
 }
 
 /// The license kinds of record 0x03. In JSON, catalogs and the CLI they are the words of

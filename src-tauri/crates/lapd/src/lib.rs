@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod datagram;
 pub mod dbtool;
+pub mod decision;
 pub mod dns;
 pub mod fsutil;
 pub mod intermediate_keys;

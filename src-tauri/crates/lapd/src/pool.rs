@@ -7,8 +7,8 @@ use lap_proto::{Delegation, Request, SeedExtensions, ServerData, ServerSecretKey
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{License, LicenseCatalog, Term};
+use crate::decision::{Answer, DropReason};
 use crate::intermediate_keys;
-use crate::rules::{Answer, DropReason};
 use crate::store::{MachineHash, PoolAsk, Store};
 
 /// How long a grant lasts without a renewal when the license does not say (its
@@ -124,7 +124,7 @@ pub fn answer(
         in_use = ask.in_use,
         "pool granted to an intermediate"
     );
-    let server_data_bytes = crate::rules::fit(&mut data, max_server_data_len)?;
+    let server_data_bytes = crate::decision::fit(&mut data, max_server_data_len)?;
     Ok(Answer {
         license_id: grant_license_id(&license.reference, machine),
         server_data: data,

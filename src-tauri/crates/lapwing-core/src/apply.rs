@@ -151,7 +151,7 @@ pub(crate) fn apply(state: &mut State, id: &str, attempted: &Attempted, anchor_s
             outcome,
             diagnosis,
             server,
-        } if crate::scheduler::is_quiet(p) => {
+        } if p.is_quiet() => {
             // Deactivated or released for good: the failure is said, but nothing is retried.
             p.last_attempt = Some(Attempt {
                 at: attempted.at,

@@ -57,7 +57,7 @@ pub enum Event {
 
 /// When the product next needs an activation attempt, if ever.
 pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) -> Option<u64> {
-    if is_quiet(product) {
+    if product.is_quiet() {
         return None;
     }
     if let Some(backoff) = product.backoff {
@@ -76,12 +76,6 @@ pub fn activation_due_at(manifest: &Manifest, product: &ProductState, now: u64) 
     }
 }
 
-/// A product deactivated on this computer, or released for good by its vendor: no renewal,
-/// retry or warning until it is activated again (a sunset: ever).
-pub fn is_quiet(product: &ProductState) -> bool {
-    product.sunset.is_some() || product.deactivated_at.is_some()
-}
-
 /// [`activation_due_at`] under the machine policy. With evaluations forbidden, a product
 /// without a key is tried once, so that its status carries the administrator's reason (the
 /// attempt sends nothing); after that nothing is due until a key is entered. The same once a
@@ -92,7 +86,7 @@ pub fn activation_due_under(
     product: &ProductState,
     now: u64,
 ) -> Option<u64> {
-    if is_quiet(product) || told(product, &Cause::ServerKeyChanged) {
+    if product.is_quiet() || told(product, &Cause::ServerKeyChanged) {
         // Only the person can confirm the new server key (entering the key again activates
         // at once): trying again would only say the same thing.
         return None;
@@ -119,7 +113,7 @@ fn warning_end(
     manifest: &Manifest,
     product: &ProductState,
 ) -> Option<(WarningKind, u64)> {
-    if is_quiet(product) {
+    if product.is_quiet() {
         return None;
     }
     match &product.grant {

@@ -202,6 +202,12 @@ pub struct PendingKey {
 }
 
 impl ProductState {
+    /// Deactivated on this computer, or released for good by its vendor: no renewal, retry or
+    /// warning until it is activated again (a sunset: ever).
+    pub fn is_quiet(&self) -> bool {
+        self.sunset.is_some() || self.deactivated_at.is_some()
+    }
+
     pub fn new(client_base_id: Uuid, client_addon_id: Uuid) -> Self {
         Self {
             client_base_id,
