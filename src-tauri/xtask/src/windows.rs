@@ -245,7 +245,9 @@ pub fn system_tests(installer: &Path) -> Result {
         "Windows: lapctl.exe under Wine against lapd on loopback; the installer",
         || {
             // The Linux lapd the tests start (a test target builds only its own package's).
-            cmd("cargo", &["build", "--locked", "-p", "lapd", "--bins"])?;
+            // Built with the workspace's features, as the suite's build step did: `-p lapd`
+            // alone unifies other features and would build its dependencies again.
+            cmd("cargo", &["build", "--locked", "--workspace", "--bins"])?;
             let prefix = prefix().display().to_string();
             let bins = bin_dir().display().to_string();
             let installer = installer.display().to_string();
