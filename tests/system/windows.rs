@@ -1,9 +1,10 @@
 //! `lapctl.exe` on Wine (a real implementation of the Windows API: registry, Credential
 //! Manager, file system) against a Linux `lapd` on loopback.
 //!
-//! They need the Windows build and the private Wine prefix, so they are ignored in a plain
-//! `cargo test`; `cargo xtask windows` (part of `cargo xtask test`) builds both and runs them
-//! with `--ignored`. One prefix serves every test: each uses its own product id, and only
+//! They need the Windows build and the private Wine prefix, so this test target is built only
+//! with the `wine` feature: `cargo xtask windows` (part of `cargo xtask test`) builds both and
+//! runs it (`cargo test -p lapwing-system-tests --features wine --test windows`). One prefix
+//! serves every test: each uses its own product id, and only
 //! [`a_product_in_program_data_is_activated_with_its_key_in_credential_manager`] uses the
 //! default folders.
 
@@ -58,7 +59,6 @@ fn with_a_typo(key: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the Windows build and Wine: cargo xtask windows"]
 fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
     let wine = Wine::from_env();
     let vendor = Vendor::new();
@@ -181,7 +181,6 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
 }
 
 #[test]
-#[ignore = "needs the Windows build and Wine: cargo xtask windows"]
 fn machine_shows_machine_guid_and_smbios_from_a_dump_or_the_firmware() {
     let wine = Wine::from_env();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -255,7 +254,6 @@ fn machine_shows_machine_guid_and_smbios_from_a_dump_or_the_firmware() {
 }
 
 #[test]
-#[ignore = "needs the Windows build and Wine: cargo xtask windows"]
 fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
     const UNINSTALL_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\Lapwing";
     const ENVIRONMENT_KEY: &str =

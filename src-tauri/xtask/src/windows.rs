@@ -259,10 +259,10 @@ pub fn system_tests(installer: &Path) -> Result {
                     "--locked",
                     "-p",
                     "lapwing-system-tests",
+                    "--features",
+                    "wine",
                     "--test",
                     "windows",
-                    "--",
-                    "--ignored",
                 ],
                 &[
                     ("LAPWING_WINE_PREFIX", &prefix),
