@@ -15,7 +15,7 @@ use lap_proto::{ServerPublicKeys, Uuid};
 use serde::Deserialize;
 
 pub use installed::{Catalog, ScanCache, platform_system_folder, product_dirs, scan, scan_with};
-pub use system_folder::{Access, SystemFolder, untrusted_because};
+pub use system_folder::{Access, SystemFolder, Trusted, untrusted_because};
 
 /// The Room a manifest gets when it names none (profile §2).
 pub const DEFAULT_RESPONSE_ROOM: usize = lap_proto::seed::DEFAULT_RESPONSE_ROOM;

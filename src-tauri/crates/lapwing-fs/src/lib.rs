@@ -1,7 +1,29 @@
 //! One way to write a file that must never be half-written: state, catalogs, keys, anchor
 //! files, the insecure secret store. A crash or a full disk leaves the old content or the new,
 //! never a mix, and never a stray temporary file after an error.
-#![forbid(unsafe_code)]
+//!
+//! On Windows it also reads who owns a file and who may write it ([`windows_security`]): the
+//! one place this crate calls the platform's C API, and so the one module allowed `unsafe`.
+#![cfg_attr(not(windows), forbid(unsafe_code))]
+#![cfg_attr(windows, deny(unsafe_code))]
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub mod windows_security;
+
+/// What a Windows security descriptor says about writing a file or folder, as SID strings
+/// (`S-1-5-32-544`): read by [`windows_security::write_access`] on Windows, plain data
+/// everywhere so the rules over it are tested on any platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowsWriteAccess {
+    pub owner: String,
+    /// Whoever an entry that applies to this object allows to write. `None` when there is no
+    /// access list at all, which lets everyone do everything.
+    pub writers: Option<Vec<String>>,
+    /// Types of entries the reader does not interpret (anything but allow and deny), which
+    /// a rule should treat as untrustworthy rather than guess.
+    pub unread_entry_types: Vec<u8>,
+}
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::system_folder::{Access, SystemFolder};
+use super::system_folder::{Access, SystemFolder, Trusted};
 use super::{Manifest, ManifestError};
 
 /// The directories manifests are read from, in order of precedence: the first one that
@@ -22,20 +22,20 @@ pub fn product_dirs() -> Vec<PathBuf> {
     platform_product_dirs()
 }
 
-/// The platform's system folder, whose manifests only the administrator may write; `None`
-/// where that rule is not checked yet (Windows' ProgramData ACLs are their own issue).
+/// The platform's system folder, whose manifests only the administrator may write: root
+/// on Unix; Administrators, SYSTEM and TrustedInstaller on Windows (see [`Trusted::windows`]).
 pub fn platform_system_folder() -> Option<SystemFolder> {
     #[cfg(unix)]
-    {
-        platform_product_dirs()
-            .into_iter()
-            .next()
-            .map(|path| SystemFolder { path, owner: 0 })
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
+    let trusted = Trusted::Uid(0);
+    #[cfg(windows)]
+    let trusted = Trusted::windows(lapwing_fs::windows_security::administrator_running_this());
+    #[cfg(not(any(unix, windows)))]
+    return None;
+    #[cfg(any(unix, windows))]
+    platform_product_dirs()
+        .into_iter()
+        .next()
+        .map(|path| SystemFolder { path, trusted })
 }
 
 #[cfg(target_os = "linux")]
@@ -376,7 +376,7 @@ mod tests {
             _dir: dir,
             system: SystemFolder {
                 path: system,
-                owner,
+                trusted: Trusted::Uid(owner),
             },
             user,
         }
@@ -459,7 +459,7 @@ mod tests {
             reasons.contains(&(
                 "-",
                 "refused: a manifest in the system folder must be writable only by root, and it is writable by its group and every user (mode 0666)"
-                    .replace("root", &if f.system.owner == 0 { "root".to_owned() } else { format!("uid {}", f.system.owner) })
+                    .replace("root", &match f.system.trusted { Trusted::Uid(0) => "root".to_owned(), Trusted::Uid(uid) => format!("uid {uid}"), Trusted::Sids(_) => unreachable!("a Unix folder") })
                     .as_str()
             )),
             "{reasons:?}"
@@ -505,8 +505,11 @@ mod tests {
 
         std::fs::set_permissions(&f.system.path, std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
+        let Trusted::Uid(owner) = f.system.trusted else {
+            unreachable!("a Unix folder")
+        };
         let someone_else = SystemFolder {
-            owner: f.system.owner.wrapping_add(1000),
+            trusted: Trusted::Uid(owner.wrapping_add(1000)),
             ..f.system.clone()
         };
         let catalog = scan_with(std::slice::from_ref(&f.system.path), Some(&someone_else));
@@ -514,7 +517,7 @@ mod tests {
         assert!(
             catalog.errors[0]
                 .reason
-                .contains(&format!("it is owned by uid {}, not uid", f.system.owner)),
+                .contains(&format!("it is owned by uid {owner}, not uid")),
             "{}",
             catalog.errors[0]
         );
