@@ -57,8 +57,11 @@ fn platform_product_dirs() -> Vec<PathBuf> {
 /// `/usr/share/lap/products.d` and `$XDG_DATA_HOME` (or `$HOME/.local/share`)`/lap/products.d`
 /// on Linux; `%ProgramData%\LAP\products.d` and `%LOCALAPPDATA%\LAP\products.d` on Windows;
 /// `/Library/Application Support/LAP/products.d` and the same under `$HOME` on macOS. A
-/// folder whose variable is missing is left out.
+/// folder whose variable is missing or empty is left out.
 fn product_dirs_on(platform: Platform, var: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    // An empty value names no folder: joined, it would make a path relative to wherever the
+    // program was started, and manifests there would be read.
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
     match platform {
         Platform::Linux => {
             let mut dirs = vec![PathBuf::from("/usr/share/lap/products.d")];
@@ -354,6 +357,19 @@ mod tests {
             [PathBuf::from("/Library/Application Support/LAP/products.d")]
         );
         assert!(product_dirs_on(Platform::Windows, env(&[("HOME", "/home/a")])).is_empty());
+        for platform in [Platform::Linux, Platform::MacOs, Platform::Windows] {
+            let empty = env(&[
+                ("HOME", ""),
+                ("XDG_DATA_HOME", ""),
+                ("ProgramData", ""),
+                ("LOCALAPPDATA", ""),
+            ]);
+            let dirs = product_dirs_on(platform, empty);
+            assert!(
+                dirs.iter().all(|d| d.is_absolute()),
+                "{platform:?}: an empty variable made {dirs:?}"
+            );
+        }
         let only_the_users = product_dirs_on(
             Platform::Windows,
             env(&[("LOCALAPPDATA", r"C:\Users\a\AppData\Local")]),
