@@ -453,6 +453,7 @@ mod tests {
 
     /// A temporary "system" folder and a per-user one; the system folder's expected owner is
     /// whoever owns the folder, so the test runs as any user.
+    #[cfg(unix)]
     struct Folders {
         _dir: tempfile::TempDir,
         system: SystemFolder,
