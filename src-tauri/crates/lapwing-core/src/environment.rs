@@ -18,6 +18,7 @@ use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::identity::HardwareIdentity;
 use crate::manifest::product_dirs;
+use crate::platform::Platform;
 use crate::policy::policy_path;
 use crate::state::{StateError, prepare_data_dir};
 use crate::time_sources::SystemTimeSources;
@@ -72,25 +73,34 @@ pub fn data_dir() -> Result<PathBuf, EngineError> {
 
 /// [`data_dir`] with the environment given.
 pub fn data_dir_from(var: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, EngineError> {
+    data_dir_for(Platform::CURRENT, var)
+}
+
+/// [`data_dir`] on `platform`, with the environment given: `LAPWING_HOME`, else
+/// `%LOCALAPPDATA%\lapwing` on Windows, `$HOME/Library/Application Support/lapwing` on macOS,
+/// `$XDG_DATA_HOME/lapwing` or `$HOME/.local/share/lapwing` on Linux.
+pub fn data_dir_for(
+    platform: Platform,
+    var: impl Fn(&str) -> Option<OsString>,
+) -> Result<PathBuf, EngineError> {
     // An empty value names no folder (and would make a relative path).
     let var = |name: &str| var(name).filter(|v| !v.is_empty());
     if let Some(dir) = var("LAPWING_HOME") {
         return Ok(PathBuf::from(dir));
     }
-    #[cfg(windows)]
-    let (base, missing) = (var("LOCALAPPDATA").map(PathBuf::from), "LOCALAPPDATA");
-    #[cfg(target_os = "macos")]
-    let (base, missing) = (
-        var("HOME").map(|h| PathBuf::from(h).join("Library/Application Support")),
-        "HOME",
-    );
-    #[cfg(not(any(windows, target_os = "macos")))]
-    let (base, missing) = (
-        var("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share"))),
-        "HOME",
-    );
+    let (base, missing) = match platform {
+        Platform::Windows => (var("LOCALAPPDATA").map(PathBuf::from), "LOCALAPPDATA"),
+        Platform::MacOs => (
+            var("HOME").map(|h| PathBuf::from(h).join("Library/Application Support")),
+            "HOME",
+        ),
+        Platform::Linux => (
+            var("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share"))),
+            "HOME",
+        ),
+    };
     base.map(|b| b.join("lapwing"))
         .ok_or(EngineError::NoDataDir { missing })
 }
@@ -122,38 +132,98 @@ fn discovery_config() -> DiscoveryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let vars: Vec<(String, OsString)> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
-            .collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::platform::{as_windows, fake_env as env};
 
     #[test]
     fn without_a_home_there_is_no_data_directory_and_no_shared_fallback() {
-        for vars in [&[][..], &[("HOME", "")][..]] {
-            let err = data_dir_from(env(vars)).expect_err("refused");
-            assert!(matches!(err, EngineError::NoDataDir { .. }), "{err:?}");
-            let text = err.to_string();
-            assert!(
-                text.contains("is not set") && text.contains("LAPWING_HOME"),
-                "{text}"
+        let cases = [
+            (Platform::Linux, "HOME"),
+            (Platform::MacOs, "HOME"),
+            (Platform::Windows, "LOCALAPPDATA"),
+        ];
+        for (platform, variable) in cases {
+            for vars in [&[][..], &[(variable, "")][..], &[("LAPWING_HOME", "")][..]] {
+                let err = data_dir_for(platform, env(vars)).expect_err("refused");
+                assert!(
+                    matches!(err, EngineError::NoDataDir { missing } if missing == variable),
+                    "{platform:?} {vars:?}: {err:?}"
+                );
+                let text = err.to_string();
+                assert!(
+                    text.contains("is not set") && text.contains("LAPWING_HOME"),
+                    "{text}"
+                );
+            }
+        }
+        // Windows does not look at HOME, nor macOS at XDG_DATA_HOME.
+        assert!(data_dir_for(Platform::Windows, env(&[("HOME", "/home/a")])).is_err());
+        assert!(data_dir_for(Platform::MacOs, env(&[("XDG_DATA_HOME", "/x")])).is_err());
+    }
+
+    #[test]
+    fn lapwing_home_wins_on_every_platform() {
+        for platform in [Platform::Linux, Platform::MacOs, Platform::Windows] {
+            let vars = env(&[
+                ("LAPWING_HOME", "/srv/lw"),
+                ("HOME", "/home/a"),
+                ("XDG_DATA_HOME", "/x"),
+                ("LOCALAPPDATA", r"C:\Users\a\AppData\Local"),
+            ]);
+            assert_eq!(
+                data_dir_for(platform, vars).expect("dir"),
+                PathBuf::from("/srv/lw")
             );
         }
     }
 
     #[test]
-    fn lapwing_home_wins_and_home_gives_the_platforms_folder() {
+    fn each_platform_has_its_own_per_user_folder() {
         assert_eq!(
-            data_dir_from(env(&[("LAPWING_HOME", "/srv/lw"), ("HOME", "/home/a")])).expect("dir"),
-            PathBuf::from("/srv/lw")
-        );
-        #[cfg(not(any(windows, target_os = "macos")))]
-        assert_eq!(
-            data_dir_from(env(&[("HOME", "/home/a")])).expect("dir"),
+            data_dir_for(Platform::Linux, env(&[("HOME", "/home/a")])).expect("dir"),
             PathBuf::from("/home/a/.local/share/lapwing")
         );
+        assert_eq!(
+            data_dir_for(
+                Platform::Linux,
+                env(&[("HOME", "/home/a"), ("XDG_DATA_HOME", "/data/a")])
+            )
+            .expect("dir"),
+            PathBuf::from("/data/a/lapwing")
+        );
+        assert_eq!(
+            data_dir_for(
+                Platform::Linux,
+                env(&[("HOME", "/home/a"), ("XDG_DATA_HOME", "")])
+            )
+            .expect("dir"),
+            PathBuf::from("/home/a/.local/share/lapwing"),
+            "an empty XDG_DATA_HOME is not set"
+        );
+        assert_eq!(
+            data_dir_for(Platform::MacOs, env(&[("HOME", "/Users/a")])).expect("dir"),
+            PathBuf::from("/Users/a/Library/Application Support/lapwing")
+        );
+        let windows = data_dir_for(
+            Platform::Windows,
+            env(&[("LOCALAPPDATA", r"C:\Users\a\AppData\Local")]),
+        )
+        .expect("dir");
+        assert_eq!(as_windows(&windows), r"C:\Users\a\AppData\Local\lapwing");
+    }
+
+    /// The cfg'd build picks its own platform's rule.
+    #[test]
+    fn this_build_reads_its_own_platforms_variables() {
+        let vars = [
+            ("HOME", "/home/a"),
+            ("LOCALAPPDATA", r"C:\Users\a\AppData\Local"),
+        ];
+        #[cfg(windows)]
+        let expected = PathBuf::from(r"C:\Users\a\AppData\Local\lapwing");
+        #[cfg(target_os = "macos")]
+        let expected = PathBuf::from("/home/a/Library/Application Support/lapwing");
+        #[cfg(not(any(windows, target_os = "macos")))]
+        let expected = PathBuf::from("/home/a/.local/share/lapwing");
+        assert_eq!(data_dir_from(env(&vars)).expect("dir"), expected);
     }
 }

@@ -16,6 +16,7 @@ pub mod hardware_move;
 pub mod identity;
 pub mod manifest;
 pub mod netwatch;
+pub mod platform;
 pub mod policy;
 pub mod product_status;
 pub mod provision;

@@ -23,28 +23,32 @@
 //! time_server = "ntp.corp.example:123" # asked (one SNTP query) when a server stays silent
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::platform::Platform;
+
 /// Where the policy is read from; `LAPWING_POLICY` replaces it.
 pub fn policy_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("LAPWING_POLICY") {
+    policy_path_for(Platform::CURRENT, |name| std::env::var_os(name))
+}
+
+/// [`policy_path`] on `platform`, with the environment given: `LAPWING_POLICY`, else
+/// `%ProgramData%\Lapwing\policy.toml` (Windows' default `C:\ProgramData` when the variable
+/// is missing), `/Library/Application Support/Lapwing/policy.toml` on macOS,
+/// `/etc/lapwing/policy.toml` on Linux.
+pub fn policy_path_for(platform: Platform, var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    if let Some(path) = var("LAPWING_POLICY") {
         return PathBuf::from(path);
     }
-    #[cfg(windows)]
-    {
-        std::env::var_os("ProgramData")
+    match platform {
+        Platform::Windows => var("ProgramData")
             .map_or_else(|| PathBuf::from("C:\\ProgramData"), PathBuf::from)
-            .join("Lapwing\\policy.toml")
-    }
-    #[cfg(target_os = "macos")]
-    {
-        PathBuf::from("/Library/Application Support/Lapwing/policy.toml")
-    }
-    #[cfg(not(any(windows, target_os = "macos")))]
-    {
-        PathBuf::from("/etc/lapwing/policy.toml")
+            .join("Lapwing\\policy.toml"),
+        Platform::MacOs => PathBuf::from("/Library/Application Support/Lapwing/policy.toml"),
+        Platform::Linux => PathBuf::from("/etc/lapwing/policy.toml"),
     }
 }
 
@@ -227,6 +231,46 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::{as_windows, fake_env as env};
+
+    #[test]
+    fn each_platform_reads_the_policy_from_its_machine_wide_folder() {
+        assert_eq!(
+            policy_path_for(Platform::Linux, env(&[])),
+            PathBuf::from("/etc/lapwing/policy.toml")
+        );
+        assert_eq!(
+            policy_path_for(Platform::MacOs, env(&[("HOME", "/Users/a")])),
+            PathBuf::from("/Library/Application Support/Lapwing/policy.toml"),
+            "the machine's folder, not the user's"
+        );
+        let windows = |vars| as_windows(&policy_path_for(Platform::Windows, env(vars)));
+        assert_eq!(
+            windows(&[("ProgramData", r"D:\Data")]),
+            r"D:\Data\Lapwing\policy.toml"
+        );
+        assert_eq!(
+            windows(&[]),
+            r"C:\ProgramData\Lapwing\policy.toml",
+            "Windows' default when the variable is missing"
+        );
+    }
+
+    #[test]
+    fn lapwing_policy_replaces_the_path_on_every_platform() {
+        for platform in [Platform::Linux, Platform::MacOs, Platform::Windows] {
+            assert_eq!(
+                policy_path_for(
+                    platform,
+                    env(&[
+                        ("LAPWING_POLICY", "/tmp/p.toml"),
+                        ("ProgramData", r"D:\Data")
+                    ])
+                ),
+                PathBuf::from("/tmp/p.toml")
+            );
+        }
+    }
 
     #[test]
     fn reads_missing_valid_and_broken_policies() {

@@ -11,6 +11,7 @@
 //! {"schema":1,"source":"smbios-uuid","digest":"<64 hex digits>","written":1795000000}
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub const LINUX_ANCHOR_FILE: &str = "/var/lib/lapwing/anchor";
 /// Larger than any valid anchor file: a bigger one is not ours and is not read whole.
 const MAX_LEN: u64 = 4096;
 
+/// Where root writes the file on macOS.
+pub const MACOS_ANCHOR_FILE: &str = "/Library/Application Support/Lapwing/anchor";
+
 /// The platform's anchor file, or `LAPWING_ANCHOR_FILE` when set.
 pub fn default_path() -> PathBuf {
     if let Some(path) = std::env::var_os("LAPWING_ANCHOR_FILE") {
@@ -32,17 +36,24 @@ pub fn default_path() -> PathBuf {
     }
     #[cfg(windows)]
     {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
-        PathBuf::from(base).join("Lapwing").join("anchor")
+        windows_anchor_file(|name| std::env::var_os(name))
     }
     #[cfg(target_os = "macos")]
     {
-        PathBuf::from("/Library/Application Support/Lapwing/anchor")
+        PathBuf::from(MACOS_ANCHOR_FILE)
     }
     #[cfg(not(any(windows, target_os = "macos")))]
     {
         PathBuf::from(LINUX_ANCHOR_FILE)
     }
+}
+
+/// Where root writes the file on Windows: `%ProgramData%\Lapwing\anchor`, with Windows'
+/// default `C:\ProgramData` when the variable is missing. `var` looks the environment up;
+/// it is a parameter so that the Windows answer is tested on every platform.
+pub fn windows_anchor_file(var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    let base = var("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
+    PathBuf::from(base).join("Lapwing").join("anchor")
 }
 
 /// The file's content.
@@ -180,6 +191,25 @@ mod tests {
             digest: [0xab; 32],
             written: 1_795_000_000,
         }
+    }
+
+    /// `Path::join` separates with `/` on Linux where Windows writes `\`.
+    fn as_windows(path: &Path) -> String {
+        path.to_string_lossy().replace('/', "\\")
+    }
+
+    #[test]
+    fn the_windows_anchor_file_is_under_program_data() {
+        let set = |name: &str| (name == "ProgramData").then(|| OsString::from(r"D:\Data"));
+        assert_eq!(
+            as_windows(&windows_anchor_file(set)),
+            r"D:\Data\Lapwing\anchor"
+        );
+        assert_eq!(
+            as_windows(&windows_anchor_file(|_| None)),
+            r"C:\ProgramData\Lapwing\anchor",
+            "Windows' default when the variable is missing"
+        );
     }
 
     #[test]

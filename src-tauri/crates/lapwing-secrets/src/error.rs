@@ -4,29 +4,41 @@
 
 use std::path::PathBuf;
 
+use crate::keyring_os::KeyringOs;
+
 /// What the person can do when the OS keyring cannot be used at all; every "keyring is
 /// unusable" message ends with it.
 const OR_FILE_STORE: &str =
     "or, knowing the risk, keep secrets in a plain file with --insecure-file-store";
 
-#[cfg(target_os = "linux")]
-const LOCKED_FIX: &str = "unlock it: log in to the desktop session (the login keyring opens with it) \
-     or answer the unlock prompt; on a machine without a desktop, feed the keyring's password to \
-     `gnome-keyring-daemon --unlock` on standard input";
-#[cfg(target_os = "macos")]
-const LOCKED_FIX: &str = "unlock the login keychain in Keychain Access, or log in again";
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-const LOCKED_FIX: &str = "log in to the desktop session again";
+/// How to unlock the keyring on `os`.
+const fn locked_fix(os: KeyringOs) -> &'static str {
+    match os {
+        KeyringOs::Linux => {
+            "unlock it: log in to the desktop session (the login keyring opens with it) \
+             or answer the unlock prompt; on a machine without a desktop, feed the keyring's \
+             password to `gnome-keyring-daemon --unlock` on standard input"
+        }
+        KeyringOs::MacOs => "unlock the login keychain in Keychain Access, or log in again",
+        KeyringOs::Windows | KeyringOs::Other => "log in to the desktop session again",
+    }
+}
 
-#[cfg(target_os = "linux")]
-const UNAVAILABLE_FIX: &str =
-    "check that a Secret Service provider (gnome-keyring or KeePassXC) runs in this session";
-#[cfg(target_os = "macos")]
-const UNAVAILABLE_FIX: &str =
-    "check the login keychain in Keychain Access (File → Keychain First Aid)";
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-const UNAVAILABLE_FIX: &str =
-    "run Lapwing from an interactive login session (Credential Manager is per logon session)";
+/// What to check on `os` when its keyring cannot be reached for a reason other than a lock.
+const fn unavailable_fix(os: KeyringOs) -> &'static str {
+    match os {
+        KeyringOs::Linux => {
+            "check that a Secret Service provider (gnome-keyring or KeePassXC) runs in this session"
+        }
+        KeyringOs::MacOs => {
+            "check the login keychain in Keychain Access (File → Keychain First Aid)"
+        }
+        KeyringOs::Windows | KeyringOs::Other => {
+            "run Lapwing from an interactive login session (Credential Manager is per logon \
+             session)"
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,7 +79,10 @@ pub enum SecretError {
     NoService { address: Option<String> },
     /// The keyring (collection, keychain) is locked and was not unlocked: the unlock prompt
     /// was dismissed, or could not be shown (no desktop).
-    #[error("the keyring is locked ({detail}): {LOCKED_FIX}; {OR_FILE_STORE}")]
+    #[error(
+        "the keyring is locked ({detail}): {fix}; {OR_FILE_STORE}",
+        fix = locked_fix(KeyringOs::CURRENT)
+    )]
     Locked { detail: String },
     /// Linux: the Secret Service has no default collection to keep items in.
     #[error(
@@ -85,7 +100,10 @@ pub enum SecretError {
     )]
     PermissionDenied { detail: String },
     /// The platform's store exists but cannot be reached for a reason other than a lock.
-    #[error("the OS keyring cannot be used ({detail}): {UNAVAILABLE_FIX}; {OR_FILE_STORE}")]
+    #[error(
+        "the OS keyring cannot be used ({detail}): {fix}; {OR_FILE_STORE}",
+        fix = unavailable_fix(KeyringOs::CURRENT)
+    )]
     Unavailable { detail: String },
     /// This build has no keyring backend for the operating system it runs on.
     #[error(
@@ -177,6 +195,40 @@ mod tests {
         .to_string();
         assert!(text.starts_with("the keyring is locked"), "{text}");
         assert!(text.contains("gnome-keyring-daemon --unlock"), "{text}");
+    }
+
+    /// Advice names the tools of its own system only: a Mac user told to run
+    /// gnome-keyring-daemon, or a Linux user sent to Keychain Access, is left stuck.
+    #[test]
+    fn each_systems_advice_names_its_own_tools() {
+        let linux_tools = ["gnome-keyring", "Secret Service", "KeePassXC"];
+        let advice = |os| [locked_fix(os), unavailable_fix(os)];
+        for text in advice(KeyringOs::MacOs) {
+            assert!(text.contains("Keychain"), "{text}");
+            assert!(!linux_tools.iter().any(|t| text.contains(t)), "{text}");
+        }
+        for text in advice(KeyringOs::Windows) {
+            assert!(!text.contains("Keychain"), "{text}");
+            assert!(!linux_tools.iter().any(|t| text.contains(t)), "{text}");
+        }
+        assert!(unavailable_fix(KeyringOs::Windows).contains("Credential Manager"));
+        for text in advice(KeyringOs::Linux) {
+            assert!(!text.contains("Keychain"), "{text}");
+            assert!(!text.contains("Credential Manager"), "{text}");
+        }
+        assert!(locked_fix(KeyringOs::Linux).contains("gnome-keyring-daemon --unlock"));
+    }
+
+    /// This build's messages carry this build's advice.
+    #[test]
+    fn the_messages_carry_this_systems_advice() {
+        let locked = SecretError::Locked { detail: "x".into() }.to_string();
+        assert!(locked.contains(locked_fix(KeyringOs::CURRENT)), "{locked}");
+        let unavailable = SecretError::Unavailable { detail: "x".into() }.to_string();
+        assert!(
+            unavailable.contains(unavailable_fix(KeyringOs::CURRENT)),
+            "{unavailable}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The OS keyring through the `keyring` crate: the Secret Service on Linux, the login keychain
 //! on macOS, Credential Manager on Windows.
 
+use crate::keyring_os::KeyringOs;
 use crate::{
     Secret, SecretError, SecretItem, SecretStore, StoreDescription, check_product_id, check_value,
 };
@@ -24,11 +25,7 @@ impl KeyringStore {
     /// Fails with [`SecretError::Unsupported`] where this build has no backend: the keyring
     /// crate would fall back to an in-memory mock there, and secrets would vanish on exit.
     pub fn new() -> Result<Self, SecretError> {
-        if cfg!(any(
-            target_os = "linux",
-            target_os = "macos",
-            target_os = "windows"
-        )) {
+        if KeyringOs::CURRENT.has_backend() {
             Ok(Self { _private: () })
         } else {
             Err(SecretError::Unsupported)
@@ -127,6 +124,7 @@ mod platform {
     use zbus::DBusError as _;
 
     use crate::error::session_bus_address;
+    use crate::keyring_os::KeyringOs;
     use crate::{SecretError, StoreDescription};
 
     const SECRETS_NAME: &str = "org.freedesktop.secrets";
@@ -248,7 +246,7 @@ mod platform {
             Err(error) => format!("cannot ask the session bus: {error}"),
         };
         StoreDescription {
-            backend: "Secret Service".into(),
+            backend: KeyringOs::CURRENT.backend_name().into(),
             provider: Some(provider),
             location,
             protected: true,
@@ -351,6 +349,7 @@ mod platform {
 
 #[cfg(any(target_os = "macos", target_os = "windows"))]
 mod platform {
+    use crate::keyring_os::KeyringOs;
     use crate::{SecretError, StoreDescription};
 
     pub(super) fn entry(account: &str) -> Result<keyring::Entry, SecretError> {
@@ -372,11 +371,7 @@ mod platform {
 
     pub(super) fn describe() -> StoreDescription {
         StoreDescription {
-            backend: if cfg!(target_os = "macos") {
-                "macOS Keychain".into()
-            } else {
-                "Windows Credential Manager".into()
-            },
+            backend: KeyringOs::CURRENT.backend_name().into(),
             provider: None,
             location: None,
             protected: true,
@@ -386,6 +381,7 @@ mod platform {
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
 mod platform {
+    use crate::keyring_os::KeyringOs;
     use crate::{SecretError, StoreDescription};
 
     pub(super) fn entry(_account: &str) -> Result<keyring::Entry, SecretError> {
@@ -404,7 +400,7 @@ mod platform {
 
     pub(super) fn describe() -> StoreDescription {
         StoreDescription {
-            backend: "none".into(),
+            backend: KeyringOs::CURRENT.backend_name().into(),
             provider: Some(format!(
                 "no OS keyring backend for {}",
                 std::env::consts::OS

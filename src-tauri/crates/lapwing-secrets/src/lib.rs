@@ -22,6 +22,7 @@
 
 mod error;
 mod file;
+mod keyring_os;
 mod keyring_store;
 mod memory;
 #[cfg(all(feature = "test-util", target_os = "linux"))]
@@ -60,8 +61,10 @@ impl<T: Zeroize> std::fmt::Debug for Secret<T> {
     }
 }
 
-/// The keyring "service" (Secret Service attribute `service`, keychain service, Credential
-/// Manager target prefix) all of Lapwing's items carry.
+/// The keyring "service" all of Lapwing's items carry: the Secret Service attribute `service`,
+/// the keychain item's service, and the end of the Credential Manager target name (the
+/// keyring crate names a generic credential `<account>.<service>`:
+/// `<product-id>:<item>.lapwing`).
 pub const SERVICE: &str = "lapwing";
 
 /// One secret of a product. The names are stable: they are part of the keyring account

@@ -8,10 +8,12 @@
 //! but the administrator can write is refused (see `system_folder`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::system_folder::{Access, SystemFolder, Trusted};
 use super::{Manifest, ManifestError};
+use crate::platform::Platform;
 
 /// The directories manifests are read from, in order of precedence: the first one that
 /// installs an id wins (the system folder comes first).
@@ -38,42 +40,57 @@ pub fn platform_system_folder() -> Option<SystemFolder> {
         .map(|path| SystemFolder { path, trusted })
 }
 
-#[cfg(target_os = "linux")]
 fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/share/lap/products.d")];
-    let data_home = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    if let Some(data_home) = data_home {
-        dirs.push(data_home.join("lap/products.d"));
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "windows",
+        target_os = "macos"
+    )) {
+        product_dirs_on(Platform::CURRENT, |name| std::env::var_os(name))
+    } else {
+        // No LAP folder convention on other systems: only LAPWING_PRODUCTS_DIR.
+        Vec::new()
     }
-    dirs
 }
 
-#[cfg(target_os = "windows")]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = std::env::var_os("ProgramData") {
-        dirs.push(PathBuf::from(p).join("LAP\\products.d"));
+/// The product folders of `platform`, with the environment given, system folder first:
+/// `/usr/share/lap/products.d` and `$XDG_DATA_HOME` (or `$HOME/.local/share`)`/lap/products.d`
+/// on Linux; `%ProgramData%\LAP\products.d` and `%LOCALAPPDATA%\LAP\products.d` on Windows;
+/// `/Library/Application Support/LAP/products.d` and the same under `$HOME` on macOS. A
+/// folder whose variable is missing or empty is left out.
+fn product_dirs_on(platform: Platform, var: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    // An empty value names no folder: joined, it would make a path relative to wherever the
+    // program was started, and manifests there would be read.
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    match platform {
+        Platform::Linux => {
+            let mut dirs = vec![PathBuf::from("/usr/share/lap/products.d")];
+            let data_home = var("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+            if let Some(data_home) = data_home {
+                dirs.push(data_home.join("lap/products.d"));
+            }
+            dirs
+        }
+        Platform::Windows => {
+            let mut dirs = Vec::new();
+            if let Some(p) = var("ProgramData") {
+                dirs.push(PathBuf::from(p).join("LAP\\products.d"));
+            }
+            if let Some(p) = var("LOCALAPPDATA") {
+                dirs.push(PathBuf::from(p).join("LAP\\products.d"));
+            }
+            dirs
+        }
+        Platform::MacOs => {
+            let mut dirs = vec![PathBuf::from("/Library/Application Support/LAP/products.d")];
+            if let Some(home) = var("HOME") {
+                dirs.push(PathBuf::from(home).join("Library/Application Support/LAP/products.d"));
+            }
+            dirs
+        }
     }
-    if let Some(p) = std::env::var_os("LOCALAPPDATA") {
-        dirs.push(PathBuf::from(p).join("LAP\\products.d"));
-    }
-    dirs
-}
-
-#[cfg(target_os = "macos")]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/Library/Application Support/LAP/products.d")];
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join("Library/Application Support/LAP/products.d"));
-    }
-    dirs
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
-fn platform_product_dirs() -> Vec<PathBuf> {
-    Vec::new()
 }
 
 /// Every product found, and every manifest refused, across the directories.
@@ -283,6 +300,88 @@ impl ScanCache {
 mod tests {
     use super::*;
     use crate::manifest::tests::{self, text};
+    use crate::platform::{as_windows, fake_env as env};
+
+    #[test]
+    fn each_platform_has_a_system_folder_first_and_a_per_user_one() {
+        assert_eq!(
+            product_dirs_on(Platform::Linux, env(&[("HOME", "/home/a")])),
+            [
+                PathBuf::from("/usr/share/lap/products.d"),
+                PathBuf::from("/home/a/.local/share/lap/products.d"),
+            ]
+        );
+        assert_eq!(
+            product_dirs_on(
+                Platform::Linux,
+                env(&[("HOME", "/home/a"), ("XDG_DATA_HOME", "/data/a")])
+            ),
+            [
+                PathBuf::from("/usr/share/lap/products.d"),
+                PathBuf::from("/data/a/lap/products.d"),
+            ]
+        );
+        assert_eq!(
+            product_dirs_on(Platform::MacOs, env(&[("HOME", "/Users/a")])),
+            [
+                PathBuf::from("/Library/Application Support/LAP/products.d"),
+                PathBuf::from("/Users/a/Library/Application Support/LAP/products.d"),
+            ]
+        );
+        let windows = product_dirs_on(
+            Platform::Windows,
+            env(&[
+                ("ProgramData", r"C:\ProgramData"),
+                ("LOCALAPPDATA", r"C:\Users\a\AppData\Local"),
+                ("HOME", "/home/a"),
+            ]),
+        );
+        let windows: Vec<String> = windows.iter().map(|p| as_windows(p)).collect();
+        assert_eq!(
+            windows,
+            [
+                r"C:\ProgramData\LAP\products.d",
+                r"C:\Users\a\AppData\Local\LAP\products.d",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_its_variable_a_folder_is_left_out() {
+        assert_eq!(
+            product_dirs_on(Platform::Linux, env(&[])),
+            [PathBuf::from("/usr/share/lap/products.d")]
+        );
+        assert_eq!(
+            product_dirs_on(Platform::MacOs, env(&[])),
+            [PathBuf::from("/Library/Application Support/LAP/products.d")]
+        );
+        assert!(product_dirs_on(Platform::Windows, env(&[("HOME", "/home/a")])).is_empty());
+        for platform in [Platform::Linux, Platform::MacOs, Platform::Windows] {
+            let empty = env(&[
+                ("HOME", ""),
+                ("XDG_DATA_HOME", ""),
+                ("ProgramData", ""),
+                ("LOCALAPPDATA", ""),
+            ]);
+            let dirs = product_dirs_on(platform, empty);
+            assert!(
+                dirs.iter().all(|d| d.is_absolute()),
+                "{platform:?}: an empty variable made {dirs:?}"
+            );
+        }
+        let only_the_users = product_dirs_on(
+            Platform::Windows,
+            env(&[("LOCALAPPDATA", r"C:\Users\a\AppData\Local")]),
+        );
+        assert_eq!(
+            only_the_users
+                .iter()
+                .map(|p| as_windows(p))
+                .collect::<Vec<_>>(),
+            [r"C:\Users\a\AppData\Local\LAP\products.d"]
+        );
+    }
 
     #[test]
     fn scan_reports_bad_files_and_keeps_the_good_ones() {
@@ -354,6 +453,7 @@ mod tests {
 
     /// A temporary "system" folder and a per-user one; the system folder's expected owner is
     /// whoever owns the folder, so the test runs as any user.
+    #[cfg(unix)]
     struct Folders {
         _dir: tempfile::TempDir,
         system: SystemFolder,
