@@ -45,6 +45,9 @@ pub struct Args {
     /// `--open VIEW [--product ID]`: a window to open at start (or, in a second launch, in
     /// the running app).
     pub open: Option<View>,
+    /// `--login-default`: started by the installer's machine-wide login entry, which steps
+    /// aside for a user who has chosen (see `autostart`).
+    pub login_default: bool,
     /// Arguments not understood, reported once.
     pub unknown: Vec<String>,
 }
@@ -63,6 +66,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Args {
         };
         match name.as_str() {
             "--insecure-file-store" => out.insecure_file_store = true,
+            "--login-default" if inline.is_none() => out.login_default = true,
             "--open" => view = inline.or_else(|| args.next()),
             "--product" => product = inline.or_else(|| args.next()),
             _ => out.unknown.push(arg),
@@ -291,6 +295,9 @@ fn second_launch<R: Runtime>(app: &AppHandle<R>, argv: impl IntoIterator<Item = 
 /// The app's entry point.
 pub fn run() {
     let args = parse_args(std::env::args().skip(1));
+    if args.login_default && autostart::machine_entry_steps_aside(|name| std::env::var_os(name)) {
+        return;
+    }
     if std::env::var_os("LAPWING_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -393,6 +400,8 @@ mod tests {
     #[test]
     fn the_command_line_is_read() {
         assert_eq!(args(&[]), Args::default());
+        assert!(args(&["--login-default"]).login_default);
+        assert!(!args(&["--login-default=yes"]).login_default);
         let a = args(&["--insecure-file-store", "--open", "products"]);
         assert!(a.insecure_file_store);
         assert_eq!(a.open, Some(View::Products));

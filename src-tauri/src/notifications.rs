@@ -227,6 +227,11 @@ fn deliver<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
     }
 }
 
+/// macOS: a notification through the system's notification center. Windows: a toast through
+/// WinRT (notify-rust's Windows backend), under the app id notify-rust defaults to, since an
+/// id of our own must be carried by a Start-menu shortcut and the installer's makensis cannot
+/// write that property without a plugin. Built for Windows in CI; not shown here (Wine has no
+/// toasts).
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn deliver<R: Runtime>(_app: &AppHandle<R>, notice: &Notice) {
     // Clicks are not reported here: the notification only informs.

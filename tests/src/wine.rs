@@ -103,14 +103,22 @@ impl Wine {
     /// The Wine user's `%LOCALAPPDATA%` as a Linux path (Wine names the user after the Unix
     /// one: the only folder under `users` besides `Public`).
     pub fn local_app_data(&self) -> PathBuf {
+        self.user_profile().join("AppData/Local")
+    }
+
+    /// The Wine user's `%APPDATA%` (roaming) as a Linux path.
+    pub fn app_data(&self) -> PathBuf {
+        self.user_profile().join("AppData/Roaming")
+    }
+
+    fn user_profile(&self) -> PathBuf {
         let users = self.drive_c().join("users");
-        let user = std::fs::read_dir(&users)
+        std::fs::read_dir(&users)
             .expect("users folder")
             .filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| p.file_name().is_some_and(|n| n != "Public"))
-            .expect("a Wine user");
-        user.join("AppData/Local")
+            .expect("a Wine user")
     }
 
     /// The prefix's `MachineGuid`, read from its registry file (not through Windows).

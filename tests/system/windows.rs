@@ -174,6 +174,32 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
         "the key's bytes in the registry in clear"
     );
 
+    // A products folder every user may write is refused, with who may write it. Wine shows
+    // a Unix folder of mode 0777 as one whose access list lets Everyone write (it derives
+    // the list from the mode); the reading and the rule are Windows' own code.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let listed = |mode: u32| {
+            std::fs::set_permissions(&products, std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            json(&lapctl(&["products", "--json"]).output().expect("wine runs"))
+        };
+        let open = listed(0o777);
+        let refusals = open["errors"].to_string();
+        assert!(
+            !open["products"].to_string().contains(&id)
+                && refusals.contains("must be writable only by Administrators")
+                && refusals.contains("it is writable by Everyone (S-1-1-0)"),
+            "{open}"
+        );
+        let closed = listed(0o755);
+        assert!(
+            closed["products"].to_string().contains(&id)
+                && closed["errors"].as_array().is_some_and(Vec::is_empty),
+            "{closed}"
+        );
+    }
+
     // Cleaned up so the shared products folder holds only what a test is using.
     let out = lapctl(&["uninstall", &id]).output().expect("wine runs");
     let _ = std::fs::remove_file(&manifest_path);
@@ -254,10 +280,11 @@ fn machine_shows_machine_guid_and_smbios_from_a_dump_or_the_firmware() {
 }
 
 #[test]
-fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
+fn the_installer_runs_silently_places_the_tray_app_and_lapctl_and_uninstalls_cleanly() {
     const UNINSTALL_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\Lapwing";
     const ENVIRONMENT_KEY: &str =
         r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+    const RUN_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
     let wine = Wine::from_env();
     let installer = std::env::var_os("LAPWING_WINDOWS_INSTALLER")
         .map(std::path::PathBuf::from)
@@ -275,10 +302,24 @@ fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
         .expect("wine runs the installer");
     assert!(out.status.success(), "installer: {}", text(&out.stderr));
     wine.wait();
-    for file in ["lapctl.exe", "uninstall.exe"] {
+    for file in [
+        "lapwing.exe",
+        "WebView2Loader.dll",
+        "lapctl.exe",
+        "uninstall.exe",
+    ] {
         assert!(install_dir.join(file).is_file(), "{file} installed");
     }
-    assert!(start_menu.join("Uninstall Lapwing.lnk").is_file());
+    for link in ["Lapwing.lnk", "Uninstall Lapwing.lnk"] {
+        assert!(start_menu.join(link).is_file(), "{link} in the Start menu");
+    }
+    let login = wine
+        .reg_query(RUN_KEY, Some("Lapwing"))
+        .expect("the machine-wide login entry");
+    assert!(
+        login.contains(r#""C:\Program Files\Lapwing\lapwing.exe" --login-default"#),
+        "{login}"
+    );
     assert!(products.is_dir(), "the products folder");
     let entry = wine
         .reg_query(UNINSTALL_KEY, None)
@@ -308,6 +349,27 @@ fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
         text(&out.stdout)
     );
 
+    // The installed tray app starts (every DLL it imports is found, WebView2Loader.dll
+    // among them) and, for a user who has chosen whether it starts at login, the
+    // machine-wide entry steps aside at once. (Its windows need WebView2, which Wine lacks.)
+    let marker = wine.app_data().join("com.lapwing.tray/autostart-chosen");
+    std::fs::create_dir_all(marker.parent().expect("parent")).expect("config folder");
+    std::fs::write(&marker, b"").expect("marker");
+    let out = wine
+        .program(
+            std::ffi::OsStr::new(r"C:\Program Files\Lapwing\lapwing.exe"),
+            &["--login-default"],
+        )
+        .output()
+        .expect("wine runs lapwing");
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "lapwing.exe --login-default: exit {:?}: {}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+
     // Uninstalled silently: nothing left but the products folder (other vendors' manifests).
     let out = wine
         .program(
@@ -321,6 +383,11 @@ fn the_installer_runs_silently_places_lapctl_on_path_and_uninstalls_cleanly() {
     assert!(!install_dir.exists(), "the program folder removed");
     assert!(!start_menu.exists(), "the Start menu folder removed");
     assert_eq!(wine.reg_query(UNINSTALL_KEY, None), None, "entry removed");
+    assert_eq!(
+        wine.reg_query(RUN_KEY, Some("Lapwing")),
+        None,
+        "login entry removed"
+    );
     let path = wine
         .reg_query(ENVIRONMENT_KEY, Some("Path"))
         .expect("the system Path");

@@ -24,8 +24,8 @@ const WINE_UNIT_TESTED: [&str; 4] = [
     "lapwing-secrets",
     "lapwing-discovery",
 ];
-/// What is linted for Windows: the binaries, every library they use, and the tray app
-/// (checked, not linked: its WebView2 parts cannot run here anyway).
+/// What is linted for Windows: the binaries (the tray app among them) and every library they
+/// use.
 const WINDOWS_LINTED: [&str; 9] = [
     "lap-proto",
     "lapwing-fs",
@@ -157,16 +157,21 @@ fn with_packages<'a>(mut args: Vec<&'a str>, crates: &[&'a str]) -> Vec<&'a str>
     args
 }
 
-/// `lapctl.exe` and `lapd.exe`, and clippy for Windows with warnings as errors.
+/// `lapwing.exe`, `lapctl.exe` and `lapd.exe`, and clippy for Windows with warnings as
+/// errors.
 pub fn build_and_lint() -> Result {
-    step("Windows: build lapctl.exe and lapd.exe", || {
-        cmd(
-            "cargo",
-            &[
-                "build", "--target", WINDOWS, "--locked", "-p", "lapctl", "-p", "lapd",
-            ],
-        )
-    })?;
+    step(
+        "Windows: build lapwing.exe, lapctl.exe and lapd.exe",
+        || {
+            cmd(
+                "cargo",
+                &[
+                    "build", "--target", WINDOWS, "--locked", "-p", "lapctl", "-p", "lapd", "-p",
+                    "lapwing",
+                ],
+            )
+        },
+    )?;
     step("Windows: lints (clippy, warnings are errors)", || {
         let args = with_packages(
             vec!["clippy", "--target", WINDOWS, "--locked"],
@@ -208,27 +213,35 @@ pub fn unit_tests() -> Result {
 }
 
 /// The installer `installers/windows/lapwing.nsi` builds with Debian's makensis (warnings
-/// as errors), from a stripped `lapctl.exe`; returns its path.
+/// as errors), from stripped `lapwing.exe` and `lapctl.exe` and the `WebView2Loader.dll`
+/// the tray app loads; returns its path.
 pub fn installer() -> Result<PathBuf> {
     let dir = target_dir().join("wine/installer");
     let out = dir.join(format!("lapwing-{}-x64.exe", env!("CARGO_PKG_VERSION")));
     step("Windows: the installer (makensis)", || {
         let bins = dir.join("bin");
         std::fs::create_dir_all(&bins).map_err(|e| fail(format!("{}: {e}", bins.display())))?;
-        cmd(
-            "x86_64-w64-mingw32-strip",
-            &[
-                "-o",
-                &bins.join("lapctl.exe").display().to_string(),
-                &bin_dir().join("lapctl.exe").display().to_string(),
-            ],
-        )?;
+        for exe in ["lapwing.exe", "lapctl.exe"] {
+            cmd(
+                "x86_64-w64-mingw32-strip",
+                &[
+                    "-o",
+                    &bins.join(exe).display().to_string(),
+                    &bin_dir().join(exe).display().to_string(),
+                ],
+            )?;
+        }
+        let loader = webview2_loader()?;
+        std::fs::copy(&loader, bins.join("WebView2Loader.dll"))
+            .map_err(|e| fail(format!("copying {}: {e}", loader.display())))?;
         cmd(
             "makensis",
             &[
                 "-V2",
                 "-WX",
                 &format!("-DVERSION={}", env!("CARGO_PKG_VERSION")),
+                // A test build of debug programs: fast compression (see the script).
+                "-DCOMPRESSOR=zlib",
                 &format!("-DBIN_DIR={}", bins.display()),
                 &format!("-DOUT_FILE={}", out.display()),
                 "installers/windows/lapwing.nsi",
@@ -236,6 +249,43 @@ pub fn installer() -> Result<PathBuf> {
         )
     })?;
     Ok(out)
+}
+
+/// The x64 `WebView2Loader.dll` that the locked webview2-com-sys ships (Microsoft's
+/// redistributable loader; a windows-gnu build loads it at start instead of linking it in),
+/// found through `cargo metadata` so it is the version the build used.
+fn webview2_loader() -> Result<PathBuf> {
+    let output = Command::new("cargo")
+        .args([
+            "metadata",
+            "--locked",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            WINDOWS,
+        ])
+        .current_dir(root())
+        .output()
+        .map_err(|e| fail(format!("cannot run cargo metadata: {e}")))?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| fail(format!("cargo metadata: {e}")))?;
+    let manifest = metadata["packages"]
+        .as_array()
+        .and_then(|packages| packages.iter().find(|p| p["name"] == "webview2-com-sys"))
+        .and_then(|p| p["manifest_path"].as_str())
+        .ok_or_else(|| fail("webview2-com-sys is not in the Windows build's dependencies"))?;
+    let loader = Path::new(manifest)
+        .parent()
+        .map(|dir| dir.join("x64/WebView2Loader.dll"))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| fail(format!("no x64/WebView2Loader.dll beside {manifest}")))?;
+    Ok(loader)
 }
 
 /// `lapctl.exe` under Wine against a Linux `lapd` on loopback, and the installer run
