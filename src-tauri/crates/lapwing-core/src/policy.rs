@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::manifest::{SystemFolder, Trusted};
 use crate::platform::Platform;
 
 /// Where the policy is read from; `LAPWING_POLICY` replaces it.
@@ -50,6 +51,24 @@ pub fn policy_path_for(platform: Platform, var: impl Fn(&str) -> Option<OsString
         Platform::MacOs => PathBuf::from("/Library/Application Support/Lapwing/policy.toml"),
         Platform::Linux => PathBuf::from("/etc/lapwing/policy.toml"),
     }
+}
+
+/// The rule `path` is held to when it is the platform's own policy file (in a folder only
+/// administrators may write); `None` for a file `LAPWING_POLICY` names instead, which is a
+/// test's or one person's own choice and governs only the processes given it.
+fn guard_for(path: &Path) -> Option<SystemFolder> {
+    let platform_path = policy_path_for(Platform::CURRENT, |name| {
+        (name != "LAPWING_POLICY")
+            .then(|| std::env::var_os(name))
+            .flatten()
+    });
+    if path != platform_path {
+        return None;
+    }
+    Some(SystemFolder {
+        path: path.parent()?.to_owned(),
+        trusted: Trusted::platform()?,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,8 +194,28 @@ impl Default for EvaluationPolicy {
 
 impl Policy {
     /// Reads the policy; no file means no policy. A broken file is an error (the
-    /// administrator meant something: guessing would be worse).
+    /// administrator meant something: guessing would be worse). The platform's own policy
+    /// file is held to the products folder's rule (see [`guard_for`]).
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        Self::load_guarded(path, guard_for(path).as_ref())
+    }
+
+    /// [`Policy::load`], refusing a file that exists when anyone but `guard`'s administrators
+    /// may write it or its folder: the policy locks the server, provisions products and turns
+    /// evaluations off for every account, so a user who could write it could send everyone's
+    /// keys to a server of their own.
+    pub fn load_guarded(path: &Path, guard: Option<&SystemFolder>) -> Result<Self, PolicyError> {
+        if let Some(guard) = guard
+            && path.exists()
+            && let Some(reason) = guard
+                .folder_refusal()
+                .or_else(|| guard.refusal_of(path, "it"))
+        {
+            return Err(PolicyError {
+                path: path.to_owned(),
+                reason,
+            });
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -254,6 +293,67 @@ mod tests {
             r"C:\ProgramData\Lapwing\policy.toml",
             "Windows' default when the variable is missing"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_policy_anyone_but_the_administrator_may_write_is_refused() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("lapwing");
+        std::fs::create_dir(&folder).expect("mkdir");
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = folder.join("policy.toml");
+        let me = std::fs::metadata(&folder).expect("metadata").uid();
+        let guard = |uid| SystemFolder {
+            path: folder.clone(),
+            trusted: Trusted::Uid(uid),
+        };
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+
+        // No file: no policy, whoever may write the folder (nothing to trust or distrust).
+        assert_eq!(
+            Policy::load_guarded(&path, Some(&guard(me.wrapping_add(1)))).expect("absent"),
+            Policy::default()
+        );
+        std::fs::write(&path, "[evaluation]\nallowed = false\n").expect("write");
+        chmod(&path, 0o644);
+        let policy = Policy::load_guarded(&path, Some(&guard(me))).expect("trusted");
+        assert!(!policy.evaluation.allowed);
+
+        chmod(&path, 0o666);
+        let refused = Policy::load_guarded(&path, Some(&guard(me))).expect_err("world-writable");
+        assert!(
+            refused
+                .to_string()
+                .ends_with("refused: it must be writable only by uid {me}, and it is writable by its group and every user (mode 0666)".replace("uid {me}", &if me == 0 { "root".to_owned() } else { format!("uid {me}") }).as_str()),
+            "{refused}"
+        );
+        chmod(&path, 0o644);
+        chmod(&folder, 0o777);
+        let refused = Policy::load_guarded(&path, Some(&guard(me))).expect_err("folder");
+        assert!(
+            refused.to_string().contains("refused: the system folder")
+                && refused
+                    .to_string()
+                    .contains("writable by its group and every user"),
+            "{refused}"
+        );
+        chmod(&folder, 0o755);
+        let refused =
+            Policy::load_guarded(&path, Some(&guard(me.wrapping_add(1)))).expect_err("owner");
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("it is owned by uid {me}")),
+            "{refused}"
+        );
+        // A file LAPWING_POLICY names is the person's own choice: not held to the rule.
+        chmod(&path, 0o666);
+        assert!(Policy::load_guarded(&path, None).is_ok());
+        assert!(guard_for(&path).is_none(), "not the platform's own file");
     }
 
     #[test]

@@ -27,13 +27,7 @@ pub fn product_dirs() -> Vec<PathBuf> {
 /// The platform's system folder, whose manifests only the administrator may write: root
 /// on Unix; Administrators, SYSTEM and TrustedInstaller on Windows (see [`Trusted::windows`]).
 pub fn platform_system_folder() -> Option<SystemFolder> {
-    #[cfg(unix)]
-    let trusted = Trusted::Uid(0);
-    #[cfg(windows)]
-    let trusted = Trusted::windows(lapwing_fs::windows_security::administrator_running_this());
-    #[cfg(not(any(unix, windows)))]
-    return None;
-    #[cfg(any(unix, windows))]
+    let trusted = Trusted::platform()?;
     platform_product_dirs()
         .into_iter()
         .next()

@@ -48,6 +48,19 @@ impl Trusted {
         Self::Sids(sids)
     }
 
+    /// The platform's administrators: root on Unix; on Windows [`Trusted::windows`] with the
+    /// administrator running this, if this process runs as one. `None` elsewhere.
+    pub fn platform() -> Option<Self> {
+        #[cfg(unix)]
+        return Some(Self::Uid(0));
+        #[cfg(windows)]
+        return Some(Self::windows(
+            lapwing_fs::windows_security::administrator_running_this(),
+        ));
+        #[cfg(not(any(unix, windows)))]
+        return None;
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Uid(uid) => account(*uid),
@@ -192,12 +205,17 @@ impl SystemFolder {
 
     /// Why one manifest in the folder cannot be trusted, or `None`.
     pub fn file_refusal(&self, file: &Path) -> Option<String> {
+        self.refusal_of(file, "a manifest in the system folder")
+    }
+
+    /// Why `file`, named `what` in the sentence, cannot be trusted, or `None`.
+    pub fn refusal_of(&self, file: &Path, what: &str) -> Option<String> {
         let why = match Access::of(file) {
             Ok(access) => untrusted_because(&access?, &self.trusted)?,
             Err(e) => format!("it cannot be checked ({e})"),
         };
         Some(format!(
-            "refused: a manifest in the system folder must be writable only by {}, and {why}",
+            "refused: {what} must be writable only by {}, and {why}",
             self.trusted.describe()
         ))
     }
