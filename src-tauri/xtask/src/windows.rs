@@ -38,8 +38,8 @@ const WINDOWS_LINTED: [&str; 9] = [
     "lapwing",
 ];
 
-/// What is linted for macOS: the libraries and lapctl (see [`lint_macos`]).
-const MACOS_LINTED: [&str; 7] = [
+/// What is linted for macOS: the libraries, lapctl and lapd (see [`lint_macos`]).
+const MACOS_LINTED: [&str; 8] = [
     "lap-proto",
     "lapwing-fs",
     "lapwing-machine",
@@ -47,6 +47,7 @@ const MACOS_LINTED: [&str; 7] = [
     "lapwing-discovery",
     "lapwing-core",
     "lapctl",
+    "lapd",
 ];
 
 /// The private Wine prefix.
@@ -183,11 +184,11 @@ pub fn build_and_lint() -> Result {
     })
 }
 
-/// The libraries and lapctl checked and linted for macOS. Not the tray app (objc2's
-/// exception helper needs Apple's compiler) nor lapd (its bundled SQLite is C that needs
-/// Apple's compiler and SDK; lapd is a server, not part of the macOS desktop install).
+/// The libraries, lapctl and lapd checked and linted for macOS. Not the tray app: objc2's
+/// exception helper is C that needs Apple's compiler. (lapd links the system's SQLite on
+/// macOS, so its bundled C is not compiled for it; see lapd's Cargo.toml.)
 pub fn lint_macos() -> Result {
-    step("macOS: clippy of lapctl and the libraries", || {
+    step("macOS: clippy of lapctl, lapd and the libraries", || {
         let mut args = with_packages(vec!["clippy", "--target", MACOS, "--locked"], &MACOS_LINTED);
         args.extend(["--", "-D", "warnings"]);
         cmd("cargo", &args)
