@@ -126,6 +126,21 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
         "{entry}"
     );
 
+    // Renewed: a second exchange for the activated product (what the scheduler sends at
+    // RenewAfter) keeps its seat, the LicenseId unchanged.
+    let license_id = entry["license_id"].clone();
+    let out = lapctl(&["activate", &id, "--json"])
+        .output()
+        .expect("wine runs");
+    assert!(out.status.success(), "renew: {}", text(&out.stderr));
+    let status = json(&lapctl(&["status", "--json"]).output().expect("wine runs"));
+    let renewed = status
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} in the status: {status}"));
+    assert_eq!(renewed["state"], "activated", "{renewed}");
+    assert_eq!(renewed["license_id"], license_id, "{renewed}");
+
     // The key comes back from Credential Manager.
     let shown = json(
         &lapctl(&["key", "show", &id, "--reveal", "--json"])
