@@ -13,6 +13,16 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// PostgreSQL's settings for millions of seats, as the vendor guide (§5) gives them: the
+/// hot part of the seat index in PostgreSQL's own cache, and checkpoints far enough apart
+/// that one is not forced by the WAL of a burst of new seats (each first change of an index
+/// page after a checkpoint writes the whole page to the WAL).
+pub const SETTINGS_AT_SCALE: &[(&str, &str)] = &[
+    ("shared_buffers", "1GB"),
+    ("max_wal_size", "8GB"),
+    ("checkpoint_timeout", "30min"),
+];
+
 /// Said when the server programs are missing.
 pub const INSTALL_HINT: &str = "PostgreSQL's server programs (initdb, postgres) are needed for these tests: `apt-get install postgresql` (./dev.sh setup installs it), or set LAPD_TEST_PG_BIN to the folder holding them";
 
@@ -96,16 +106,22 @@ impl TempPostgres {
     /// Starts a server of its own; `durable` keeps fsync and synchronous commits on (what
     /// benchmarks measure).
     pub fn start(durable: bool) -> Self {
-        Self::start_listening(durable, None)
+        Self::start_listening(durable, None, &[])
+    }
+
+    /// A durable server set up the way the vendor guide (§5) advises for millions of seats:
+    /// the settings in [`SETTINGS_AT_SCALE`], fsync and synchronous commits on.
+    pub fn start_at_scale() -> Self {
+        Self::start_listening(true, None, SETTINGS_AT_SCALE)
     }
 
     /// A server that also listens on 127.0.0.1:`port` with TLS on, its certificate signed by a
     /// CA of its own ([`Self::ca_file`]); fsync off.
     pub fn start_tls(port: u16) -> Self {
-        Self::start_listening(false, Some(port))
+        Self::start_listening(false, Some(port), &[])
     }
 
-    fn start_listening(durable: bool, tls_port: Option<u16>) -> Self {
+    fn start_listening(durable: bool, tls_port: Option<u16>, settings: &[(&str, &str)]) -> Self {
         let bin = bin_dir();
         let user = server_user();
         let dir = tempfile::Builder::new()
@@ -160,6 +176,9 @@ impl TempPostgres {
                 ]
             }
         };
+        let settings = settings
+            .iter()
+            .flat_map(|(name, value)| ["-c".to_owned(), format!("{name}={value}")]);
         let mut shell = as_server_user(&mut Command::new("sh"), user)
             .current_dir(&dir)
             .args(["-c", SHELL, "lapd-test-postgres"])
@@ -169,6 +188,7 @@ impl TempPostgres {
             .arg(&dir)
             .arg(fsync)
             .args(&listen)
+            .args(settings)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
