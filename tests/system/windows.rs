@@ -37,6 +37,16 @@ fn json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }
 
+/// The `status --json` entry of product `id`, from a run of `command`.
+fn status_of(command: &mut std::process::Command, id: &str) -> Value {
+    let status = json(&command.output().expect("wine runs"));
+    status
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} in the status: {status}"))
+}
+
 /// A product id no earlier run left in the shared prefix's Credential Manager.
 fn fresh_id(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -81,11 +91,7 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
         command
     };
 
-    let status = json(&lapctl(&["status", "--json"]).output().expect("wine runs"));
-    let entry = status
-        .as_array()
-        .and_then(|all| all.iter().find(|p| p["id"] == id.as_str()))
-        .unwrap_or_else(|| panic!("{id} found in %ProgramData%: {status}"));
+    let entry = status_of(&mut lapctl(&["status", "--json"]), &id);
     assert_eq!(entry["state"], "unlicensed", "{entry}");
     assert_eq!(entry["has_key"], false, "{entry}");
 
@@ -112,11 +118,7 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
         .output()
         .expect("wine runs");
     assert!(out.status.success(), "activate: {}", text(&out.stderr));
-    let status = json(&lapctl(&["status", "--json"]).output().expect("wine runs"));
-    let entry = status
-        .as_array()
-        .and_then(|all| all.iter().find(|p| p["id"] == id.as_str()))
-        .unwrap_or_else(|| panic!("{id} in the status: {status}"));
+    let entry = status_of(&mut lapctl(&["status", "--json"]), &id);
     assert_eq!(entry["state"], "activated", "{entry}");
     assert_eq!(entry["has_key"], true, "{entry}");
     assert!(entry["license_id"].is_string(), "{entry}");
@@ -133,11 +135,7 @@ fn a_product_in_program_data_is_activated_with_its_key_in_credential_manager() {
         .output()
         .expect("wine runs");
     assert!(out.status.success(), "renew: {}", text(&out.stderr));
-    let status = json(&lapctl(&["status", "--json"]).output().expect("wine runs"));
-    let renewed = status
-        .as_array()
-        .and_then(|all| all.iter().find(|p| p["id"] == id.as_str()))
-        .unwrap_or_else(|| panic!("{id} in the status: {status}"));
+    let renewed = status_of(&mut lapctl(&["status", "--json"]), &id);
     assert_eq!(renewed["state"], "activated", "{renewed}");
     assert_eq!(renewed["license_id"], license_id, "{renewed}");
 
