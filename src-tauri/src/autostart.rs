@@ -1,5 +1,5 @@
-//! Start at login, through tauri-plugin-autostart (an XDG autostart entry on Linux, a login
-//! item on macOS, the Run key on Windows). On by default at the first run; once the person
+//! Start at login, through tauri-plugin-autostart (an XDG autostart entry on Linux, a
+//! LaunchAgent on macOS, the per-user Run key on Windows). On by default at the first run; once the person
 //! has chosen (or the default was applied) the choice is theirs and is never reapplied.
 //!
 //! The installers add a machine-wide entry for users who have not chosen yet (Windows: the
