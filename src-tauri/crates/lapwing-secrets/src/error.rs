@@ -11,6 +11,11 @@ use crate::keyring_os::KeyringOs;
 const OR_FILE_STORE: &str =
     "or, knowing the risk, keep secrets in a plain file with --insecure-file-store";
 
+/// How to unlock the keyring on this system. (Kept right above [`locked_fix`], Linux's arm
+/// first: lapwing-core's docs_match test reads a constant's text as the first string after
+/// its definition, to check the troubleshooting guide quotes this message.)
+const LOCKED_FIX: &str = locked_fix(KeyringOs::CURRENT);
+
 /// How to unlock the keyring on `os`.
 const fn locked_fix(os: KeyringOs) -> &'static str {
     match os {
@@ -23,6 +28,9 @@ const fn locked_fix(os: KeyringOs) -> &'static str {
         KeyringOs::Windows | KeyringOs::Other => "log in to the desktop session again",
     }
 }
+
+/// What to check on this system when its keyring cannot be reached (see [`LOCKED_FIX`]).
+const UNAVAILABLE_FIX: &str = unavailable_fix(KeyringOs::CURRENT);
 
 /// What to check on `os` when its keyring cannot be reached for a reason other than a lock.
 const fn unavailable_fix(os: KeyringOs) -> &'static str {
@@ -79,10 +87,7 @@ pub enum SecretError {
     NoService { address: Option<String> },
     /// The keyring (collection, keychain) is locked and was not unlocked: the unlock prompt
     /// was dismissed, or could not be shown (no desktop).
-    #[error(
-        "the keyring is locked ({detail}): {fix}; {OR_FILE_STORE}",
-        fix = locked_fix(KeyringOs::CURRENT)
-    )]
+    #[error("the keyring is locked ({detail}): {LOCKED_FIX}; {OR_FILE_STORE}")]
     Locked { detail: String },
     /// Linux: the Secret Service has no default collection to keep items in.
     #[error(
@@ -100,10 +105,7 @@ pub enum SecretError {
     )]
     PermissionDenied { detail: String },
     /// The platform's store exists but cannot be reached for a reason other than a lock.
-    #[error(
-        "the OS keyring cannot be used ({detail}): {fix}; {OR_FILE_STORE}",
-        fix = unavailable_fix(KeyringOs::CURRENT)
-    )]
+    #[error("the OS keyring cannot be used ({detail}): {UNAVAILABLE_FIX}; {OR_FILE_STORE}")]
     Unavailable { detail: String },
     /// This build has no keyring backend for the operating system it runs on.
     #[error(
