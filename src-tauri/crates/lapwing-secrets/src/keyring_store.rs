@@ -418,6 +418,17 @@ mod windows_tests {
     use super::*;
     use crate::SecretStore;
 
+    /// One test at a time in Credential Manager: under Wine, a read that ran while the other
+    /// test wrote the probe's item was once answered with the probe's value (a CI run on
+    /// 2026-12-03). What these tests check is one caller's round trip, not Wine's locking.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A product id of its own per run: the Wine prefix keeps Credential Manager between runs.
     fn fresh_product() -> String {
         let nanos = std::time::SystemTime::now()
@@ -428,6 +439,7 @@ mod windows_tests {
 
     #[test]
     fn a_secret_is_written_read_back_and_forgotten_in_credential_manager() {
+        let _one = exclusive();
         let store = KeyringStore::new().expect("Windows has a backend");
         assert_eq!(store.describe().backend, "Windows Credential Manager");
         let product = fresh_product();
@@ -467,6 +479,7 @@ mod windows_tests {
 
     #[test]
     fn the_doctor_probe_round_trips() {
+        let _one = exclusive();
         crate::probe(&KeyringStore::new().expect("backend")).expect("probe");
     }
 }
