@@ -26,6 +26,7 @@ mod process;
 mod setup;
 mod steps;
 mod suite;
+mod tray_watcher;
 mod ui;
 mod windows;
 
