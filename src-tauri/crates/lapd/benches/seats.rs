@@ -4,7 +4,8 @@
 //! the load, and the rate and latency of returning machines and of new ones, with lapd on
 //! core 0 (one worker) and the load generator on core 1.
 //!
-//! Sizes: `LAPD_BENCH_SEATS` (comma-separated, default `0,1000000`). The databases are filled
+//! Sizes: `LAPD_BENCH_SEATS` (comma-separated, default `0,1000000`); backends:
+//! `LAPD_BENCH_BACKENDS` (`sqlite`, `postgres`, or both, the default). The databases are filled
 //! with a bulk insert (`lapd db fill`), not through the protocol. PostgreSQL runs privately
 //! on a Unix socket with fsync and synchronous commits on and the settings the vendor guide
 //! gives for millions of seats (`SETTINGS_AT_SCALE`); lapd reaches it over that socket. After
@@ -245,20 +246,41 @@ fn sizes() -> Vec<u64> {
         .collect()
 }
 
+/// `LAPD_BENCH_BACKENDS`: `sqlite`, `postgres` or both (the default), comma-separated.
+fn backends() -> Vec<&'static str> {
+    let wanted = std::env::var("LAPD_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let chosen: Vec<&'static str> = ["sqlite", "postgres"]
+        .into_iter()
+        .filter(|b| wanted.split(',').any(|w| w.trim() == *b))
+        .collect();
+    assert!(
+        !chosen.is_empty(),
+        "LAPD_BENCH_BACKENDS: sqlite, postgres or both, comma-separated (got {wanted:?})"
+    );
+    chosen
+}
+
 fn main() {
     // `cargo bench` passes --bench; any other argument (a filter) is not ours to read.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let postgres = TempPostgres::start_at_scale();
+    let backends = backends();
+    let postgres = backends
+        .contains(&"postgres")
+        .then(TempPostgres::start_at_scale);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut figures = Vec::new();
     for seats in sizes() {
-        let sqlite: PathBuf = dir.path().join(format!("seats-{seats}.sqlite"));
-        let sqlite = sqlite.to_string_lossy().into_owned();
-        println!("== sqlite, {seats} seats");
-        figures.push(measure("sqlite", &sqlite, seats));
-        let _ = std::fs::remove_file(Path::new(&sqlite));
-        println!("== postgres, {seats} seats");
-        figures.push(measure("postgres", &postgres.database(), seats));
+        if backends.contains(&"sqlite") {
+            let sqlite: PathBuf = dir.path().join(format!("seats-{seats}.sqlite"));
+            let sqlite = sqlite.to_string_lossy().into_owned();
+            println!("== sqlite, {seats} seats");
+            figures.push(measure("sqlite", &sqlite, seats));
+            let _ = std::fs::remove_file(Path::new(&sqlite));
+        }
+        if let Some(postgres) = &postgres {
+            println!("== postgres, {seats} seats");
+            figures.push(measure("postgres", &postgres.database(), seats));
+        }
     }
     println!(
         "\n=== lapd seats (release; {cores} cores shared with other work; lapd on core 0 with one worker, load on core 1)"
