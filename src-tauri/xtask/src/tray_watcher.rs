@@ -4,7 +4,7 @@
 //! and opens its Products window at start (so that something of it can be seen), which is
 //! not what the app costs on a desktop with a panel.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use zbus::message::Header;
 use zbus::names::InterfaceName;
@@ -38,7 +38,7 @@ impl TrayWatcher {
 
 #[derive(Debug, Default)]
 struct Watcher {
-    items: Arc<Mutex<Vec<String>>>,
+    items: Mutex<Vec<String>>,
 }
 
 // The D-Bus interface fixes the signatures: zbus hands the header over by value, and the
