@@ -250,7 +250,7 @@ struct ServeArgs {
     /// `postgres://USER@HOST/DB` (put one with a password in --config, not here).
     #[arg(long)]
     db: Option<String>,
-    /// Worker threads, one socket each; 0 means one per core.
+    /// Sockets sharing the port, each served by 16 threads; 0 means one per core.
     #[arg(long)]
     threads: Option<usize>,
     /// Requests per second allowed from one source address; 0 turns limiting off.
@@ -964,7 +964,11 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(upstream) = upstream {
         lapd::upstream::sync_periodically(&server, upstream);
     }
-    run(&server, sockets);
-    tracing::info!(stats = %server.stats.summary(), "lapd stopped");
+    run(&server, &sockets);
+    let commits = server.with_store(Store::commit_stats);
+    tracing::info!(
+        stats = %server.stats.summary(), seat_writes = commits.writes, commits = commits.commits,
+        "lapd stopped"
+    );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The UDP service: one socket and one thread per core (SO_REUSEPORT), cheap checks first.
+//! The UDP service: one socket per core (SO_REUSEPORT), each served by a few dozen threads so
+//! that requests waiting for a flush do not hold others up; cheap checks first.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
@@ -312,15 +313,28 @@ fn new_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Threads receiving on each socket. One thread per core would do for the cryptography, but a
+/// request whose seat is written waits for a flush; while it does, the socket's other threads
+/// go on answering, and their writes join the next commit (see `store::group`). This many
+/// lets a commit carry as many writes as arrive during a slow disk's flush at the rate the
+/// cryptography allows one core.
+pub const THREADS_PER_SOCKET: usize = 16;
+
 /// Serves on the sockets until the stop flag is set; returns when every worker has ended.
-pub fn run(server: &Arc<Server>, sockets: Vec<UdpSocket>) {
+pub fn run(server: &Arc<Server>, sockets: &[UdpSocket]) {
     std::thread::scope(|scope| {
-        for (index, socket) in sockets.into_iter().enumerate() {
-            let server = Arc::clone(server);
-            std::thread::Builder::new()
-                .name(format!("lapd-worker-{index}"))
-                .spawn_scoped(scope, move || worker(&server, &socket))
-                .expect("spawning a worker thread");
+        for (index, socket) in sockets.iter().enumerate() {
+            let per_socket = std::env::var("LAPD_EXP_TPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(THREADS_PER_SOCKET);
+            for thread in 0..per_socket {
+                let server = Arc::clone(server);
+                std::thread::Builder::new()
+                    .name(format!("lapd-worker-{index}.{thread}"))
+                    .spawn_scoped(scope, move || worker(&server, socket))
+                    .expect("spawning a worker thread");
+            }
         }
     });
 }
@@ -371,7 +385,7 @@ impl Background {
         let serving = Arc::clone(&server);
         let thread = std::thread::Builder::new()
             .name("lapd".into())
-            .spawn(move || run(&serving, sockets))?;
+            .spawn(move || run(&serving, &sockets))?;
         Ok(Self {
             server,
             address,

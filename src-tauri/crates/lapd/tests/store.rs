@@ -7,7 +7,7 @@ use lap_proto::Uuid;
 use lapd::store::cached::SEAT_TRUST_SECS;
 use lapd::store::{
     Assignment, DbLocation, Lease, Limit, Listing, Move, Moved, PoolAsk, Released, SCHEMA_VERSION,
-    SeatRow, SeatStore, Store, StoreError, Take, Taken, Touch, TransferCap, Usage,
+    SeatRow, SeatStore, Store, StoreError, Take, Taken, Touch, TransferCap, Usage, Write, Written,
 };
 use lapd::test_util::TempPostgres;
 
@@ -93,6 +93,9 @@ both_backends!(
     a_seat_freed_elsewhere_leaves_the_cache_within_its_trust,
     pool_grants_never_exceed_the_license_across_intermediates,
     intermediates_racing_for_a_pool_never_overshoot,
+    a_batch_does_each_write_as_alone_with_one_commit,
+    a_batch_that_fails_writes_nothing,
+    concurrent_writes_share_commits_and_never_overshoot,
 );
 
 fn seats_survive_reopening_with_their_license_id(db: &Db) {
@@ -1070,4 +1073,220 @@ fn a_hung_postgres_statement_is_cancelled() {
     );
     held.rollback().expect("rollback");
     assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
+}
+
+fn touch_of<'a>(license: &'a str, machine: &'a [u8; 32], now: u64) -> Touch<'a> {
+    Touch {
+        license,
+        machine,
+        now,
+        not_after: Some(now.saturating_add(1000)),
+        generation: Some(7),
+        client_base_id: Uuid::from_u128(0xc1),
+    }
+}
+
+fn a_batch_does_each_write_as_alone_with_one_commit(db: &Db) {
+    let store = db.open();
+    new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 10, Limit::Seats(3)))
+            .expect("take"),
+    );
+    let writes = [
+        Write::Take(take("lic", &[2; 32], 2, 20, Limit::Seats(3))),
+        Write::Take(take("lic", &[1; 32], 99, 20, Limit::Seats(3))),
+        Write::Touch(touch_of("lic", &[1; 32], 30)),
+        Write::Take(take("lic", &[3; 32], 3, 20, Limit::Seats(3))),
+        Write::Take(take("lic", &[4; 32], 4, 20, Limit::Seats(3))),
+        Write::Touch(touch_of("lic", &[9; 32], 30)),
+        Write::Take(take("other", &[4; 32], 5, 20, Limit::None)),
+    ];
+    let written = store.write_batch(&writes).expect("batch");
+    assert_eq!(
+        written.len(),
+        writes.len(),
+        "one result per write, in order"
+    );
+    let seat_of = |machine: &[u8; 32]| store.seat("lic", machine).expect("read");
+    match written[0] {
+        Written::Taken(Taken::New { seat, usage }) => {
+            assert_eq!(seat.license_id, Uuid::from_u128(2));
+            assert_eq!(usage.seats_used, 2, "the count after this write");
+        }
+        other => panic!("a new seat, got {other:?}"),
+    }
+    assert!(
+        matches!(written[1], Written::Taken(Taken::Held { seat, .. }) if seat.license_id == Uuid::from_u128(1)),
+        "a holder keeps its own LicenseId: {:?}",
+        written[1]
+    );
+    assert!(
+        matches!(written[2], Written::Touched(Some(before)) if before.generation == 0 && before.last_seen == 10),
+        "the touch returns the seat as it was before it: {:?}",
+        written[2]
+    );
+    assert!(
+        matches!(written[3], Written::Taken(Taken::New { usage, .. }) if usage.seats_used == 3),
+        "{:?}",
+        written[3]
+    );
+    assert_eq!(
+        written[4],
+        Written::Taken(Taken::Full),
+        "the writes before it in the batch count"
+    );
+    assert_eq!(
+        written[5],
+        Written::Touched(None),
+        "no seat, nothing written"
+    );
+    assert!(matches!(written[6], Written::Taken(Taken::New { .. })));
+    let touched = seat_of(&[1; 32]).expect("held");
+    assert_eq!(
+        (touched.generation, touched.last_seen, touched.not_after),
+        (7, 30, Some(1030))
+    );
+    assert_eq!(seat_of(&[4; 32]), None);
+    // The same seat twice in one batch: the second sees the first.
+    let mut later = touch_of("lic", &[1; 32], 40);
+    later.generation = Some(9);
+    let written = store
+        .write_batch(&[
+            Write::Touch(touch_of("lic", &[2; 32], 40)),
+            Write::Touch(later),
+            Write::Touch(touch_of("lic", &[1; 32], 50)),
+        ])
+        .expect("batch");
+    assert!(
+        matches!(written[2], Written::Touched(Some(before)) if before.generation == 9 && before.last_seen == 40),
+        "{:?}",
+        written[2]
+    );
+    drop(store);
+    let reopened = db.open();
+    assert_eq!(reopened.usage("lic").expect("read").seats_used, 3);
+    assert_eq!(
+        reopened.seat_count().expect("count"),
+        4,
+        "every write of the batch is durable"
+    );
+}
+
+fn a_batch_that_fails_writes_nothing(db: &Db) {
+    let store = db.open();
+    new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 10, Limit::Seats(5)))
+            .expect("take"),
+    );
+    // A time no database column holds: the third write fails after two were done.
+    let unwritable = take("lic", &[3; 32], 3, u64::MAX, Limit::Seats(5));
+    let error = store
+        .write_batch(&[
+            Write::Take(take("lic", &[2; 32], 2, 20, Limit::Seats(5))),
+            Write::Touch(touch_of("lic", &[1; 32], 30)),
+            Write::Take(unwritable),
+        ])
+        .expect_err("a time out of range");
+    assert!(
+        matches!(error, StoreError::Corrupt(_)),
+        "the write's own error: {error}"
+    );
+    assert_eq!(store.seat("lic", &[2; 32]).expect("read"), None);
+    let untouched = store.seat("lic", &[1; 32]).expect("read").expect("held");
+    assert_eq!((untouched.generation, untouched.last_seen), (0, 10));
+    assert_eq!(store.usage("lic").expect("read").seats_used, 1);
+}
+
+fn concurrent_writes_share_commits_and_never_overshoot(db: &Db) {
+    const THREADS: u8 = 24;
+    const SEATS: u32 = 30;
+    let store = Arc::new(Store::new(db.open()));
+    // Machines 0..8 hold seats already; each thread renews one of them, takes new seats for
+    // two machines of its own; one thread's renewal is a write the database refuses.
+    for machine in 0..8u8 {
+        new_seat(
+            store
+                .take_seat(&take("lic", &[machine; 32], 1, 10, Limit::Seats(SEATS)))
+                .expect("take"),
+        );
+    }
+    let before = store.commit_stats();
+    let barrier = Arc::new(Barrier::new(usize::from(THREADS)));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                let held = [thread % 8; 32];
+                let seat = store.seat("lic", &held, 20).expect("read").expect("held");
+                // A time no database column holds: the one write the database refuses.
+                let now = if thread == 5 {
+                    u64::MAX
+                } else {
+                    3_700 + u64::from(thread)
+                };
+                let touched = store.touch(&touch_of("lic", &held, now), seat);
+                let mut taken = Vec::new();
+                for n in 0..2u8 {
+                    let machine = [100 + thread * 2 + n; 32];
+                    let id = u128::from(thread) * 10 + u128::from(n);
+                    taken.push((
+                        machine,
+                        store.take_seat(&take("lic", &machine, id, 30, Limit::Seats(SEATS))),
+                    ));
+                }
+                (touched, taken)
+            })
+        })
+        .collect();
+    let mut new = Vec::new();
+    let mut full = 0;
+    for (thread, handle) in threads.into_iter().enumerate() {
+        let (touched, taken) = handle.join().expect("thread");
+        if thread == 5 {
+            assert!(
+                matches!(touched, Err(StoreError::Corrupt(_))),
+                "only the bad write fails, with its own error: {touched:?}"
+            );
+        } else {
+            assert!(
+                matches!(touched, Ok(Some(_))),
+                "thread {thread}'s renewal: {touched:?}"
+            );
+        }
+        for (machine, result) in taken {
+            match result {
+                Ok(Taken::New { seat, .. }) => new.push((machine, seat)),
+                Ok(Taken::Full) => full += 1,
+                Ok(Taken::Held { .. }) => panic!("no machine asked twice"),
+                Err(error) => panic!("a take failed: {error}"),
+            }
+        }
+    }
+    assert_eq!(
+        new.len(),
+        usize::try_from(SEATS).expect("small") - 8,
+        "exactly the seats left were given"
+    );
+    assert_eq!(full, usize::from(THREADS) * 2 - new.len());
+    let backend = store.backend();
+    assert_eq!(backend.usage("lic").expect("read").seats_used, SEATS);
+    for (machine, seat) in &new {
+        assert_eq!(backend.seat("lic", machine).expect("read"), Some(*seat));
+    }
+    let stats = store.commit_stats();
+    let writes = stats.writes - before.writes;
+    let commits = stats.commits - before.commits;
+    assert_eq!(
+        writes,
+        u64::from(THREADS) * 3,
+        "every renewal and take wrote"
+    );
+    assert!(
+        commits < writes,
+        "writes arriving together shared commits: {commits} commits for {writes} writes"
+    );
 }

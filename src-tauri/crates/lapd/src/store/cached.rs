@@ -12,10 +12,11 @@ use std::sync::{Mutex, PoisonError};
 
 use hashlink::LruCache;
 
+use super::group::{CommitStats, GroupCommit, Queued};
 use super::location::DbLocation;
 use super::model::{
     Assignment, Lease, MachineHash, Move, Moved, PoolAsk, PoolGrant, Released, SeatStore,
-    StoreError, Take, Taken, Touch, TransferCap, Usage,
+    StoreError, Take, Taken, Touch, TransferCap, Usage, Written,
 };
 use super::sqlite::SqliteStore;
 
@@ -59,6 +60,8 @@ pub struct Store {
     usages: Mutex<LruCache<String, Cached<Usage>>>,
     /// UNIX seconds before which the database is taken as unreachable.
     down_until: AtomicU64,
+    /// New seats and renewals that write share commits.
+    group: GroupCommit,
 }
 
 impl Store {
@@ -72,6 +75,7 @@ impl Store {
             seats: Mutex::new(LruCache::new(seats.max(1))),
             usages: Mutex::new(LruCache::new(licenses.max(1))),
             down_until: AtomicU64::new(0),
+            group: GroupCommit::default(),
         }
     }
 
@@ -222,8 +226,9 @@ impl Store {
             return Err(StoreError::Unavailable);
         }
         let taken = self
-            .backend
-            .take_seat(take)
+            .group
+            .write(self.backend.as_ref(), Queued::take(take))
+            .and_then(Written::taken)
             .map_err(|e| self.note(e, take.now))?;
         if let Taken::New { seat, usage } | Taken::Held { seat, usage } = taken {
             self.cache_seat(take.license, take.machine, seat, take.now);
@@ -266,8 +271,9 @@ impl Store {
             return Err(StoreError::Unavailable);
         }
         let before = self
-            .backend
-            .touch(touch)
+            .group
+            .write(self.backend.as_ref(), Queued::touch(touch))
+            .and_then(Written::touched)
             .map_err(|e| self.note(e, touch.now))?;
         match before {
             Some(before) => {
@@ -365,6 +371,11 @@ impl Store {
     /// Every seat, every license together (read each time).
     pub fn seat_count(&self) -> Result<u64, StoreError> {
         self.backend.seat_count()
+    }
+
+    /// The seat writes of requests (new seats, renewals) and the commits they took.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.group.stats()
     }
 
     /// How many seats the cache holds now (at most [`SEAT_CACHE`]).

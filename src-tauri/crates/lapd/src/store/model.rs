@@ -41,9 +41,41 @@ pub enum StoreError {
     /// Not tried: the database was unreachable moments ago.
     #[error("seat database unreachable a moment ago; trying again in a few seconds")]
     Unavailable,
+    /// A thread the store needs (SQLite's checkpointer) could not be started.
+    #[error("seat database: cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    /// Not done: the commit this write shared with other requests' writes was interrupted
+    /// by a fault in the server itself (nothing of it was written).
+    #[error("seat database write abandoned: the shared commit it was part of failed")]
+    CommitAbandoned,
 }
 
 impl StoreError {
+    /// Whether the error may be one write's own (a value out of range, a row it conflicts
+    /// with, a deadlock it was chosen for), so that the other writes of a shared commit would
+    /// succeed without it; not when the database as a whole failed (busy, full, unreachable,
+    /// a statement cancelled), which trying each write again would only repeat.
+    pub fn may_be_one_writes(&self) -> bool {
+        match self {
+            // SQLSTATE classes 22 (data exception), 23 (integrity), 40 (transaction rollback:
+            // serialisation failure, deadlock).
+            Self::Postgres { source, .. } => source.as_db_error().is_some_and(|e| {
+                ["22", "23", "40"]
+                    .iter()
+                    .any(|c| e.code().code().starts_with(c))
+            }),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.code,
+                rusqlite::ErrorCode::ConstraintViolation
+                    | rusqlite::ErrorCode::TooBig
+                    | rusqlite::ErrorCode::TypeMismatch
+            ),
+            // A value that does not convert: the row's.
+            Self::Corrupt(_) | Self::Sqlite(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether the database could not be reached at all (as opposed to refusing a query):
     /// the cache then answers returning machines without asking again for a while.
     pub fn is_unreachable(&self) -> bool {
@@ -141,6 +173,20 @@ pub struct Touch<'a> {
     pub generation: Option<u32>,
     /// Recorded when the seat does not know its ClientBaseId yet (taken before schema 3).
     pub client_base_id: Uuid,
+}
+
+/// One write that may share a commit with other requests' writes (see `store::group`).
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    Take(Take<'a>),
+    Touch(Touch<'a>),
+}
+
+/// What a [`Write`] did: what [`SeatStore::take_seat`] or [`SeatStore::touch`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Taken(Taken),
+    Touched(Option<Assignment>),
 }
 
 /// A yearly cap on a license's transfers (releases and moves), as the store checks it.
@@ -253,6 +299,11 @@ pub trait SeatStore: Send + Sync + std::fmt::Debug {
     /// when nothing else changed), the answer's NotAfter, the highest Generation. Returns the
     /// seat as it was before, `None` when the machine holds no seat (nothing written).
     fn touch(&self, touch: &Touch<'_>) -> Result<Option<Assignment>, StoreError>;
+
+    /// Does `writes` in order in one transaction with one commit (one flush), as each would
+    /// do alone, and returns what each did, in order; an error leaves nothing of any of them
+    /// written. Several requests' writes then cost one flush (group commit).
+    fn write_batch(&self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError>;
 
     /// Frees the machine's seat under the license, durably, logging the transfer, unless the
     /// cap is reached.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use lap_proto::Uuid;
@@ -18,7 +18,7 @@ use postgres_native_tls::MakeTlsConnector;
 use super::model::{
     Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
     PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
-    TransferCap, Usage,
+    TransferCap, Usage, Write, Written,
 };
 
 /// The whole schema at version 2 (PostgreSQL starts there: version 1 was SQLite's only).
@@ -83,6 +83,12 @@ const POOL_COLUMNS: &str = "license_ref, machine_hash, seats, in_use, not_after,
 /// Any number, the same in every lapd: migrating servers take turns on it.
 const MIGRATION_LOCK: i64 = 0x6c61_7064_5345_4154;
 
+/// Connections one lapd opens at most, whatever its number of threads: each call holds one
+/// for a few indexed statements, and writes share one per commit (group commit), so a few
+/// serve many threads, and many servers fit under PostgreSQL's `max_connections` (100 by
+/// default).
+pub const MAX_CONNECTIONS: usize = 8;
+
 /// Waiting longer than this for a connection is waiting on an unreachable database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A statement running longer than this (a lock never released, a database in trouble) is
@@ -112,27 +118,72 @@ const INSERT_SEAT: &str = "INSERT INTO seat (license_ref, machine_hash, license_
 const COUNT_SEAT: &str = "UPDATE license SET seats_used = seats_used + 1,
      first_use = LEAST(first_use, $2) WHERE license_ref = $1 RETURNING seats_used, first_use";
 
-/// One connection and its prepared statements.
-struct Connection {
-    client: Client,
+/// A connection's prepared statements.
+struct Statements {
     seat: Statement,
     usage: Statement,
     count_since: Statement,
     lock_license: Statement,
     insert_seat: Statement,
     count_seat: Statement,
+    touch: Statement,
+    touch_many: Statement,
+}
+
+/// Records an answer to a machine holding a seat, in one round trip: the row lock keeps "the
+/// seat as it was before" exact against a concurrent touch, and the update (which needs the
+/// locked row first) writes only a seat that exists.
+const TOUCH: &str = "WITH before AS (
+         SELECT seat_id, license_id, first_seen, last_seen, not_after, generation, client_base_id
+         FROM seat WHERE license_ref = $1 AND machine_hash = $2 FOR UPDATE),
+     touched AS (
+         UPDATE seat SET last_seen = GREATEST(last_seen, $3), not_after = $4,
+             generation = GREATEST(generation, $5), client_base_id = COALESCE(client_base_id, $6)
+         WHERE license_ref = $1 AND machine_hash = $2 AND EXISTS (SELECT 1 FROM before))
+     SELECT * FROM before";
+
+/// [`TOUCH`] for several seats at once (each at most once), in one round trip: input row `n`
+/// comes back as `n` with its seat as it was, when it holds one. Every lock is taken, in
+/// the order of `n`, before the first row is updated (the count reads all of `before`).
+const TOUCH_MANY: &str = "WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[],
+             $6::bytea[], $7::int[])
+             AS i(license_ref, machine_hash, now, not_after, generation, client_base_id, n)),
+     before AS (
+         SELECT i.n, s.seat_id, s.license_id, s.first_seen, s.last_seen, s.not_after,
+             s.generation, s.client_base_id
+         FROM input i JOIN seat s
+             ON s.license_ref = i.license_ref AND s.machine_hash = i.machine_hash
+         ORDER BY i.n FOR UPDATE OF s),
+     touched AS (
+         UPDATE seat s SET last_seen = GREATEST(s.last_seen, i.now), not_after = i.not_after,
+             generation = GREATEST(s.generation, i.generation),
+             client_base_id = COALESCE(s.client_base_id, i.client_base_id)
+         FROM input i
+         WHERE s.license_ref = i.license_ref AND s.machine_hash = i.machine_hash
+             AND (SELECT COUNT(*) FROM before) > 0)
+     SELECT * FROM before";
+
+/// One connection and its prepared statements.
+struct Connection {
+    client: Client,
+    statements: Statements,
 }
 
 impl Connection {
     fn open(config: &Config, tls: &MakeTlsConnector) -> Result<Self, postgres::Error> {
         let mut client = config.connect(tls.clone())?;
         Ok(Self {
-            seat: client.prepare(SEAT)?,
-            usage: client.prepare(USAGE)?,
-            count_since: client.prepare(COUNT_SINCE)?,
-            lock_license: client.prepare(LOCK_LICENSE)?,
-            insert_seat: client.prepare(INSERT_SEAT)?,
-            count_seat: client.prepare(COUNT_SEAT)?,
+            statements: Statements {
+                seat: client.prepare(SEAT)?,
+                usage: client.prepare(USAGE)?,
+                count_since: client.prepare(COUNT_SINCE)?,
+                lock_license: client.prepare(LOCK_LICENSE)?,
+                insert_seat: client.prepare(INSERT_SEAT)?,
+                count_seat: client.prepare(COUNT_SEAT)?,
+                touch: client.prepare(TOUCH)?,
+                touch_many: client.prepare(TOUCH_MANY)?,
+            },
             client,
         })
     }
@@ -146,9 +197,17 @@ pub struct PostgresStore {
     tls: MakeTlsConnector,
     /// Names the database in errors and logs: hosts, user, database, never the password.
     what: String,
-    /// Connections not in use. Each worker thread takes one for a call: as many connections
-    /// as threads at most, opened when first needed, dropped when broken.
-    idle: Mutex<Vec<Connection>>,
+    /// The connections: at most [`MAX_CONNECTIONS`], opened when first needed, dropped when
+    /// broken. A call takes an idle one, or waits for one.
+    pool: Mutex<Pool>,
+    returned: Condvar,
+}
+
+/// Connections not in use, and how many are open in all.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -312,7 +371,8 @@ impl PostgresStore {
             what: describe(&config),
             config,
             tls,
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
         };
         let mut client = store
             .config
@@ -336,28 +396,48 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `call` on an idle connection (or a new one); a broken one is not given back.
+    /// Runs `call` on an idle connection, a new one while fewer than [`MAX_CONNECTIONS`] are
+    /// open, or the first one given back; a broken one is not given back.
     fn with<T>(
         &self,
         call: impl FnOnce(&mut Connection) -> Result<T, Failed>,
     ) -> Result<T, StoreError> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = loop {
+            if let Some(connection) = pool.idle.pop() {
+                break Some(connection);
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                break None;
+            }
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        drop(pool);
         let mut connection = match idle {
             Some(connection) => connection,
-            None => Connection::open(&self.config, &self.tls).map_err(|e| self.error(e))?,
+            None => Connection::open(&self.config, &self.tls).map_err(|e| {
+                self.give_back(None);
+                self.error(e)
+            })?,
         };
         let result = call(&mut connection);
-        if !connection.client.is_closed() {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(connection);
-        }
+        self.give_back((!connection.client.is_closed()).then_some(connection));
         result.map_err(|e| self.failed(e))
+    }
+
+    /// Returns a connection to the pool (`None`: it is closed, or never opened).
+    fn give_back(&self, connection: Option<Connection>) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        match connection {
+            Some(connection) => pool.idle.push(connection),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.returned.notify_one();
     }
 }
 
@@ -402,23 +482,36 @@ fn read_seat(
     license: &str,
     machine: &MachineHash,
 ) -> Result<Option<Assignment>, Failed> {
-    let row = connection
-        .client
-        .query_opt(&connection.seat, &[&license, &machine.as_slice()])?;
+    let row = connection.client.query_opt(
+        &connection.statements.seat,
+        &[&license, &machine.as_slice()],
+    )?;
     Ok(row.map(|row| assignment(&row, 0)).transpose()?)
 }
 
 fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
+    let mut transaction = connection.client.transaction()?;
+    let taken = take_in(&mut transaction, &connection.statements, take)?;
+    // synchronous_commit: durable before anyone is told.
+    transaction.commit()?;
+    Ok(taken)
+}
+
+/// Takes a seat inside `transaction` (see [`SeatStore::take_seat`]); the caller commits.
+fn take_in(
+    transaction: &mut Transaction<'_>,
+    statements: &Statements,
+    take: &Take<'_>,
+) -> Result<Taken, Failed> {
     let now = time(take.now)?;
     let machine = take.machine.as_slice();
-    let mut transaction = connection.client.transaction()?;
-    let row = transaction.query_one(&connection.lock_license, &[&take.license])?;
+    let row = transaction.query_one(&statements.lock_license, &[&take.license])?;
     let before = usage(row.get(0), row.get(1))?;
     let room = match take.limit {
         Limit::Seats(seats) => before.seats_used < seats,
         Limit::TakenSince { since, cap } => {
             let count: i64 = transaction
-                .query_one(&connection.count_since, &[&take.license, &time(since)?])?
+                .query_one(&statements.count_since, &[&take.license, &time(since)?])?
                 .get(0);
             count < i64::from(cap)
         }
@@ -428,7 +521,7 @@ fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
         let not_after = take.not_after.map(time).transpose()?;
         let client = take.client_base_id.map(|c| c.as_bytes().to_vec());
         transaction.query_opt(
-            &connection.insert_seat,
+            &statements.insert_seat,
             &[
                 &take.license,
                 &machine,
@@ -443,8 +536,7 @@ fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
         None
     };
     let Some(added) = added else {
-        let held = transaction.query_opt(&connection.seat, &[&take.license, &machine])?;
-        transaction.commit()?;
+        let held = transaction.query_opt(&statements.seat, &[&take.license, &machine])?;
         return Ok(match held {
             Some(row) => Taken::Held {
                 seat: assignment(&row, 0)?,
@@ -453,10 +545,8 @@ fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
             None => Taken::Full,
         });
     };
-    let row = transaction.query_one(&connection.count_seat, &[&take.license, &now])?;
+    let row = transaction.query_one(&statements.count_seat, &[&take.license, &now])?;
     let after = usage(row.get(0), row.get(1))?;
-    // synchronous_commit: durable before anyone is told.
-    transaction.commit()?;
     Ok(Taken::New {
         seat: Assignment {
             seat_id: unsigned(added.get(0), "seat id")?,
@@ -467,6 +557,102 @@ fn take(connection: &mut Connection, take: &Take<'_>) -> Result<Taken, Failed> {
         },
         usage: after,
     })
+}
+
+/// Does `writes` in one transaction: one commit, one flush (see [`SeatStore::write_batch`]).
+/// The takes go one by one in their order; the touches after them, all in one statement when
+/// no seat is touched twice (else one by one): a touch's result depends only on its own seat,
+/// which a take in the batch may have created before it.
+fn write_batch(connection: &mut Connection, writes: &[Write<'_>]) -> Result<Vec<Written>, Failed> {
+    let mut transaction = connection.client.transaction()?;
+    let statements = &connection.statements;
+    let mut written: Vec<Option<Written>> = vec![None; writes.len()];
+    let mut touches = Vec::new();
+    for (n, write) in writes.iter().enumerate() {
+        match write {
+            Write::Take(take) => {
+                written[n] = Some(Written::Taken(take_in(&mut transaction, statements, take)?));
+            }
+            Write::Touch(touch) => touches.push((n, touch)),
+        }
+    }
+    let mut seats: Vec<(&str, &MachineHash)> = touches
+        .iter()
+        .map(|(_, t)| (t.license, t.machine))
+        .collect();
+    seats.sort_unstable();
+    seats.dedup();
+    if seats.len() == touches.len() && touches.len() > 1 {
+        for (n, before) in touch_many(&mut transaction, statements, &touches)? {
+            written[n] = Some(Written::Touched(before));
+        }
+    } else {
+        for (n, touch) in touches {
+            written[n] = Some(Written::Touched(touch_in(
+                &mut transaction,
+                statements,
+                touch,
+            )?));
+        }
+    }
+    // synchronous_commit: durable before anyone is told.
+    transaction.commit()?;
+    written
+        .into_iter()
+        .map(|w| {
+            w.ok_or(Failed::Store(StoreError::Corrupt(
+                "a write of the batch was not done",
+            )))
+        })
+        .collect()
+}
+
+/// Touches distinct seats in one statement ([`TOUCH_MANY`]); each write's index and the seat
+/// as it was before (`None`: no such seat, nothing written).
+fn touch_many(
+    transaction: &mut Transaction<'_>,
+    statements: &Statements,
+    touches: &[(usize, &Touch<'_>)],
+) -> Result<Vec<(usize, Option<Assignment>)>, Failed> {
+    let mut licenses = Vec::with_capacity(touches.len());
+    let mut machines = Vec::with_capacity(touches.len());
+    let mut nows = Vec::with_capacity(touches.len());
+    let mut not_afters = Vec::with_capacity(touches.len());
+    let mut generations = Vec::with_capacity(touches.len());
+    let mut clients = Vec::with_capacity(touches.len());
+    let mut numbers = Vec::with_capacity(touches.len());
+    for (n, touch) in touches {
+        licenses.push(touch.license);
+        machines.push(touch.machine.as_slice());
+        nows.push(time(touch.now)?);
+        not_afters.push(touch.not_after.map(time).transpose()?);
+        generations.push(i64::from(touch.generation.unwrap_or(0)));
+        clients.push(touch.client_base_id.as_bytes().as_slice());
+        numbers.push(i32::try_from(*n).map_err(|_| StoreError::Corrupt("batch too large"))?);
+    }
+    let rows = transaction.query(
+        &statements.touch_many,
+        &[
+            &licenses,
+            &machines,
+            &nows,
+            &not_afters,
+            &generations,
+            &clients,
+            &numbers,
+        ],
+    )?;
+    let mut found: Vec<(usize, Option<Assignment>)> =
+        touches.iter().map(|(n, _)| (*n, None)).collect();
+    for row in &rows {
+        let n: i32 = row.get(0);
+        let slot = found
+            .iter_mut()
+            .find(|(m, _)| i32::try_from(*m).ok() == Some(n))
+            .ok_or(StoreError::Corrupt("a touched seat the batch did not name"))?;
+        slot.1 = Some(assignment(row, 1)?);
+    }
+    Ok(found)
 }
 
 fn import(client: &mut Client, rows: &[SeatRow]) -> Result<u64, Failed> {
@@ -608,24 +794,21 @@ fn remove_seat(
     Ok(())
 }
 
-fn touch(client: &mut Client, touch: &Touch<'_>) -> Result<Option<Assignment>, Failed> {
-    let mut transaction = client.transaction()?;
-    // The row lock keeps "the seat as it was before" exact against a concurrent touch.
+fn touch(connection: &mut Connection, touch: &Touch<'_>) -> Result<Option<Assignment>, Failed> {
+    let mut transaction = connection.client.transaction()?;
+    let before = touch_in(&mut transaction, &connection.statements, touch)?;
+    transaction.commit()?;
+    Ok(before)
+}
+
+/// Records an answer inside `transaction` (see [`SeatStore::touch`]); the caller commits.
+fn touch_in(
+    transaction: &mut Transaction<'_>,
+    statements: &Statements,
+    touch: &Touch<'_>,
+) -> Result<Option<Assignment>, Failed> {
     let row = transaction.query_opt(
-        &format!(
-            "SELECT {SEAT_COLUMNS} FROM seat WHERE license_ref = $1 AND machine_hash = $2 FOR UPDATE"
-        ),
-        &[&touch.license, &touch.machine.as_slice()],
-    )?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let before = assignment(&row, 0)?;
-    transaction.execute(
-        "UPDATE seat SET last_seen = GREATEST(last_seen, $3), not_after = $4,
-             generation = GREATEST(generation, $5),
-             client_base_id = COALESCE(client_base_id, $6)
-         WHERE license_ref = $1 AND machine_hash = $2",
+        &statements.touch,
         &[
             &touch.license,
             &touch.machine.as_slice(),
@@ -635,8 +818,7 @@ fn touch(client: &mut Client, touch: &Touch<'_>) -> Result<Option<Assignment>, F
             &touch.client_base_id.as_bytes().as_slice(),
         ],
     )?;
-    transaction.commit()?;
-    Ok(Some(before))
+    Ok(row.map(|row| assignment(&row, 0)).transpose()?)
 }
 
 fn release(
@@ -846,7 +1028,7 @@ impl SeatStore for PostgresStore {
 
     fn usage(&self, license: &str) -> Result<Usage, StoreError> {
         self.with(|c| {
-            let row = c.client.query_opt(&c.usage, &[&license])?;
+            let row = c.client.query_opt(&c.statements.usage, &[&license])?;
             Ok(match row {
                 Some(row) => usage(row.get(0), row.get(1))?,
                 None => Usage::default(),
@@ -858,7 +1040,7 @@ impl SeatStore for PostgresStore {
         self.with(|c| {
             let count: i64 = c
                 .client
-                .query_one(&c.count_since, &[&license, &time(since)?])?
+                .query_one(&c.statements.count_since, &[&license, &time(since)?])?
                 .get(0);
             Ok(u32::try_from(count).unwrap_or(u32::MAX))
         })
@@ -869,7 +1051,11 @@ impl SeatStore for PostgresStore {
     }
 
     fn touch(&self, request: &Touch<'_>) -> Result<Option<Assignment>, StoreError> {
-        self.with(|c| touch(&mut c.client, request))
+        self.with(|c| touch(c, request))
+    }
+
+    fn write_batch(&self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
+        self.with(|c| write_batch(c, writes))
     }
 
     fn release(

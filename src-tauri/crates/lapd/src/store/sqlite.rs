@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use lap_proto::Uuid;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::model::{
     Assignment, CapReached, Lease, Limit, ListedSeat, Listing, MachineHash, Move, Moved, PoolAsk,
     PoolGrant, Released, SCHEMA_VERSION, SeatRow, SeatStore, StoreError, Take, Taken, Touch,
-    TransferCap, Usage,
+    TransferCap, Usage, Write, Written,
 };
 
 /// Version 1 is the schema of the lapd that kept every seat in memory; its files open and
@@ -99,18 +99,44 @@ const SEAT_COLUMNS: &str =
 /// A SQLite seat database.
 #[derive(Debug)]
 pub struct SqliteStore {
-    // One connection: SQLite has one writer at a time anyway, and reads are microseconds.
+    /// Copies the WAL back into the database file off the commit path; `None` for an
+    /// in-memory database. Stopped first when the store is dropped.
+    #[allow(dead_code, reason = "held for its Drop, which stops the thread")]
+    checkpointer: Option<Checkpointer>,
+    // One writing connection: SQLite has one writer at a time anyway.
     connection: Mutex<Connection>,
+    /// The requests' reads (a machine's seat, a license's count), on a connection of their
+    /// own: in WAL mode they go on while a commit waits for its flush. `None` for an
+    /// in-memory database, whose reads use the one connection.
+    reader: Option<Mutex<Connection>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and migrates it to the current schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path).map_err(|source| StoreError::OpenSqlite {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::with_connection(connection)
+        let open = |flags| {
+            Connection::open_with_flags(path, flags).map_err(|source| StoreError::OpenSqlite {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut store = Self::with_connection(open(OpenFlags::default())?)?;
+        // After the writer has set WAL mode and migrated: the reader sees the schema.
+        let reader = open(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.pragma_update(None, "cache_size", CACHE_KIB)?;
+        store.reader = Some(Mutex::new(reader));
+        let checkpointer = open(OpenFlags::default())?;
+        checkpointer.busy_timeout(BUSY_TIMEOUT)?;
+        store.checkpointer = Some(Checkpointer::start(checkpointer)?);
+        // SQLite's own checkpoint runs in the committing connection, a pause for every request
+        // waiting on that commit: here it runs rarely and finds the checkpointer's work done,
+        // its part being to let the WAL start again from its beginning (which only a writer
+        // does, and only once every page in it is copied back).
+        store
+            .lock()
+            .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        Ok(store)
     }
 
     /// An in-memory database, for tests.
@@ -122,10 +148,13 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         // Another process holding the write lock (an import) is waited for, not failed on.
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.pragma_update(None, "cache_size", CACHE_KIB)?;
         migrate(&mut connection)?;
         Ok(Self {
+            checkpointer: None,
             connection: Mutex::new(connection),
+            reader: None,
         })
     }
 
@@ -134,7 +163,93 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The connection for a request's read.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.lock(),
+        }
+    }
 }
+
+/// Each connection's page cache, in KiB as SQLite counts a negative `cache_size`: the upper
+/// levels of the seat index and the pages recently read stay in memory (the default 2 MiB
+/// reads most of a large database's pages from the system's cache again, a system call each).
+const CACHE_KIB: i64 = -16_384;
+
+/// How often the checkpointer copies committed pages from the WAL into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// WAL pages after which the writing connection checkpoints itself (SQLite's default is
+/// 1,000); 16 MiB with 4 KiB pages.
+const WRITER_CHECKPOINT_PAGES: i64 = 4_096;
+
+/// The WAL file is cut back to this size once checkpointed (it grows with bursts of writes).
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// A thread copying committed pages from the WAL into the database file every
+/// [`CHECKPOINT_INTERVAL`] (a passive checkpoint: commits and reads go on meanwhile), on a
+/// connection of its own, so that no request's commit waits for it.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(connection: Connection) -> Result<Self, StoreError> {
+        connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        let stop = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("lapd-checkpoint".into())
+            .spawn(move || {
+                let (flag, wake) = &*stopping;
+                loop {
+                    let stopped = wake
+                        .wait_timeout_while(
+                            flag.lock().unwrap_or_else(PoisonError::into_inner),
+                            CHECKPOINT_INTERVAL,
+                            |stopped| !*stopped,
+                        )
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    if *stopped {
+                        return;
+                    }
+                    drop(stopped);
+                    let checkpoint = connection.query_row(
+                        "PRAGMA wal_checkpoint(PASSIVE)",
+                        [],
+                        |row| row.get::<_, i64>(0),
+                    );
+                    if let Err(error) = checkpoint {
+                        tracing::warn!(%error, "seat database checkpoint failed; trying again shortly");
+                    }
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (flag, wake) = &*self.stop;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How long a statement waits for another process's lock (an import) before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn stored_version(connection: &Connection) -> Result<u32, StoreError> {
     let has_table: bool = connection.query_row(
@@ -380,74 +495,101 @@ fn pool_grant(row: &rusqlite::Row<'_>) -> Result<PoolGrant, StoreError> {
     })
 }
 
+/// Takes a seat inside `transaction` (see [`SeatStore::take_seat`]); the caller commits.
+fn take_in(transaction: &Connection, take: &Take<'_>) -> Result<Taken, StoreError> {
+    if let Some(seat) = read_seat(transaction, take.license, take.machine)? {
+        let usage = read_usage(transaction, take.license)?;
+        return Ok(Taken::Held { seat, usage });
+    }
+    let room = match take.limit {
+        Limit::Seats(seats) => read_usage(transaction, take.license)?.seats_used < seats,
+        Limit::TakenSince { since, cap } => count_since(transaction, take.license, since)? < cap,
+        Limit::None => true,
+    };
+    if !room {
+        return Ok(Taken::Full);
+    }
+    let seat = Assignment {
+        generation: take.generation,
+        not_after: take.not_after,
+        client_base_id: take.client_base_id,
+        ..Assignment::new(take.license_id, take.now)
+    };
+    let seat = insert_seat(transaction, take.license, take.machine, seat)?.ok_or(
+        StoreError::Corrupt("a seat appeared inside a write transaction"),
+    )?;
+    let usage = read_usage(transaction, take.license)?;
+    Ok(Taken::New { seat, usage })
+}
+
+/// Records an answer inside `transaction` (see [`SeatStore::touch`]); the caller commits.
+fn touch_in(transaction: &Connection, touch: &Touch<'_>) -> Result<Option<Assignment>, StoreError> {
+    let Some(before) = read_seat(transaction, touch.license, touch.machine)? else {
+        return Ok(None);
+    };
+    transaction
+        .prepare_cached(
+            "UPDATE seat SET last_seen = MAX(last_seen, ?3), not_after = ?4,
+                 generation = MAX(generation, ?5),
+                 client_base_id = COALESCE(client_base_id, ?6)
+             WHERE license_ref = ?1 AND machine_hash = ?2",
+        )?
+        .execute(params![
+            touch.license,
+            touch.machine.as_slice(),
+            to_i64(touch.now)?,
+            touch.not_after.map(to_i64).transpose()?,
+            i64::from(touch.generation.unwrap_or(0)),
+            touch.client_base_id.as_bytes().as_slice(),
+        ])?;
+    Ok(Some(before))
+}
+
 impl SeatStore for SqliteStore {
     fn seat(&self, license: &str, machine: &MachineHash) -> Result<Option<Assignment>, StoreError> {
-        read_seat(&self.lock(), license, machine)
+        read_seat(&self.read(), license, machine)
     }
 
     fn usage(&self, license: &str) -> Result<Usage, StoreError> {
-        read_usage(&self.lock(), license)
+        read_usage(&self.read(), license)
     }
 
     fn seats_taken_since(&self, license: &str, since: u64) -> Result<u32, StoreError> {
-        count_since(&self.lock(), license, since)
+        count_since(&self.read(), license, since)
     }
 
     fn take_seat(&self, take: &Take<'_>) -> Result<Taken, StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(seat) = read_seat(&transaction, take.license, take.machine)? {
-            let usage = read_usage(&transaction, take.license)?;
-            return Ok(Taken::Held { seat, usage });
+        let taken = take_in(&transaction, take)?;
+        if let Taken::New { .. } = taken {
+            // Durable (synchronous = FULL) before anyone is told.
+            transaction.commit()?;
         }
-        let room = match take.limit {
-            Limit::Seats(seats) => read_usage(&transaction, take.license)?.seats_used < seats,
-            Limit::TakenSince { since, cap } => {
-                count_since(&transaction, take.license, since)? < cap
-            }
-            Limit::None => true,
-        };
-        if !room {
-            return Ok(Taken::Full);
-        }
-        let seat = Assignment {
-            generation: take.generation,
-            not_after: take.not_after,
-            client_base_id: take.client_base_id,
-            ..Assignment::new(take.license_id, take.now)
-        };
-        let seat = insert_seat(&transaction, take.license, take.machine, seat)?.ok_or(
-            StoreError::Corrupt("a seat appeared inside a write transaction"),
-        )?;
-        let usage = read_usage(&transaction, take.license)?;
-        // Durable (synchronous = FULL) before anyone is told.
-        transaction.commit()?;
-        Ok(Taken::New { seat, usage })
+        Ok(taken)
     }
 
     fn touch(&self, touch: &Touch<'_>) -> Result<Option<Assignment>, StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(before) = read_seat(&transaction, touch.license, touch.machine)? else {
-            return Ok(None);
-        };
-        transaction
-            .prepare_cached(
-                "UPDATE seat SET last_seen = MAX(last_seen, ?3), not_after = ?4,
-                     generation = MAX(generation, ?5),
-                     client_base_id = COALESCE(client_base_id, ?6)
-                 WHERE license_ref = ?1 AND machine_hash = ?2",
-            )?
-            .execute(params![
-                touch.license,
-                touch.machine.as_slice(),
-                to_i64(touch.now)?,
-                touch.not_after.map(to_i64).transpose()?,
-                i64::from(touch.generation.unwrap_or(0)),
-                touch.client_base_id.as_bytes().as_slice(),
-            ])?;
+        let before = touch_in(&transaction, touch)?;
         transaction.commit()?;
-        Ok(Some(before))
+        Ok(before)
+    }
+
+    fn write_batch(&self, writes: &[Write<'_>]) -> Result<Vec<Written>, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let written = writes
+            .iter()
+            .map(|write| match write {
+                Write::Take(take) => take_in(&transaction, take).map(Written::Taken),
+                Write::Touch(touch) => touch_in(&transaction, touch).map(Written::Touched),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // One flush (synchronous = FULL) for all of them, before anyone is told.
+        transaction.commit()?;
+        Ok(written)
     }
 
     fn release(
