@@ -2,7 +2,9 @@
 //! lapd with many seats in each backend, next to an empty database. Per backend and size:
 //! start-up time (spawn to the printed address), resident memory after start-up and after
 //! the load, and the rate and latency of returning machines and of new ones, with lapd on
-//! core 0 (one worker) and the load generator on core 1.
+//! core 0 (one socket) and the load generator on core 1. Next to each rate, what one core
+//! busy with lapd alone answers (the server's CPU time per answer): PostgreSQL's own work,
+//! which a vendor runs on its database host, shares these two cores with lapd and the load.
 //!
 //! Sizes: `LAPD_BENCH_SEATS` (comma-separated, default `0,1000000`); backends:
 //! `LAPD_BENCH_BACKENDS` (`sqlite`, `postgres`, or both, the default). The databases are filled
@@ -60,6 +62,19 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time a process's threads have used so far, in nanoseconds (the kernel's scheduler
+/// statistics, summed over its threads).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 struct Vendor {
     dir: tempfile::TempDir,
 }
@@ -112,7 +127,11 @@ struct Figures {
     new_at: serde_json::Value,
 }
 
-fn load(vendor: &Vendor, address: &str, machines: &str, rate: u32) -> serde_json::Value {
+/// One `lapd bench` run against the server `pid` at `address`; its report, with the server's
+/// CPU time per answer added (`lapd_cpu_us_per_answer`): what one of its cores can answer,
+/// whatever else (the database, the load generator) used the machine's cores meanwhile.
+fn load(vendor: &Vendor, pid: u32, address: &str, machines: &str, rate: u32) -> serde_json::Value {
+    let cpu_before = cpu_ns(pid);
     let text = run(
         "taskset",
         &[
@@ -135,11 +154,17 @@ fn load(vendor: &Vendor, address: &str, machines: &str, rate: u32) -> serde_json
             "--seconds",
             SECONDS,
             "--concurrency",
-            if rate == 0 { "16" } else { "64" },
+            "64",
             "--json",
         ],
     );
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bench output {text}: {e}"))
+    let cpu = cpu_ns(pid).saturating_sub(cpu_before);
+    let mut report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bench output {text}: {e}"));
+    let answers = report["answered_with_warmup"].as_f64().unwrap_or(f64::NAN);
+    let cpu_us = std::time::Duration::from_nanos(cpu).as_secs_f64() * 1e6;
+    report["lapd_cpu_us_per_answer"] = serde_json::json!(cpu_us / answers);
+    report
 }
 
 fn measure(backend: &'static str, db: &str, seats: u64) -> Figures {
@@ -213,10 +238,10 @@ fn measure(backend: &'static str, db: &str, seats: u64) -> Figures {
     let (rss_start, _) = rss_mib(pid);
     let filled = format!("filled:{seats}");
     let returning_machines = if seats > 0 { filled.as_str() } else { "one" };
-    let returning = load(&vendor, &address, returning_machines, 0);
-    let returning_at = load(&vendor, &address, returning_machines, 1000);
-    let new = load(&vendor, &address, "new", 0);
-    let new_at = load(&vendor, &address, "new", 200);
+    let returning = load(&vendor, pid, &address, returning_machines, 0);
+    let returning_at = load(&vendor, pid, &address, returning_machines, 1000);
+    let new = load(&vendor, pid, &address, "new", 0);
+    let new_at = load(&vendor, pid, &address, "new", 200);
     let (rss_end, peak) = rss_mib(pid);
     drop(server);
     Figures {
@@ -283,16 +308,19 @@ fn main() {
         }
     }
     println!(
-        "\n=== lapd seats (release; {cores} cores shared with other work; lapd on core 0 with one worker, load on core 1)"
+        "\n=== lapd seats (release; {cores} cores shared with other work; lapd on core 0 with one socket, load on core 1)"
     );
     println!(
-        "backend   seats      fill s  start-up ms  RSS MiB start/end/peak  returning/s  p99 ms @1000/s  new/s  p99 ms @200/s"
+        "backend   seats      fill s  start-up ms  RSS MiB start/end/peak  returning/s (per lapd core)  p99 ms @1000/s  new/s (per lapd core)  p99 ms @200/s"
     );
     for f in &figures {
         let ms = |v: &serde_json::Value| v["p99_us"].as_f64().unwrap_or(f64::NAN) / 1000.0;
         let rate = |v: &serde_json::Value| v["responses_per_second"].as_f64().unwrap_or(f64::NAN);
+        // A core fully busy with lapd alone would answer this many a second.
+        let per_core =
+            |v: &serde_json::Value| 1e6 / v["lapd_cpu_us_per_answer"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<9} {:<10} {:>6.1}  {:>11.0}  {:>6.1}/{:>5.1}/{:>5.1}        {:>11.0}  {:>14.2}  {:>5.0}  {:>13.2}",
+            "{:<9} {:<10} {:>6.1}  {:>11.0}  {:>6.1}/{:>5.1}/{:>5.1}        {:>11.0} ({:>6.0})  {:>14.2}  {:>5.0} ({:>6.0})  {:>13.2}",
             f.backend,
             f.seats,
             f.fill_s,
@@ -301,8 +329,10 @@ fn main() {
             f.rss_end,
             f.peak,
             rate(&f.returning),
+            per_core(&f.returning),
             ms(&f.returning_at),
             rate(&f.new),
+            per_core(&f.new),
             ms(&f.new_at)
         );
         for (name, run) in [

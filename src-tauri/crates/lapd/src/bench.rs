@@ -105,6 +105,9 @@ pub struct BenchReport {
     pub seconds: f64,
     pub sent: u64,
     pub answered: u64,
+    /// Every answer, those of the half-second warm-up before the clock too: what the server
+    /// did over the whole run (to divide its CPU time by).
+    pub answered_with_warmup: u64,
     pub timeouts: u64,
     /// Requests sent more than 0.5 ms after they were due (see `LATE_SEND`): when this is not
     /// small, raise `--concurrency`, or the generator's own core is the limit.
@@ -282,6 +285,7 @@ impl Client {
 struct Tally {
     sent: u64,
     answered: u64,
+    answered_with_warmup: u64,
     timeouts: u64,
     late_sends: u64,
     verified: u64,
@@ -373,6 +377,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             };
             match client.socket.recv(&mut buffer) {
                 Ok(len) => {
+                    total.answered_with_warmup += 1;
                     if flight.measured {
                         total.answered += 1;
                         total.latencies_us.push(micros(flight.due.elapsed()));
@@ -410,6 +415,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         seconds: config.seconds,
         sent: total.sent,
         answered: total.answered,
+        answered_with_warmup: total.answered_with_warmup,
         timeouts: total.timeouts,
         late_sends: total.late_sends,
         verified: total.verified,
