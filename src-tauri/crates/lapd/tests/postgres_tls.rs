@@ -57,6 +57,11 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
         .expect("pg_stat_ssl")
         .get(0);
     assert!(unencrypted >= 1, "the plain connection is missing");
+    // As libpq, a plain connection reads no root certificate (nor the system's store).
+    let not_pem = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(not_pem.path(), "not a certificate").expect("write");
+    PostgresStore::open_with(&url.replace("?sslmode=require", ""), Some(not_pem.path()))
+        .expect("a plain connection ignores the root certificate");
 
     // Without the CA, the system's store does not know this server: refused, not downgraded.
     let error = PostgresStore::open_with(&url, None).expect_err("an unknown CA");
@@ -64,8 +69,6 @@ fn sslmode_require_encrypts_and_checks_the_servers_certificate() {
     assert!(chain.contains("certificate"), "{chain}");
 
     // A root certificate file that is not one is said as such.
-    let not_pem = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(not_pem.path(), "not a certificate").expect("write");
     let error = PostgresStore::open_with(&url, Some(not_pem.path())).expect_err("not PEM");
     assert!(
         error.to_string().contains("not a PEM certificate"),

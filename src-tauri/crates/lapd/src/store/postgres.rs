@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lap_proto::Uuid;
 use postgres::config::{Host, SslMode};
-use postgres::{Client, Config, Statement, Transaction};
+use postgres::{Client, Config, NoTls, Statement, Transaction};
 use postgres_native_tls::MakeTlsConnector;
 
 use super::model::{
@@ -171,8 +171,8 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(config: &Config, tls: &MakeTlsConnector) -> Result<Self, postgres::Error> {
-        let mut client = config.connect(tls.clone())?;
+    fn open(config: &Config, tls: Option<&MakeTlsConnector>) -> Result<Self, postgres::Error> {
+        let mut client = connect(config, tls)?;
         Ok(Self {
             statements: Statements {
                 seat: client.prepare(SEAT)?,
@@ -193,8 +193,9 @@ impl Connection {
 pub struct PostgresStore {
     config: Config,
     /// TLS for TCP connections when the URL asks for it (`sslmode=require`); Unix sockets
-    /// never use it.
-    tls: MakeTlsConnector,
+    /// never use it. `None` when not asked for: making a connector reads the system's whole
+    /// certificate store, which took most of lapd's start-up on PostgreSQL.
+    tls: Option<MakeTlsConnector>,
     /// Names the database in errors and logs: hosts, user, database, never the password.
     what: String,
     /// The connections: at most [`MAX_CONNECTIONS`], opened when first needed, dropped when
@@ -219,6 +220,14 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 /// The TLS side of connections: the system's certificate store, and a private CA if given.
+/// Connects with TLS only when there is a connector (the URL asked for TLS).
+fn connect(config: &Config, tls: Option<&MakeTlsConnector>) -> Result<Client, postgres::Error> {
+    match tls {
+        Some(tls) => config.connect(tls.clone()),
+        None => config.connect(NoTls),
+    }
+}
+
 fn tls_connector(root_certificate: Option<&Path>) -> Result<MakeTlsConnector, StoreError> {
     let tls_error = |reason: String| StoreError::Tls(reason);
     let mut builder = native_tls::TlsConnector::builder();
@@ -341,7 +350,6 @@ impl PostgresStore {
     /// As [`Self::open`], trusting `root_certificate` (PEM, a private CA; libpq's
     /// `PGSSLROOTCERT`) besides the system's certificate store.
     pub fn open_with(url: &str, root_certificate: Option<&Path>) -> Result<Self, StoreError> {
-        let tls = tls_connector(root_certificate)?;
         let mut config: Config = url.parse().map_err(|source| StoreError::Postgres {
             what: "URL".into(),
             source,
@@ -353,6 +361,10 @@ impl PostgresStore {
         if config.get_ssl_mode() == SslMode::Prefer {
             config.ssl_mode(SslMode::Disable);
         }
+        // As libpq, a root certificate is read only for TLS.
+        let tls = (config.get_ssl_mode() != SslMode::Disable)
+            .then(|| tls_connector(root_certificate))
+            .transpose()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -374,10 +386,7 @@ impl PostgresStore {
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
         };
-        let mut client = store
-            .config
-            .connect(store.tls.clone())
-            .map_err(|e| store.error(e))?;
+        let mut client = connect(&store.config, store.tls.as_ref()).map_err(|e| store.error(e))?;
         migrate(&mut client).map_err(|e| store.failed(e))?;
         Ok(store)
     }
@@ -419,7 +428,7 @@ impl PostgresStore {
         drop(pool);
         let mut connection = match idle {
             Some(connection) => connection,
-            None => Connection::open(&self.config, &self.tls).map_err(|e| {
+            None => Connection::open(&self.config, self.tls.as_ref()).map_err(|e| {
                 self.give_back(None);
                 self.error(e)
             })?,
