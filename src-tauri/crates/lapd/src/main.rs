@@ -965,6 +965,10 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         lapd::upstream::sync_periodically(&server, upstream);
     }
     run(&server, &sockets);
+    // The store is not dropped here (the catalog watcher and the sweep hold the server).
+    if let Err(error) = server.with_store(Store::write_back) {
+        tracing::warn!(%error, "seat database not written back at stop");
+    }
     let commits = server.with_store(Store::commit_stats);
     tracing::info!(
         stats = %server.stats.summary(), seat_writes = commits.writes, commits = commits.commits,

@@ -174,6 +174,32 @@ fn seats_are_listed_and_released_while_serve_runs() {
     let seats = list(&[]);
     assert_eq!(seats.len(), 1);
     assert_eq!(seats[0]["machine_hash_prefix"], "bbbbbbbbbbbb");
+
+    // Stopped, its database file alone holds every seat (nothing left in the WAL beside
+    // it): what a vendor copies after stopping lapd.
+    #[cfg(unix)]
+    {
+        let mut serving = serving;
+        let pid = serving.child.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(signalled.expect("kill runs").success());
+        let stopped = serving.child.wait().expect("serve stops");
+        assert!(stopped.success(), "lapd serve ended with {stopped}");
+        let alone = dir.path().join("copy");
+        std::fs::create_dir(&alone).expect("folder");
+        std::fs::copy(&db, alone.join("seats.sqlite")).expect("copy");
+        let (code, out, err) = run(&[
+            "seats",
+            "list",
+            "--db",
+            path(&alone.join("seats.sqlite")),
+            "--json",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let seats: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(seats.len(), 1, "{seats:?}");
+        assert_eq!(seats[0]["machine_hash_prefix"], "bbbbbbbbbbbb");
+    }
 }
 
 #[test]

@@ -471,6 +471,41 @@ fn a_version_1_sqlite_file_migrates_in_place() {
     assert_eq!(user_version, i64::from(SCHEMA_VERSION));
 }
 
+/// What a dropped SQLite store committed is in its database file alone (the last connection
+/// to close must be the writer, which empties the WAL), as after `write_back` on one still
+/// open: a vendor copies the file of a stopped lapd.
+#[test]
+fn a_sqlite_file_alone_holds_every_seat_after_write_back_or_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lapd.sqlite");
+    let copy_alone = |name: &str| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).expect("folder");
+        std::fs::copy(&path, folder.join("lapd.sqlite")).expect("copy");
+        DbLocation::Sqlite(folder.join("lapd.sqlite"))
+            .open()
+            .expect("the copy opens")
+    };
+    let store = DbLocation::Sqlite(path.clone()).open().expect("open");
+    new_seat(
+        store
+            .take_seat(&take("lic", &[1; 32], 1, 100, Limit::Seats(5)))
+            .expect("take"),
+    );
+    store.write_back().expect("written back");
+    let copy = copy_alone("written-back");
+    assert!(copy.seat("lic", &[1; 32]).expect("read").is_some());
+
+    new_seat(
+        store
+            .take_seat(&take("lic", &[2; 32], 2, 100, Limit::Seats(5)))
+            .expect("take"),
+    );
+    drop(store);
+    let copy = copy_alone("closed");
+    assert_eq!(copy.seat_count().expect("count"), 2);
+}
+
 /// The database going away: a machine whose seat is cached is still answered, however long
 /// ago it was read; a new seat is not given, and the database is left alone for a while.
 #[test]

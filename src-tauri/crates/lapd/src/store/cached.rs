@@ -373,6 +373,11 @@ impl Store {
         self.backend.seat_count()
     }
 
+    /// See [`SeatStore::write_back`]: lapd has stopped answering.
+    pub fn write_back(&self) -> Result<(), StoreError> {
+        self.backend.write_back()
+    }
+
     /// The seat writes of requests (new seats, renewals) and the commits they took.
     pub fn commit_stats(&self) -> CommitStats {
         self.group.stats()

@@ -48,6 +48,12 @@ pub enum StoreError {
     /// by a fault in the server itself (nothing of it was written).
     #[error("seat database write abandoned: the shared commit it was part of failed")]
     CommitAbandoned,
+    /// Another program's read kept SQLite from finishing this; nothing is lost (committed
+    /// seats stay in the `-wal` file beside the database until it is done).
+    #[error(
+        "seat database busy: another program reading it kept lapd from {0}; the seats are safe in the -wal file beside it"
+    )]
+    Busy(&'static str),
 }
 
 impl StoreError {
@@ -357,6 +363,13 @@ pub trait SeatStore: Send + Sync + std::fmt::Debug {
 
     /// Every pool grant, in (license, machine) order (`lapd pools list`).
     fn pool_grants(&self) -> Result<Vec<PoolGrant>, StoreError>;
+
+    /// Called when lapd stops answering: leaves every committed seat where a copy of the
+    /// database finds it without lapd (for SQLite, in the database file rather than its WAL).
+    /// Committed seats are durable either way; this is about what a vendor copies.
+    fn write_back(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// An intermediate server's ask for seats of a pool license (profile §10), as the vendor's

@@ -103,12 +103,15 @@ pub struct SqliteStore {
     /// in-memory database. Stopped first when the store is dropped.
     #[allow(dead_code, reason = "held for its Drop, which stops the thread")]
     checkpointer: Option<Checkpointer>,
-    // One writing connection: SQLite has one writer at a time anyway.
-    connection: Mutex<Connection>,
     /// The requests' reads (a machine's seat, a license's count), on a connection of their
     /// own: in WAL mode they go on while a commit waits for its flush. `None` for an
-    /// in-memory database, whose reads use the one connection.
+    /// in-memory database, whose reads use the one connection. Declared (so dropped) before
+    /// the writer: the last connection to close copies the WAL into the database file and
+    /// removes it, which a read-only one cannot, and a stopped lapd's file alone must hold
+    /// every seat (a vendor copies it).
     reader: Option<Mutex<Connection>>,
+    // One writing connection: SQLite has one writer at a time anyway.
+    connection: Mutex<Connection>,
 }
 
 impl SqliteStore {
@@ -836,5 +839,17 @@ impl SeatStore for SqliteStore {
         let rows = statement.query_map([], |row| Ok(pool_grant(row)))?;
         rows.map(|row| -> Result<PoolGrant, StoreError> { row? })
             .collect()
+    }
+
+    fn write_back(&self) -> Result<(), StoreError> {
+        // TRUNCATE: every frame copied into the database file and the WAL emptied; it waits
+        // (BUSY_TIMEOUT) for a reader of another process, and says if one kept it from ending.
+        let busy: i64 = self
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::Busy("copying the WAL into the database file"));
+        }
+        Ok(())
     }
 }
