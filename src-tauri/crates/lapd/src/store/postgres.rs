@@ -189,6 +189,26 @@ impl Connection {
     }
 }
 
+/// A connection slot of the pool in use, given back however the call ends. After a panic
+/// the connection's state is unknown, so it is closed and its slot freed: a slot kept
+/// counted would be lost for good, and [`MAX_CONNECTIONS`] of them would leave every request
+/// waiting for a connection.
+struct Slot<'a> {
+    store: &'a PostgresStore,
+    /// `None` until opened, or when opening failed.
+    connection: Option<Connection>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let reusable = self
+            .connection
+            .take()
+            .filter(|c| !std::thread::panicking() && !c.client.is_closed());
+        self.store.give_back(reusable);
+    }
+}
+
 /// A PostgreSQL seat database, with its connections.
 pub struct PostgresStore {
     config: Config,
@@ -426,16 +446,17 @@ impl PostgresStore {
                 .unwrap_or_else(PoisonError::into_inner);
         };
         drop(pool);
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => Connection::open(&self.config, self.tls.as_ref()).map_err(|e| {
-                self.give_back(None);
-                self.error(e)
-            })?,
+        let mut slot = Slot {
+            store: self,
+            connection: None,
         };
-        let result = call(&mut connection);
-        self.give_back((!connection.client.is_closed()).then_some(connection));
-        result.map_err(|e| self.failed(e))
+        let connection = match idle {
+            Some(connection) => slot.connection.insert(connection),
+            None => slot.connection.insert(
+                Connection::open(&self.config, self.tls.as_ref()).map_err(|e| self.error(e))?,
+            ),
+        };
+        call(connection).map_err(|e| self.failed(e))
     }
 
     /// Returns a connection to the pool (`None`: it is closed, or never opened).
@@ -1179,5 +1200,29 @@ impl SeatStore for PostgresStore {
             )?;
             Ok(rows.iter().map(pool_grant).collect::<Result<_, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_that_panics_frees_its_connection_slot() {
+        let server = crate::test_util::TempPostgres::shared();
+        let store = PostgresStore::open(&server.database()).expect("open");
+        for _ in 0..=MAX_CONNECTIONS {
+            let call = std::panic::AssertUnwindSafe(|| {
+                store.with(|_| -> Result<(), Failed> { panic!("a bug inside a call") })
+            });
+            assert!(std::panic::catch_unwind(call).is_err());
+        }
+        let open = store
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open;
+        assert_eq!(open, 0, "a panicked call's slot is still counted");
+        assert_eq!(store.seat_count().expect("a connection is free"), 0);
     }
 }
