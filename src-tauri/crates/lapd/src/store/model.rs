@@ -48,12 +48,12 @@ pub enum StoreError {
     /// by a fault in the server itself (nothing of it was written).
     #[error("seat database write abandoned: the shared commit it was part of failed")]
     CommitAbandoned,
-    /// Another program's read kept SQLite from finishing this; nothing is lost (committed
-    /// seats stay in the `-wal` file beside the database until it is done).
+    /// Another program's read kept SQLite from copying the WAL into the database file at
+    /// stop; nothing is lost (committed seats stay in the `-wal` file beside it).
     #[error(
-        "seat database busy: another program reading it kept lapd from {0}; the seats are safe in the -wal file beside it"
+        "seat database busy: another program reading it kept lapd from copying the WAL into the database file; the seats are safe in the -wal file beside it"
     )]
-    Busy(&'static str),
+    WalBusy,
 }
 
 impl StoreError {

@@ -239,7 +239,6 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// The TLS side of connections: the system's certificate store, and a private CA if given.
 /// Connects with TLS only when there is a connector (the URL asked for TLS).
 fn connect(config: &Config, tls: Option<&MakeTlsConnector>) -> Result<Client, postgres::Error> {
     match tls {
@@ -248,6 +247,7 @@ fn connect(config: &Config, tls: Option<&MakeTlsConnector>) -> Result<Client, po
     }
 }
 
+/// The TLS side of connections: the system's certificate store, and a private CA if given.
 fn tls_connector(root_certificate: Option<&Path>) -> Result<MakeTlsConnector, StoreError> {
     let tls_error = |reason: String| StoreError::Tls(reason);
     let mut builder = native_tls::TlsConnector::builder();

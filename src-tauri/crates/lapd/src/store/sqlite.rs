@@ -848,7 +848,7 @@ impl SeatStore for SqliteStore {
             .lock()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
         if busy != 0 {
-            return Err(StoreError::Busy("copying the WAL into the database file"));
+            return Err(StoreError::WalBusy);
         }
         Ok(())
     }
